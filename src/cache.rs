@@ -1,0 +1,249 @@
+//! The public handle: an open store with its background evictor, or a disabled cache
+//! that a build can use as if nothing had failed.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::policy::{system_clock, Background, Clock, PolicyReport};
+use crate::stats::Stats;
+use crate::store::{check_key, check_value, Store};
+
+/// A cache handle. Every method takes `&self` and may be called from many threads.
+pub struct Cache {
+    inner: Inner,
+}
+
+enum Inner {
+    Open {
+        // Dropped first: the evictor stops before the store closes.
+        _background: Background,
+        store: Arc<Store>,
+    },
+    Disabled(Disabled),
+}
+
+/// A cache that could not be opened: gets miss, writes are dropped.
+struct Disabled {
+    reason: Error,
+    categories: Vec<String>,
+    read_only: bool,
+    misses: AtomicU64,
+}
+
+impl Disabled {
+    fn check(&self, category: &[u8], key: &[u8]) -> Result<()> {
+        if !self.categories.iter().any(|c| c.as_bytes() == category) {
+            return Err(Error::UnknownCategory(String::from_utf8_lossy(category).into_owned()));
+        }
+        check_key(key)
+    }
+
+    fn check_categories(&self, cats: &[&[u8]]) -> Result<()> {
+        for c in cats {
+            if !self.categories.iter().any(|n| n.as_bytes() == *c) {
+                return Err(Error::UnknownCategory(String::from_utf8_lossy(c).into_owned()));
+            }
+        }
+        Ok(())
+    }
+
+    fn miss(&self) -> Result<Option<Vec<u8>>> {
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        Ok(None)
+    }
+}
+
+/// Whether `fallback_disabled` turns this open error into a disabled cache.
+fn falls_back(e: &Error) -> bool {
+    matches!(e, Error::Io(_) | Error::NoSpace(_) | Error::Locked(_) | Error::Corruption(_) | Error::Incompatible(_))
+}
+
+impl Cache {
+    /// Opens the cache at `path` (created with its parents when missing).
+    pub fn open(path: impl AsRef<Path>, config: &Config) -> Result<Cache> {
+        Self::open_with_clock(path, config, system_clock())
+    }
+
+    /// Like [`Cache::open`] with a clock for `max_age` (seconds since the epoch).
+    pub fn open_with_clock(path: impl AsRef<Path>, config: &Config, clock: Clock) -> Result<Cache> {
+        match Store::open(path.as_ref(), config, clock) {
+            Ok(store) => {
+                let store = Arc::new(store);
+                let background = Background::start(store.clone());
+                Ok(Cache { inner: Inner::Open { _background: background, store } })
+            }
+            Err(e) if config.fallback_disabled && falls_back(&e) => Ok(Self::disabled(config, e)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A disabled cache for `config`'s categories.
+    pub fn disabled(config: &Config, reason: Error) -> Cache {
+        Cache {
+            inner: Inner::Disabled(Disabled {
+                reason,
+                categories: config.categories().map(str::to_owned).collect(),
+                read_only: config.read_only,
+                misses: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Why the cache is disabled, if it is.
+    pub fn disabled_reason(&self) -> Option<&Error> {
+        match &self.inner {
+            Inner::Disabled(d) => Some(&d.reason),
+            Inner::Open { .. } => None,
+        }
+    }
+
+    /// The open store, `None` for a disabled cache.
+    pub fn store(&self) -> Option<&Store> {
+        match &self.inner {
+            Inner::Open { store, .. } => Some(store),
+            Inner::Disabled(_) => None,
+        }
+    }
+
+    pub fn get(&self, category: &[u8], key: &[u8]) -> Result<Option<Vec<u8>>> {
+        match &self.inner {
+            Inner::Open { store, .. } => store.get(category, key),
+            Inner::Disabled(d) => d.check(category, key).and_then(|_| d.miss()),
+        }
+    }
+
+    pub fn get_into(&self, category: &[u8], key: &[u8], buf: &mut [u8]) -> Result<Option<usize>> {
+        match &self.inner {
+            Inner::Open { store, .. } => store.get_into(category, key, buf),
+            Inner::Disabled(d) => d.check(category, key).and_then(|_| d.miss()).map(|_| None),
+        }
+    }
+
+    pub fn set(&self, category: &[u8], key: &[u8], value: &[u8]) -> Result<()> {
+        match &self.inner {
+            Inner::Open { store, .. } => store.set(category, key, value),
+            Inner::Disabled(d) => d.check(category, key).and_then(|_| check_value(value)),
+        }
+    }
+
+    pub fn delete(&self, category: &[u8], key: &[u8]) -> Result<()> {
+        match &self.inner {
+            Inner::Open { store, .. } => store.delete(category, key),
+            Inner::Disabled(d) => d.check(category, key),
+        }
+    }
+
+    pub fn batch_set(&self, entries: &[(&[u8], &[u8], &[u8])]) -> Result<()> {
+        match &self.inner {
+            Inner::Open { store, .. } => store.batch_set(entries),
+            Inner::Disabled(d) => entries.iter().try_for_each(|(c, k, v)| d.check(c, k).and_then(|_| check_value(v))),
+        }
+    }
+
+    pub fn batch_get(&self, keys: &[(&[u8], &[u8])]) -> Vec<Result<Option<Vec<u8>>>> {
+        match &self.inner {
+            Inner::Open { store, .. } => store.batch_get(keys),
+            Inner::Disabled(d) => keys.iter().map(|(c, k)| d.check(c, k).and_then(|_| d.miss())).collect(),
+        }
+    }
+
+    pub fn stats(&self) -> Stats {
+        match &self.inner {
+            Inner::Open { store, .. } => store.stats(),
+            Inner::Disabled(d) => Stats {
+                misses: d.misses.load(Ordering::Relaxed),
+                read_only: d.read_only,
+                disabled: Some(d.reason.clone()),
+                ..Default::default()
+            },
+        }
+    }
+
+    pub fn category_stats(&self, category: &[u8]) -> Result<Stats> {
+        match &self.inner {
+            Inner::Open { store, .. } => store.category_stats(category),
+            Inner::Disabled(d) => d.check_categories(&[category]).map(|_| Stats {
+                read_only: d.read_only,
+                disabled: Some(d.reason.clone()),
+                ..Default::default()
+            }),
+        }
+    }
+
+    /// The category names, built-in ones first.
+    pub fn categories(&self) -> Vec<String> {
+        match &self.inner {
+            Inner::Open { store, .. } => store.category_names().map(str::to_owned).collect(),
+            Inner::Disabled(d) => d.categories.clone(),
+        }
+    }
+
+    pub fn enforce_policy(&self) -> Result<PolicyReport> {
+        match &self.inner {
+            Inner::Open { store, .. } => store.enforce_policy(),
+            Inner::Disabled(_) => Ok(PolicyReport::default()),
+        }
+    }
+
+    pub fn compact(&self, category: Option<&[u8]>) -> Result<()> {
+        match &self.inner {
+            Inner::Open { store, .. } => store.compact(category),
+            Inner::Disabled(d) => category.map_or(Ok(()), |c| d.check_categories(&[c])),
+        }
+    }
+
+    pub fn clear(&self, categories: &[&[u8]]) -> Result<()> {
+        match &self.inner {
+            Inner::Open { store, .. } => store.clear(categories),
+            Inner::Disabled(d) => d.check_categories(categories),
+        }
+    }
+
+    pub fn flush(&self) -> Result<()> {
+        match &self.inner {
+            Inner::Open { store, .. } => store.flush(),
+            Inner::Disabled(_) => Ok(()),
+        }
+    }
+
+    /// Totals and every category as one JSON object:
+    /// `{"version":..,"path":..,"totals":{..},"categories":{"parse":{..},..}}`.
+    pub fn stats_json(&self, status_name: impl Fn(&Error) -> &'static str) -> String {
+        let totals = self.stats();
+        let reason = totals.disabled.as_ref().map_or("", |e| status_name(e));
+        let mut out = format!("{{\"version\":\"{}\",", env!("CARGO_PKG_VERSION"));
+        if let Some(store) = self.store() {
+            out.push_str(&format!("\"path\":{},", json_string(&store.path().to_string_lossy())));
+        }
+        out.push_str(&format!("\"totals\":{},\"categories\":{{", totals.to_json_object(reason)));
+        for (i, name) in self.categories().iter().enumerate() {
+            if let Ok(s) = self.category_stats(name.as_bytes()) {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&format!("\"{name}\":{}", s.to_json_object(reason)));
+            }
+        }
+        out.push_str("}}");
+        out
+    }
+}
+
+/// A JSON string literal.
+pub(crate) fn json_string(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + 2);
+    o.push('"');
+    for ch in s.chars() {
+        match ch {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}

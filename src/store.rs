@@ -1,0 +1,993 @@
+//! The store: a RocksDB database with one column family per category, exact counters
+//! and a recency index, all updated together in atomic write batches.
+//!
+//! Column families:
+//! - `c.<category>`: key → frame (see `codec.rs`);
+//! - `nexxo.meta`: `counters/<category>` → [`Counters`], `generation` → the recency clock;
+//! - `nexxo.lru`: `<len><category><generation BE><key>` → sizes of that entry, the index
+//!   eviction walks oldest first (see `policy.rs`).
+//!
+//! Invariant, kept by every write under `state`'s lock: each entry of a category has
+//! exactly one index entry, under the generation its frame carries, holding the entry's
+//! sizes; each category's counters equal the sum of its entries' sizes.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use rocksdb::{
+    BlockBasedOptions, Cache as BlockCache, ColumnFamily, ColumnFamilyDescriptor, DBWithThreadMode, Options, ReadOptions,
+    SingleThreaded, WriteBatch, WriteOptions,
+};
+
+use crate::codec::{self, Header};
+use crate::config::{validate_category_name, Config};
+use crate::error::{Error, Result};
+use crate::policy::{Clock, Generations, Signal, TouchQueue};
+use crate::stats::{disk_usage, Counters, EntrySize, Stats};
+
+pub(crate) type Db = DBWithThreadMode<SingleThreaded>;
+
+/// Longest key, in bytes.
+pub const MAX_KEY_LEN: usize = 4096;
+/// Longest value, in bytes: 256 MiB.
+pub const MAX_VALUE_LEN: usize = 256 << 20;
+/// The file that marks a directory as a nexxo cache and names its on-disk format.
+pub const FORMAT_FILE: &str = "NEXXO_FORMAT";
+/// The on-disk format (major) this build writes.
+pub const STORE_FORMAT: u32 = 1;
+
+pub(crate) const META_CF: &str = "nexxo.meta";
+pub(crate) const LRU_CF: &str = "nexxo.lru";
+const CATEGORY_CF_PREFIX: &str = "c.";
+const COUNTERS_PREFIX: &[u8] = b"counters/";
+/// Values from this size on go to blob files, out of the way of small values' SSTs.
+const MIN_BLOB_SIZE: u64 = 64 << 10;
+
+/// One category of an open store.
+pub(crate) struct Category {
+    pub name: String,
+    pub cf_name: String,
+    pub limit: u64,
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub writes: AtomicU64,
+    pub deletes: AtomicU64,
+}
+
+/// What only writers touch, behind one lock.
+pub(crate) struct WriteState {
+    pub counters: Vec<Counters>,
+    pub gens: Generations,
+}
+
+/// An open cache store. All methods take `&self` and may run on many threads at once.
+pub struct Store {
+    pub(crate) db: Db,
+    pub(crate) path: PathBuf,
+    pub(crate) cats: Vec<Category>,
+    pub(crate) state: Mutex<WriteState>,
+    pub(crate) config: Config,
+    pub(crate) read_only: bool,
+    pub(crate) recovered: bool,
+    pub(crate) clock: Clock,
+    pub(crate) touches: TouchQueue,
+    pub(crate) signal: Signal,
+    /// Damaged frames seen by a read-only handle, which cannot drop them.
+    corrupt_seen: AtomicU64,
+    write_opts: WriteOptions,
+    read_opts: ReadOptions,
+    closed_cleanly: AtomicBool,
+}
+
+/// An entry as found in the store before a write replaces or removes it.
+#[derive(Clone, Copy)]
+pub(crate) struct Existing {
+    pub generation: Option<u32>,
+    pub size: EntrySize,
+}
+
+pub(crate) fn check_key(key: &[u8]) -> Result<()> {
+    if key.is_empty() {
+        return Err(Error::InvalidArgument("a key must not be empty".into()));
+    }
+    if key.len() > MAX_KEY_LEN {
+        return Err(Error::TooLarge(format!("key of {} bytes exceeds the limit of {MAX_KEY_LEN}", key.len())));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_value(value: &[u8]) -> Result<()> {
+    if value.len() > MAX_VALUE_LEN {
+        return Err(Error::TooLarge(format!("value of {} bytes exceeds the limit of {MAX_VALUE_LEN}", value.len())));
+    }
+    Ok(())
+}
+
+fn entry_size(key: &[u8], frame: &[u8]) -> EntrySize {
+    EntrySize {
+        logical: key.len() as u64 + codec::accounted_value_len(frame),
+        stored: (key.len() + frame.len()) as u64,
+    }
+}
+
+fn counters_key(category: &str) -> Vec<u8> {
+    [COUNTERS_PREFIX, category.as_bytes()].concat()
+}
+
+/// The prefix of a category's keys in the recency index.
+pub(crate) fn lru_prefix(category: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + category.len());
+    k.push(category.len() as u8);
+    k.extend_from_slice(category.as_bytes());
+    k
+}
+
+pub(crate) fn lru_key(category: &str, generation: u32, key: &[u8]) -> Vec<u8> {
+    let mut k = lru_prefix(category);
+    k.extend_from_slice(&generation.to_be_bytes());
+    k.extend_from_slice(key);
+    k
+}
+
+pub(crate) fn encode_size(s: EntrySize) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&s.stored.to_le_bytes());
+    b[8..].copy_from_slice(&s.logical.to_le_bytes());
+    b
+}
+
+pub(crate) fn decode_size(b: &[u8]) -> Option<EntrySize> {
+    (b.len() == 16).then(|| EntrySize {
+        stored: u64::from_le_bytes(b[..8].try_into().unwrap()),
+        logical: u64::from_le_bytes(b[8..].try_into().unwrap()),
+    })
+}
+
+/// The exclusive upper end of a category prefix in the index: names end in a byte < 0xFF.
+pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut e = prefix.to_vec();
+    *e.last_mut().expect("non-empty prefix") += 1;
+    e
+}
+
+/// A key greater than every valid key (keys are at most `MAX_KEY_LEN` bytes).
+fn after_all_keys() -> Vec<u8> {
+    vec![0xFF; MAX_KEY_LEN + 1]
+}
+
+/// What a directory holds, judged before RocksDB touches it.
+enum DirState {
+    /// Missing or empty: a new cache may be made here.
+    New,
+    /// A cache of this format.
+    Cache,
+}
+
+fn read_dir_state(path: &Path) -> Result<DirState> {
+    let md = match std::fs::symlink_metadata(path) {
+        Ok(md) => md,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(DirState::New),
+        Err(e) => return Err(Error::Io(format!("{}: {e}", path.display()))),
+    };
+    if md.file_type().is_symlink() {
+        // Resolve once: a symlinked cache directory is allowed, its target is judged.
+        let md = std::fs::metadata(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+        if !md.is_dir() {
+            return Err(Error::Io(format!("{} is not a directory", path.display())));
+        }
+    } else if !md.is_dir() {
+        return Err(Error::Io(format!("{} is not a directory", path.display())));
+    }
+    let marker = path.join(FORMAT_FILE);
+    match std::fs::read_to_string(&marker) {
+        Ok(text) => {
+            let version = text.trim().strip_prefix("nexxo-cache format ").and_then(|v| v.parse::<u32>().ok());
+            match version {
+                Some(STORE_FORMAT) => Ok(DirState::Cache),
+                Some(v) if v > STORE_FORMAT => Err(Error::Incompatible(format!(
+                    "{} holds on-disk format {v}; this library ({}) reads format {STORE_FORMAT}",
+                    path.display(),
+                    env!("CARGO_PKG_VERSION")
+                ))),
+                _ => Err(Error::Incompatible(format!("{} has an unreadable {FORMAT_FILE} file", marker.display()))),
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut entries = std::fs::read_dir(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+            if entries.next().is_none() {
+                Ok(DirState::New)
+            } else {
+                Err(Error::Incompatible(format!(
+                    "{} is not empty and is not a nexxo cache (no {FORMAT_FILE}); refusing to write into it",
+                    path.display()
+                )))
+            }
+        }
+        Err(e) => Err(Error::Io(format!("{}: {e}", marker.display()))),
+    }
+}
+
+fn create_dir(path: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|e| Error::from(e).with_context(&path.display().to_string()))
+}
+
+impl Error {
+    fn with_context(self, ctx: &str) -> Error {
+        match self {
+            Error::Io(m) => Error::Io(format!("{ctx}: {m}")),
+            Error::NoSpace(m) => Error::NoSpace(format!("{ctx}: {m}")),
+            other => other,
+        }
+    }
+}
+
+fn write_format_file(path: &Path) -> Result<()> {
+    let tmp = path.join(format!("{FORMAT_FILE}.tmp"));
+    std::fs::write(&tmp, format!("nexxo-cache format {STORE_FORMAT}\n"))?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, path.join(FORMAT_FILE))?;
+    Ok(())
+}
+
+/// The sibling a damaged store is moved to: `<path>.corrupt-<unix seconds>[-n]`.
+fn aside_path(path: &Path, now: u64) -> PathBuf {
+    let base = path.as_os_str().to_owned();
+    for n in 0.. {
+        let mut p = base.clone();
+        if n == 0 {
+            p.push(format!(".corrupt-{now}"));
+        } else {
+            p.push(format!(".corrupt-{now}-{n}"));
+        }
+        let p = PathBuf::from(p);
+        if !p.exists() {
+            return p;
+        }
+    }
+    unreachable!()
+}
+
+fn db_options(config: &Config, cache: &BlockCache) -> Options {
+    let budget = config.memory_budget as usize;
+    let mut o = Options::default();
+    o.create_if_missing(true);
+    o.create_missing_column_families(true);
+    o.set_max_background_jobs(2);
+    // Write buffers take a quarter of the budget, the block cache the rest.
+    o.set_db_write_buffer_size(budget / 4);
+    o.set_max_total_wal_size((budget / 2) as u64);
+    o.set_keep_log_file_num(2);
+    o.set_max_log_file_size(1 << 20);
+    o.set_log_level(rocksdb::LogLevel::Warn);
+    o.set_skip_stats_update_on_db_open(true);
+    o.set_wal_recovery_mode(rocksdb::DBRecoveryMode::PointInTime);
+    let _ = cache;
+    o
+}
+
+fn category_cf_options(config: &Config, cache: &BlockCache) -> Options {
+    let budget = config.memory_budget as usize;
+    let mut t = BlockBasedOptions::default();
+    t.set_block_cache(cache);
+    t.set_bloom_filter(10.0, false);
+    t.set_whole_key_filtering(true);
+    t.set_cache_index_and_filter_blocks(true);
+    t.set_pin_l0_filter_and_index_blocks_in_cache(true);
+    t.set_data_block_index_type(rocksdb::DataBlockIndexType::BinaryAndHash);
+    t.set_format_version(6);
+    let mut o = Options::default();
+    o.set_block_based_table_factory(&t);
+    o.set_write_buffer_size((budget / 8).max(1 << 20));
+    o.set_memtable_whole_key_filtering(true);
+    o.set_memtable_prefix_bloom_ratio(0.05);
+    o.set_enable_blob_files(true);
+    o.set_min_blob_size(MIN_BLOB_SIZE);
+    o.set_enable_blob_gc(true);
+    o
+}
+
+fn small_cf_options(config: &Config, cache: &BlockCache) -> Options {
+    let mut t = BlockBasedOptions::default();
+    t.set_block_cache(cache);
+    t.set_bloom_filter(10.0, false);
+    let mut o = Options::default();
+    o.set_block_based_table_factory(&t);
+    o.set_write_buffer_size(((config.memory_budget / 16) as usize).max(1 << 20));
+    o
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path`.
+    pub fn open(path: &Path, config: &Config, clock: Clock) -> Result<Store> {
+        if path.as_os_str().is_empty() {
+            return Err(Error::InvalidArgument("the cache path is empty".into()));
+        }
+        let state = read_dir_state(path)?;
+        if matches!(state, DirState::New) {
+            if config.read_only {
+                return Err(Error::Io(format!("{}: no cache to open read-only", path.display())));
+            }
+            create_dir(path)?;
+            write_format_file(path)?;
+        }
+        match Self::open_db(path, config, clock.clone()) {
+            Err(Error::Corruption(msg)) if !config.read_only => Self::recover(path, config, clock, msg),
+            other => other,
+        }
+    }
+
+    /// Repairs a damaged store, or moves it aside and starts empty.
+    fn recover(path: &Path, config: &Config, clock: Clock, first_error: String) -> Result<Store> {
+        let cache = BlockCache::new_lru_cache(1 << 20);
+        let repaired = Db::repair(&db_options(config, &cache), path).is_ok();
+        if repaired {
+            if let Ok(mut s) = Self::open_db(path, config, clock.clone()) {
+                s.recovered = true;
+                s.rebuild_derived_state()?;
+                return Ok(s);
+            }
+        }
+        let aside = aside_path(path, clock());
+        std::fs::rename(path, &aside).map_err(|e| {
+            Error::Corruption(format!("{first_error}; moving {} aside to {} failed: {e}", path.display(), aside.display()))
+        })?;
+        create_dir(path)?;
+        write_format_file(path)?;
+        let mut s = Self::open_db(path, config, clock)?;
+        s.recovered = true;
+        Ok(s)
+    }
+
+    fn open_db(path: &Path, config: &Config, clock: Clock) -> Result<Store> {
+        let budget = config.memory_budget as usize;
+        let cache = BlockCache::new_lru_cache(budget - budget / 4);
+        let opts = db_options(config, &cache);
+
+        // Categories: the configured ones, then any the store already has.
+        let mut names: Vec<String> = config.categories().map(str::to_owned).collect();
+        // Only a store that exists is asked for its column families: on a missing store
+        // rust-rocksdb 0.25's list_cf leaks the array RocksDB returns with the error.
+        let existing = if path.join("CURRENT").exists() { Db::list_cf(&opts, path)? } else { Vec::new() };
+        for cf in &existing {
+            if let Some(name) = cf.strip_prefix(CATEGORY_CF_PREFIX) {
+                if validate_category_name(name.as_bytes()).is_ok() && !names.iter().any(|n| n == name) {
+                    names.push(name.to_owned());
+                }
+            }
+        }
+        let mut descriptors = vec![
+            ColumnFamilyDescriptor::new(META_CF, small_cf_options(config, &cache)),
+            ColumnFamilyDescriptor::new(LRU_CF, small_cf_options(config, &cache)),
+        ];
+        for n in &names {
+            descriptors.push(ColumnFamilyDescriptor::new(format!("{CATEGORY_CF_PREFIX}{n}"), category_cf_options(config, &cache)));
+        }
+
+        let db = if config.read_only {
+            // A category configured now but never created cannot be opened read-only.
+            descriptors.retain(|d| existing.iter().any(|e| e == d.name()));
+            names.retain(|n| existing.iter().any(|e| *e == format!("{CATEGORY_CF_PREFIX}{n}")));
+            Db::open_cf_descriptors_read_only(&opts, path, descriptors, false)?
+        } else {
+            Db::open_cf_descriptors(&opts, path, descriptors)?
+        };
+
+        let mut write_opts = WriteOptions::default();
+        write_opts.set_sync(config.sync_writes);
+        let read_opts = ReadOptions::default();
+
+        let cats: Vec<Category> = names
+            .into_iter()
+            .map(|name| Category {
+                cf_name: format!("{CATEGORY_CF_PREFIX}{name}"),
+                limit: config.category_limit(&name),
+                name,
+                hits: AtomicU64::new(0),
+                misses: AtomicU64::new(0),
+                writes: AtomicU64::new(0),
+                deletes: AtomicU64::new(0),
+            })
+            .collect();
+
+        let Some(meta) = db.cf_handle(META_CF).filter(|_| db.cf_handle(LRU_CF).is_some()) else {
+            return Err(Error::Incompatible(format!("{} lacks nexxo-cache's internal column families", path.display())));
+        };
+        let mut counters = Vec::with_capacity(cats.len());
+        for c in &cats {
+            let value = db.get_pinned_cf(meta, counters_key(&c.name))?;
+            counters.push(value.and_then(|v| Counters::decode(&v)).unwrap_or_default());
+        }
+        let gens = Generations::load(&db, meta, config, clock())?;
+        let touches = TouchQueue::default();
+
+        let store = Store {
+            db,
+            path: path.to_owned(),
+            cats,
+            state: Mutex::new(WriteState { counters, gens }),
+            config: config.clone(),
+            read_only: config.read_only,
+            recovered: false,
+            clock,
+            touches,
+            signal: Signal::default(),
+            corrupt_seen: AtomicU64::new(0),
+            write_opts,
+            read_opts,
+            closed_cleanly: AtomicBool::new(false),
+        };
+        store.publish_generation(store.lock_state().gens.current);
+        Ok(store)
+    }
+
+    /// After a repair, counters and the recency index may not match the data that
+    /// survived: recount every category and rebuild its index.
+    fn rebuild_derived_state(&mut self) -> Result<()> {
+        let lru = self.cf(LRU_CF);
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(lru, Vec::<u8>::new(), vec![0xFFu8; 2]);
+        self.db.write_opt(batch, &self.write_opts)?;
+        let mut st = self.lock_state();
+        let gen = st.gens.current;
+        for (i, c) in self.cats.iter().enumerate() {
+            let cf = self.cf(&c.cf_name);
+            let mut counters = Counters { evictions: st.counters[i].evictions, corrupt_dropped: st.counters[i].corrupt_dropped, ..Default::default() };
+            let mut batch = WriteBatch::default();
+            let mut it = self.db.raw_iterator_cf(cf);
+            it.seek_to_first();
+            while let (Some(k), Some(v)) = (it.key(), it.value()) {
+                let mut frame = v.to_vec();
+                codec::set_generation(&mut frame, gen);
+                let size = entry_size(k, &frame);
+                counters.add(size);
+                batch.put_cf(cf, k, &frame);
+                batch.put_cf(lru, lru_key(&c.name, gen, k), encode_size(size));
+                it.next();
+            }
+            it.status()?;
+            batch.put_cf(self.cf(META_CF), counters_key(&c.name), counters.encode());
+            self.db.write_opt(batch, &self.write_opts)?;
+            st.counters[i] = counters;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn lock_state(&self) -> MutexGuard<'_, WriteState> {
+        // A panic while holding the lock leaves no half-done write behind (RocksDB batches
+        // are atomic and counters are only replaced after a successful write).
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn cf(&self, name: &str) -> &ColumnFamily {
+        self.db.cf_handle(name).expect("column family opened with the store")
+    }
+
+    /// The index of a category by name.
+    pub fn category_index(&self, name: &[u8]) -> Result<usize> {
+        self.cats
+            .iter()
+            .position(|c| c.name.as_bytes() == name)
+            .ok_or_else(|| Error::UnknownCategory(String::from_utf8_lossy(name).into_owned()))
+    }
+
+    /// The names of this store's categories.
+    pub fn category_names(&self) -> impl Iterator<Item = &str> {
+        self.cats.iter().map(|c| c.name.as_str())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.read_only {
+            Err(Error::ReadOnly)
+        } else {
+            Ok(())
+        }
+    }
+
+    // ---- reads ----
+
+    /// Reads a value. A damaged frame is dropped and reported as a miss.
+    pub fn get(&self, category: &[u8], key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let ci = self.category_index(category)?;
+        check_key(key)?;
+        let c = &self.cats[ci];
+        let frame = self.db.get_pinned_cf_opt(self.cf(&c.cf_name), key, &self.read_opts)?;
+        let Some(frame) = frame else {
+            c.misses.fetch_add(1, Ordering::Relaxed);
+            return Ok(None);
+        };
+        match Header::parse(&frame).and_then(|h| {
+            let mut out = vec![0u8; h.value_len as usize];
+            codec::decode_with_header(c.name.as_bytes(), key, &frame, &h, &mut out).map(|_| (h, out))
+        }) {
+            Ok((h, value)) => {
+                c.hits.fetch_add(1, Ordering::Relaxed);
+                self.note_use(ci, key, h.generation);
+                Ok(Some(value))
+            }
+            Err(_) => {
+                let seen = frame.to_vec();
+                drop(frame);
+                self.drop_corrupt(ci, key, &seen)?;
+                c.misses.fetch_add(1, Ordering::Relaxed);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Reads a value into `buf`. Returns the value's length, `None` on a miss, or
+    /// `Error::BufferTooSmall(needed)` when `buf` is too short (nothing counted then).
+    pub fn get_into(&self, category: &[u8], key: &[u8], buf: &mut [u8]) -> Result<Option<usize>> {
+        let ci = self.category_index(category)?;
+        check_key(key)?;
+        let c = &self.cats[ci];
+        let frame = self.db.get_pinned_cf_opt(self.cf(&c.cf_name), key, &self.read_opts)?;
+        let Some(frame) = frame else {
+            c.misses.fetch_add(1, Ordering::Relaxed);
+            return Ok(None);
+        };
+        let decoded = Header::parse(&frame).and_then(|h| {
+            if (h.value_len as usize) > buf.len() {
+                return Ok(Err(h.value_len as usize));
+            }
+            codec::decode_with_header(c.name.as_bytes(), key, &frame, &h, buf).map(|n| Ok((h, n)))
+        });
+        match decoded {
+            Ok(Ok((h, n))) => {
+                c.hits.fetch_add(1, Ordering::Relaxed);
+                self.note_use(ci, key, h.generation);
+                Ok(Some(n))
+            }
+            Ok(Err(needed)) => Err(Error::BufferTooSmall(needed)),
+            Err(_) => {
+                let seen = frame.to_vec();
+                drop(frame);
+                self.drop_corrupt(ci, key, &seen)?;
+                c.misses.fetch_add(1, Ordering::Relaxed);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Reads many values with RocksDB's batched multi-get (one call per category).
+    /// Fails as a whole only for an invalid key or category; each element is that
+    /// key's own outcome.
+    pub fn batch_get(&self, keys: &[(&[u8], &[u8])]) -> Vec<Result<Option<Vec<u8>>>> {
+        let mut out: Vec<Result<Option<Vec<u8>>>> = Vec::with_capacity(keys.len());
+        let mut by_cat: HashMap<usize, Vec<usize>> = HashMap::new();
+        for (i, (cat, key)) in keys.iter().enumerate() {
+            match self.category_index(cat).and_then(|ci| check_key(key).map(|_| ci)) {
+                Ok(ci) => {
+                    by_cat.entry(ci).or_default().push(i);
+                    out.push(Ok(None));
+                }
+                Err(e) => out.push(Err(e)),
+            }
+        }
+        for (ci, idxs) in by_cat {
+            let c = &self.cats[ci];
+            let cf = self.cf(&c.cf_name);
+            let results = self.db.batched_multi_get_cf_opt(cf, idxs.iter().map(|&i| keys[i].1), false, &self.read_opts);
+            for (&i, r) in idxs.iter().zip(results) {
+                let key = keys[i].1;
+                out[i] = match r {
+                    Err(e) => Err(e.into()),
+                    Ok(None) => {
+                        c.misses.fetch_add(1, Ordering::Relaxed);
+                        Ok(None)
+                    }
+                    Ok(Some(frame)) => match codec::decode(c.name.as_bytes(), key, &frame) {
+                        Ok(v) => {
+                            c.hits.fetch_add(1, Ordering::Relaxed);
+                            if let Ok(h) = Header::parse(&frame) {
+                                self.note_use(ci, key, h.generation);
+                            }
+                            Ok(Some(v))
+                        }
+                        Err(_) => {
+                            let seen = frame.to_vec();
+                            drop(frame);
+                            c.misses.fetch_add(1, Ordering::Relaxed);
+                            self.drop_corrupt(ci, key, &seen).map(|_| None)
+                        }
+                    },
+                };
+            }
+        }
+        out
+    }
+
+    /// Removes a frame that failed its checksum, if it is still the one that was read.
+    fn drop_corrupt(&self, ci: usize, key: &[u8], seen: &[u8]) -> Result<()> {
+        if self.read_only {
+            self.corrupt_seen.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        let mut st = self.lock_state();
+        let c = &self.cats[ci];
+        let cf = self.cf(&c.cf_name);
+        let current = self.db.get_pinned_cf(cf, key)?;
+        if current.as_deref() != Some(seen) {
+            return Ok(()); // replaced meanwhile
+        }
+        drop(current);
+        let existing = self.existing_from_frame(ci, key, seen)?;
+        let mut counters = st.counters[ci];
+        let mut batch = WriteBatch::default();
+        self.remove_into(&mut batch, ci, key, &existing, &mut counters);
+        counters.corrupt_dropped += 1;
+        batch.put_cf(self.cf(META_CF), counters_key(&c.name), counters.encode());
+        self.db.write_opt(batch, &self.write_opts)?;
+        st.counters[ci] = counters;
+        Ok(())
+    }
+
+    // ---- writes ----
+
+    /// What the store holds under a key now, for a writer holding the state lock.
+    pub(crate) fn existing(&self, ci: usize, key: &[u8]) -> Result<Option<Existing>> {
+        let cf = self.cf(&self.cats[ci].cf_name);
+        match self.db.get_pinned_cf_opt(cf, key, &self.read_opts)? {
+            None => Ok(None),
+            Some(frame) => self.existing_from_frame(ci, key, &frame).map(Some),
+        }
+    }
+
+    fn existing_from_frame(&self, ci: usize, key: &[u8], frame: &[u8]) -> Result<Existing> {
+        let size = entry_size(key, frame);
+        let generation = match Header::parse(frame) {
+            Ok(h) => Some(h.generation),
+            // A damaged header: find the entry's index record by its key instead.
+            Err(_) => self.find_index_generation(ci, key)?,
+        };
+        Ok(Existing { generation, size })
+    }
+
+    /// Scans one category's index for a key (only for frames whose header is damaged).
+    fn find_index_generation(&self, ci: usize, key: &[u8]) -> Result<Option<u32>> {
+        let prefix = lru_prefix(&self.cats[ci].name);
+        let mut it = self.db.raw_iterator_cf(self.cf(LRU_CF));
+        it.seek(&prefix);
+        while let Some(k) = it.key() {
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            if k.len() == prefix.len() + 4 + key.len() && &k[prefix.len() + 4..] == key {
+                return Ok(Some(u32::from_be_bytes(k[prefix.len()..prefix.len() + 4].try_into().unwrap())));
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(None)
+    }
+
+    /// Adds the removal of an existing entry (data and index) to `batch`.
+    pub(crate) fn remove_into(&self, batch: &mut WriteBatch, ci: usize, key: &[u8], e: &Existing, counters: &mut Counters) {
+        let c = &self.cats[ci];
+        batch.delete_cf(self.cf(&c.cf_name), key);
+        if let Some(g) = e.generation {
+            batch.delete_cf(self.cf(LRU_CF), lru_key(&c.name, g, key));
+        }
+        counters.remove(e.size);
+    }
+
+    /// Adds the storing of a frame (data and index) to `batch`.
+    pub(crate) fn put_into(&self, batch: &mut WriteBatch, ci: usize, key: &[u8], frame: &[u8], generation: u32, counters: &mut Counters) -> EntrySize {
+        let c = &self.cats[ci];
+        let size = entry_size(key, frame);
+        batch.put_cf(self.cf(&c.cf_name), key, frame);
+        batch.put_cf(self.cf(LRU_CF), lru_key(&c.name, generation, key), encode_size(size));
+        counters.add(size);
+        size
+    }
+
+    pub(crate) fn put_counters(&self, batch: &mut WriteBatch, ci: usize, counters: &Counters) {
+        batch.put_cf(self.cf(META_CF), counters_key(&self.cats[ci].name), counters.encode());
+    }
+
+    pub(crate) fn write(&self, batch: WriteBatch) -> Result<()> {
+        Ok(self.db.write_opt(batch, &self.write_opts)?)
+    }
+
+    /// Stores one value, replacing what the key held.
+    pub fn set(&self, category: &[u8], key: &[u8], value: &[u8]) -> Result<()> {
+        self.batch_set(&[(category, key, value)])
+    }
+
+    /// Stores several values atomically: after a crash either all are there or none.
+    /// Every entry is validated before anything is written.
+    pub fn batch_set(&self, entries: &[(&[u8], &[u8], &[u8])]) -> Result<()> {
+        let mut prepared = Vec::with_capacity(entries.len());
+        for (cat, key, value) in entries {
+            let ci = self.category_index(cat)?;
+            check_key(key)?;
+            check_value(value)?;
+            prepared.push((ci, *key, *value));
+        }
+        self.check_writable()?;
+        if prepared.is_empty() {
+            return Ok(());
+        }
+        // Compress and checksum outside the lock; the generation is patched in below.
+        let mut frames: Vec<Vec<u8>> = prepared
+            .iter()
+            .map(|(ci, key, value)| codec::encode(self.cats[*ci].name.as_bytes(), key, value, 0, self.config.compression))
+            .collect();
+
+        let mut st = self.lock_state();
+        self.apply_touches(&mut st, crate::policy::TOUCHES_PER_WRITE)?;
+        let generation = st.gens.current;
+        let mut counters = st.counters.clone();
+        let mut batch = WriteBatch::default();
+        // Earlier entries of this batch shadow the store for later ones with the same key.
+        let mut shadow: HashMap<(usize, &[u8]), Existing> = HashMap::new();
+        let mut added = 0u64;
+        for ((ci, key, _), frame) in prepared.iter().zip(frames.iter_mut()) {
+            codec::set_generation(frame, generation);
+            let old = match shadow.get(&(*ci, *key)) {
+                Some(e) => Some(*e),
+                None => self.existing(*ci, key)?,
+            };
+            if let Some(old) = old {
+                // A repeated key in one batch deletes and re-puts the same index record;
+                // a WriteBatch applies its operations in order, so the last put wins.
+                self.remove_into(&mut batch, *ci, key, &old, &mut counters[*ci]);
+            }
+            let size = self.put_into(&mut batch, *ci, key, frame, generation, &mut counters[*ci]);
+            shadow.insert((*ci, *key), Existing { generation: Some(generation), size });
+            added += size.stored;
+        }
+        let mut touched: Vec<usize> = prepared.iter().map(|p| p.0).collect();
+        touched.sort_unstable();
+        touched.dedup();
+        for &ci in &touched {
+            self.put_counters(&mut batch, ci, &counters[ci]);
+        }
+        let advanced = st.gens.account(added, (self.clock)());
+        if let Some(g) = &advanced {
+            g.write_into(&mut batch, self.cf(META_CF));
+        }
+        self.write(batch)?;
+        st.counters = counters;
+        if let Some(g) = advanced {
+            self.publish_generation(g.generation);
+            st.gens.commit(g);
+        }
+        let over = self.over_limits(&st);
+        drop(st);
+        for (ci, _, _) in &prepared {
+            self.cats[*ci].writes.fetch_add(1, Ordering::Relaxed);
+        }
+        if over {
+            self.on_over_limit()?;
+        }
+        Ok(())
+    }
+
+    /// Removes a key. Removing a key that is absent is not an error.
+    pub fn delete(&self, category: &[u8], key: &[u8]) -> Result<()> {
+        let ci = self.category_index(category)?;
+        check_key(key)?;
+        self.check_writable()?;
+        let mut st = self.lock_state();
+        let Some(old) = self.existing(ci, key)? else { return Ok(()) };
+        let mut counters = st.counters[ci];
+        let mut batch = WriteBatch::default();
+        self.remove_into(&mut batch, ci, key, &old, &mut counters);
+        self.put_counters(&mut batch, ci, &counters);
+        self.write(batch)?;
+        st.counters[ci] = counters;
+        drop(st);
+        self.cats[ci].deletes.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Removes every entry of the given categories (all of them when `categories` is
+    /// empty) in one atomic write, then compacts them to return the disk space.
+    pub fn clear(&self, categories: &[&[u8]]) -> Result<()> {
+        let mut idx = Vec::new();
+        for c in categories {
+            idx.push(self.category_index(c)?);
+        }
+        if categories.is_empty() {
+            idx = (0..self.cats.len()).collect();
+        }
+        idx.sort_unstable();
+        idx.dedup();
+        self.check_writable()?;
+        let mut st = self.lock_state();
+        let mut counters = st.counters.clone();
+        let mut batch = WriteBatch::default();
+        for &ci in &idx {
+            let c = &self.cats[ci];
+            batch.delete_range_cf(self.cf(&c.cf_name), Vec::<u8>::new(), after_all_keys());
+            let p = lru_prefix(&c.name);
+            batch.delete_range_cf(self.cf(LRU_CF), p.clone(), prefix_end(&p));
+            counters[ci] = Counters { evictions: counters[ci].evictions, corrupt_dropped: counters[ci].corrupt_dropped, ..Default::default() };
+            self.put_counters(&mut batch, ci, &counters[ci]);
+        }
+        self.write(batch)?;
+        st.counters = counters;
+        drop(st);
+        for &ci in &idx {
+            self.compact_cf(&self.cats[ci].cf_name)?;
+        }
+        self.compact_cf(LRU_CF)?;
+        Ok(())
+    }
+
+    // ---- maintenance ----
+
+    pub(crate) fn compact_cf(&self, cf_name: &str) -> Result<()> {
+        let mut o = rocksdb::CompactOptions::default();
+        o.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
+        o.set_exclusive_manual_compaction(false);
+        self.db.compact_range_cf_opt(self.cf(cf_name), None::<&[u8]>, None::<&[u8]>, &o);
+        Ok(())
+    }
+
+    /// Compacts one category (or all, with the internal column families) so that the
+    /// space of deleted and overwritten entries is returned to the file system.
+    pub fn compact(&self, category: Option<&[u8]>) -> Result<()> {
+        self.check_writable()?;
+        match category {
+            Some(c) => {
+                let ci = self.category_index(c)?;
+                self.compact_cf(&self.cats[ci].cf_name)
+            }
+            None => {
+                self.db.flush_cfs_opt(&self.all_cfs(), &rocksdb::FlushOptions::default())?;
+                for c in &self.cats {
+                    self.compact_cf(&c.cf_name)?;
+                }
+                self.compact_cf(LRU_CF)?;
+                self.compact_cf(META_CF)
+            }
+        }
+    }
+
+    fn all_cfs(&self) -> Vec<&ColumnFamily> {
+        let mut v: Vec<&ColumnFamily> = self.cats.iter().map(|c| self.cf(&c.cf_name)).collect();
+        v.push(self.cf(LRU_CF));
+        v.push(self.cf(META_CF));
+        v
+    }
+
+    /// Makes everything acknowledged so far durable (syncs the write-ahead log).
+    pub fn flush(&self) -> Result<()> {
+        self.check_writable()?;
+        Ok(self.db.flush_wal(true)?)
+    }
+
+    /// Bytes of SST and blob files RocksDB holds for one column family.
+    pub(crate) fn cf_file_bytes(&self, cf_name: &str) -> u64 {
+        let cf = self.cf(cf_name);
+        let p = |name: &str| self.db.property_int_value_cf(cf, name).ok().flatten().unwrap_or(0);
+        p("rocksdb.total-sst-files-size") + p("rocksdb.total-blob-file-size")
+    }
+
+    // ---- stats ----
+
+    fn handle_stats(&self, ci: usize, s: &mut Stats) {
+        let c = &self.cats[ci];
+        s.hits += c.hits.load(Ordering::Relaxed);
+        s.misses += c.misses.load(Ordering::Relaxed);
+        s.writes += c.writes.load(Ordering::Relaxed);
+        s.deletes += c.deletes.load(Ordering::Relaxed);
+    }
+
+    /// Statistics of the whole store. `disk_bytes` is the directory's size on disk.
+    pub fn stats(&self) -> Stats {
+        let st = self.lock_state();
+        let mut s = Stats { read_only: self.read_only, recovered: self.recovered, ..Default::default() };
+        for (ci, c) in st.counters.iter().enumerate() {
+            s.add_counters(c);
+            self.handle_stats(ci, &mut s);
+        }
+        drop(st);
+        s.corrupt_dropped += self.corrupt_seen.load(Ordering::Relaxed);
+        s.disk_bytes = disk_usage(&self.path);
+        s
+    }
+
+    /// Statistics of one category. Its `disk_bytes` counts the category's SST and blob
+    /// files; the write-ahead log and shared files are counted only in [`Store::stats`].
+    pub fn category_stats(&self, category: &[u8]) -> Result<Stats> {
+        let ci = self.category_index(category)?;
+        let mut s = Stats { read_only: self.read_only, recovered: self.recovered, ..Default::default() };
+        s.add_counters(&self.lock_state().counters[ci]);
+        self.handle_stats(ci, &mut s);
+        s.disk_bytes = self.cf_file_bytes(&self.cats[ci].cf_name);
+        Ok(s)
+    }
+
+    /// Recounts every category from its data, for checks that the counters are exact.
+    /// Returns, per category, the counters a full scan finds (evictions and
+    /// corrupt_dropped, which a scan cannot see, are copied) and the number of index
+    /// records.
+    pub fn recount(&self) -> Result<Vec<(String, Counters, u64)>> {
+        let st = self.lock_state();
+        let mut out = Vec::new();
+        for (ci, c) in self.cats.iter().enumerate() {
+            let mut counters = Counters { evictions: st.counters[ci].evictions, corrupt_dropped: st.counters[ci].corrupt_dropped, ..Default::default() };
+            let mut it = self.db.raw_iterator_cf(self.cf(&c.cf_name));
+            it.seek_to_first();
+            while let (Some(k), Some(v)) = (it.key(), it.value()) {
+                counters.add(entry_size(k, v));
+                it.next();
+            }
+            it.status()?;
+            let p = lru_prefix(&c.name);
+            let mut index = 0u64;
+            let mut it = self.db.raw_iterator_cf(self.cf(LRU_CF));
+            it.seek(&p);
+            while let Some(k) = it.key() {
+                if !k.starts_with(&p) {
+                    break;
+                }
+                index += 1;
+                it.next();
+            }
+            it.status()?;
+            out.push((c.name.clone(), counters, index));
+        }
+        Ok(out)
+    }
+
+    /// Per-category counters as the store keeps them, in the order of [`Store::recount`].
+    pub fn counters(&self) -> Vec<(String, Counters)> {
+        let st = self.lock_state();
+        self.cats.iter().zip(st.counters.iter()).map(|(c, k)| (c.name.clone(), *k)).collect()
+    }
+
+    /// Writes a raw frame under a key, bypassing the codec, for tests of damage handling.
+    #[doc(hidden)]
+    pub fn debug_put_raw(&self, category: &[u8], key: &[u8], frame: &[u8]) -> Result<()> {
+        let ci = self.category_index(category)?;
+        let mut st = self.lock_state();
+        let mut counters = st.counters[ci];
+        let mut batch = WriteBatch::default();
+        if let Some(old) = self.existing(ci, key)? {
+            self.remove_into(&mut batch, ci, key, &old, &mut counters);
+        }
+        let generation = st.gens.current;
+        self.put_into(&mut batch, ci, key, frame, generation, &mut counters);
+        self.put_counters(&mut batch, ci, &counters);
+        self.write(batch)?;
+        st.counters[ci] = counters;
+        Ok(())
+    }
+
+    /// Persists pending recency updates and flushes memtables, so that the next open
+    /// does not replay the write-ahead log. Called when the store is dropped.
+    pub(crate) fn shutdown(&self) {
+        if self.read_only || self.closed_cleanly.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        {
+            let mut st = self.lock_state();
+            let _ = self.apply_touches(&mut st, usize::MAX);
+        }
+        let _ = self.db.flush_cfs_opt(&self.all_cfs(), &rocksdb::FlushOptions::default());
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -1,0 +1,238 @@
+//! The safe core, without FFI: reads and writes, exact stats, damage, locking.
+
+use nexxo_cache::{Cache, Config, Error, Store};
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("nexxo-core-").tempdir().unwrap()
+}
+
+fn artifact(i: usize, len: usize) -> Vec<u8> {
+    let mut s = String::new();
+    while s.len() < len {
+        s.push_str(&format!("export const v{i}_{} = require('./m{}').default;\n", s.len(), i % 97));
+    }
+    s.truncate(len);
+    s.into_bytes()
+}
+
+/// The store's counters equal a recount of its data, and every entry has one index record.
+fn assert_exact(store: &Store) {
+    let kept = store.counters();
+    let counted = store.recount().unwrap();
+    for ((name, k), (name2, c, index)) in kept.iter().zip(counted.iter()) {
+        assert_eq!(name, name2);
+        assert_eq!(k, c, "counters of {name} differ from a recount");
+        assert_eq!(*index, c.entries, "index records of {name} differ from its entries");
+    }
+}
+
+#[test]
+fn set_get_overwrite_delete() {
+    let d = tmp();
+    let c = Cache::open(d.path().join("c"), &Config::default()).unwrap();
+    c.set(b"transform", b"a.ts", b"one").unwrap();
+    assert_eq!(c.get(b"transform", b"a.ts").unwrap().as_deref(), Some(&b"one"[..]));
+    assert_eq!(c.get(b"parse", b"a.ts").unwrap(), None);
+    c.set(b"transform", b"a.ts", &artifact(1, 5000)).unwrap();
+    assert_eq!(c.get(b"transform", b"a.ts").unwrap().unwrap(), artifact(1, 5000));
+    c.delete(b"transform", b"a.ts").unwrap();
+    assert_eq!(c.get(b"transform", b"a.ts").unwrap(), None);
+    c.delete(b"transform", b"a.ts").unwrap();
+    assert_eq!(c.get(b"nope", b"k"), Err(Error::UnknownCategory("nope".into())));
+    assert!(matches!(c.set(b"parse", b"", b"v"), Err(Error::InvalidArgument(_))));
+    assert!(matches!(c.set(b"parse", &[1u8; 4097], b"v"), Err(Error::TooLarge(_))));
+    assert_exact(c.store().unwrap());
+}
+
+#[test]
+fn large_values_round_trip() {
+    let d = tmp();
+    let c = Cache::open(d.path().join("c"), &Config::default()).unwrap();
+    for (i, len) in [100usize, 1024, 16 << 10, 256 << 10, 3 << 20].into_iter().enumerate() {
+        let v = artifact(i, len);
+        c.set(b"bundle", format!("k{len}").as_bytes(), &v).unwrap();
+        assert_eq!(c.get(b"bundle", format!("k{len}").as_bytes()).unwrap().unwrap(), v);
+        let mut buf = vec![0u8; len];
+        assert_eq!(c.get_into(b"bundle", format!("k{len}").as_bytes(), &mut buf).unwrap(), Some(len));
+        assert_eq!(buf, v);
+    }
+    let mut small = [0u8; 10];
+    assert_eq!(c.get_into(b"bundle", b"k1024", &mut small), Err(Error::BufferTooSmall(1024)));
+}
+
+#[test]
+fn stats_exact_across_overwrites_deletes_batches_clear_and_reopen() {
+    let d = tmp();
+    let path = d.path().join("c");
+    let stored;
+    {
+        let c = Cache::open(&path, &Config::default()).unwrap();
+        for i in 0..500 {
+            c.set(b"transform", format!("m{i}").as_bytes(), &artifact(i, 1000)).unwrap();
+        }
+        for i in 0..100 {
+            c.set(b"transform", format!("m{i}").as_bytes(), b"x").unwrap();
+        }
+        for i in 100..200 {
+            c.delete(b"transform", format!("m{i}").as_bytes()).unwrap();
+        }
+        let keys: Vec<String> = (0..50).map(|i| format!("b{i}")).collect();
+        let vals: Vec<Vec<u8>> = (0..50).map(|i| artifact(i, 300)).collect();
+        let batch: Vec<(&[u8], &[u8], &[u8])> =
+            keys.iter().zip(&vals).map(|(k, v)| (&b"parse"[..], k.as_bytes(), &v[..])).collect();
+        c.batch_set(&batch).unwrap();
+        c.set(b"meta", b"x", b"y").unwrap();
+        c.clear(&[b"meta"]).unwrap();
+        let s = c.stats();
+        assert_eq!(s.entries, 400 + 50);
+        let logical: u64 = (0..100).map(|i| format!("m{i}").len() as u64 + 1).sum::<u64>()
+            + (200..500).map(|i| format!("m{i}").len() as u64 + 1000).sum::<u64>()
+            + (0..50).map(|i| format!("b{i}").len() as u64 + 300).sum::<u64>();
+        assert_eq!(s.logical_bytes, logical);
+        assert!(s.stored_bytes < s.logical_bytes, "text should compress");
+        assert_exact(c.store().unwrap());
+        stored = s.stored_bytes;
+    }
+    let c = Cache::open(&path, &Config::default()).unwrap();
+    let s = c.stats();
+    assert_eq!((s.entries, s.stored_bytes), (450, stored));
+    assert_exact(c.store().unwrap());
+}
+
+#[test]
+fn damaged_frame_is_a_miss_dropped_and_counted() {
+    let d = tmp();
+    let c = Cache::open(d.path().join("c"), &Config::default()).unwrap();
+    let store = c.store().unwrap();
+    c.set(b"parse", b"good", b"fine").unwrap();
+    let mut frame = nexxo_cache::codec::encode(b"parse", b"bad", b"original value", 1, nexxo_cache::Compression::None);
+    let last = frame.len() - 1;
+    frame[last] ^= 0x40;
+    store.debug_put_raw(b"parse", b"bad", &frame).unwrap();
+    // A value written for another key is never served under this one.
+    let moved = nexxo_cache::codec::encode(b"parse", b"other", b"someone else's", 1, nexxo_cache::Compression::None);
+    store.debug_put_raw(b"parse", b"swapped", &moved).unwrap();
+    // Garbage that is not a frame at all.
+    store.debug_put_raw(b"parse", b"garbage", &[0xFF; 7]).unwrap();
+    assert_exact(store);
+
+    assert_eq!(c.get(b"parse", b"bad").unwrap(), None);
+    assert_eq!(c.get(b"parse", b"swapped").unwrap(), None);
+    let mut buf = [0u8; 64];
+    assert_eq!(c.get_into(b"parse", b"garbage", &mut buf).unwrap(), None);
+    let s = c.stats();
+    assert_eq!(s.corrupt_dropped, 3);
+    assert_eq!(s.entries, 1);
+    assert_eq!(c.get(b"parse", b"good").unwrap().as_deref(), Some(&b"fine"[..]));
+    assert_exact(store);
+}
+
+#[test]
+fn damaged_frame_in_batch_get() {
+    let d = tmp();
+    let c = Cache::open(d.path().join("c"), &Config::default()).unwrap();
+    c.set(b"parse", b"ok", b"v").unwrap();
+    c.store().unwrap().debug_put_raw(b"parse", b"bad", b"\x01\x00\x00\x00").unwrap();
+    let r = c.batch_get(&[(b"parse", b"ok"), (b"parse", b"bad"), (b"nope", b"x")]);
+    assert_eq!(r[0], Ok(Some(b"v".to_vec())));
+    assert_eq!(r[1], Ok(None));
+    assert_eq!(r[2], Err(Error::UnknownCategory("nope".into())));
+    assert_eq!(c.stats().corrupt_dropped, 1);
+}
+
+#[test]
+fn invalid_batch_writes_nothing() {
+    let d = tmp();
+    let c = Cache::open(d.path().join("c"), &Config::default()).unwrap();
+    let r = c.batch_set(&[(b"parse", b"a", b"1"), (b"nope", b"b", b"2")]);
+    assert_eq!(r, Err(Error::UnknownCategory("nope".into())));
+    let r = c.batch_set(&[(b"parse", b"a", b"1"), (b"parse", b"", b"2")]);
+    assert!(matches!(r, Err(Error::InvalidArgument(_))));
+    assert_eq!(c.stats().entries, 0);
+}
+
+#[test]
+fn locked_read_only_and_disabled() {
+    let d = tmp();
+    let path = d.path().join("c");
+    let c = Cache::open(&path, &Config::default()).unwrap();
+    c.set(b"parse", b"k", b"v").unwrap();
+    assert!(matches!(Cache::open(&path, &Config::default()), Err(Error::Locked(_))));
+    let ro = Cache::open(&path, &Config { read_only: true, ..Config::default() }).unwrap();
+    assert_eq!(ro.get(b"parse", b"k").unwrap().as_deref(), Some(&b"v"[..]));
+    assert_eq!(ro.set(b"parse", b"k", b"w"), Err(Error::ReadOnly));
+    let dis = Cache::open(&path, &Config { fallback_disabled: true, ..Config::default() }).unwrap();
+    assert!(matches!(dis.disabled_reason(), Some(Error::Locked(_))));
+    dis.set(b"parse", b"k", b"w").unwrap();
+    assert_eq!(dis.get(b"parse", b"k").unwrap(), None);
+    assert_eq!(dis.stats().misses, 1);
+}
+
+#[test]
+fn custom_categories_persist() {
+    let d = tmp();
+    let path = d.path().join("c");
+    let mut cfg = Config::default();
+    cfg.add_category(b"lint").unwrap();
+    {
+        let c = Cache::open(&path, &cfg).unwrap();
+        c.set(b"lint", b"a.ts", b"[]").unwrap();
+    }
+    let c = Cache::open(&path, &Config::default()).unwrap();
+    assert_eq!(c.get(b"lint", b"a.ts").unwrap().as_deref(), Some(&b"[]"[..]));
+    assert!(c.categories().contains(&"lint".to_string()));
+}
+
+#[test]
+fn stats_json_is_well_formed() {
+    let d = tmp();
+    let c = Cache::open(d.path().join("c\"quoted"), &Config::default()).unwrap();
+    c.set(b"parse", b"k", b"v").unwrap();
+    let j = c.stats_json(|_| "X");
+    assert!(j.starts_with("{\"version\":\"1.0.0\",\"path\":\""));
+    assert!(j.contains("c\\\"quoted"));
+    assert!(j.contains("\"totals\":{\"hits\":0"));
+    assert!(j.contains("\"parse\":{") && j.contains("\"meta\":{"));
+    let opens = j.matches('{').count();
+    assert_eq!(opens, j.matches('}').count());
+}
+
+#[test]
+fn newer_format_is_left_untouched() {
+    let d = tmp();
+    let path = d.path().join("c");
+    std::fs::create_dir(&path).unwrap();
+    std::fs::write(path.join("NEXXO_FORMAT"), "nexxo-cache format 2\n").unwrap();
+    assert!(matches!(Cache::open(&path, &Config::default()), Err(Error::Incompatible(_))));
+    assert_eq!(std::fs::read_dir(&path).unwrap().count(), 1);
+}
+
+#[test]
+fn damaged_manifest_is_repaired_or_set_aside() {
+    let d = tmp();
+    let path = d.path().join("c");
+    {
+        let c = Cache::open(&path, &Config::default()).unwrap();
+        for i in 0..200 {
+            c.set(b"parse", format!("k{i}").as_bytes(), &artifact(i, 500)).unwrap();
+        }
+    }
+    // Garble every MANIFEST.
+    for e in std::fs::read_dir(&path).unwrap() {
+        let e = e.unwrap();
+        if e.file_name().to_string_lossy().starts_with("MANIFEST") {
+            std::fs::write(e.path(), b"this is not a manifest").unwrap();
+        }
+    }
+    let c = Cache::open(&path, &Config::default()).unwrap();
+    let s = c.stats();
+    assert!(s.recovered);
+    // Whatever survived is served correctly, and the stats match it.
+    for i in 0..200 {
+        if let Some(v) = c.get(b"parse", format!("k{i}").as_bytes()).unwrap() {
+            assert_eq!(v, artifact(i, 500));
+        }
+    }
+    assert_exact(c.store().unwrap());
+    c.set(b"parse", b"after", b"works").unwrap();
+}
