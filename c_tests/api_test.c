@@ -1,0 +1,767 @@
+/* The C ABI's behaviour, one named case per ctest test: `api_test NAME` runs one case,
+ * `api_test` runs them all. Each case works in a fresh temporary directory. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "nexxo_cache.h"
+
+#define CHECK(cond)                                                          \
+  do {                                                                       \
+    if (!(cond)) {                                                           \
+      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+      return 1;                                                              \
+    }                                                                        \
+  } while (0)
+
+#define CHECK_ST(expr, want)                                                          \
+  do {                                                                                \
+    nexxo_status got_ = (expr);                                                       \
+    if (got_ != (want)) {                                                             \
+      fprintf(stderr, "%s:%d: %s returned %d (%s), expected %d (%s)\n", __FILE__,     \
+              __LINE__, #expr, (int)got_, nexxo_status_str(got_), (int)(want),        \
+              nexxo_status_str(want));                                                \
+      return 1;                                                                       \
+    }                                                                                 \
+  } while (0)
+
+#define OK(expr) CHECK_ST(expr, NEXXO_OK)
+#define K(s) (const uint8_t *)(s), strlen(s)
+
+static char g_dir[4096];
+
+/* A new empty directory for one case; the cache goes in a subdirectory of it. */
+static const char *fresh_dir(void) {
+  const char *base = getenv("NEXXO_TEST_TMP");
+  if (!base) base = "/tmp";
+  mkdir(base, 0700);
+  snprintf(g_dir, sizeof g_dir, "%s/nexxo-c-XXXXXX", base);
+  if (!mkdtemp(g_dir)) {
+    perror("mkdtemp");
+    exit(2);
+  }
+  return g_dir;
+}
+
+static char *path_in(const char *dir, const char *name) {
+  static char buf[8][4096];
+  static int i;
+  char *p = buf[i++ % 8];
+  char base[4096]; /* dir may be an earlier result of this function */
+  snprintf(base, sizeof base, "%.4000s", dir);
+  snprintf(p, 4096, "%.4000s/%.80s", base, name);
+  return p;
+}
+
+static nexxo_cache *open_or_die(const char *path, const nexxo_options *o) {
+  nexxo_cache *c = NULL;
+  nexxo_status s = nexxo_cache_open(path, o, &c);
+  if (s != NEXXO_OK) {
+    fprintf(stderr, "open %s: %s\n", path, nexxo_status_str(s));
+    exit(2);
+  }
+  return c;
+}
+
+static int get_equals(nexxo_cache *c, const char *cat, const char *key, const void *want, size_t want_len) {
+  nexxo_bytes b = {NULL, 0};
+  nexxo_status s = nexxo_cache_get(c, cat, K(key), &b);
+  int ok = s == NEXXO_OK && b.len == want_len && (want_len == 0 || memcmp(b.data, want, want_len) == 0);
+  nexxo_bytes_free(&b);
+  return ok;
+}
+
+static int is_miss(nexxo_cache *c, const char *cat, const char *key) {
+  nexxo_bytes b = {(uint8_t *)1, 1};
+  nexxo_status s = nexxo_cache_get(c, cat, K(key), &b);
+  return s == NEXXO_NOT_FOUND && b.data == NULL && b.len == 0;
+}
+
+/* ~1 KiB of JavaScript-like text that differs per index. */
+static size_t artifact(char *buf, size_t cap, int i) {
+  size_t n = 0;
+  while (n + 80 < cap && n < 1000) {
+    n += (size_t)snprintf(buf + n, cap - n, "export function f%d_%zu(a){return a.map(x=>x*%d+%zu);}\n", i, n, i, n);
+  }
+  return n;
+}
+
+#define TEST(name) static int test_##name(void)
+
+TEST(version_and_status_str) {
+  char want[32];
+  snprintf(want, sizeof want, "%d.%d.%d", NEXXO_CACHE_VERSION_MAJOR, NEXXO_CACHE_VERSION_MINOR, NEXXO_CACHE_VERSION_PATCH);
+  CHECK(strcmp(nexxo_version(), want) == 0);
+  CHECK(strcmp(nexxo_status_str(NEXXO_OK), "ok") == 0);
+  CHECK(strcmp(nexxo_status_str(NEXXO_LOCKED), "cache directory locked by another writer") == 0);
+  for (int s = 0; s <= 12; s++) CHECK(nexxo_status_str((nexxo_status)s) != NULL);
+  CHECK(strcmp(nexxo_status_str((nexxo_status)13), "unknown status") == 0);
+  CHECK(strcmp(nexxo_status_str((nexxo_status)-1), "unknown status") == 0);
+  CHECK(NEXXO_MAX_KEY_LEN >= 4096);
+  CHECK(NEXXO_MAX_VALUE_LEN >= 256u * 1024 * 1024);
+  return 0;
+}
+
+TEST(options_validation) {
+  nexxo_options *o = nexxo_options_new();
+  CHECK(o != NULL);
+  OK(nexxo_options_set_max_size(o, 0));
+  OK(nexxo_options_set_max_size(o, UINT64_MAX));
+  OK(nexxo_options_set_max_age(o, 3600));
+  OK(nexxo_options_set_sync_writes(o, true));
+  OK(nexxo_options_set_read_only(o, false));
+  OK(nexxo_options_set_fallback_disabled(o, false));
+  OK(nexxo_options_set_compression(o, NEXXO_COMPRESSION_NONE));
+  CHECK_ST(nexxo_options_set_compression(o, (nexxo_compression)7), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_options_set_memory_budget(o, 1024), NEXXO_INVALID_ARGUMENT);
+  OK(nexxo_options_set_memory_budget(o, 16u << 20));
+  OK(nexxo_options_add_category(o, "lint"));
+  OK(nexxo_options_add_category(o, "lint"));
+  CHECK_ST(nexxo_options_add_category(o, "Bad Name"), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_options_add_category(o, ""), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_options_add_category(o, "\xff\xfe"), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_options_add_category(o, "abcdefghijklmnopqrstuvwxyz0123456"), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_options_add_category(o, NULL), NEXXO_INVALID_ARGUMENT);
+  OK(nexxo_options_set_category_max_size(o, "lint", 1 << 20));
+  OK(nexxo_options_set_category_max_size(o, "transform", 1 << 20));
+  CHECK_ST(nexxo_options_set_category_max_size(o, "nope", 1), NEXXO_UNKNOWN_CATEGORY);
+  CHECK_ST(nexxo_options_set_category_max_size(o, NULL, 1), NEXXO_INVALID_ARGUMENT);
+  /* NULL options everywhere */
+  CHECK_ST(nexxo_options_set_max_size(NULL, 1), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_options_set_max_age(NULL, 1), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_options_add_category(NULL, "x"), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_options_set_compression(NULL, NEXXO_COMPRESSION_LZ4), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_options_set_sync_writes(NULL, true), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_options_set_read_only(NULL, true), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_options_set_fallback_disabled(NULL, true), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_options_set_memory_budget(NULL, 1u << 30), NEXXO_INVALID_ARGUMENT);
+  nexxo_options_free(o);
+  nexxo_options_free(NULL);
+  return 0;
+}
+
+TEST(open_creates_directories) {
+  const char *d = fresh_dir();
+  const char *p = path_in(d, "a/b/c/cache");
+  nexxo_cache *c = open_or_die(p, NULL);
+  struct stat st;
+  CHECK(stat(p, &st) == 0 && S_ISDIR(st.st_mode));
+  CHECK((st.st_mode & 0777) == 0700);
+  nexxo_cache_close(c);
+  nexxo_cache_close(NULL);
+  return 0;
+}
+
+TEST(open_bad_arguments) {
+  const char *d = fresh_dir();
+  nexxo_cache *c = NULL;
+  CHECK_ST(nexxo_cache_open(NULL, NULL, &c), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_cache_open(path_in(d, "x"), NULL, NULL), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_cache_open("", NULL, &c), NEXXO_INVALID_ARGUMENT);
+  CHECK(c == NULL);
+  /* A path that is a regular file. */
+  const char *f = path_in(d, "file");
+  FILE *fp = fopen(f, "w");
+  CHECK(fp != NULL);
+  fputs("not a cache\n", fp);
+  fclose(fp);
+  CHECK_ST(nexxo_cache_open(f, NULL, &c), NEXXO_IO_ERROR);
+  CHECK(c == NULL);
+  /* Calls on a handle that open never produced. */
+  nexxo_bytes b = {NULL, 0};
+  nexxo_stats st;
+  CHECK_ST(nexxo_cache_get(NULL, "parse", K("k"), &b), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_cache_set(NULL, "parse", K("k"), NULL, 0), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_cache_delete(NULL, "parse", K("k")), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_cache_stats(NULL, &st), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_cache_stats_json(NULL, &b), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_cache_category_stats(NULL, "parse", &st), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_cache_enforce_policy(NULL, NULL), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_cache_compact(NULL, NULL), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_cache_clear(NULL, NULL, 0), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_cache_flush(NULL), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_cache_batch_set(NULL, NULL, 0), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_cache_batch_get(NULL, NULL, 0, NULL, NULL), NEXXO_INVALID_ARGUMENT);
+  return 0;
+}
+
+TEST(set_get_delete) {
+  nexxo_cache *c = open_or_die(path_in(fresh_dir(), "c"), NULL);
+  char v[1200];
+  size_t n = artifact(v, sizeof v, 1);
+  OK(nexxo_cache_set(c, "transform", K("src/a.ts"), (const uint8_t *)v, n));
+  CHECK(get_equals(c, "transform", "src/a.ts", v, n));
+  CHECK(is_miss(c, "transform", "src/b.ts"));
+  CHECK(is_miss(c, "parse", "src/a.ts")); /* categories are separate namespaces */
+  OK(nexxo_cache_set(c, "transform", K("src/a.ts"), (const uint8_t *)"short", 5));
+  CHECK(get_equals(c, "transform", "src/a.ts", "short", 5));
+  OK(nexxo_cache_delete(c, "transform", K("src/a.ts")));
+  CHECK(is_miss(c, "transform", "src/a.ts"));
+  OK(nexxo_cache_delete(c, "transform", K("src/a.ts"))); /* absent: still OK */
+  /* Empty values, with and without a pointer. */
+  OK(nexxo_cache_set(c, "meta", K("empty"), NULL, 0));
+  CHECK(get_equals(c, "meta", "empty", "", 0));
+  OK(nexxo_cache_set(c, "meta", K("empty2"), (const uint8_t *)"x", 0));
+  CHECK(get_equals(c, "meta", "empty2", "", 0));
+  /* Binary keys with embedded NULs. */
+  const uint8_t k1[] = {'a', 0, 'b'}, k2[] = {'a', 0, 'c'};
+  OK(nexxo_cache_set(c, "bundle", k1, 3, (const uint8_t *)"one", 3));
+  OK(nexxo_cache_set(c, "bundle", k2, 3, (const uint8_t *)"two", 3));
+  nexxo_bytes b = {NULL, 0};
+  OK(nexxo_cache_get(c, "bundle", k1, 3, &b));
+  CHECK(b.len == 3 && memcmp(b.data, "one", 3) == 0);
+  nexxo_bytes_free(&b);
+  CHECK(b.data == NULL && b.len == 0);
+  nexxo_bytes_free(&b); /* second free is harmless */
+  nexxo_bytes_free(NULL);
+  nexxo_cache_close(c);
+  return 0;
+}
+
+TEST(argument_errors) {
+  nexxo_cache *c = open_or_die(path_in(fresh_dir(), "c"), NULL);
+  nexxo_bytes b = {NULL, 0};
+  static uint8_t big_key[NEXXO_MAX_KEY_LEN + 1];
+  memset(big_key, 'k', sizeof big_key);
+  CHECK_ST(nexxo_cache_set(c, "parse", NULL, 0, (const uint8_t *)"v", 1), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_cache_set(c, "parse", (const uint8_t *)"k", 0, (const uint8_t *)"v", 1), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_cache_set(c, "parse", NULL, 5, (const uint8_t *)"v", 1), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_cache_set(c, "parse", K("k"), NULL, 5), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_cache_set(c, NULL, K("k"), (const uint8_t *)"v", 1), NEXXO_INVALID_ARGUMENT);
+  OK(nexxo_cache_set(c, "parse", big_key, NEXXO_MAX_KEY_LEN, (const uint8_t *)"v", 1));
+  CHECK_ST(nexxo_cache_set(c, "parse", big_key, NEXXO_MAX_KEY_LEN + 1, (const uint8_t *)"v", 1), NEXXO_TOO_LARGE);
+  CHECK_ST(nexxo_cache_set(c, "parse", big_key, SIZE_MAX, (const uint8_t *)"v", 1), NEXXO_TOO_LARGE);
+  CHECK_ST(nexxo_cache_set(c, "parse", K("k"), (const uint8_t *)"v", (size_t)NEXXO_MAX_VALUE_LEN + 1), NEXXO_TOO_LARGE);
+  CHECK_ST(nexxo_cache_set(c, "parse", K("k"), (const uint8_t *)"v", SIZE_MAX), NEXXO_TOO_LARGE);
+  CHECK_ST(nexxo_cache_get(c, "parse", big_key, SIZE_MAX, &b), NEXXO_TOO_LARGE);
+  CHECK_ST(nexxo_cache_get(c, "parse", K("k"), NULL), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_cache_get(c, "parse", NULL, 0, &b), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_cache_get(c, "nope", K("k"), &b), NEXXO_UNKNOWN_CATEGORY);
+  CHECK_ST(nexxo_cache_get(c, "", K("k"), &b), NEXXO_UNKNOWN_CATEGORY);
+  CHECK_ST(nexxo_cache_get(c, "\xff\xfe", K("k"), &b), NEXXO_UNKNOWN_CATEGORY);
+  CHECK_ST(nexxo_cache_set(c, "PARSE", K("k"), (const uint8_t *)"v", 1), NEXXO_UNKNOWN_CATEGORY);
+  CHECK_ST(nexxo_cache_delete(c, "nope", K("k")), NEXXO_UNKNOWN_CATEGORY);
+  CHECK_ST(nexxo_cache_delete(c, "parse", NULL, 0), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_cache_compact(c, "nope"), NEXXO_UNKNOWN_CATEGORY);
+  nexxo_stats st;
+  CHECK_ST(nexxo_cache_category_stats(c, "nope", &st), NEXXO_UNKNOWN_CATEGORY);
+  CHECK_ST(nexxo_cache_category_stats(c, NULL, &st), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_cache_category_stats(c, "parse", NULL), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_cache_stats(c, NULL), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_cache_stats_json(c, NULL), NEXXO_INVALID_ARGUMENT);
+  const char *bad[] = {"parse", NULL};
+  CHECK_ST(nexxo_cache_clear(c, bad, 2), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_cache_clear(c, NULL, 1), NEXXO_INVALID_ARGUMENT);
+  const char *unknown[] = {"parse", "nope"};
+  CHECK_ST(nexxo_cache_clear(c, unknown, 2), NEXXO_UNKNOWN_CATEGORY);
+  /* Nothing above removed the valid entry. */
+  OK(nexxo_cache_get(c, "parse", big_key, NEXXO_MAX_KEY_LEN, &b));
+  CHECK(b.len == 1 && b.data[0] == 'v');
+  nexxo_bytes_free(&b);
+  nexxo_cache_close(c);
+  return 0;
+}
+
+TEST(get_into_buffer_sizes) {
+  nexxo_cache *c = open_or_die(path_in(fresh_dir(), "c"), NULL);
+  char v[1200];
+  size_t n = artifact(v, sizeof v, 2);
+  OK(nexxo_cache_set(c, "parse", K("k"), (const uint8_t *)v, n));
+  uint8_t buf[2048];
+  size_t len = 0;
+  CHECK_ST(nexxo_cache_get_into(c, "parse", K("k"), buf, 10, &len), NEXXO_BUFFER_TOO_SMALL);
+  CHECK(len == n);
+  len = 0;
+  CHECK_ST(nexxo_cache_get_into(c, "parse", K("k"), NULL, 0, &len), NEXXO_BUFFER_TOO_SMALL);
+  CHECK(len == n);
+  len = 0;
+  OK(nexxo_cache_get_into(c, "parse", K("k"), buf, sizeof buf, &len));
+  CHECK(len == n && memcmp(buf, v, n) == 0);
+  len = 99;
+  OK(nexxo_cache_get_into(c, "parse", K("k"), buf, n, &len));
+  CHECK(len == n);
+  len = 99;
+  CHECK_ST(nexxo_cache_get_into(c, "parse", K("absent"), buf, sizeof buf, &len), NEXXO_NOT_FOUND);
+  CHECK(len == 99); /* untouched */
+  CHECK_ST(nexxo_cache_get_into(c, "parse", K("k"), buf, sizeof buf, NULL), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_cache_get_into(c, "parse", K("k"), NULL, 10, &len), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_cache_get_into(c, "parse", K("k"), buf, SIZE_MAX, &len), NEXXO_INVALID_ARGUMENT);
+  OK(nexxo_cache_set(c, "parse", K("e"), NULL, 0));
+  OK(nexxo_cache_get_into(c, "parse", K("e"), NULL, 0, &len));
+  CHECK(len == 0);
+  nexxo_cache_close(c);
+  return 0;
+}
+
+TEST(batch_set_is_validated_whole) {
+  nexxo_cache *c = open_or_die(path_in(fresh_dir(), "c"), NULL);
+  nexxo_entry e[3] = {
+      {"parse", (const uint8_t *)"a", 1, (const uint8_t *)"A", 1},
+      {"transform", (const uint8_t *)"b", 1, (const uint8_t *)"B", 1},
+      {"nope", (const uint8_t *)"c", 1, (const uint8_t *)"C", 1},
+  };
+  CHECK_ST(nexxo_cache_batch_set(c, e, 3), NEXXO_UNKNOWN_CATEGORY);
+  CHECK(is_miss(c, "parse", "a") && is_miss(c, "transform", "b"));
+  e[2].category = "bundle";
+  e[2].key_len = 0;
+  CHECK_ST(nexxo_cache_batch_set(c, e, 3), NEXXO_INVALID_ARGUMENT);
+  e[2].key_len = 1;
+  e[2].value = NULL;
+  CHECK_ST(nexxo_cache_batch_set(c, e, 3), NEXXO_INVALID_ARGUMENT);
+  e[2].category = NULL;
+  e[2].value = (const uint8_t *)"C";
+  CHECK_ST(nexxo_cache_batch_set(c, e, 3), NEXXO_INVALID_ARGUMENT);
+  nexxo_stats st;
+  OK(nexxo_cache_stats(c, &st));
+  CHECK(st.entries == 0 && st.writes == 0);
+  e[2].category = "bundle";
+  OK(nexxo_cache_batch_set(c, e, 3));
+  CHECK(get_equals(c, "parse", "a", "A", 1) && get_equals(c, "transform", "b", "B", 1) && get_equals(c, "bundle", "c", "C", 1));
+  OK(nexxo_cache_batch_set(c, NULL, 0));
+  CHECK_ST(nexxo_cache_batch_set(c, NULL, 2), NEXXO_INVALID_ARGUMENT);
+  /* The same key twice: the later value wins and is counted once. */
+  nexxo_entry d[2] = {
+      {"meta", (const uint8_t *)"k", 1, (const uint8_t *)"first", 5},
+      {"meta", (const uint8_t *)"k", 1, (const uint8_t *)"second!", 7},
+  };
+  OK(nexxo_cache_batch_set(c, d, 2));
+  CHECK(get_equals(c, "meta", "k", "second!", 7));
+  OK(nexxo_cache_category_stats(c, "meta", &st));
+  CHECK(st.entries == 1 && st.logical_bytes == 1 + 7);
+  nexxo_cache_close(c);
+  return 0;
+}
+
+TEST(batch_get_statuses) {
+  nexxo_cache *c = open_or_die(path_in(fresh_dir(), "c"), NULL);
+  OK(nexxo_cache_set(c, "parse", K("a"), (const uint8_t *)"A", 1));
+  OK(nexxo_cache_set(c, "bundle", K("b"), (const uint8_t *)"BB", 2));
+  nexxo_key keys[5] = {
+      {"parse", (const uint8_t *)"a", 1},
+      {"parse", (const uint8_t *)"missing", 7},
+      {"bundle", (const uint8_t *)"b", 1},
+      {"nope", (const uint8_t *)"a", 1},
+      {"parse", NULL, 0},
+  };
+  nexxo_bytes vals[5];
+  nexxo_status sts[5];
+  OK(nexxo_cache_batch_get(c, keys, 5, vals, sts));
+  CHECK(sts[0] == NEXXO_OK && vals[0].len == 1 && vals[0].data[0] == 'A');
+  CHECK(sts[1] == NEXXO_NOT_FOUND && vals[1].data == NULL);
+  CHECK(sts[2] == NEXXO_OK && vals[2].len == 2 && memcmp(vals[2].data, "BB", 2) == 0);
+  CHECK(sts[3] == NEXXO_UNKNOWN_CATEGORY && vals[3].data == NULL);
+  CHECK(sts[4] == NEXXO_INVALID_ARGUMENT && vals[4].data == NULL);
+  for (int i = 0; i < 5; i++) nexxo_bytes_free(&vals[i]);
+  OK(nexxo_cache_batch_get(c, NULL, 0, NULL, NULL));
+  CHECK_ST(nexxo_cache_batch_get(c, keys, 5, NULL, sts), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_cache_batch_get(c, keys, 5, vals, NULL), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_cache_batch_get(c, NULL, 5, vals, sts), NEXXO_INVALID_ARGUMENT);
+  nexxo_stats st;
+  OK(nexxo_cache_stats(c, &st));
+  CHECK(st.hits == 2 && st.misses == 1);
+  nexxo_cache_close(c);
+  return 0;
+}
+
+/* Exact stats after a mix of sets, overwrites, deletes, batches and clears. */
+TEST(stats_exact_after_mixed_ops) {
+  const char *p = path_in(fresh_dir(), "c");
+  nexxo_cache *c = open_or_die(p, NULL);
+  char v[1200];
+  uint64_t logical = 0, entries = 0;
+  for (int i = 0; i < 300; i++) {
+    char key[32];
+    snprintf(key, sizeof key, "mod/%d.js", i);
+    size_t n = artifact(v, sizeof v, i);
+    OK(nexxo_cache_set(c, "transform", K(key), (const uint8_t *)v, n));
+    logical += strlen(key) + n;
+    entries++;
+  }
+  for (int i = 0; i < 100; i++) { /* overwrite with shorter values */
+    char key[32];
+    snprintf(key, sizeof key, "mod/%d.js", i);
+    size_t n = artifact(v, sizeof v, i);
+    OK(nexxo_cache_set(c, "transform", K(key), (const uint8_t *)"x", 1));
+    logical -= n;
+    logical += 1;
+  }
+  for (int i = 100; i < 150; i++) {
+    char key[32];
+    snprintf(key, sizeof key, "mod/%d.js", i);
+    size_t n = artifact(v, sizeof v, i);
+    OK(nexxo_cache_delete(c, "transform", K(key)));
+    logical -= strlen(key) + n;
+    entries--;
+  }
+  nexxo_entry batch[10];
+  char keys[10][16];
+  for (int i = 0; i < 10; i++) {
+    snprintf(keys[i], sizeof keys[i], "b%d", i);
+    batch[i] = (nexxo_entry){"parse", (const uint8_t *)keys[i], strlen(keys[i]), (const uint8_t *)"ast", 3};
+    logical += strlen(keys[i]) + 3;
+    entries++;
+  }
+  OK(nexxo_cache_batch_set(c, batch, 10));
+  OK(nexxo_cache_set(c, "bundle", K("gone"), (const uint8_t *)"soon", 4));
+  const char *clear[] = {"bundle"};
+  OK(nexxo_cache_clear(c, clear, 1));
+
+  nexxo_stats st;
+  OK(nexxo_cache_stats(c, &st));
+  CHECK(st.entries == entries);
+  CHECK(st.logical_bytes == logical);
+  CHECK(st.stored_bytes > 0 && st.stored_bytes < st.logical_bytes); /* text compresses */
+  CHECK(st.disk_bytes > 0);
+  CHECK(st.writes == 300 + 100 + 10 + 1 && st.deletes == 50);
+  CHECK(!st.read_only && !st.disabled && st.disabled_reason == NEXXO_OK && !st.recovered);
+  nexxo_stats t, pst;
+  OK(nexxo_cache_category_stats(c, "transform", &t));
+  OK(nexxo_cache_category_stats(c, "parse", &pst));
+  CHECK(t.entries + pst.entries == st.entries);
+  CHECK(t.stored_bytes + pst.stored_bytes == st.stored_bytes);
+  uint64_t stored = st.stored_bytes;
+  nexxo_cache_close(c);
+
+  c = open_or_die(p, NULL); /* exact across reopen */
+  OK(nexxo_cache_stats(c, &st));
+  CHECK(st.entries == entries && st.logical_bytes == logical && st.stored_bytes == stored);
+  CHECK(st.hits == 0 && st.writes == 0); /* per-handle counters start again */
+  nexxo_cache_close(c);
+  return 0;
+}
+
+TEST(reopen_persistence) {
+  const char *p = path_in(fresh_dir(), "c");
+  nexxo_options *o = nexxo_options_new();
+  OK(nexxo_options_add_category(o, "lint"));
+  nexxo_cache *c = open_or_die(p, o);
+  char v[1200];
+  for (int i = 0; i < 1000; i++) {
+    char key[32];
+    snprintf(key, sizeof key, "k%d", i);
+    size_t n = artifact(v, sizeof v, i);
+    OK(nexxo_cache_set(c, i % 2 ? "lint" : "optimize", K(key), (const uint8_t *)v, n));
+  }
+  nexxo_cache_close(c);
+  nexxo_options_free(o);
+  c = open_or_die(p, NULL); /* the custom category persists without being named */
+  for (int i = 0; i < 1000; i++) {
+    char key[32];
+    snprintf(key, sizeof key, "k%d", i);
+    size_t n = artifact(v, sizeof v, i);
+    CHECK(get_equals(c, i % 2 ? "lint" : "optimize", key, v, n));
+  }
+  nexxo_stats st;
+  OK(nexxo_cache_category_stats(c, "lint", &st));
+  CHECK(st.entries == 500);
+  nexxo_cache_close(c);
+  return 0;
+}
+
+TEST(stats_json) {
+  nexxo_cache *c = open_or_die(path_in(fresh_dir(), "c"), NULL);
+  OK(nexxo_cache_set(c, "parse", K("a"), (const uint8_t *)"A", 1));
+  nexxo_bytes b = {NULL, 0};
+  OK(nexxo_cache_stats_json(c, &b));
+  CHECK(b.data != NULL && b.len > 0);
+  char *s = malloc(b.len + 1);
+  memcpy(s, b.data, b.len);
+  s[b.len] = 0;
+  CHECK(strstr(s, "\"totals\":{") != NULL);
+  CHECK(strstr(s, "\"parse\":{") && strstr(s, "\"meta\":{") && strstr(s, "\"entries\":1"));
+  CHECK(s[0] == '{' && s[b.len - 1] == '}');
+  free(s);
+  nexxo_bytes_free(&b);
+  nexxo_cache_close(c);
+  return 0;
+}
+
+TEST(clear_several_categories) {
+  nexxo_cache *c = open_or_die(path_in(fresh_dir(), "c"), NULL);
+  const char *cats[] = {"parse", "transform", "bundle", "optimize", "meta"};
+  for (int i = 0; i < 5; i++) OK(nexxo_cache_set(c, cats[i], K("k"), (const uint8_t *)"v", 1));
+  const char *two[] = {"parse", "bundle"};
+  OK(nexxo_cache_clear(c, two, 2));
+  CHECK(is_miss(c, "parse", "k") && is_miss(c, "bundle", "k"));
+  CHECK(get_equals(c, "transform", "k", "v", 1) && get_equals(c, "meta", "k", "v", 1));
+  nexxo_stats st;
+  OK(nexxo_cache_stats(c, &st));
+  CHECK(st.entries == 3 && st.logical_bytes == 3 * 2);
+  OK(nexxo_cache_clear(c, NULL, 0));
+  OK(nexxo_cache_stats(c, &st));
+  CHECK(st.entries == 0 && st.logical_bytes == 0 && st.stored_bytes == 0);
+  OK(nexxo_cache_set(c, "parse", K("k"), (const uint8_t *)"again", 5)); /* usable after clear */
+  CHECK(get_equals(c, "parse", "k", "again", 5));
+  nexxo_cache_close(c);
+  return 0;
+}
+
+TEST(compact_flush_enforce) {
+  nexxo_cache *c = open_or_die(path_in(fresh_dir(), "c"), NULL);
+  char v[1200];
+  for (int i = 0; i < 2000; i++) {
+    char key[32];
+    snprintf(key, sizeof key, "k%d", i);
+    OK(nexxo_cache_set(c, "bundle", K(key), (const uint8_t *)v, artifact(v, sizeof v, i)));
+  }
+  OK(nexxo_cache_flush(c));
+  OK(nexxo_cache_compact(c, "bundle"));
+  OK(nexxo_cache_compact(c, NULL));
+  nexxo_policy_report r;
+  memset(&r, 0xAB, sizeof r);
+  OK(nexxo_cache_enforce_policy(c, &r));
+  nexxo_stats st;
+  OK(nexxo_cache_stats(c, &st));
+  CHECK(r.evicted_entries == 0 && r.evicted_bytes == 0); /* far below the default limit */
+  CHECK(r.stored_bytes_before == st.stored_bytes && r.stored_bytes_after == st.stored_bytes);
+  OK(nexxo_cache_enforce_policy(c, NULL));
+  nexxo_cache_close(c);
+  return 0;
+}
+
+TEST(read_only_handle) {
+  const char *p = path_in(fresh_dir(), "c");
+  nexxo_options *o = nexxo_options_new();
+  OK(nexxo_options_set_read_only(o, true));
+  nexxo_cache *c = NULL;
+  CHECK_ST(nexxo_cache_open(p, o, &c), NEXXO_IO_ERROR); /* nothing to open yet */
+  c = open_or_die(p, NULL);
+  OK(nexxo_cache_set(c, "parse", K("k"), (const uint8_t *)"v", 1));
+  nexxo_cache_close(c);
+  c = open_or_die(p, o);
+  CHECK(get_equals(c, "parse", "k", "v", 1));
+  CHECK_ST(nexxo_cache_set(c, "parse", K("k"), (const uint8_t *)"w", 1), NEXXO_READ_ONLY);
+  CHECK_ST(nexxo_cache_delete(c, "parse", K("k")), NEXXO_READ_ONLY);
+  nexxo_entry e = {"parse", (const uint8_t *)"k", 1, (const uint8_t *)"w", 1};
+  CHECK_ST(nexxo_cache_batch_set(c, &e, 1), NEXXO_READ_ONLY);
+  CHECK_ST(nexxo_cache_clear(c, NULL, 0), NEXXO_READ_ONLY);
+  CHECK_ST(nexxo_cache_compact(c, NULL), NEXXO_READ_ONLY);
+  CHECK_ST(nexxo_cache_flush(c), NEXXO_READ_ONLY);
+  CHECK_ST(nexxo_cache_enforce_policy(c, NULL), NEXXO_READ_ONLY);
+  nexxo_stats st;
+  OK(nexxo_cache_stats(c, &st));
+  CHECK(st.read_only && st.entries == 1);
+  nexxo_cache_close(c);
+  nexxo_options_free(o);
+  return 0;
+}
+
+TEST(second_handle_in_process_is_locked) {
+  const char *p = path_in(fresh_dir(), "c");
+  nexxo_cache *c = open_or_die(p, NULL);
+  nexxo_cache *d = NULL;
+  CHECK_ST(nexxo_cache_open(p, NULL, &d), NEXXO_LOCKED);
+  CHECK(d == NULL);
+  nexxo_cache_close(c);
+  d = open_or_die(p, NULL); /* free again after close */
+  nexxo_cache_close(d);
+  return 0;
+}
+
+/* A child process holds the cache for writing; this process must get NEXXO_LOCKED at
+ * once, a read-only view beside it, and the disabled fallback. */
+TEST(second_process_locked) {
+  const char *p = path_in(fresh_dir(), "c");
+  int ready[2], done[2];
+  CHECK(pipe(ready) == 0 && pipe(done) == 0);
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    nexxo_cache *c = NULL;
+    if (nexxo_cache_open(p, NULL, &c) != NEXXO_OK) _exit(3);
+    if (nexxo_cache_set(c, "parse", K("from-child"), (const uint8_t *)"hello", 5) != NEXXO_OK) _exit(4);
+    if (write(ready[1], "r", 1) != 1) _exit(5);
+    char ch;
+    if (read(done[0], &ch, 1) != 1) _exit(6);
+    nexxo_cache_close(c);
+    _exit(0);
+  }
+  char ch;
+  CHECK(read(ready[0], &ch, 1) == 1);
+  nexxo_cache *c = NULL;
+  CHECK_ST(nexxo_cache_open(p, NULL, &c), NEXXO_LOCKED);
+  nexxo_options *o = nexxo_options_new();
+  OK(nexxo_options_set_read_only(o, true));
+  c = open_or_die(p, o);
+  CHECK(get_equals(c, "parse", "from-child", "hello", 5));
+  nexxo_cache_close(c);
+  nexxo_options_free(o);
+  o = nexxo_options_new();
+  OK(nexxo_options_set_fallback_disabled(o, true));
+  c = open_or_die(p, o);
+  nexxo_stats st;
+  OK(nexxo_cache_stats(c, &st));
+  CHECK(st.disabled && st.disabled_reason == NEXXO_LOCKED);
+  CHECK(is_miss(c, "parse", "from-child"));
+  OK(nexxo_cache_set(c, "parse", K("x"), (const uint8_t *)"dropped", 7));
+  CHECK(is_miss(c, "parse", "x"));
+  CHECK_ST(nexxo_cache_set(c, "nope", K("x"), (const uint8_t *)"v", 1), NEXXO_UNKNOWN_CATEGORY);
+  nexxo_cache_close(c);
+  nexxo_options_free(o);
+  CHECK(write(done[1], "d", 1) == 1);
+  int status = 0;
+  CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  c = open_or_die(p, NULL);
+  CHECK(get_equals(c, "parse", "from-child", "hello", 5));
+  nexxo_cache_close(c);
+  return 0;
+}
+
+TEST(fallback_on_bad_path) {
+  const char *d = fresh_dir();
+  const char *f = path_in(d, "file");
+  FILE *fp = fopen(f, "w");
+  CHECK(fp != NULL);
+  fclose(fp);
+  nexxo_options *o = nexxo_options_new();
+  OK(nexxo_options_set_fallback_disabled(o, true));
+  nexxo_cache *c = open_or_die(f, o);
+  nexxo_stats st;
+  OK(nexxo_cache_stats(c, &st));
+  CHECK(st.disabled && st.disabled_reason == NEXXO_IO_ERROR);
+  nexxo_bytes b = {NULL, 0};
+  OK(nexxo_cache_stats_json(c, &b));
+  CHECK(b.len > 0 && memmem(b.data, b.len, "NEXXO_IO_ERROR", 14) != NULL);
+  nexxo_bytes_free(&b);
+  OK(nexxo_cache_enforce_policy(c, NULL));
+  OK(nexxo_cache_flush(c));
+  nexxo_cache_close(c);
+  nexxo_options_free(o);
+  return 0;
+}
+
+TEST(foreign_directories_are_left_alone) {
+  const char *d = fresh_dir();
+  /* A newer on-disk format. */
+  const char *p = path_in(d, "newer");
+  mkdir(p, 0700);
+  FILE *fp = fopen(path_in(p, "NEXXO_FORMAT"), "w");
+  CHECK(fp != NULL);
+  fputs("nexxo-cache format 99\n", fp);
+  fclose(fp);
+  nexxo_cache *c = NULL;
+  CHECK_ST(nexxo_cache_open(p, NULL, &c), NEXXO_INCOMPATIBLE);
+  /* A directory of someone else's files. */
+  const char *q = path_in(d, "src");
+  mkdir(q, 0700);
+  fp = fopen(path_in(q, "index.js"), "w");
+  CHECK(fp != NULL);
+  fclose(fp);
+  CHECK_ST(nexxo_cache_open(q, NULL, &c), NEXXO_INCOMPATIBLE);
+  struct stat st;
+  CHECK(stat(path_in(q, "CURRENT"), &st) != 0); /* nothing was written there */
+  return 0;
+}
+
+struct worker {
+  nexxo_cache *c;
+  int id;
+  int failures;
+};
+
+static void *worker_main(void *arg) {
+  struct worker *w = arg;
+  char v[1200], key[48];
+  for (int i = 0; i < 2000; i++) {
+    snprintf(key, sizeof key, "t%d/k%d", w->id, i % 500);
+    size_t n = artifact(v, sizeof v, i);
+    if (nexxo_cache_set(w->c, "transform", (const uint8_t *)key, strlen(key), (const uint8_t *)v, n) != NEXXO_OK)
+      w->failures++;
+    nexxo_bytes b = {NULL, 0};
+    if (nexxo_cache_get(w->c, "transform", (const uint8_t *)key, strlen(key), &b) != NEXXO_OK || b.len != n ||
+        memcmp(b.data, v, n) != 0)
+      w->failures++;
+    nexxo_bytes_free(&b);
+    if (i % 7 == 0 && nexxo_cache_delete(w->c, "transform", (const uint8_t *)key, strlen(key)) != NEXXO_OK)
+      w->failures++;
+  }
+  return NULL;
+}
+
+TEST(concurrent_threads) {
+  const char *p = path_in(fresh_dir(), "c");
+  nexxo_cache *c = open_or_die(p, NULL);
+  enum { N = 4 };
+  pthread_t t[N];
+  struct worker w[N];
+  for (int i = 0; i < N; i++) {
+    w[i] = (struct worker){c, i, 0};
+    CHECK(pthread_create(&t[i], NULL, worker_main, &w[i]) == 0);
+  }
+  for (int i = 0; i < N; i++) {
+    pthread_join(t[i], NULL);
+    CHECK(w[i].failures == 0);
+  }
+  /* Recount: every key that exists now, by reading all candidates. */
+  uint64_t entries = 0, logical = 0;
+  for (int id = 0; id < N; id++) {
+    for (int k = 0; k < 500; k++) {
+      char key[48];
+      snprintf(key, sizeof key, "t%d/k%d", id, k);
+      nexxo_bytes b = {NULL, 0};
+      nexxo_status s = nexxo_cache_get(c, "transform", (const uint8_t *)key, strlen(key), &b);
+      CHECK(s == NEXXO_OK || s == NEXXO_NOT_FOUND);
+      if (s == NEXXO_OK) {
+        entries++;
+        logical += strlen(key) + b.len;
+      }
+      nexxo_bytes_free(&b);
+    }
+  }
+  nexxo_stats st;
+  OK(nexxo_cache_stats(c, &st));
+  CHECK(st.entries == entries && st.logical_bytes == logical);
+  CHECK(st.writes == N * 2000);
+  nexxo_cache_close(c);
+  return 0;
+}
+
+#define ENTRY(name) {#name, test_##name}
+static const struct {
+  const char *name;
+  int (*fn)(void);
+} TESTS[] = {
+    ENTRY(version_and_status_str),
+    ENTRY(options_validation),
+    ENTRY(open_creates_directories),
+    ENTRY(open_bad_arguments),
+    ENTRY(set_get_delete),
+    ENTRY(argument_errors),
+    ENTRY(get_into_buffer_sizes),
+    ENTRY(batch_set_is_validated_whole),
+    ENTRY(batch_get_statuses),
+    ENTRY(stats_exact_after_mixed_ops),
+    ENTRY(reopen_persistence),
+    ENTRY(stats_json),
+    ENTRY(clear_several_categories),
+    ENTRY(compact_flush_enforce),
+    ENTRY(read_only_handle),
+    ENTRY(second_handle_in_process_is_locked),
+    ENTRY(second_process_locked),
+    ENTRY(fallback_on_bad_path),
+    ENTRY(foreign_directories_are_left_alone),
+    ENTRY(concurrent_threads),
+};
+
+int main(int argc, char **argv) {
+  int failed = 0, ran = 0;
+  for (size_t i = 0; i < sizeof TESTS / sizeof TESTS[0]; i++) {
+    if (argc > 1 && strcmp(argv[1], TESTS[i].name) != 0) continue;
+    ran++;
+    int r = TESTS[i].fn();
+    printf("%s %s\n", r == 0 ? "ok  " : "FAIL", TESTS[i].name);
+    failed += r != 0;
+  }
+  if (ran == 0) {
+    fprintf(stderr, "no test named %s\n", argc > 1 ? argv[1] : "(any)");
+    return 2;
+  }
+  return failed ? 1 : 0;
+}
