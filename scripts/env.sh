@@ -1,0 +1,15 @@
+# Sourced by the other scripts: one place for paths and pinned tool versions.
+# shellcheck shell=bash
+NEXXO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export NEXXO_ROOT
+# RocksDB's C++ takes 8-14 minutes to build here: keep cargo's output outside the clone
+# so that every clone on this machine (CI's included) shares one build.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/nexxo-cache/target}"
+export NEXXO_BUILD_DIR="${NEXXO_BUILD_DIR:-$NEXXO_ROOT/build}"
+# The library every test and binding runs against: the one CMake copied from cargo.
+export NEXXO_LIB_DIR="$NEXXO_BUILD_DIR/lib"
+export CBINDGEN_VERSION=0.29.4
+export PATH="$HOME/.cargo/bin:$PATH"
+# One cargo invocation everywhere, so the same compiled RocksDB serves every step.
+NEXXO_CARGO_BUILD=(cargo build --release --all-targets --locked)
+log() { printf '\n==> %s\n' "$*"; }

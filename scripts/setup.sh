@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what building and testing need, when missing: Debian packages (libclang for
+# RocksDB's bindgen, cmake, ninja, GoogleTest, valgrind, pkg-config) and cbindgen.
+# Idempotent and quiet when everything is there.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+
+pkgs=(build-essential clang libclang-dev pkg-config cmake ninja-build libgtest-dev valgrind)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  log "installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 1; }
+
+if [ "$(cbindgen --version 2>/dev/null)" != "cbindgen $CBINDGEN_VERSION" ]; then
+  log "installing cbindgen $CBINDGEN_VERSION"
+  cargo install --quiet --locked cbindgen --version "$CBINDGEN_VERSION"
+fi
