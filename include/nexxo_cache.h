@@ -480,6 +480,22 @@ struct nexxo_options *nexxo_options_new(void);
 void nexxo_options_free(struct nexxo_options *o);
 
 /**
+ * Replaces the clock that `max_age` is measured with (seconds since the Unix epoch) by
+ * `now(ctx)`; `now == NULL` restores the system clock. For tests and tools that need
+ * deterministic time.
+ *
+ * The one exception to "the library keeps no caller pointer": `now` and `ctx` are kept
+ * by every cache opened with these options until it is closed, and `now(ctx)` may be
+ * called from any thread of the library at any time until then, so it must be
+ * thread-safe and must not call back into the library.
+ *
+ * `NEXXO_INVALID_ARGUMENT` when `o` is NULL.
+ */
+enum nexxo_status nexxo_options_set_clock(struct nexxo_options *o,
+                                          uint64_t (*now)(void*),
+                                          void *ctx);
+
+/**
  * Bounds the stored bytes of the whole cache; 0 means unbounded. Default 2 GiB.
  * Past the bound, least recently used entries are evicted down to 90% of it.
  *
@@ -553,6 +569,37 @@ enum nexxo_status nexxo_options_set_fallback_disabled(struct nexxo_options *o, b
  * `NEXXO_INVALID_ARGUMENT` when `o` is NULL or `bytes` is under 4 MiB.
  */
 enum nexxo_status nexxo_options_set_memory_budget(struct nexxo_options *o, uint64_t bytes);
+
+/**
+ * Like `nexxo_cache_batch_set`, with the `count` entries packed in `packed` (`len`
+ * bytes) as records of `u8 category_len, category, u32 key_len, key, u32 value_len,
+ * value` (little-endian). Atomic, and validated whole before anything is written; a
+ * buffer whose records run past `len` or leave bytes over is `NEXXO_INVALID_ARGUMENT`.
+ * Thread-safe.
+ */
+enum nexxo_status nexxo_cache_batch_set_packed(struct nexxo_cache *c,
+                                               const uint8_t *packed,
+                                               size_t len,
+                                               size_t count);
+
+/**
+ * Like `nexxo_cache_batch_get`, with the `count` keys packed in `packed` (`len` bytes)
+ * as records of `u8 category_len, category, u32 key_len, key`, and the results written
+ * to the caller's buffer `out` (`cap` bytes) as records of `u32 status, u32 value_len,
+ * value` in key order (`value_len` is 0 unless the status is `NEXXO_OK`); `*out_len` is
+ * the bytes written.
+ *
+ * `NEXXO_BUFFER_TOO_SMALL`: `*out_len` is the size needed and `out` is unspecified;
+ * retry with a larger buffer (the reads are done again, and counted again in the hit
+ * and miss statistics). Thread-safe.
+ */
+enum nexxo_status nexxo_cache_batch_get_packed(const struct nexxo_cache *c,
+                                               const uint8_t *packed,
+                                               size_t len,
+                                               size_t count,
+                                               uint8_t *out,
+                                               size_t cap,
+                                               size_t *out_len);
 
 /**
  * Describes a status in a few words: "ok", "not found", "locked", ...

@@ -10,12 +10,12 @@ use super::status::{nexxo_status, nexxo_status::*, status_name};
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::error::Error;
-use crate::policy::PolicyReport;
+use crate::policy::{system_clock, PolicyReport};
 use crate::stats::Stats;
 
 /// An open cache. Create with `nexxo_cache_open`, free with `nexxo_cache_close`.
 pub struct nexxo_cache {
-    cache: Cache,
+    pub(crate) cache: Cache,
 }
 
 /// One entry of `nexxo_cache_batch_set`. The library does not keep the pointers.
@@ -156,14 +156,14 @@ pub unsafe extern "C" fn nexxo_cache_open(path: *const c_char, opts: *const nexx
         let out = try_ffi!(args::out(out));
         let path = OsStr::from_bytes(CStr::from_ptr(path).to_bytes());
         let default_config;
-        let config = match opts.as_ref() {
-            Some(o) => &o.config,
+        let (config, clock) = match opts.as_ref() {
+            Some(o) => (&o.config, o.clock.clone()),
             None => {
                 default_config = Config::default();
-                &default_config
+                (&default_config, None)
             }
         };
-        match Cache::open(path, config) {
+        match Cache::open_with_clock(path, config, clock.unwrap_or_else(system_clock)) {
             Ok(cache) => {
                 *out = Box::into_raw(Box::new(nexxo_cache { cache }));
                 NEXXO_OK

@@ -31,5 +31,6 @@ pub mod args;
 pub mod bytes;
 pub mod cache;
 pub mod options;
+pub mod packed;
 pub mod status;
 pub mod version;

@@ -1,6 +1,7 @@
 //! `nexxo_options`: the opaque builder of open options.
 
-use std::ffi::c_char;
+use std::ffi::{c_char, c_void};
+use std::sync::Arc;
 
 use super::args;
 use super::status::nexxo_status::{self, *};
@@ -12,6 +13,24 @@ use crate::config::Config;
 /// Not thread-safe: build it on one thread. It may be freed right after the open.
 pub struct nexxo_options {
     pub(crate) config: Config,
+    pub(crate) clock: Option<crate::policy::Clock>,
+}
+
+/// A caller's clock: the function and its context, called from any thread.
+struct CClock {
+    now: unsafe extern "C" fn(*mut c_void) -> u64,
+    ctx: *mut c_void,
+}
+
+// The caller promises, by `nexxo_options_set_clock`'s contract, that `now(ctx)` may be
+// called from any thread at any time until the cache is closed.
+unsafe impl Send for CClock {}
+unsafe impl Sync for CClock {}
+
+impl CClock {
+    fn now(&self) -> u64 {
+        unsafe { (self.now)(self.ctx) }
+    }
 }
 
 /// How values are compressed.
@@ -36,7 +55,7 @@ pub struct CompressionArg(pub u32);
 /// Returns NULL only when out of memory. Free with `nexxo_options_free`.
 #[no_mangle]
 pub extern "C" fn nexxo_options_new() -> *mut nexxo_options {
-    std::panic::catch_unwind(|| Box::into_raw(Box::new(nexxo_options { config: Config::default() })))
+    std::panic::catch_unwind(|| Box::into_raw(Box::new(nexxo_options { config: Config::default(), clock: None })))
         .unwrap_or(std::ptr::null_mut())
 }
 
@@ -46,6 +65,28 @@ pub unsafe extern "C" fn nexxo_options_free(o: *mut nexxo_options) {
     if !o.is_null() {
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(Box::from_raw(o))));
     }
+}
+
+/// Replaces the clock that `max_age` is measured with (seconds since the Unix epoch) by
+/// `now(ctx)`; `now == NULL` restores the system clock. For tests and tools that need
+/// deterministic time.
+///
+/// The one exception to "the library keeps no caller pointer": `now` and `ctx` are kept
+/// by every cache opened with these options until it is closed, and `now(ctx)` may be
+/// called from any thread of the library at any time until then, so it must be
+/// thread-safe and must not call back into the library.
+///
+/// `NEXXO_INVALID_ARGUMENT` when `o` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn nexxo_options_set_clock(o: *mut nexxo_options, now: Option<unsafe extern "C" fn(*mut c_void) -> u64>, ctx: *mut c_void) -> nexxo_status {
+    ffi_boundary!({
+        let o = try_ffi!(args::out(o));
+        o.clock = now.map(|now| {
+            let c = CClock { now, ctx };
+            Arc::new(move || c.now()) as crate::policy::Clock
+        });
+        NEXXO_OK
+    })
 }
 
 unsafe fn with(o: *mut nexxo_options, f: impl FnOnce(&mut Config) -> Result<(), nexxo_status>) -> nexxo_status {
