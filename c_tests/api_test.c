@@ -723,6 +723,149 @@ TEST(concurrent_threads) {
   return 0;
 }
 
+
+/* ---- eviction policy, through the C ABI ---- */
+
+static void noise(uint8_t *buf, size_t n, uint64_t seed) {
+  uint64_t x = seed * 0x9E3779B97F4A7C15ull | 1;
+  for (size_t i = 0; i < n; i++) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    buf[i] = (uint8_t)x;
+  }
+}
+
+/* Cap 8 MiB; 32 MiB written while a 1 MiB hot set is read throughout. */
+TEST(policy_cap_keeps_hot_set) {
+  nexxo_options *o = nexxo_options_new();
+  OK(nexxo_options_set_max_size(o, 8u << 20));
+  OK(nexxo_options_set_compression(o, NEXXO_COMPRESSION_NONE));
+  nexxo_cache *c = open_or_die(path_in(fresh_dir(), "c"), o);
+  nexxo_options_free(o);
+  enum { VLEN = 4096, HOT = 256, COLD = (32 << 20) / VLEN };
+  static uint8_t v[VLEN], got[VLEN];
+  char key[32];
+  for (int i = 0; i < HOT; i++) {
+    snprintf(key, sizeof key, "hot/%d", i);
+    noise(v, VLEN, (uint64_t)i);
+    OK(nexxo_cache_set(c, "transform", K(key), v, VLEN));
+  }
+  nexxo_stats st;
+  for (int i = 0; i < COLD; i++) {
+    snprintf(key, sizeof key, "cold/%d", i);
+    noise(v, VLEN, 1000000u + (uint64_t)i);
+    OK(nexxo_cache_set(c, "bundle", K(key), v, VLEN));
+    OK(nexxo_cache_stats(c, &st));
+    CHECK(st.stored_bytes <= (8u << 20) + (2u << 20) + VLEN + 64); /* never more than 25% over */
+    if (i % 64 == 0) {
+      for (int j = 0; j < HOT; j++) {
+        size_t n = 0;
+        snprintf(key, sizeof key, "hot/%d", j);
+        noise(v, VLEN, (uint64_t)j);
+        OK(nexxo_cache_get_into(c, "transform", K(key), got, VLEN, &n));
+        CHECK(n == VLEN && memcmp(got, v, VLEN) == 0);
+      }
+    }
+  }
+  nexxo_policy_report r;
+  OK(nexxo_cache_enforce_policy(c, &r));
+  OK(nexxo_cache_stats(c, &st));
+  CHECK(st.stored_bytes <= 8u << 20);
+  CHECK(r.stored_bytes_after == st.stored_bytes);
+  CHECK(st.evictions > 0);
+  for (int j = 0; j < HOT; j++) {
+    size_t n = 0;
+    snprintf(key, sizeof key, "hot/%d", j);
+    OK(nexxo_cache_get_into(c, "transform", K(key), got, VLEN, &n));
+  }
+  for (int i = 0; i < 1000; i++) {
+    snprintf(key, sizeof key, "cold/%d", i);
+    CHECK(is_miss(c, "bundle", key));
+  }
+  /* A recount through the API equals the stats. */
+  uint64_t entries = 0, logical = 0;
+  for (int pass = 0; pass < 2; pass++) {
+    for (int i = 0; i < (pass ? COLD : HOT); i++) {
+      size_t n = 0;
+      snprintf(key, sizeof key, pass ? "cold/%d" : "hot/%d", i);
+      if (nexxo_cache_get_into(c, pass ? "bundle" : "transform", K(key), got, VLEN, &n) == NEXXO_OK) {
+        entries++;
+        logical += strlen(key) + n;
+      }
+    }
+  }
+  OK(nexxo_cache_stats(c, &st));
+  CHECK(st.entries == entries && st.logical_bytes == logical);
+  OK(nexxo_cache_compact(c, NULL));
+  OK(nexxo_cache_stats(c, &st));
+  CHECK(st.disk_bytes <= 2 * (8u << 20));
+  nexxo_cache_close(c);
+  return 0;
+}
+
+TEST(policy_category_limit) {
+  nexxo_options *o = nexxo_options_new();
+  OK(nexxo_options_set_category_max_size(o, "transform", 1u << 20));
+  OK(nexxo_options_set_compression(o, NEXXO_COMPRESSION_NONE));
+  nexxo_cache *c = open_or_die(path_in(fresh_dir(), "c"), o);
+  nexxo_options_free(o);
+  static uint8_t v[4096];
+  char key[32];
+  for (int i = 0; i < 100; i++) {
+    snprintf(key, sizeof key, "p%d", i);
+    noise(v, sizeof v, (uint64_t)i);
+    OK(nexxo_cache_set(c, "parse", K(key), v, sizeof v));
+  }
+  for (int i = 0; i < 1024; i++) {
+    snprintf(key, sizeof key, "t%d", i);
+    noise(v, sizeof v, 5000u + (uint64_t)i);
+    OK(nexxo_cache_set(c, "transform", K(key), v, sizeof v));
+  }
+  OK(nexxo_cache_enforce_policy(c, NULL));
+  nexxo_stats t, p;
+  OK(nexxo_cache_category_stats(c, "transform", &t));
+  OK(nexxo_cache_category_stats(c, "parse", &p));
+  CHECK(t.stored_bytes <= 1u << 20 && t.evictions > 0);
+  CHECK(p.entries == 100 && p.evictions == 0);
+  CHECK(is_miss(c, "transform", "t0"));
+  nexxo_cache_close(c);
+  return 0;
+}
+
+static uint64_t g_now = 1000;
+static uint64_t test_clock(void *ctx) {
+  return *(uint64_t *)ctx;
+}
+
+TEST(policy_max_age_with_clock) {
+  nexxo_options *o = nexxo_options_new();
+  OK(nexxo_options_set_max_age(o, 100));
+  OK(nexxo_options_set_clock(o, test_clock, &g_now));
+  CHECK_ST(nexxo_options_set_clock(NULL, test_clock, &g_now), NEXXO_INVALID_ARGUMENT);
+  nexxo_cache *c = open_or_die(path_in(fresh_dir(), "c"), o);
+  nexxo_options_free(o);
+  char key[32];
+  OK(nexxo_cache_set(c, "parse", K("old"), (const uint8_t *)"v", 1));
+  OK(nexxo_cache_set(c, "parse", K("keep"), (const uint8_t *)"v", 1));
+  for (uint64_t t = 1000; t < 1300; t += 10) {
+    g_now = t;
+    snprintf(key, sizeof key, "f%llu", (unsigned long long)t);
+    OK(nexxo_cache_set(c, "meta", K(key), (const uint8_t *)"x", 1));
+    if (t == 1250) CHECK(get_equals(c, "parse", "keep", "v", 1));
+  }
+  g_now = 1300;
+  nexxo_policy_report r;
+  OK(nexxo_cache_enforce_policy(c, &r));
+  CHECK(r.evicted_entries > 0);
+  CHECK(is_miss(c, "parse", "old"));
+  CHECK(get_equals(c, "parse", "keep", "v", 1));
+  CHECK(is_miss(c, "meta", "f1050"));
+  CHECK(get_equals(c, "meta", "f1290", "x", 1));
+  nexxo_cache_close(c);
+  return 0;
+}
+
 #define ENTRY(name) {#name, test_##name}
 static const struct {
   const char *name;
@@ -748,6 +891,9 @@ static const struct {
     ENTRY(fallback_on_bad_path),
     ENTRY(foreign_directories_are_left_alone),
     ENTRY(concurrent_threads),
+    ENTRY(policy_cap_keeps_hot_set),
+    ENTRY(policy_category_limit),
+    ENTRY(policy_max_age_with_clock),
 };
 
 int main(int argc, char **argv) {
