@@ -1,0 +1,342 @@
+'use strict';
+// The low-level class: one handle of the C library, a method per C function.
+
+const { load, NexxoCacheError, STATUS_CODES } = require('./native');
+
+const OK = 0;
+const NOT_FOUND = 1;
+const BUFFER_TOO_SMALL = 5;
+const DISPOSE = typeof Symbol.dispose === 'symbol' ? Symbol.dispose : Symbol.for('nodejs.dispose');
+
+/** Closes handles that were garbage-collected without close(): a safety net only. */
+const finalizer = new FinalizationRegistry(({ f, handle }) => {
+  if (handle.ptr) {
+    f.close(handle.ptr);
+    handle.ptr = null;
+  }
+});
+
+function codeOf(status) {
+  return STATUS_CODES[status] || `STATUS_${status}`;
+}
+
+/** A growable scratch buffer. */
+function ensure(buf, n) {
+  if (buf.length >= n) return buf;
+  let size = buf.length;
+  while (size < n) size *= 2;
+  return Buffer.allocUnsafe(size);
+}
+
+function toBytes(v, what) {
+  if (Buffer.isBuffer(v)) return v;
+  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  if (typeof v === 'string') return Buffer.from(v, 'utf8');
+  throw new TypeError(`${what} must be a string, Buffer or Uint8Array`);
+}
+
+class Cache {
+  /**
+   * Opens (creating when missing) the cache in directory `dir`.
+   * @param {string} dir
+   * @param {import('./index').OpenOptions} [options]
+   */
+  static open(dir, options = {}) {
+    return new Cache(dir, options);
+  }
+
+  constructor(dir, options = {}) {
+    if (typeof dir !== 'string' || dir === '') throw new TypeError('the cache directory must be a non-empty string');
+    const L = load(options.libraryPath);
+    this._L = L;
+    this._f = L.f;
+    this.path = dir;
+    this._cats = new Map();
+    this._key = Buffer.allocUnsafe(16384);
+    this._val = Buffer.allocUnsafe(65536);
+    this._out = Buffer.allocUnsafe(65536);
+    this._len = new BigUint64Array(1);
+
+    const f = this._f;
+    const o = f.optionsNew();
+    if (!o) throw new NexxoCacheError('PANIC', 'nexxo_options_new failed (out of memory)', 12);
+    try {
+      const set = (op, s) => this._check(s, `options.${op}`);
+      if (options.maxSize !== undefined) set('maxSize', f.setMaxSize(o, options.maxSize));
+      for (const c of options.categories || []) set('categories', f.addCategory(o, c));
+      for (const [c, n] of Object.entries(options.categoryMaxSize || {})) set(`categoryMaxSize.${c}`, f.setCategoryMaxSize(o, c, n));
+      if (options.maxAge !== undefined) set('maxAge', f.setMaxAge(o, options.maxAge));
+      if (options.compression !== undefined) {
+        const c = { none: 0, lz4: 1 }[options.compression];
+        if (c === undefined) throw new NexxoCacheError('INVALID_ARGUMENT', `options.compression must be 'lz4' or 'none', not ${options.compression}`, 2);
+        set('compression', f.setCompression(o, c));
+      }
+      if (options.syncWrites !== undefined) set('syncWrites', f.setSyncWrites(o, !!options.syncWrites));
+      if (options.readOnly !== undefined) set('readOnly', f.setReadOnly(o, !!options.readOnly));
+      if (options.fallbackDisabled !== undefined) set('fallbackDisabled', f.setFallbackDisabled(o, !!options.fallbackDisabled));
+      if (options.memoryBudget !== undefined) set('memoryBudget', f.setMemoryBudget(o, options.memoryBudget));
+      const out = [null];
+      this._check(f.open(dir, o, out), 'open');
+      this._handle = { ptr: out[0] };
+    } finally {
+      f.optionsFree(o);
+    }
+    finalizer.register(this, { f, handle: this._handle }, this);
+  }
+
+  /** True once close() was called. */
+  get closed() {
+    return !this._handle.ptr;
+  }
+
+  _ptr(op) {
+    const p = this._handle && this._handle.ptr;
+    if (!p) throw new NexxoCacheError('CLOSED', `nexxo-cache ${op} on ${this.path}: the cache is closed`, -1);
+    return p;
+  }
+
+  _check(status, op, category) {
+    if (status === OK) return;
+    const where = category === undefined ? op : `${op}(${category})`;
+    throw new NexxoCacheError(codeOf(status), `nexxo-cache ${where} on ${this.path}: ${this._f.statusStr(status)}`, status);
+  }
+
+  /** The category's name as NUL-terminated bytes, encoded once. */
+  _cat(category) {
+    let b = this._cats.get(category);
+    if (b === undefined) {
+      if (typeof category !== 'string') throw new TypeError('a category must be a string');
+      b = Buffer.from(category + '\0', 'utf8');
+      this._cats.set(category, b);
+    }
+    return b;
+  }
+
+  /** Encodes a key into the scratch buffer when it is a string; returns [bytes, length]. */
+  _keyBytes(key) {
+    if (typeof key === 'string') {
+      if (key.length * 3 <= this._key.length) return [this._key, this._key.utf8Write(key, 0)];
+      const b = Buffer.from(key, 'utf8');
+      return [b, b.length];
+    }
+    const b = toBytes(key, 'a key');
+    return [b, b.length];
+  }
+
+  /** Reads a value into the scratch output buffer; returns its length or -1 on a miss. */
+  _getInto(op, category, key) {
+    const p = this._ptr(op);
+    const cat = this._cat(category);
+    const [k, klen] = this._keyBytes(key);
+    for (;;) {
+      const s = this._f.getInto(p, cat, k, klen, this._out, this._out.length, this._len);
+      if (s === OK) return Number(this._len[0]);
+      if (s === NOT_FOUND) return -1;
+      if (s === BUFFER_TOO_SMALL) {
+        this._out = ensure(this._out, Number(this._len[0]));
+        continue;
+      }
+      this._check(s, op, category);
+    }
+  }
+
+  /** The value as a new Buffer, or undefined on a miss. */
+  get(category, key) {
+    const n = this._getInto('get', category, key);
+    return n < 0 ? undefined : Buffer.from(this._out.subarray(0, n));
+  }
+
+  /** The value decoded as a string (UTF-8 unless told), or undefined on a miss. */
+  getString(category, key, encoding = 'utf8') {
+    const n = this._getInto('getString', category, key);
+    return n < 0 ? undefined : this._out.toString(encoding, 0, n);
+  }
+
+  set(category, key, value) {
+    const p = this._ptr('set');
+    const cat = this._cat(category);
+    const [k, klen] = this._keyBytes(key);
+    let v;
+    let vlen;
+    if (typeof value === 'string') {
+      this._val = ensure(this._val, value.length * 3);
+      v = this._val;
+      vlen = v.utf8Write(value, 0);
+    } else {
+      v = toBytes(value, 'a value');
+      vlen = v.length;
+    }
+    this._check(this._f.set(p, cat, k, klen, v, vlen), 'set', category);
+  }
+
+  delete(category, key) {
+    const p = this._ptr('delete');
+    const [k, klen] = this._keyBytes(key);
+    this._check(this._f.del(p, this._cat(category), k, klen), 'delete', category);
+  }
+
+  /** Packs [category, key, value?] records into the scratch pack buffer. */
+  _pack(items, withValues) {
+    const parts = new Array(items.length);
+    let size = 0;
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i];
+      const [category, key, value] = Array.isArray(it) ? it : [it.category, it.key, it.value];
+      const cat = this._cat(category);
+      const k = typeof key === 'string' ? Buffer.from(key, 'utf8') : toBytes(key, 'a key');
+      const v = withValues ? toBytes(value, 'a value') : null;
+      if (cat.length - 1 > 255) throw new NexxoCacheError('UNKNOWN_CATEGORY', `nexxo-cache: unknown category ${category}`, 3);
+      parts[i] = [cat, k, v];
+      size += 1 + (cat.length - 1) + 4 + k.length + (withValues ? 4 + v.length : 0);
+    }
+    const buf = (this._packBuf = ensure(this._packBuf || Buffer.allocUnsafe(65536), size));
+    let at = 0;
+    for (const [cat, k, v] of parts) {
+      buf[at++] = cat.length - 1;
+      at += cat.copy(buf, at, 0, cat.length - 1);
+      buf.writeUInt32LE(k.length, at);
+      at += 4 + k.copy(buf, at + 4);
+      if (withValues) {
+        buf.writeUInt32LE(v.length, at);
+        at += 4 + v.copy(buf, at + 4);
+      }
+    }
+    return [buf, at];
+  }
+
+  /**
+   * Stores entries atomically: all or none. Each entry is [category, key, value] or
+   * {category, key, value}.
+   */
+  batchSet(entries) {
+    const p = this._ptr('batchSet');
+    if (entries.length === 0) return;
+    const [buf, len] = this._pack(entries, true);
+    this._check(this._f.batchSetPacked(p, buf, len, entries.length), 'batchSet');
+  }
+
+  /** Reads many keys at once; each is [category, key] or {category, key}. */
+  batchGet(keys) {
+    const p = this._ptr('batchGet');
+    if (keys.length === 0) return [];
+    const [buf, len] = this._pack(keys, false);
+    for (;;) {
+      const s = this._f.batchGetPacked(p, buf, len, keys.length, this._out, this._out.length, this._len);
+      if (s === BUFFER_TOO_SMALL) {
+        this._out = ensure(this._out, Number(this._len[0]));
+        continue;
+      }
+      this._check(s, 'batchGet');
+      break;
+    }
+    const out = new Array(keys.length);
+    let at = 0;
+    for (let i = 0; i < keys.length; i++) {
+      const st = this._out.readUInt32LE(at);
+      const n = this._out.readUInt32LE(at + 4);
+      at += 8;
+      if (st === OK) out[i] = Buffer.from(this._out.subarray(at, at + n));
+      else if (st === NOT_FOUND) out[i] = undefined;
+      else {
+        const k = keys[i];
+        this._check(st, 'batchGet', Array.isArray(k) ? k[0] : k.category);
+      }
+      at += n;
+    }
+    return out;
+  }
+
+  _stats(raw) {
+    return {
+      hits: Number(raw.hits),
+      misses: Number(raw.misses),
+      writes: Number(raw.writes),
+      deletes: Number(raw.deletes),
+      entries: Number(raw.entries),
+      logicalBytes: Number(raw.logical_bytes),
+      storedBytes: Number(raw.stored_bytes),
+      diskBytes: Number(raw.disk_bytes),
+      evictions: Number(raw.evictions),
+      corruptDropped: Number(raw.corrupt_dropped),
+      hitRate: raw.hit_rate,
+      readOnly: raw.read_only,
+      disabled: raw.disabled,
+      disabledReason: raw.disabled ? codeOf(raw.disabled_reason) : null,
+      recovered: raw.recovered,
+    };
+  }
+
+  /** Statistics of the whole cache, as numbers. */
+  stats() {
+    const raw = {};
+    this._check(this._f.stats(this._ptr('stats'), raw), 'stats');
+    return this._stats(raw);
+  }
+
+  categoryStats(category) {
+    const raw = {};
+    this._check(this._f.categoryStats(this._ptr('categoryStats'), category, raw), 'categoryStats', category);
+    return this._stats(raw);
+  }
+
+  /** The library's JSON statistics (totals and every category), parsed. */
+  statsJson() {
+    const b = {};
+    this._check(this._f.statsJson(this._ptr('statsJson'), b), 'statsJson');
+    try {
+      return JSON.parse(Buffer.from(this._L.koffi.view(b.data, Number(b.len))).toString('utf8'));
+    } finally {
+      this._f.bytesFree(b);
+    }
+  }
+
+  /** Evicts now and reports what was done. */
+  enforcePolicy() {
+    const r = {};
+    this._check(this._f.enforcePolicy(this._ptr('enforcePolicy'), r), 'enforcePolicy');
+    return {
+      evictedEntries: Number(r.evicted_entries),
+      evictedBytes: Number(r.evicted_bytes),
+      storedBytesBefore: Number(r.stored_bytes_before),
+      storedBytesAfter: Number(r.stored_bytes_after),
+      compacted: r.compacted,
+    };
+  }
+
+  /** Compacts one category, or all. */
+  compact(category) {
+    this._check(this._f.compact(this._ptr('compact'), category === undefined ? null : category), 'compact', category);
+  }
+
+  /** Clears the given categories, or every one when none are given. */
+  clear(categories) {
+    const list = categories === undefined ? [] : Array.isArray(categories) ? categories : [categories];
+    this._check(this._f.clear(this._ptr('clear'), list, list.length), 'clear', list.join(','));
+  }
+
+  /** Makes everything acknowledged durable on disk. */
+  flush() {
+    this._check(this._f.flush(this._ptr('flush')), 'flush');
+  }
+
+  /** Closes the cache. Idempotent; any later call throws a NexxoCacheError with code 'CLOSED'. */
+  close() {
+    if (this._handle && this._handle.ptr) {
+      const p = this._handle.ptr;
+      this._handle.ptr = null;
+      finalizer.unregister(this);
+      this._f.close(p);
+    }
+  }
+
+  [DISPOSE]() {
+    this.close();
+  }
+}
+
+/** The version of the loaded native library. */
+function nativeVersion(libraryPath) {
+  return load(libraryPath).f.version();
+}
+
+module.exports = { Cache, NexxoCacheError, nativeVersion };

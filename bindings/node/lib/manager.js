@@ -1,0 +1,180 @@
+'use strict';
+// The seed's high-level API, done right: one CacheManager per project root, a cache in
+// <root>/.nexxo_cache, and a build that never fails because its cache did.
+
+const path = require('node:path');
+const { Cache, NexxoCacheError } = require('./cache');
+
+const UNITS = ['B', 'KB', 'MB', 'GB', 'TB'];
+
+/** Bytes as a human string with two decimals, 1 KB = 1024 bytes: '1.23 MB'. */
+function humanSize(bytes) {
+  let v = bytes;
+  let u = 0;
+  while (v >= 1024 && u < UNITS.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${bytes} B` : `${v.toFixed(2)} ${UNITS[u]}`;
+}
+
+/** Errors that mean the caller's code is wrong: they are thrown, not absorbed. */
+const CALLER_ERRORS = new Set(['INVALID_ARGUMENT', 'UNKNOWN_CATEGORY', 'CLOSED']);
+
+class CacheManager {
+  /**
+   * Prefer getCacheManager(root), which returns one manager per root.
+   * @param {string} root
+   * @param {import('./index').ManagerOptions} [options]
+   */
+  constructor(root, options = {}) {
+    this.root = path.resolve(root);
+    this.cacheDir = path.join(this.root, '.nexxo_cache');
+    this._log = options.logger || console;
+    this._warned = new Set();
+    this._disabled = null;
+    this._cache = null;
+    try {
+      this._cache = Cache.open(this.cacheDir, options);
+      const s = this._cache.stats();
+      if (s.disabled) this._disable(new NexxoCacheError(s.disabledReason, `the native cache is disabled: ${s.disabledReason}`, -1), false);
+    } catch (e) {
+      if (!(e instanceof NexxoCacheError) || CALLER_ERRORS.has(e.code)) throw e;
+      this._disable(e, true);
+    }
+  }
+
+  _disable(e, closeNative) {
+    if (closeNative && this._cache) this._cache.close();
+    if (closeNative) this._cache = null;
+    this._disabled = { code: e.code, message: e.message };
+    this._warnOnce(e.code, `nexxo-cache disabled for ${this.cacheDir}: ${e.message}. The build goes on without a cache.`);
+  }
+
+  _warnOnce(key, message) {
+    if (this._warned.has(key)) return;
+    this._warned.add(key);
+    this._log.warn(message);
+  }
+
+  /** Runs `op` on the native cache; failures of the cache become `fallback` and one warning. */
+  _run(op, fallback, fn) {
+    if (this._disabled || !this._cache) return fallback;
+    try {
+      return fn(this._cache);
+    } catch (e) {
+      if (!(e instanceof NexxoCacheError) || CALLER_ERRORS.has(e.code)) throw e;
+      this._warnOnce(e.code, `nexxo-cache ${op} failed (${e.message}); continuing without that cache entry`);
+      this._failures = (this._failures || 0) + 1;
+      return fallback;
+    }
+  }
+
+  /** True when the cache could not be opened and works as a no-op. */
+  get disabled() {
+    return this._disabled !== null;
+  }
+
+  get(category, key) {
+    return this._run('get', undefined, (c) => c.get(category, key));
+  }
+
+  getString(category, key) {
+    return this._run('getString', undefined, (c) => c.getString(category, key));
+  }
+
+  set(category, key, value) {
+    this._run('set', undefined, (c) => c.set(category, key, value));
+  }
+
+  delete(category, key) {
+    this._run('delete', undefined, (c) => c.delete(category, key));
+  }
+
+  batchSet(entries) {
+    this._run('batchSet', undefined, (c) => c.batchSet(entries));
+  }
+
+  batchGet(keys) {
+    return this._run('batchGet', keys.map(() => undefined), (c) => c.batchGet(keys));
+  }
+
+  /** Numbers plus human strings; `disabled` is false or the reason. */
+  getStats() {
+    const zero = {
+      hits: 0, misses: 0, writes: 0, deletes: 0, entries: 0, logicalBytes: 0, storedBytes: 0,
+      diskBytes: 0, evictions: 0, corruptDropped: 0, hitRate: 0, readOnly: false, recovered: false,
+    };
+    const s = this._run('getStats', zero, (c) => c.stats());
+    return {
+      hits: s.hits,
+      misses: s.misses,
+      writes: s.writes,
+      deletes: s.deletes,
+      entries: s.entries,
+      evictions: s.evictions,
+      corruptDropped: s.corruptDropped,
+      logicalBytes: s.logicalBytes,
+      storedBytes: s.storedBytes,
+      diskBytes: s.diskBytes,
+      hitRateValue: s.hitRate,
+      hitRate: `${(s.hitRate * 100).toFixed(2)}%`,
+      size: humanSize(s.storedBytes),
+      logicalSize: humanSize(s.logicalBytes),
+      diskSize: humanSize(s.diskBytes),
+      readOnly: s.readOnly,
+      recovered: s.recovered,
+      failures: this._failures || 0,
+      disabled: this._disabled ? `${this._disabled.code}: ${this._disabled.message}` : false,
+      cacheDir: this.cacheDir,
+    };
+  }
+
+  enforcePolicy() {
+    const none = { evictedEntries: 0, evictedBytes: 0, storedBytesBefore: 0, storedBytesAfter: 0, compacted: false };
+    return this._run('enforcePolicy', none, (c) => c.enforcePolicy());
+  }
+
+  compact(category) {
+    this._run('compact', undefined, (c) => c.compact(category));
+  }
+
+  /** Clears the named categories, or every category when none are named. */
+  clear(...categories) {
+    this._run('clear', undefined, (c) => c.clear(categories.length ? categories : undefined));
+  }
+
+  flush() {
+    this._run('flush', undefined, (c) => c.flush());
+  }
+
+  /** Closes the native cache; getCacheManager(root) then opens a new manager. */
+  close() {
+    if (this._cache) this._cache.close();
+    this._cache = null;
+    this._closed = true;
+    if (managers.get(this.root) === this) managers.delete(this.root);
+  }
+
+  get closed() {
+    return !!this._closed;
+  }
+}
+
+const managers = new Map();
+
+/**
+ * The CacheManager of a project root (one per resolved root), with its cache in
+ * `<root>/.nexxo_cache`. Options apply when the manager is first created.
+ */
+function getCacheManager(root = process.cwd(), options = {}) {
+  const resolved = path.resolve(root);
+  let m = managers.get(resolved);
+  if (!m) {
+    m = new CacheManager(resolved, options);
+    managers.set(resolved, m);
+  }
+  return m;
+}
+
+module.exports = { CacheManager, getCacheManager, humanSize };

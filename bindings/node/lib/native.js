@@ -1,0 +1,143 @@
+'use strict';
+// The native layer: finds libnexxo_cache, loads it with koffi and declares every
+// function once. Nothing here allocates per call.
+
+const fs = require('node:fs');
+const path = require('node:path');
+
+const STATUS_CODES = [
+  'OK', 'NOT_FOUND', 'INVALID_ARGUMENT', 'UNKNOWN_CATEGORY', 'TOO_LARGE', 'BUFFER_TOO_SMALL',
+  'LOCKED', 'IO_ERROR', 'NO_SPACE', 'CORRUPTION', 'READ_ONLY', 'INCOMPATIBLE', 'PANIC',
+];
+
+/** An error of the cache: `code` is the C status's name without `NEXXO_`. */
+class NexxoCacheError extends Error {
+  constructor(code, message, status) {
+    super(message);
+    this.name = 'NexxoCacheError';
+    this.code = code;
+    this.status = status;
+  }
+}
+
+const LIB_NAMES = ['libnexxo_cache.so.1', 'libnexxo_cache.so'];
+
+/** The places the library is looked for, in order. */
+function candidates(explicit) {
+  if (explicit) return [explicit]; // an explicit path is the only one tried
+  const out = [];
+  if (process.env.NEXXO_CACHE_LIB) out.push(process.env.NEXXO_CACHE_LIB);
+  const dirs = [];
+  if (process.env.NEXXO_CACHE_LIB_DIR) dirs.push(process.env.NEXXO_CACHE_LIB_DIR);
+  // The repository's build output (CMake copies cargo's library there).
+  dirs.push(path.resolve(__dirname, '..', '..', '..', 'build', 'lib'));
+  for (const d of dirs) for (const n of LIB_NAMES) out.push(path.join(d, n));
+  // Installed system-wide, found by the dynamic loader's own search.
+  out.push(...LIB_NAMES);
+  return out;
+}
+
+const loadedByPath = new Map();
+let declared = null;
+
+/** The C structs, declared once per process (koffi's type names are global). */
+function types(koffi) {
+  if (!declared) {
+    declared = {
+      Stats: koffi.struct('nexxo_stats', {
+        hits: 'uint64_t', misses: 'uint64_t', writes: 'uint64_t', deletes: 'uint64_t',
+        entries: 'uint64_t', logical_bytes: 'uint64_t', stored_bytes: 'uint64_t', disk_bytes: 'uint64_t',
+        evictions: 'uint64_t', corrupt_dropped: 'uint64_t', hit_rate: 'double',
+        read_only: 'bool', disabled: 'bool', disabled_reason: 'uint32_t', recovered: 'bool',
+      }),
+      Report: koffi.struct('nexxo_policy_report', {
+        evicted_entries: 'uint64_t', evicted_bytes: 'uint64_t',
+        stored_bytes_before: 'uint64_t', stored_bytes_after: 'uint64_t', compacted: 'bool',
+      }),
+      Bytes: koffi.struct('nexxo_bytes', { data: 'uint8_t *', len: 'size_t' }),
+    };
+  }
+  return declared;
+}
+
+function load(explicit) {
+  const cached = loadedByPath.get(explicit || '');
+  if (cached) return cached;
+  let koffi;
+  try {
+    koffi = require('koffi');
+  } catch (e) {
+    throw new NexxoCacheError('LIBRARY_NOT_FOUND', `cannot load koffi, which nexxo-cache needs: ${e.message}`, -1);
+  }
+  const tried = [];
+  let lib = null;
+  let found = null;
+  for (const c of candidates(explicit)) {
+    if (c.includes('/') && !fs.existsSync(c)) {
+      tried.push(`${c} (no such file)`);
+      continue;
+    }
+    try {
+      lib = koffi.load(c);
+      found = c;
+      break;
+    } catch (e) {
+      tried.push(`${c} (${e.message.split('\n')[0]})`);
+    }
+  }
+  if (!lib) {
+    throw new NexxoCacheError(
+      'LIBRARY_NOT_FOUND',
+      'libnexxo_cache could not be loaded; tried:\n  ' + tried.join('\n  ') +
+        '\nBuild it (scripts/test.sh or cmake --build build), or set NEXXO_CACHE_LIB to its path.',
+      -1,
+    );
+  }
+
+  const { Stats, Report, Bytes } = types(koffi);
+
+  const fn = (proto) => {
+    try {
+      return lib.func(proto);
+    } catch (e) {
+      throw new NexxoCacheError('LIBRARY_MISMATCH',
+        `${found} does not match this binding (${e.message}); it may be older than the binding: rebuild it`, -1);
+    }
+  };
+  const f = {
+    version: fn('const char *nexxo_version(void)'),
+    statusStr: fn('const char *nexxo_status_str(uint32_t s)'),
+    bytesFree: fn('void nexxo_bytes_free(_Inout_ nexxo_bytes *b)'),
+    optionsNew: fn('void *nexxo_options_new(void)'),
+    optionsFree: fn('void nexxo_options_free(void *o)'),
+    setMaxSize: fn('uint32_t nexxo_options_set_max_size(void *o, uint64_t bytes)'),
+    setCategoryMaxSize: fn('uint32_t nexxo_options_set_category_max_size(void *o, const char *category, uint64_t bytes)'),
+    setMaxAge: fn('uint32_t nexxo_options_set_max_age(void *o, uint64_t seconds)'),
+    addCategory: fn('uint32_t nexxo_options_add_category(void *o, const char *name)'),
+    setCompression: fn('uint32_t nexxo_options_set_compression(void *o, uint32_t c)'),
+    setSyncWrites: fn('uint32_t nexxo_options_set_sync_writes(void *o, bool sync)'),
+    setReadOnly: fn('uint32_t nexxo_options_set_read_only(void *o, bool ro)'),
+    setFallbackDisabled: fn('uint32_t nexxo_options_set_fallback_disabled(void *o, bool fallback)'),
+    setMemoryBudget: fn('uint32_t nexxo_options_set_memory_budget(void *o, uint64_t bytes)'),
+    open: fn('uint32_t nexxo_cache_open(const char *path, void *opts, _Out_ void **out)'),
+    close: fn('void nexxo_cache_close(void *c)'),
+    // Categories and keys are passed as bytes (pre-encoded, NUL-terminated categories).
+    getInto: fn('uint32_t nexxo_cache_get_into(void *c, const uint8_t *category, const uint8_t *key, size_t key_len, uint8_t *buf, size_t cap, _Out_ size_t *out_len)'),
+    set: fn('uint32_t nexxo_cache_set(void *c, const uint8_t *category, const uint8_t *key, size_t key_len, const uint8_t *value, size_t value_len)'),
+    del: fn('uint32_t nexxo_cache_delete(void *c, const uint8_t *category, const uint8_t *key, size_t key_len)'),
+    batchSetPacked: fn('uint32_t nexxo_cache_batch_set_packed(void *c, const uint8_t *packed, size_t len, size_t count)'),
+    batchGetPacked: fn('uint32_t nexxo_cache_batch_get_packed(void *c, const uint8_t *packed, size_t len, size_t count, uint8_t *out, size_t cap, _Out_ size_t *out_len)'),
+    stats: fn('uint32_t nexxo_cache_stats(void *c, _Out_ nexxo_stats *out)'),
+    categoryStats: fn('uint32_t nexxo_cache_category_stats(void *c, const char *category, _Out_ nexxo_stats *out)'),
+    statsJson: fn('uint32_t nexxo_cache_stats_json(void *c, _Out_ nexxo_bytes *out)'),
+    enforcePolicy: fn('uint32_t nexxo_cache_enforce_policy(void *c, _Out_ nexxo_policy_report *out)'),
+    compact: fn('uint32_t nexxo_cache_compact(void *c, const char *category)'),
+    clear: fn('uint32_t nexxo_cache_clear(void *c, const char **categories, size_t count)'),
+    flush: fn('uint32_t nexxo_cache_flush(void *c)'),
+  };
+  const loaded = { koffi, lib, path: found, f, Stats, Report, Bytes };
+  loadedByPath.set(explicit || '', loaded);
+  return loaded;
+}
+
+module.exports = { load, candidates, NexxoCacheError, STATUS_CODES };

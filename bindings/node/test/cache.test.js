@@ -1,0 +1,240 @@
+'use strict';
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { spawn } = require('node:child_process');
+
+const { Cache, NexxoCacheError, nativeVersion, CATEGORIES } = require('../lib/index');
+
+function tmp() {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'nexxo-node-'));
+}
+
+function code(fn) {
+  try {
+    fn();
+  } catch (e) {
+    assert.ok(e instanceof NexxoCacheError, `expected a NexxoCacheError, got ${e}`);
+    return e.code;
+  }
+  assert.fail('expected an error');
+}
+
+test('version and categories', () => {
+  assert.match(nativeVersion(), /^\d+\.\d+\.\d+$/);
+  assert.deepEqual([...CATEGORIES], ['parse', 'transform', 'bundle', 'optimize', 'meta']);
+});
+
+test('set, get, getString, delete with string and byte keys', () => {
+  const c = Cache.open(path.join(tmp(), 'c'));
+  c.set('transform', 'src/a.ts', 'export const a = 1;');
+  assert.equal(c.getString('transform', 'src/a.ts'), 'export const a = 1;');
+  assert.deepEqual(c.get('transform', 'src/a.ts'), Buffer.from('export const a = 1;'));
+  assert.equal(c.get('parse', 'src/a.ts'), undefined);
+  const bin = Buffer.from([0, 1, 2, 0, 255]);
+  c.set('bundle', bin, new Uint8Array([9, 8, 7]));
+  assert.deepEqual(c.get('bundle', bin), Buffer.from([9, 8, 7]));
+  assert.deepEqual(c.get('bundle', new Uint8Array([0, 1, 2, 0, 255])), Buffer.from([9, 8, 7]));
+  c.set('meta', 'ünïcödé/κλειδί', 'värde');
+  assert.equal(c.getString('meta', 'ünïcödé/κλειδί'), 'värde');
+  c.set('meta', 'empty', '');
+  assert.deepEqual(c.get('meta', 'empty'), Buffer.alloc(0));
+  c.delete('transform', 'src/a.ts');
+  assert.equal(c.get('transform', 'src/a.ts'), undefined);
+  c.delete('transform', 'src/a.ts'); // absent: fine
+  c.close();
+});
+
+test('values larger than the scratch buffer grow it', () => {
+  const c = Cache.open(path.join(tmp(), 'c'));
+  const big = Buffer.alloc(3 * 1024 * 1024, 'x');
+  big.write('head', 0);
+  c.set('bundle', 'big', big);
+  assert.ok(c.get('bundle', 'big').equals(big));
+  assert.ok(c.get('bundle', 'big').equals(big));
+  const longKey = 'k'.repeat(4000) + 'é'.repeat(40); // over the string scratch estimate
+  c.set('parse', longKey, 'v');
+  assert.equal(c.getString('parse', longKey), 'v');
+  c.close();
+});
+
+test('batchSet is atomic and batchGet reads many', () => {
+  const c = Cache.open(path.join(tmp(), 'c'));
+  c.batchSet([
+    ['parse', 'a', 'A'],
+    { category: 'transform', key: Buffer.from('b'), value: Buffer.from('B') },
+    ['meta', 'c', new Uint8Array([67])],
+  ]);
+  assert.deepEqual(c.batchGet([['parse', 'a'], ['parse', 'missing'], { category: 'transform', key: 'b' }, ['meta', 'c']]).map((b) => b && b.toString()), ['A', undefined, 'B', 'C']);
+  assert.equal(code(() => c.batchSet([['parse', 'x', '1'], ['nope', 'y', '2']])), 'UNKNOWN_CATEGORY');
+  assert.equal(c.get('parse', 'x'), undefined, 'nothing of a failed batch is written');
+  assert.equal(code(() => c.batchSet([['parse', 'x', '1'], ['parse', '', '2']])), 'INVALID_ARGUMENT');
+  assert.equal(c.get('parse', 'x'), undefined);
+  assert.equal(code(() => c.batchGet([['nope', 'a']])), 'UNKNOWN_CATEGORY');
+  c.batchSet([]);
+  assert.deepEqual(c.batchGet([]), []);
+  const many = Array.from({ length: 2000 }, (_, i) => ['transform', `m${i}`, `export default ${i};`.repeat(20)]);
+  c.batchSet(many);
+  const got = c.batchGet(many.map(([cat, k]) => [cat, k]));
+  assert.ok(got.every((b, i) => b.toString() === many[i][2]));
+  c.close();
+});
+
+test('stats are exact numbers; categoryStats, statsJson', () => {
+  const c = Cache.open(path.join(tmp(), 'c'));
+  let logical = 0;
+  for (let i = 0; i < 100; i++) {
+    const v = `export function f${i}() { return ${i}; }\n`.repeat(30);
+    c.set('transform', `f${i}`, v);
+    logical += Buffer.byteLength(`f${i}`) + Buffer.byteLength(v);
+  }
+  c.get('transform', 'f1');
+  c.get('transform', 'nope');
+  const s = c.stats();
+  assert.equal(s.entries, 100);
+  assert.equal(s.logicalBytes, logical);
+  assert.ok(s.storedBytes > 0 && s.storedBytes < logical);
+  assert.ok(s.diskBytes > 0);
+  assert.equal(s.hits, 1);
+  assert.equal(s.misses, 1);
+  assert.equal(s.hitRate, 0.5);
+  assert.equal(s.writes, 100);
+  assert.equal(s.disabled, false);
+  assert.equal(s.disabledReason, null);
+  const t = c.categoryStats('transform');
+  assert.equal(t.entries, 100);
+  assert.equal(c.categoryStats('parse').entries, 0);
+  const j = c.statsJson();
+  assert.equal(j.totals.entries, 100);
+  assert.equal(j.categories.transform.entries, 100);
+  assert.equal(typeof j.version, 'string');
+  c.close();
+});
+
+test('clear, compact, enforcePolicy, flush', () => {
+  const c = Cache.open(path.join(tmp(), 'c'), { maxSize: 1 << 20, compression: 'none' });
+  for (const cat of ['parse', 'transform', 'bundle']) c.set(cat, 'k', 'v');
+  c.clear(['parse', 'bundle']);
+  assert.equal(c.get('parse', 'k'), undefined);
+  assert.equal(c.getString('transform', 'k'), 'v');
+  c.clear();
+  assert.equal(c.stats().entries, 0);
+  const noise = (i) => Buffer.from(Array.from({ length: 4096 }, (_, j) => (i * 7919 + j * 104729) % 251));
+  for (let i = 0; i < 600; i++) c.set('optimize', `o${i}`, noise(i));
+  const r = c.enforcePolicy();
+  assert.ok(r.storedBytesAfter <= 1 << 20, `stored ${r.storedBytesAfter}`);
+  assert.equal(typeof r.compacted, 'boolean');
+  assert.ok(c.stats().evictions > 0);
+  c.compact('optimize');
+  c.compact();
+  c.flush();
+  c.close();
+});
+
+test('errors carry the C status as a code, with operation and path', () => {
+  const dir = path.join(tmp(), 'c');
+  const c = Cache.open(dir);
+  let e;
+  try {
+    c.get('nope', 'k');
+  } catch (err) {
+    e = err;
+  }
+  assert.ok(e instanceof NexxoCacheError);
+  assert.equal(e.code, 'UNKNOWN_CATEGORY');
+  assert.equal(e.status, 3);
+  assert.match(e.message, /get\(nope\)/);
+  assert.ok(e.message.includes(dir));
+  assert.equal(code(() => c.set('parse', '', 'v')), 'INVALID_ARGUMENT');
+  assert.equal(code(() => c.set('parse', 'k'.repeat(4097), 'v')), 'TOO_LARGE');
+  assert.equal(code(() => c.get('parse', Buffer.alloc(5000))), 'TOO_LARGE');
+  assert.equal(code(() => c.categoryStats('nope')), 'UNKNOWN_CATEGORY');
+  assert.equal(code(() => c.clear(['parse', 'nope'])), 'UNKNOWN_CATEGORY');
+  assert.equal(code(() => c.compact('nope')), 'UNKNOWN_CATEGORY');
+  assert.equal(code(() => Cache.open(dir)), 'LOCKED');
+  assert.throws(() => c.set('parse', 'k', 42), TypeError);
+  c.close();
+  c.close(); // idempotent
+  assert.equal(c.closed, true);
+  assert.equal(code(() => c.get('parse', 'k')), 'CLOSED');
+  assert.equal(code(() => c.stats()), 'CLOSED');
+
+  const file = path.join(tmp(), 'file');
+  fs.writeFileSync(file, 'x');
+  assert.equal(code(() => Cache.open(file)), 'IO_ERROR');
+  assert.equal(code(() => Cache.open(path.join(tmp(), 'x'), { memoryBudget: 1024 })), 'INVALID_ARGUMENT');
+  assert.equal(code(() => Cache.open(path.join(tmp(), 'x'), { categories: ['Bad Name'] })), 'INVALID_ARGUMENT');
+  assert.equal(code(() => Cache.open(path.join(tmp(), 'x'), { categoryMaxSize: { nope: 1 } })), 'UNKNOWN_CATEGORY');
+  assert.equal(code(() => Cache.open(path.join(tmp(), 'x'), { compression: 'zstd' })), 'INVALID_ARGUMENT');
+  const newer = path.join(tmp(), 'newer');
+  fs.mkdirSync(newer);
+  fs.writeFileSync(path.join(newer, 'NEXXO_FORMAT'), 'nexxo-cache format 9\n');
+  assert.equal(code(() => Cache.open(newer)), 'INCOMPATIBLE');
+  assert.equal(code(() => Cache.open(path.join(tmp(), 'x'), { libraryPath: '/nonexistent/libnexxo_cache.so' })), 'LIBRARY_NOT_FOUND');
+});
+
+test('read-only handles refuse writes; reopen keeps everything', () => {
+  const dir = path.join(tmp(), 'c');
+  const c = Cache.open(dir, { categories: ['lint'] });
+  for (let i = 0; i < 1000; i++) c.set(i % 2 ? 'lint' : 'transform', `k${i}`, `value ${i}`);
+  c.close();
+  const ro = Cache.open(dir, { readOnly: true });
+  assert.equal(ro.getString('lint', 'k1'), 'value 1');
+  assert.equal(code(() => ro.set('lint', 'k1', 'x')), 'READ_ONLY');
+  assert.equal(code(() => ro.delete('lint', 'k1')), 'READ_ONLY');
+  assert.equal(code(() => ro.batchSet([['lint', 'k', 'v']])), 'READ_ONLY');
+  assert.equal(code(() => ro.clear()), 'READ_ONLY');
+  assert.equal(code(() => ro.enforcePolicy()), 'READ_ONLY');
+  assert.equal(ro.stats().readOnly, true);
+  ro.close();
+  const again = Cache.open(dir);
+  try {
+    for (let i = 0; i < 1000; i++) assert.equal(again.getString(i % 2 ? 'lint' : 'transform', `k${i}`), `value ${i}`);
+    assert.equal(again.categoryStats('lint').entries, 500);
+  } finally {
+    again[Symbol.dispose](); // what `using` calls
+  }
+  assert.equal(again.closed, true);
+  const after = Cache.open(dir); // the directory is free again
+  after.close();
+});
+
+test('fallbackDisabled gives a disabled cache', () => {
+  const file = path.join(tmp(), 'file');
+  fs.writeFileSync(file, 'x');
+  const c = Cache.open(file, { fallbackDisabled: true });
+  c.set('parse', 'k', 'v');
+  assert.equal(c.get('parse', 'k'), undefined);
+  const s = c.stats();
+  assert.equal(s.disabled, true);
+  assert.equal(s.disabledReason, 'IO_ERROR');
+  c.close();
+});
+
+test('a second process gets LOCKED, and read-only opens beside it', async () => {
+  const dir = path.join(tmp(), 'c');
+  const lib = path.resolve(__dirname, '..', 'lib', 'index.js');
+  const child = spawn(process.execPath, ['-e', `
+    const { Cache } = require(${JSON.stringify(lib)});
+    const c = Cache.open(${JSON.stringify(dir)});
+    c.set('parse', 'from-child', 'hello');
+    process.stdout.write('ready\\n');
+    process.stdin.on('data', () => { c.close(); process.exit(0); });
+  `], { stdio: ['pipe', 'pipe', 'inherit'] });
+  await new Promise((resolve, reject) => {
+    child.stdout.once('data', resolve);
+    child.once('exit', (c) => reject(new Error(`child exited ${c}`)));
+  });
+  assert.equal(code(() => Cache.open(dir)), 'LOCKED');
+  const ro = Cache.open(dir, { readOnly: true });
+  assert.equal(ro.getString('parse', 'from-child'), 'hello');
+  ro.close();
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.stdin.write('done\n');
+  assert.equal(await exited, 0);
+  const c = Cache.open(dir);
+  assert.equal(c.getString('parse', 'from-child'), 'hello');
+  c.close();
+});

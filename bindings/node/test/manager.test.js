@@ -1,0 +1,141 @@
+'use strict';
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { spawn } = require('node:child_process');
+
+const { getCacheManager, CacheManager, humanSize } = require('../lib/index');
+
+function tmp() {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'nexxo-mgr-'));
+}
+
+function quietLogger() {
+  const messages = [];
+  return { messages, warn: (m) => messages.push(m) };
+}
+
+test('one manager per resolved root, cache in <root>/.nexxo_cache', () => {
+  const root = tmp();
+  const a = getCacheManager(root);
+  const b = getCacheManager(path.join(root, '.', 'sub', '..'));
+  assert.equal(a, b);
+  assert.equal(a.cacheDir, path.join(root, '.nexxo_cache'));
+  assert.ok(fs.statSync(a.cacheDir).isDirectory());
+  const other = getCacheManager(tmp());
+  assert.notEqual(other, a);
+  a.close();
+  other.close();
+  const c = getCacheManager(root);
+  assert.notEqual(c, a, 'a closed manager is replaced');
+  c.close();
+});
+
+test("the seed's workload: 1000 artifacts, true stats with human strings", () => {
+  const root = tmp();
+  const m = getCacheManager(root);
+  const stages = ['parse', 'transform', 'bundle', 'optimize', 'meta'];
+  const entries = [];
+  for (let i = 0; i < 1000; i++) {
+    const v = `import { h } from './runtime.js';\nexport function C${i}(p) { return h('ul', p.items.map((x) => h('li', x))); }\n`.repeat(9);
+    entries.push([stages[i % 5], `src/module${i}.tsx`, v]);
+  }
+  m.batchSet(entries.slice(0, 500));
+  for (const [cat, k, v] of entries.slice(500)) m.set(cat, k, v);
+  for (const [cat, k, v] of entries) assert.equal(m.getString(cat, k), v);
+  assert.equal(m.get('transform', 'never-built'), undefined);
+  const s = m.getStats();
+  assert.equal(s.entries, 1000);
+  assert.equal(s.hits, 1000);
+  assert.equal(s.misses, 1);
+  assert.equal(s.hitRate, '99.90%');
+  assert.notEqual(s.size, '0.00 KB');
+  assert.match(s.size, /^\d+\.\d\d (KB|MB)$/);
+  assert.equal(s.size, humanSize(s.storedBytes));
+  assert.ok(s.storedBytes > 0 && s.storedBytes < s.logicalBytes);
+  assert.equal(s.disabled, false);
+  const r = m.enforcePolicy();
+  assert.equal(r.evictedEntries, 0);
+  m.clear('parse', 'bundle');
+  assert.equal(m.getStats().entries, 600);
+  m.clear();
+  assert.equal(m.getStats().entries, 0);
+  m.compact();
+  m.close();
+});
+
+test('humanSize', () => {
+  assert.equal(humanSize(0), '0 B');
+  assert.equal(humanSize(1023), '1023 B');
+  assert.equal(humanSize(1024), '1.00 KB');
+  assert.equal(humanSize(1.23 * 1024 * 1024), '1.23 MB');
+});
+
+test('a missing library disables the manager with one warning', () => {
+  const log = quietLogger();
+  const m = new CacheManager(tmp(), { libraryPath: '/nonexistent/libnexxo_cache.so', logger: log });
+  assert.equal(m.disabled, true);
+  m.set('transform', 'k', 'v');
+  assert.equal(m.get('transform', 'k'), undefined);
+  m.batchSet([['parse', 'a', 'b']]);
+  assert.deepEqual(m.batchGet([['parse', 'a']]), [undefined]);
+  const s = m.getStats();
+  assert.match(s.disabled, /^LIBRARY_NOT_FOUND: /);
+  assert.equal(s.entries, 0);
+  assert.equal(log.messages.length, 1);
+  m.close();
+});
+
+test('an unwritable root disables the manager', { skip: process.getuid && process.getuid() === 0 ? 'root can write anywhere' : false }, () => {
+  const root = tmp();
+  fs.chmodSync(root, 0o500);
+  const log = quietLogger();
+  const m = new CacheManager(root, { logger: log });
+  assert.equal(m.disabled, true);
+  assert.match(m.getStats().disabled, /^IO_ERROR/);
+  fs.chmodSync(root, 0o700);
+});
+
+test('a root whose .nexxo_cache is a file disables the manager', () => {
+  const root = tmp();
+  fs.writeFileSync(path.join(root, '.nexxo_cache'), 'in the way');
+  const log = quietLogger();
+  const m = new CacheManager(root, { logger: log });
+  assert.equal(m.disabled, true);
+  assert.match(m.getStats().disabled, /^IO_ERROR/);
+  assert.equal(log.messages.length, 1);
+  assert.equal(m.enforcePolicy().evictedEntries, 0);
+});
+
+test('caller errors still throw', () => {
+  const m = new CacheManager(tmp(), { logger: quietLogger() });
+  assert.throws(() => m.get('nope', 'k'), { code: 'UNKNOWN_CATEGORY' });
+  assert.throws(() => m.set('parse', '', 'v'), { code: 'INVALID_ARGUMENT' });
+  m.close();
+});
+
+test('two processes: the second manager is disabled (LOCKED), the build goes on', async () => {
+  const root = tmp();
+  const lib = path.resolve(__dirname, '..', 'lib', 'index.js');
+  const child = spawn(process.execPath, ['-e', `
+    const { getCacheManager } = require(${JSON.stringify(lib)});
+    const m = getCacheManager(${JSON.stringify(root)});
+    m.set('transform', 'k', 'child');
+    process.stdout.write(m.disabled ? 'disabled\\n' : 'ready\\n');
+    process.stdin.on('data', () => { m.close(); process.exit(0); });
+  `], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const first = await new Promise((resolve) => child.stdout.once('data', (d) => resolve(d.toString().trim())));
+  assert.equal(first, 'ready');
+  const log = quietLogger();
+  const m = new CacheManager(root, { logger: log });
+  assert.equal(m.disabled, true);
+  assert.match(m.getStats().disabled, /^LOCKED: /);
+  assert.equal(m.get('transform', 'k'), undefined);
+  assert.equal(log.messages.length, 1);
+  m.close();
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.stdin.write('x');
+  assert.equal(await exited, 0);
+});
