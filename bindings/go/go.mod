@@ -1,0 +1,3 @@
+module nexxocache
+
+go 1.22

@@ -1,0 +1,594 @@
+// Package nexxocache is the Go binding of nexxo-cache, a persistent build-artifact
+// cache on RocksDB. It links libnexxo_cache through pkg-config (package nexxo_cache);
+// see the repository's README for building against the source tree.
+//
+// A *Cache is safe for concurrent use by many goroutines. Close is idempotent; any use
+// after Close returns ErrClosed.
+package nexxocache
+
+/*
+#cgo pkg-config: nexxo_cache
+#include <stdlib.h>
+#include "nexxo_cache.h"
+*/
+import "C"
+
+import (
+	"encoding/binary"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+	"unsafe"
+)
+
+// Status is a C status code (nexxo_status).
+type Status int
+
+const (
+	StatusOK              Status = C.NEXXO_OK
+	StatusNotFound        Status = C.NEXXO_NOT_FOUND
+	StatusInvalidArgument Status = C.NEXXO_INVALID_ARGUMENT
+	StatusUnknownCategory Status = C.NEXXO_UNKNOWN_CATEGORY
+	StatusTooLarge        Status = C.NEXXO_TOO_LARGE
+	StatusBufferTooSmall  Status = C.NEXXO_BUFFER_TOO_SMALL
+	StatusLocked          Status = C.NEXXO_LOCKED
+	StatusIOError         Status = C.NEXXO_IO_ERROR
+	StatusNoSpace         Status = C.NEXXO_NO_SPACE
+	StatusCorruption      Status = C.NEXXO_CORRUPTION
+	StatusReadOnly        Status = C.NEXXO_READ_ONLY
+	StatusIncompatible    Status = C.NEXXO_INCOMPATIBLE
+	StatusPanic           Status = C.NEXXO_PANIC
+	// StatusClosed is the binding's own: the Cache was closed.
+	StatusClosed Status = -1
+)
+
+// String describes the status in the library's words.
+func (s Status) String() string {
+	if s == StatusClosed {
+		return "cache is closed"
+	}
+	return C.GoString(C.nexxo_status_str(C.nexxo_status(s)))
+}
+
+// Error is every error this package returns. Compare with errors.Is and the Err
+// sentinels, or read Status.
+type Error struct {
+	Status Status
+	Op     string // the operation, e.g. "get(transform)"
+	Path   string // the cache directory
+}
+
+func (e *Error) Error() string {
+	if e.Op == "" {
+		return "nexxo-cache: " + e.Status.String()
+	}
+	return fmt.Sprintf("nexxo-cache %s on %s: %s", e.Op, e.Path, e.Status)
+}
+
+// Is matches errors of the same status, so errors.Is(err, ErrLocked) works.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Status == e.Status
+}
+
+// Sentinels for errors.Is.
+var (
+	ErrInvalidArgument = &Error{Status: StatusInvalidArgument}
+	ErrUnknownCategory = &Error{Status: StatusUnknownCategory}
+	ErrTooLarge        = &Error{Status: StatusTooLarge}
+	ErrLocked          = &Error{Status: StatusLocked}
+	ErrIO              = &Error{Status: StatusIOError}
+	ErrNoSpace         = &Error{Status: StatusNoSpace}
+	ErrCorruption      = &Error{Status: StatusCorruption}
+	ErrReadOnly        = &Error{Status: StatusReadOnly}
+	ErrIncompatible    = &Error{Status: StatusIncompatible}
+	ErrPanic           = &Error{Status: StatusPanic}
+	ErrClosed          = &Error{Status: StatusClosed}
+)
+
+// Limits of keys and values, in bytes.
+const (
+	MaxKeyLen   = C.NEXXO_MAX_KEY_LEN
+	MaxValueLen = C.NEXXO_MAX_VALUE_LEN
+)
+
+// Version is the linked library's version.
+func Version() string { return C.GoString(C.nexxo_version()) }
+
+// Options for Open. The zero value gives the library's defaults.
+type Options struct {
+	// MaxSize bounds the cache's stored bytes: 0 keeps the default (2 GiB), a negative
+	// value means unbounded.
+	MaxSize int64
+	// CategoryMaxSize bounds single categories' stored bytes.
+	CategoryMaxSize map[string]uint64
+	// MaxAge evicts entries unused for longer, in EnforcePolicy; 0 means never.
+	MaxAge time.Duration
+	// Categories beyond parse, transform, bundle, optimize and meta.
+	Categories []string
+	// NoCompression stores values as given instead of LZ4-compressing them.
+	NoCompression bool
+	// SyncWrites fsyncs every write (survives power loss, not only a killed process).
+	SyncWrites bool
+	ReadOnly   bool
+	// FallbackDisabled opens a disabled cache instead of failing for I/O, lock,
+	// corruption or format reasons.
+	FallbackDisabled bool
+	// MemoryBudget for RocksDB's caches and write buffers; 0 keeps the default (64 MiB).
+	MemoryBudget uint64
+}
+
+// Cache is an open cache.
+type Cache struct {
+	mu   sync.RWMutex // held for reading by every call, for writing by Close
+	c    *C.nexxo_cache
+	path string
+}
+
+// cstat is how cgo types the header's `enum nexxo_status` results.
+type cstat = uint32
+
+func cstatus(s cstat) Status { return Status(s) }
+
+func (c *Cache) err(s cstat, op string) error {
+	if s == C.NEXXO_OK {
+		return nil
+	}
+	return &Error{Status: cstatus(s), Op: op, Path: c.path}
+}
+
+func optErr(s cstat, op string) error {
+	if s == C.NEXXO_OK {
+		return nil
+	}
+	return &Error{Status: cstatus(s), Op: "options." + op}
+}
+
+func buildOptions(o *Options) (*C.nexxo_options, error) {
+	opts := C.nexxo_options_new()
+	if opts == nil {
+		return nil, &Error{Status: StatusPanic, Op: "options"}
+	}
+	fail := func(err error) (*C.nexxo_options, error) {
+		C.nexxo_options_free(opts)
+		return nil, err
+	}
+	if o.MaxSize != 0 {
+		max := uint64(0)
+		if o.MaxSize > 0 {
+			max = uint64(o.MaxSize)
+		}
+		if err := optErr(C.nexxo_options_set_max_size(opts, C.uint64_t(max)), "MaxSize"); err != nil {
+			return fail(err)
+		}
+	}
+	for _, name := range o.Categories {
+		cs := C.CString(name)
+		s := C.nexxo_options_add_category(opts, cs)
+		C.free(unsafe.Pointer(cs))
+		if err := optErr(s, "Categories"); err != nil {
+			return fail(err)
+		}
+	}
+	for name, limit := range o.CategoryMaxSize {
+		cs := C.CString(name)
+		s := C.nexxo_options_set_category_max_size(opts, cs, C.uint64_t(limit))
+		C.free(unsafe.Pointer(cs))
+		if err := optErr(s, "CategoryMaxSize"); err != nil {
+			return fail(err)
+		}
+	}
+	if o.MaxAge > 0 {
+		secs := uint64((o.MaxAge + time.Second - 1) / time.Second)
+		if err := optErr(C.nexxo_options_set_max_age(opts, C.uint64_t(secs)), "MaxAge"); err != nil {
+			return fail(err)
+		}
+	}
+	if o.NoCompression {
+		if err := optErr(C.nexxo_options_set_compression(opts, C.NEXXO_COMPRESSION_NONE), "NoCompression"); err != nil {
+			return fail(err)
+		}
+	}
+	flags := []struct {
+		on  bool
+		set func() cstat
+		op  string
+	}{
+		{o.SyncWrites, func() cstat { return C.nexxo_options_set_sync_writes(opts, true) }, "SyncWrites"},
+		{o.ReadOnly, func() cstat { return C.nexxo_options_set_read_only(opts, true) }, "ReadOnly"},
+		{o.FallbackDisabled, func() cstat { return C.nexxo_options_set_fallback_disabled(opts, true) }, "FallbackDisabled"},
+	}
+	for _, f := range flags {
+		if f.on {
+			if err := optErr(f.set(), f.op); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	if o.MemoryBudget != 0 {
+		if err := optErr(C.nexxo_options_set_memory_budget(opts, C.uint64_t(o.MemoryBudget)), "MemoryBudget"); err != nil {
+			return fail(err)
+		}
+	}
+	return opts, nil
+}
+
+// Open opens (creating when missing) the cache in directory path. opts may be nil.
+func Open(path string, opts *Options) (*Cache, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
+	copts, err := buildOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	defer C.nexxo_options_free(copts)
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	var handle *C.nexxo_cache
+	if s := C.nexxo_cache_open(cpath, copts, &handle); s != C.NEXXO_OK {
+		return nil, &Error{Status: cstatus(s), Op: "open", Path: path}
+	}
+	c := &Cache{c: handle, path: path}
+	// A safety net for a Cache dropped without Close; Close is what users should call.
+	runtime.SetFinalizer(c, func(c *Cache) { _ = c.Close() })
+	return c, nil
+}
+
+// Path is the cache directory.
+func (c *Cache) Path() string { return c.path }
+
+// Close closes the cache, persisting what was acknowledged. It is idempotent and waits
+// for calls in progress on other goroutines.
+func (c *Cache) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.c != nil {
+		C.nexxo_cache_close(c.c)
+		c.c = nil
+		runtime.SetFinalizer(c, nil)
+	}
+	return nil
+}
+
+// acquire takes the read lock; the caller must call c.mu.RUnlock when ok. The deferred
+// RUnlock also keeps c reachable, so its finalizer cannot close the handle during a C
+// call.
+func (c *Cache) acquire(op string) (*C.nexxo_cache, error) {
+	c.mu.RLock()
+	if c.c == nil {
+		c.mu.RUnlock()
+		return nil, &Error{Status: StatusClosed, Op: op, Path: c.path}
+	}
+	return c.c, nil
+}
+
+// cstr is a NUL-terminated copy of s in Go memory (no Go pointers inside, so cgo may
+// take it).
+func cstr(s string) []byte {
+	b := make([]byte, len(s)+1)
+	copy(b, s)
+	return b
+}
+
+func bytesPtr(b []byte) *C.uint8_t {
+	if len(b) == 0 {
+		return nil
+	}
+	return (*C.uint8_t)(unsafe.Pointer(&b[0]))
+}
+
+func charPtr(b []byte) *C.char { return (*C.char)(unsafe.Pointer(&b[0])) }
+
+var scratch = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
+// Get reads a value. found is false on a miss (a value that failed its checksum is a
+// miss too). The returned slice is the caller's.
+func (c *Cache) Get(category string, key []byte) (value []byte, found bool, err error) {
+	h, err := c.acquire("get")
+	if err != nil {
+		return nil, false, err
+	}
+	defer c.mu.RUnlock()
+	cat := cstr(category)
+	bp := scratch.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= 1<<20 { // don't keep a buffer grown for one huge value
+			scratch.Put(bp)
+		}
+	}()
+	for {
+		buf := *bp
+		var n C.size_t
+		s := C.nexxo_cache_get_into(h, charPtr(cat), bytesPtr(key), C.size_t(len(key)), bytesPtr(buf), C.size_t(len(buf)), &n)
+		switch s {
+		case C.NEXXO_OK:
+			out := make([]byte, int(n))
+			copy(out, buf[:n])
+			return out, true, nil
+		case C.NEXXO_NOT_FOUND:
+			return nil, false, nil
+		case C.NEXXO_BUFFER_TOO_SMALL:
+			*bp = make([]byte, int(n))
+		default:
+			return nil, false, c.err(s, "get("+category+")")
+		}
+	}
+}
+
+// Set stores value under key in category, replacing any value there.
+func (c *Cache) Set(category string, key, value []byte) error {
+	h, err := c.acquire("set")
+	if err != nil {
+		return err
+	}
+	defer c.mu.RUnlock()
+	cat := cstr(category)
+	s := C.nexxo_cache_set(h, charPtr(cat), bytesPtr(key), C.size_t(len(key)), bytesPtr(value), C.size_t(len(value)))
+	return c.err(s, "set("+category+")")
+}
+
+// Delete removes key from category; deleting an absent key is not an error.
+func (c *Cache) Delete(category string, key []byte) error {
+	h, err := c.acquire("delete")
+	if err != nil {
+		return err
+	}
+	defer c.mu.RUnlock()
+	cat := cstr(category)
+	return c.err(C.nexxo_cache_delete(h, charPtr(cat), bytesPtr(key), C.size_t(len(key))), "delete("+category+")")
+}
+
+// Entry is one write of a batch.
+type Entry struct {
+	Category string
+	Key      []byte
+	Value    []byte
+}
+
+// Key names one entry to read.
+type Key struct {
+	Category string
+	Key      []byte
+}
+
+// Lookup is one result of BatchGet.
+type Lookup struct {
+	Value []byte
+	Found bool
+}
+
+func appendKey(buf []byte, category string, key []byte) ([]byte, error) {
+	if len(category) > 255 {
+		return nil, &Error{Status: StatusUnknownCategory, Op: "batch(" + category + ")"}
+	}
+	buf = append(buf, byte(len(category)))
+	buf = append(buf, category...)
+	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(key)))
+	return append(buf, key...), nil
+}
+
+// BatchSet stores entries atomically: after a crash either all are there or none. An
+// invalid entry fails the batch before anything is written.
+func (c *Cache) BatchSet(entries []Entry) error {
+	h, err := c.acquire("batchSet")
+	if err != nil {
+		return err
+	}
+	defer c.mu.RUnlock()
+	if len(entries) == 0 {
+		return nil
+	}
+	size := 0
+	for _, e := range entries {
+		size += 9 + len(e.Category) + len(e.Key) + len(e.Value)
+		if len(e.Key) > MaxKeyLen || len(e.Value) > MaxValueLen {
+			return &Error{Status: StatusTooLarge, Op: "batchSet(" + e.Category + ")", Path: c.path}
+		}
+	}
+	buf := make([]byte, 0, size)
+	for _, e := range entries {
+		if buf, err = appendKey(buf, e.Category, e.Key); err != nil {
+			return err
+		}
+		buf = binary.LittleEndian.AppendUint32(buf, uint32(len(e.Value)))
+		buf = append(buf, e.Value...)
+	}
+	s := C.nexxo_cache_batch_set_packed(h, bytesPtr(buf), C.size_t(len(buf)), C.size_t(len(entries)))
+	return c.err(s, "batchSet")
+}
+
+// BatchGet reads many keys at once. A key's own error (an unknown category, a bad
+// length) fails the whole call.
+func (c *Cache) BatchGet(keys []Key) ([]Lookup, error) {
+	h, err := c.acquire("batchGet")
+	if err != nil {
+		return nil, err
+	}
+	defer c.mu.RUnlock()
+	if len(keys) == 0 {
+		return []Lookup{}, nil
+	}
+	var packed []byte
+	for _, k := range keys {
+		if packed, err = appendKey(packed, k.Category, k.Key); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]byte, 8*len(keys)+64<<10)
+	for {
+		var n C.size_t
+		s := C.nexxo_cache_batch_get_packed(h, bytesPtr(packed), C.size_t(len(packed)), C.size_t(len(keys)), bytesPtr(out), C.size_t(len(out)), &n)
+		if s == C.NEXXO_BUFFER_TOO_SMALL {
+			out = make([]byte, int(n))
+			continue
+		}
+		if s != C.NEXXO_OK {
+			return nil, c.err(s, "batchGet")
+		}
+		out = out[:n]
+		break
+	}
+	res := make([]Lookup, len(keys))
+	at := 0
+	for i := range keys {
+		st := binary.LittleEndian.Uint32(out[at:])
+		n := int(binary.LittleEndian.Uint32(out[at+4:]))
+		at += 8
+		switch st {
+		case C.NEXXO_OK:
+			res[i] = Lookup{Value: append([]byte(nil), out[at:at+n]...), Found: true}
+			if res[i].Value == nil {
+				res[i].Value = []byte{}
+			}
+		case C.NEXXO_NOT_FOUND:
+		default:
+			return nil, c.err(st, "batchGet("+keys[i].Category+")")
+		}
+		at += n
+	}
+	return res, nil
+}
+
+// Stats are a cache's (or a category's) statistics.
+type Stats struct {
+	Hits, Misses, Writes, Deletes uint64 // since this handle was opened
+	Entries                       uint64 // exact
+	LogicalBytes                  uint64 // keys + values as given, exact
+	StoredBytes                   uint64 // keys + values as stored, exact
+	DiskBytes                     uint64
+	Evictions, CorruptDropped     uint64 // lifetime
+	HitRate                       float64
+	ReadOnly, Disabled, Recovered bool
+	DisabledReason                Status // StatusOK unless Disabled
+}
+
+func statsFrom(s *C.nexxo_stats) Stats {
+	return Stats{
+		Hits: uint64(s.hits), Misses: uint64(s.misses), Writes: uint64(s.writes), Deletes: uint64(s.deletes),
+		Entries: uint64(s.entries), LogicalBytes: uint64(s.logical_bytes), StoredBytes: uint64(s.stored_bytes),
+		DiskBytes: uint64(s.disk_bytes), Evictions: uint64(s.evictions), CorruptDropped: uint64(s.corrupt_dropped),
+		HitRate: float64(s.hit_rate), ReadOnly: bool(s.read_only), Disabled: bool(s.disabled),
+		Recovered: bool(s.recovered), DisabledReason: Status(s.disabled_reason),
+	}
+}
+
+// Stats of the whole cache.
+func (c *Cache) Stats() (Stats, error) {
+	h, err := c.acquire("stats")
+	if err != nil {
+		return Stats{}, err
+	}
+	defer c.mu.RUnlock()
+	var s C.nexxo_stats
+	if err := c.err(C.nexxo_cache_stats(h, &s), "stats"); err != nil {
+		return Stats{}, err
+	}
+	return statsFrom(&s), nil
+}
+
+// CategoryStats of one category.
+func (c *Cache) CategoryStats(category string) (Stats, error) {
+	h, err := c.acquire("categoryStats")
+	if err != nil {
+		return Stats{}, err
+	}
+	defer c.mu.RUnlock()
+	cat := cstr(category)
+	var s C.nexxo_stats
+	if err := c.err(C.nexxo_cache_category_stats(h, charPtr(cat), &s), "categoryStats("+category+")"); err != nil {
+		return Stats{}, err
+	}
+	return statsFrom(&s), nil
+}
+
+// StatsJSON is the library's JSON statistics: totals and every category.
+func (c *Cache) StatsJSON() ([]byte, error) {
+	h, err := c.acquire("statsJSON")
+	if err != nil {
+		return nil, err
+	}
+	defer c.mu.RUnlock()
+	var b C.nexxo_bytes
+	if err := c.err(C.nexxo_cache_stats_json(h, &b), "statsJSON"); err != nil {
+		return nil, err
+	}
+	defer C.nexxo_bytes_free(&b)
+	return C.GoBytes(unsafe.Pointer(b.data), C.int(b.len)), nil
+}
+
+// PolicyReport says what EnforcePolicy did.
+type PolicyReport struct {
+	EvictedEntries, EvictedBytes        uint64
+	StoredBytesBefore, StoredBytesAfter uint64
+	Compacted                           bool
+}
+
+// EnforcePolicy evicts now (max age, then size limits) and compacts when worthwhile.
+func (c *Cache) EnforcePolicy() (PolicyReport, error) {
+	h, err := c.acquire("enforcePolicy")
+	if err != nil {
+		return PolicyReport{}, err
+	}
+	defer c.mu.RUnlock()
+	var r C.nexxo_policy_report
+	if err := c.err(C.nexxo_cache_enforce_policy(h, &r), "enforcePolicy"); err != nil {
+		return PolicyReport{}, err
+	}
+	return PolicyReport{uint64(r.evicted_entries), uint64(r.evicted_bytes), uint64(r.stored_bytes_before), uint64(r.stored_bytes_after), bool(r.compacted)}, nil
+}
+
+// Compact compacts the named categories, or all of them when none are named.
+func (c *Cache) Compact(categories ...string) error {
+	h, err := c.acquire("compact")
+	if err != nil {
+		return err
+	}
+	defer c.mu.RUnlock()
+	if len(categories) == 0 {
+		return c.err(C.nexxo_cache_compact(h, nil), "compact")
+	}
+	for _, name := range categories {
+		cat := cstr(name)
+		if err := c.err(C.nexxo_cache_compact(h, charPtr(cat)), "compact("+name+")"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Clear removes every entry of the named categories (all categories when none are
+// named) in one atomic write.
+func (c *Cache) Clear(categories ...string) error {
+	h, err := c.acquire("clear")
+	if err != nil {
+		return err
+	}
+	defer c.mu.RUnlock()
+	if len(categories) == 0 {
+		return c.err(C.nexxo_cache_clear(h, nil, 0), "clear")
+	}
+	// The array of name pointers lives in C memory, so it may hold pointers.
+	names := (*[1 << 20]*C.char)(C.malloc(C.size_t(len(categories)) * C.size_t(unsafe.Sizeof((*C.char)(nil)))))[:len(categories):len(categories)]
+	defer C.free(unsafe.Pointer(&names[0]))
+	for i, name := range categories {
+		names[i] = C.CString(name)
+	}
+	defer func() {
+		for _, p := range names {
+			C.free(unsafe.Pointer(p))
+		}
+	}()
+	return c.err(C.nexxo_cache_clear(h, &names[0], C.size_t(len(categories))), "clear")
+}
+
+// Flush makes everything acknowledged durable on disk.
+func (c *Cache) Flush() error {
+	h, err := c.acquire("flush")
+	if err != nil {
+		return err
+	}
+	defer c.mu.RUnlock()
+	return c.err(C.nexxo_cache_flush(h), "flush")
+}
