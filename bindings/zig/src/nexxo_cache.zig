@@ -1,0 +1,252 @@
+//! Zig binding of nexxo-cache, a persistent build-artifact cache. A thin wrapper over
+//! the C ABI (`c` is include/nexxo_cache.h through translate-c): statuses become one
+//! error set, values are slices owned by the caller's allocator.
+const std = @import("std");
+pub const c = @import("c");
+
+/// Every failure a call can report. A miss is not an error: `get` returns null.
+pub const Error = error{
+    InvalidArgument,
+    UnknownCategory,
+    TooLarge,
+    BufferTooSmall,
+    Locked,
+    IoError,
+    NoSpace,
+    Corruption,
+    ReadOnly,
+    Incompatible,
+    Panic,
+    OutOfMemory,
+};
+
+/// Maps a C status to the error set; `NEXXO_OK` and `NEXXO_NOT_FOUND` are not errors.
+pub fn check(status: c.nexxo_status) Error!void {
+    return switch (status) {
+        c.NEXXO_OK, c.NEXXO_NOT_FOUND => {},
+        c.NEXXO_INVALID_ARGUMENT => error.InvalidArgument,
+        c.NEXXO_UNKNOWN_CATEGORY => error.UnknownCategory,
+        c.NEXXO_TOO_LARGE => error.TooLarge,
+        c.NEXXO_BUFFER_TOO_SMALL => error.BufferTooSmall,
+        c.NEXXO_LOCKED => error.Locked,
+        c.NEXXO_IO_ERROR => error.IoError,
+        c.NEXXO_NO_SPACE => error.NoSpace,
+        c.NEXXO_CORRUPTION => error.Corruption,
+        c.NEXXO_READ_ONLY => error.ReadOnly,
+        c.NEXXO_INCOMPATIBLE => error.Incompatible,
+        else => error.Panic,
+    };
+}
+
+/// The linked library's version, "MAJOR.MINOR.PATCH".
+pub fn version() [:0]const u8 {
+    return std.mem.span(c.nexxo_version());
+}
+
+pub const max_key_len: usize = c.NEXXO_MAX_KEY_LEN;
+pub const max_value_len: usize = c.NEXXO_MAX_VALUE_LEN;
+
+pub const Compression = enum { none, lz4 };
+
+pub const CategoryLimit = struct { category: [:0]const u8, max_size: u64 };
+
+/// Open options; the defaults are the library's.
+pub const Options = struct {
+    /// Bound on stored bytes; null keeps the default (2 GiB), 0 means unbounded.
+    max_size: ?u64 = null,
+    category_max_size: []const CategoryLimit = &.{},
+    /// Entries unused for longer are evicted by `enforcePolicy`; 0 means never.
+    max_age_seconds: u64 = 0,
+    /// Categories beyond parse, transform, bundle, optimize and meta.
+    categories: []const [:0]const u8 = &.{},
+    compression: Compression = .lz4,
+    sync_writes: bool = false,
+    read_only: bool = false,
+    /// Open a disabled cache instead of failing for I/O, lock, corruption or format reasons.
+    fallback_disabled: bool = false,
+    /// null keeps the default (64 MiB).
+    memory_budget: ?u64 = null,
+};
+
+pub const Entry = struct { category: [:0]const u8, key: []const u8, value: []const u8 };
+pub const Key = struct { category: [:0]const u8, key: []const u8 };
+pub const Stats = c.nexxo_stats;
+pub const PolicyReport = c.nexxo_policy_report;
+
+fn ptr(bytes: []const u8) [*c]const u8 {
+    return if (bytes.len == 0) null else bytes.ptr;
+}
+
+fn buildOptions(o: Options) Error!*c.nexxo_options {
+    const opts = c.nexxo_options_new() orelse return error.OutOfMemory;
+    errdefer c.nexxo_options_free(opts);
+    if (o.max_size) |m| try check(c.nexxo_options_set_max_size(opts, m));
+    for (o.categories) |name| try check(c.nexxo_options_add_category(opts, name.ptr));
+    for (o.category_max_size) |l| try check(c.nexxo_options_set_category_max_size(opts, l.category.ptr, l.max_size));
+    try check(c.nexxo_options_set_max_age(opts, o.max_age_seconds));
+    try check(c.nexxo_options_set_compression(opts, switch (o.compression) {
+        .none => c.NEXXO_COMPRESSION_NONE,
+        .lz4 => c.NEXXO_COMPRESSION_LZ4,
+    }));
+    try check(c.nexxo_options_set_sync_writes(opts, o.sync_writes));
+    try check(c.nexxo_options_set_read_only(opts, o.read_only));
+    try check(c.nexxo_options_set_fallback_disabled(opts, o.fallback_disabled));
+    if (o.memory_budget) |m| try check(c.nexxo_options_set_memory_budget(opts, m));
+    return opts;
+}
+
+/// An open cache. Safe to use from many threads at once, except `close`.
+pub const Cache = struct {
+    handle: *c.nexxo_cache,
+
+    /// Opens (creating when missing) the cache in directory `path`.
+    pub fn open(path: [:0]const u8, options: Options) Error!Cache {
+        const opts = try buildOptions(options);
+        defer c.nexxo_options_free(opts);
+        var handle: ?*c.nexxo_cache = null;
+        try check(c.nexxo_cache_open(path.ptr, opts, &handle));
+        return .{ .handle = handle.? };
+    }
+
+    /// Closes the cache, persisting what was acknowledged. The handle is invalid after.
+    pub fn close(self: *Cache) void {
+        c.nexxo_cache_close(self.handle);
+        self.* = undefined;
+    }
+
+    /// Reads a value into a new slice owned by `allocator`; null on a miss.
+    pub fn get(self: Cache, allocator: std.mem.Allocator, category: [:0]const u8, key: []const u8) Error!?[]u8 {
+        var stack: [4096]u8 = undefined;
+        var len: usize = 0;
+        const s = c.nexxo_cache_get_into(self.handle, category.ptr, ptr(key), key.len, &stack, stack.len, &len);
+        if (s == c.NEXXO_NOT_FOUND) return null;
+        if (s == c.NEXXO_OK) return try allocator.dupe(u8, stack[0..len]);
+        if (s != c.NEXXO_BUFFER_TOO_SMALL) {
+            try check(s);
+            unreachable;
+        }
+        // Larger than the stack buffer: read straight into an exact allocation.
+        while (true) {
+            const buf = try allocator.alloc(u8, len);
+            var got: usize = 0;
+            const again = c.nexxo_cache_get_into(self.handle, category.ptr, ptr(key), key.len, buf.ptr, buf.len, &got);
+            if (again == c.NEXXO_OK) {
+                if (got == buf.len) return buf;
+                defer allocator.free(buf);
+                return try allocator.dupe(u8, buf[0..got]);
+            }
+            allocator.free(buf);
+            if (again == c.NEXXO_NOT_FOUND) return null;
+            if (again != c.NEXXO_BUFFER_TOO_SMALL) {
+                try check(again);
+                unreachable;
+            }
+            len = got; // the entry grew meanwhile
+        }
+    }
+
+    /// Reads a value into `buf` and returns the filled part; null on a miss;
+    /// `error.BufferTooSmall` when it does not fit (see `valueLen`).
+    pub fn getInto(self: Cache, category: [:0]const u8, key: []const u8, buf: []u8) Error!?[]u8 {
+        var len: usize = 0;
+        const s = c.nexxo_cache_get_into(self.handle, category.ptr, ptr(key), key.len, if (buf.len == 0) null else buf.ptr, buf.len, &len);
+        if (s == c.NEXXO_NOT_FOUND) return null;
+        try check(s);
+        return buf[0..len];
+    }
+
+    pub fn set(self: Cache, category: [:0]const u8, key: []const u8, value: []const u8) Error!void {
+        try check(c.nexxo_cache_set(self.handle, category.ptr, ptr(key), key.len, ptr(value), value.len));
+    }
+
+    /// Removes a key; removing an absent key is not an error.
+    pub fn delete(self: Cache, category: [:0]const u8, key: []const u8) Error!void {
+        try check(c.nexxo_cache_delete(self.handle, category.ptr, ptr(key), key.len));
+    }
+
+    /// Stores entries atomically: all or none; an invalid entry fails the batch first.
+    pub fn batchSet(self: Cache, allocator: std.mem.Allocator, entries: []const Entry) Error!void {
+        const arr = try allocator.alloc(c.nexxo_entry, entries.len);
+        defer allocator.free(arr);
+        for (entries, arr) |e, *out| out.* = .{
+            .category = e.category.ptr,
+            .key = ptr(e.key),
+            .key_len = e.key.len,
+            .value = ptr(e.value),
+            .value_len = e.value.len,
+        };
+        try check(c.nexxo_cache_batch_set(self.handle, if (arr.len == 0) null else arr.ptr, arr.len));
+    }
+
+    /// Reads many keys; each result is a slice owned by `allocator` or null on a miss.
+    /// Free the result with `freeBatch`. A key's own error fails the call.
+    pub fn batchGet(self: Cache, allocator: std.mem.Allocator, keys: []const Key) Error![]?[]u8 {
+        const ck = try allocator.alloc(c.nexxo_key, keys.len);
+        defer allocator.free(ck);
+        const vals = try allocator.alloc(c.nexxo_bytes, keys.len);
+        defer allocator.free(vals);
+        const sts = try allocator.alloc(c.nexxo_status, keys.len);
+        defer allocator.free(sts);
+        for (keys, ck) |k, *out| out.* = .{ .category = k.category.ptr, .key = ptr(k.key), .key_len = k.key.len };
+        try check(c.nexxo_cache_batch_get(self.handle, if (keys.len == 0) null else ck.ptr, keys.len, if (keys.len == 0) null else vals.ptr, if (keys.len == 0) null else sts.ptr));
+        defer for (vals) |*v| c.nexxo_bytes_free(v);
+        for (sts) |s| try check(s);
+        const out = try allocator.alloc(?[]u8, keys.len);
+        var filled: usize = 0;
+        errdefer {
+            for (out[0..filled]) |v| if (v) |b| allocator.free(b);
+            allocator.free(out);
+        }
+        for (vals, sts, out) |v, s, *o| {
+            o.* = if (s == c.NEXXO_OK) try allocator.dupe(u8, if (v.len == 0) &.{} else v.data[0..v.len]) else null;
+            filled += 1;
+        }
+        return out;
+    }
+
+    /// Frees what `batchGet` returned.
+    pub fn freeBatch(allocator: std.mem.Allocator, values: []?[]u8) void {
+        for (values) |v| if (v) |b| allocator.free(b);
+        allocator.free(values);
+    }
+
+    pub fn stats(self: Cache) Error!Stats {
+        var s: Stats = undefined;
+        try check(c.nexxo_cache_stats(self.handle, &s));
+        return s;
+    }
+
+    pub fn categoryStats(self: Cache, category: [:0]const u8) Error!Stats {
+        var s: Stats = undefined;
+        try check(c.nexxo_cache_category_stats(self.handle, category.ptr, &s));
+        return s;
+    }
+
+    /// The statistics as JSON, owned by `allocator`.
+    pub fn statsJson(self: Cache, allocator: std.mem.Allocator) Error![]u8 {
+        var b: c.nexxo_bytes = .{ .data = null, .len = 0 };
+        try check(c.nexxo_cache_stats_json(self.handle, &b));
+        defer c.nexxo_bytes_free(&b);
+        return try allocator.dupe(u8, b.data[0..b.len]);
+    }
+
+    pub fn enforcePolicy(self: Cache) Error!PolicyReport {
+        var r: PolicyReport = undefined;
+        try check(c.nexxo_cache_enforce_policy(self.handle, &r));
+        return r;
+    }
+
+    /// Compacts one category, or all when `category` is null.
+    pub fn compact(self: Cache, category: ?[:0]const u8) Error!void {
+        try check(c.nexxo_cache_compact(self.handle, if (category) |n| n.ptr else null));
+    }
+
+    /// Clears the named categories, or every one when `categories` is empty.
+    pub fn clear(self: Cache, categories: []const [*:0]const u8) Error!void {
+        try check(c.nexxo_cache_clear(self.handle, if (categories.len == 0) null else @ptrCast(categories.ptr), categories.len));
+    }
+
+    pub fn flush(self: Cache) Error!void {
+        try check(c.nexxo_cache_flush(self.handle));
+    }
+};

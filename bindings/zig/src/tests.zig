@@ -1,0 +1,212 @@
+//! `zig build test`: every method, every error a caller can provoke, reopen
+//! persistence; std.testing.allocator fails any test that leaks.
+const std = @import("std");
+const nx = @import("nexxo_cache");
+const testing = std.testing;
+const alloc = testing.allocator;
+
+/// A fresh cache directory path under a testing tmp dir; free with alloc.
+fn cachePath(tmp: *std.testing.TmpDir, name: []const u8) ![:0]u8 {
+    const base = try tmp.dir.realpathAlloc(alloc, ".");
+    defer alloc.free(base);
+    return std.fs.path.joinZ(alloc, &.{ base, name });
+}
+
+fn artifact(buf: []u8, i: usize) []u8 {
+    var n: usize = 0;
+    while (n + 64 < buf.len) {
+        const line = std.fmt.bufPrint(buf[n..], "export const v{d}_{d} = require('./m{d}');\n", .{ i, n, i % 7 }) catch break;
+        n += line.len;
+    }
+    return buf[0..n];
+}
+
+test "version" {
+    try testing.expect(std.mem.startsWith(u8, nx.version(), "1."));
+    try testing.expect(nx.max_key_len >= 4096);
+}
+
+test "set, get, getInto, delete" {
+    var tmp = testing.tmpDir(.{});
+    defer tmp.cleanup();
+    const path = try cachePath(&tmp, "c");
+    defer alloc.free(path);
+    var cache = try nx.Cache.open(path, .{});
+    defer cache.close();
+
+    var buf: [1200]u8 = undefined;
+    const v = artifact(&buf, 1);
+    try cache.set("transform", "src/a.ts", v);
+    const got = (try cache.get(alloc, "transform", "src/a.ts")).?;
+    defer alloc.free(got);
+    try testing.expectEqualSlices(u8, v, got);
+    try testing.expect((try cache.get(alloc, "parse", "src/a.ts")) == null);
+
+    var out: [2048]u8 = undefined;
+    try testing.expectEqualSlices(u8, v, (try cache.getInto("transform", "src/a.ts", &out)).?);
+    var small: [8]u8 = undefined;
+    try testing.expectError(error.BufferTooSmall, cache.getInto("transform", "src/a.ts", &small));
+    try testing.expect((try cache.getInto("transform", "absent", &out)) == null);
+
+    // Larger than get's stack buffer.
+    const big = try alloc.alloc(u8, 100_000);
+    defer alloc.free(big);
+    for (big, 0..) |*b, i| b.* = @truncate(i *% 7);
+    try cache.set("bundle", "big", big);
+    const big_back = (try cache.get(alloc, "bundle", "big")).?;
+    defer alloc.free(big_back);
+    try testing.expectEqualSlices(u8, big, big_back);
+
+    try cache.set("meta", "empty", "");
+    const empty = (try cache.get(alloc, "meta", "empty")).?;
+    defer alloc.free(empty);
+    try testing.expectEqual(@as(usize, 0), empty.len);
+
+    try cache.delete("transform", "src/a.ts");
+    try testing.expect((try cache.get(alloc, "transform", "src/a.ts")) == null);
+    try cache.delete("transform", "src/a.ts");
+}
+
+test "errors a caller can provoke" {
+    var tmp = testing.tmpDir(.{});
+    defer tmp.cleanup();
+    const path = try cachePath(&tmp, "c");
+    defer alloc.free(path);
+    var cache = try nx.Cache.open(path, .{});
+    defer cache.close();
+
+    try testing.expectError(error.UnknownCategory, cache.set("nope", "k", "v"));
+    try testing.expectError(error.UnknownCategory, cache.get(alloc, "nope", "k"));
+    try testing.expectError(error.InvalidArgument, cache.set("parse", "", "v"));
+    const long = [_]u8{'k'} ** (nx.max_key_len + 1);
+    try testing.expectError(error.TooLarge, cache.set("parse", &long, "v"));
+    try testing.expectError(error.UnknownCategory, cache.categoryStats("nope"));
+    try testing.expectError(error.UnknownCategory, cache.compact("nope"));
+    const bad = [_][*:0]const u8{ "parse", "nope" };
+    try testing.expectError(error.UnknownCategory, cache.clear(&bad));
+    try testing.expectError(error.UnknownCategory, cache.batchSet(alloc, &.{
+        .{ .category = "parse", .key = "a", .value = "1" },
+        .{ .category = "nope", .key = "b", .value = "2" },
+    }));
+    try testing.expect((try cache.get(alloc, "parse", "a")) == null);
+    try testing.expectError(error.Locked, nx.Cache.open(path, .{}));
+    try testing.expectError(error.InvalidArgument, nx.Cache.open(path, .{ .memory_budget = 1024 }));
+    try testing.expectError(error.InvalidArgument, nx.Cache.open(path, .{ .categories = &.{"Bad Name"} }));
+    try testing.expectError(error.UnknownCategory, nx.Cache.open(path, .{ .category_max_size = &.{.{ .category = "nope", .max_size = 1 }} }));
+
+    try tmp.dir.writeFile(.{ .sub_path = "file", .data = "x" });
+    const file = try cachePath(&tmp, "file");
+    defer alloc.free(file);
+    try testing.expectError(error.IoError, nx.Cache.open(file, .{}));
+
+    try tmp.dir.makeDir("newer");
+    try tmp.dir.writeFile(.{ .sub_path = "newer/NEXXO_FORMAT", .data = "nexxo-cache format 5\n" });
+    const newer = try cachePath(&tmp, "newer");
+    defer alloc.free(newer);
+    try testing.expectError(error.Incompatible, nx.Cache.open(newer, .{}));
+}
+
+test "batches, stats, clear, compact, policy" {
+    var tmp = testing.tmpDir(.{});
+    defer tmp.cleanup();
+    const path = try cachePath(&tmp, "c");
+    defer alloc.free(path);
+    var cache = try nx.Cache.open(path, .{ .max_size = 1 << 20, .compression = .none });
+    defer cache.close();
+
+    try cache.batchSet(alloc, &.{
+        .{ .category = "parse", .key = "a", .value = "A" },
+        .{ .category = "transform", .key = "b", .value = "BB" },
+    });
+    const vals = try cache.batchGet(alloc, &.{
+        .{ .category = "parse", .key = "a" },
+        .{ .category = "parse", .key = "missing" },
+        .{ .category = "transform", .key = "b" },
+    });
+    defer nx.Cache.freeBatch(alloc, vals);
+    try testing.expectEqualStrings("A", vals[0].?);
+    try testing.expect(vals[1] == null);
+    try testing.expectEqualStrings("BB", vals[2].?);
+    try testing.expectError(error.UnknownCategory, cache.batchGet(alloc, &.{.{ .category = "nope", .key = "k" }}));
+
+    var s = try cache.stats();
+    try testing.expectEqual(@as(u64, 2), s.entries);
+    try testing.expectEqual(@as(u64, 1 + 1 + 1 + 2), s.logical_bytes);
+    try testing.expectEqual(@as(u64, 2), s.hits);
+    try testing.expect(!s.disabled);
+
+    const json = try cache.statsJson(alloc);
+    defer alloc.free(json);
+    try testing.expect(std.mem.indexOf(u8, json, "\"totals\":{") != null);
+
+    const cats = [_][*:0]const u8{"parse"};
+    try cache.clear(&cats);
+    try testing.expectEqual(@as(u64, 1), (try cache.categoryStats("transform")).entries);
+    try testing.expectEqual(@as(u64, 0), (try cache.categoryStats("parse")).entries);
+
+    var x: u32 = 1;
+    var noise: [4096]u8 = undefined;
+    var i: usize = 0;
+    while (i < 600) : (i += 1) {
+        for (&noise) |*b| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            b.* = @truncate(x);
+        }
+        var kb: [16]u8 = undefined;
+        try cache.set("optimize", try std.fmt.bufPrint(&kb, "o{d}", .{i}), &noise);
+    }
+    const r = try cache.enforcePolicy();
+    s = try cache.stats();
+    try testing.expect(s.stored_bytes <= 1 << 20);
+    try testing.expect(s.evictions > 0);
+    try testing.expectEqual(s.stored_bytes, r.stored_bytes_after);
+    try cache.compact(null);
+    try cache.compact("optimize");
+    try cache.flush();
+    try cache.clear(&.{});
+    try testing.expectEqual(@as(u64, 0), (try cache.stats()).entries);
+}
+
+test "reopen persistence, read-only, disabled fallback" {
+    var tmp = testing.tmpDir(.{});
+    defer tmp.cleanup();
+    const path = try cachePath(&tmp, "c");
+    defer alloc.free(path);
+    {
+        var cache = try nx.Cache.open(path, .{ .categories = &.{"lint"} });
+        defer cache.close();
+        var i: usize = 0;
+        while (i < 300) : (i += 1) {
+            var kb: [16]u8 = undefined;
+            var vb: [600]u8 = undefined;
+            try cache.set("lint", try std.fmt.bufPrint(&kb, "k{d}", .{i}), artifact(&vb, i));
+        }
+    }
+    {
+        var ro = try nx.Cache.open(path, .{ .read_only = true });
+        defer ro.close();
+        var i: usize = 0;
+        while (i < 300) : (i += 1) {
+            var kb: [16]u8 = undefined;
+            var vb: [600]u8 = undefined;
+            const got = (try ro.get(alloc, "lint", try std.fmt.bufPrint(&kb, "k{d}", .{i}))).?;
+            defer alloc.free(got);
+            try testing.expectEqualSlices(u8, artifact(&vb, i), got);
+        }
+        try testing.expectError(error.ReadOnly, ro.set("lint", "k", "v"));
+        try testing.expectError(error.ReadOnly, ro.enforcePolicy());
+        try testing.expect((try ro.stats()).read_only);
+    }
+    try tmp.dir.writeFile(.{ .sub_path = "file", .data = "" });
+    const file = try cachePath(&tmp, "file");
+    defer alloc.free(file);
+    var d = try nx.Cache.open(file, .{ .fallback_disabled = true });
+    defer d.close();
+    try d.set("parse", "k", "v");
+    try testing.expect((try d.get(alloc, "parse", "k")) == null);
+    const s = try d.stats();
+    try testing.expect(s.disabled);
+    try testing.expectError(error.IoError, nx.check(s.disabled_reason));
+}
