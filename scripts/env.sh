@@ -9,6 +9,9 @@ export NEXXO_BUILD_DIR="${NEXXO_BUILD_DIR:-$NEXXO_ROOT/build}"
 # The library every test and binding runs against: the one CMake copied from cargo.
 export NEXXO_LIB_DIR="$NEXXO_BUILD_DIR/lib"
 export CBINDGEN_VERSION=0.29.4
+# Zig comes from the ziglang package on PyPI, one pinned version.
+export ZIG_VERSION=0.15.2
+zig() { python3 -m ziglang "$@"; }
 export PATH="$HOME/.cargo/bin:$PATH"
 # One cargo invocation everywhere, so the same compiled RocksDB serves every step.
 NEXXO_CARGO_BUILD=(cargo build --release --all-targets --locked)

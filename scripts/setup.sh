@@ -23,3 +23,17 @@ if [ "$(cbindgen --version 2>/dev/null)" != "cbindgen $CBINDGEN_VERSION" ]; then
   log "installing cbindgen $CBINDGEN_VERSION"
   cargo install --quiet --locked cbindgen --version "$CBINDGEN_VERSION"
 fi
+
+if [ "$(python3 -m ziglang version 2>/dev/null)" != "$ZIG_VERSION" ]; then
+  log "installing Zig $ZIG_VERSION (PyPI package ziglang)"
+  python3 -m pip install --quiet --disable-pip-version-check "ziglang==$ZIG_VERSION"
+fi
+
+for tool in node npm go; do
+  command -v "$tool" >/dev/null || { echo "$tool not found: this machine kind ships it; install it first" >&2; exit 1; }
+done
+node_dir="$NEXXO_ROOT/bindings/node"
+if [ ! -d "$node_dir/node_modules/koffi" ] || [ "$node_dir/package-lock.json" -nt "$node_dir/node_modules/.package-lock.json" ]; then
+  log "installing the Node binding's packages (npm ci)"
+  (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error)
+fi

@@ -26,4 +26,15 @@ cmake -S . -B "$NEXXO_BUILD_DIR-asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DNEXXO_
 cmake --build "$NEXXO_BUILD_DIR-asan"
 ctest --test-dir "$NEXXO_BUILD_DIR-asan" --output-on-failure -j2 -R '^api\.'
 
+log "Node binding (tsc --noEmit, node --test)"
+(cd bindings/node && npm test)
+
+log "Go binding (go test, go test -race, a short fuzz run)"
+export PKG_CONFIG_PATH="$NEXXO_BUILD_DIR${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+(cd bindings/go && go vet ./... && go test -count=1 ./... && go test -count=1 -race ./... \
+  && go test -run='^$' -fuzz=FuzzSetGet -fuzztime=10s .)
+
+log "Zig binding (zig build test)"
+(cd bindings/zig && zig build test --summary all -Dinclude-dir="$NEXXO_ROOT/include" -Dlib-dir="$NEXXO_LIB_DIR")
+
 log "all tests passed"
