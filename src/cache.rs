@@ -211,9 +211,10 @@ impl Cache {
 
     /// Totals and every category as one JSON object:
     /// `{"version":..,"path":..,"totals":{..},"categories":{"parse":{..},..}}`.
-    pub fn stats_json(&self, status_name: impl Fn(&Error) -> &'static str) -> String {
+    /// `disabled_reason` is the C status name (`"NEXXO_LOCKED"`), empty when enabled.
+    pub fn stats_json(&self) -> String {
         let totals = self.stats();
-        let reason = totals.disabled.as_ref().map_or("", |e| status_name(e));
+        let reason = totals.disabled.as_ref().map_or("", Error::code);
         let mut out = format!("{{\"version\":\"{}\",", env!("CARGO_PKG_VERSION"));
         if let Some(store) = self.store() {
             out.push_str(&format!("\"path\":{},", json_string(&store.path().to_string_lossy())));

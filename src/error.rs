@@ -30,6 +30,25 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl Error {
+    /// The name of the C status this error is reported as, e.g. `"NEXXO_LOCKED"`: the one
+    /// vocabulary of the C ABI, the JSON statistics and every binding.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidArgument(_) => "NEXXO_INVALID_ARGUMENT",
+            Error::UnknownCategory(_) => "NEXXO_UNKNOWN_CATEGORY",
+            Error::TooLarge(_) => "NEXXO_TOO_LARGE",
+            Error::BufferTooSmall(_) => "NEXXO_BUFFER_TOO_SMALL",
+            Error::Locked(_) => "NEXXO_LOCKED",
+            Error::Io(_) => "NEXXO_IO_ERROR",
+            Error::NoSpace(_) => "NEXXO_NO_SPACE",
+            Error::Corruption(_) => "NEXXO_CORRUPTION",
+            Error::ReadOnly => "NEXXO_READ_ONLY",
+            Error::Incompatible(_) => "NEXXO_INCOMPATIBLE",
+        }
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -18,4 +18,4 @@ pub use config::{Config, BUILTIN_CATEGORIES};
 pub use error::{Error, Result};
 pub use policy::{Clock, PolicyReport};
 pub use stats::Stats;
-pub use store::{Store, MAX_KEY_LEN, MAX_VALUE_LEN};
+pub use store::{Store, VerifyReport, MAX_KEY_LEN, MAX_VALUE_LEN};

@@ -81,6 +81,21 @@ pub struct Store {
     closed_cleanly: AtomicBool,
 }
 
+/// What [`Store::verify`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Entries read.
+    pub checked: u64,
+    /// Entries whose frame failed to decode or failed its checksum.
+    pub bad: u64,
+    /// Bad entries removed (with `drop_bad`).
+    pub dropped: u64,
+    /// Bytes of the values that decoded.
+    pub value_bytes: u64,
+    /// The first 1000 bad entries: (category, key).
+    pub bad_keys: Vec<(String, Vec<u8>)>,
+}
+
 /// An entry as found in the store before a write replaces or removes it.
 #[derive(Clone, Copy)]
 pub(crate) struct Existing {
@@ -957,6 +972,49 @@ impl Store {
     pub fn counters(&self) -> Vec<(String, Counters)> {
         let st = self.lock_state();
         self.cats.iter().zip(st.counters.iter()).map(|(c, k)| (c.name.clone(), *k)).collect()
+    }
+
+    /// Reads every entry and checks its checksum. With `drop_bad`, entries that fail are
+    /// removed (and counted in `corrupt_dropped`) as a read would. `progress` is called
+    /// with (entries checked, entries in all) every 4096 entries and at the end.
+    pub fn verify(&self, drop_bad: bool, progress: &mut dyn FnMut(u64, u64)) -> Result<VerifyReport> {
+        if drop_bad {
+            self.check_writable()?;
+        }
+        let total: u64 = self.lock_state().counters.iter().map(|c| c.entries).sum();
+        let mut report = VerifyReport::default();
+        for (ci, c) in self.cats.iter().enumerate() {
+            let mut bad_here: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+            let mut it = self.db.raw_iterator_cf(self.cf(&c.cf_name));
+            it.seek_to_first();
+            while let (Some(k), Some(v)) = (it.key(), it.value()) {
+                report.checked += 1;
+                match codec::decode(c.name.as_bytes(), k, v) {
+                    Ok(value) => report.value_bytes += value.len() as u64,
+                    Err(_) => {
+                        report.bad += 1;
+                        if report.bad_keys.len() < 1000 {
+                            report.bad_keys.push((c.name.clone(), k.to_vec()));
+                        }
+                        if drop_bad {
+                            bad_here.push((k.to_vec(), v.to_vec()));
+                        }
+                    }
+                }
+                if report.checked % 4096 == 0 {
+                    progress(report.checked, total.max(report.checked));
+                }
+                it.next();
+            }
+            it.status()?;
+            drop(it);
+            for (k, v) in bad_here {
+                self.drop_corrupt(ci, &k, &v)?;
+                report.dropped += 1;
+            }
+        }
+        progress(report.checked, total.max(report.checked));
+        Ok(report)
     }
 
     /// Writes a raw frame under a key, bypassing the codec, for tests of damage handling.

@@ -6,7 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 use super::args;
 use super::bytes::nexxo_bytes;
 use super::options::nexxo_options;
-use super::status::{nexxo_status, nexxo_status::*, status_name};
+use super::status::{nexxo_status, nexxo_status::*};
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::error::Error;
@@ -390,7 +390,7 @@ pub unsafe extern "C" fn nexxo_cache_stats_json(c: *const nexxo_cache, out: *mut
     ffi_boundary!({
         let c = try_ffi!(args::non_null(c));
         let out = try_ffi!(args::out(out));
-        *out = nexxo_bytes::from_vec(c.cache.stats_json(|e| status_name(e.into())).into_bytes());
+        *out = nexxo_bytes::from_vec(c.cache.stats_json().into_bytes());
         NEXXO_OK
     })
 }

@@ -60,26 +60,6 @@ impl From<Error> for nexxo_status {
     }
 }
 
-/// The status as its C enumerator's name, for JSON and messages.
-pub(crate) fn status_name(s: nexxo_status) -> &'static str {
-    use nexxo_status::*;
-    match s {
-        NEXXO_OK => "NEXXO_OK",
-        NEXXO_NOT_FOUND => "NEXXO_NOT_FOUND",
-        NEXXO_INVALID_ARGUMENT => "NEXXO_INVALID_ARGUMENT",
-        NEXXO_UNKNOWN_CATEGORY => "NEXXO_UNKNOWN_CATEGORY",
-        NEXXO_TOO_LARGE => "NEXXO_TOO_LARGE",
-        NEXXO_BUFFER_TOO_SMALL => "NEXXO_BUFFER_TOO_SMALL",
-        NEXXO_LOCKED => "NEXXO_LOCKED",
-        NEXXO_IO_ERROR => "NEXXO_IO_ERROR",
-        NEXXO_NO_SPACE => "NEXXO_NO_SPACE",
-        NEXXO_CORRUPTION => "NEXXO_CORRUPTION",
-        NEXXO_READ_ONLY => "NEXXO_READ_ONLY",
-        NEXXO_INCOMPATIBLE => "NEXXO_INCOMPATIBLE",
-        NEXXO_PANIC => "NEXXO_PANIC",
-    }
-}
-
 /// A status received from C as a plain integer, so that any value a caller passes is
 /// defined behaviour. The header shows it as `nexxo_status`.
 #[repr(transparent)]
