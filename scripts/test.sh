@@ -24,7 +24,7 @@ ctest --test-dir "$NEXXO_BUILD_DIR" --output-on-failure -j2
 log "C tests under AddressSanitizer and UndefinedBehaviorSanitizer (ctest)"
 cmake -S . -B "$NEXXO_BUILD_DIR-asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DNEXXO_SANITIZE=ON >/dev/null
 cmake --build "$NEXXO_BUILD_DIR-asan"
-ctest --test-dir "$NEXXO_BUILD_DIR-asan" --output-on-failure -j2 -R '^api\.'
+ctest --test-dir "$NEXXO_BUILD_DIR-asan" --output-on-failure -j2 -R '^(api|cpp)\.'
 
 log "Node binding (tsc --noEmit, node --test)"
 (cd bindings/node && npm test)
