@@ -35,6 +35,8 @@ pub const MAX_KEY_LEN: usize = 4096;
 pub const MAX_VALUE_LEN: usize = 256 << 20;
 /// The file that marks a directory as a nexxo cache and names its on-disk format.
 pub const FORMAT_FILE: &str = "NEXXO_FORMAT";
+/// Written when a read finds a damaged table; the next open repairs the store.
+pub const REPAIR_MARKER: &str = "NEXXO_NEEDS_REPAIR";
 /// The on-disk format (major) this build writes.
 pub const STORE_FORMAT: u32 = 1;
 
@@ -76,6 +78,8 @@ pub struct Store {
     pub(crate) signal: Signal,
     /// Damaged frames seen by a read-only handle, which cannot drop them.
     corrupt_seen: AtomicU64,
+    /// A read found a damaged table; the marker file is written once.
+    damaged: AtomicBool,
     write_opts: WriteOptions,
     read_opts: ReadOptions,
     closed_cleanly: AtomicBool,
@@ -337,6 +341,9 @@ impl Store {
             create_dir(path)?;
             write_format_file(path)?;
         }
+        if !config.read_only && path.join(REPAIR_MARKER).exists() {
+            return Self::recover(path, config, clock, "a read found a damaged table".into());
+        }
         match Self::open_db(path, config, clock.clone()) {
             Err(Error::Corruption(msg)) if !config.read_only => Self::recover(path, config, clock, msg),
             other => other,
@@ -347,10 +354,14 @@ impl Store {
     fn recover(path: &Path, config: &Config, clock: Clock, first_error: String) -> Result<Store> {
         let cache = BlockCache::new_lru_cache(1 << 20);
         let repaired = Db::repair(&db_options(config, &cache), path).is_ok();
+        // Tables the repair could not read are archived under lost/: a cache has no use
+        // for them.
+        let _ = std::fs::remove_dir_all(path.join("lost"));
         if repaired {
             if let Ok(mut s) = Self::open_db(path, config, clock.clone()) {
                 s.recovered = true;
                 s.rebuild_derived_state()?;
+                let _ = std::fs::remove_file(path.join(REPAIR_MARKER));
                 return Ok(s);
             }
         }
@@ -439,6 +450,7 @@ impl Store {
             touches,
             signal: Signal::default(),
             corrupt_seen: AtomicU64::new(0),
+            damaged: AtomicBool::new(false),
             write_opts,
             read_opts,
             closed_cleanly: AtomicBool::new(false),
@@ -525,8 +537,7 @@ impl Store {
         let ci = self.category_index(category)?;
         check_key(key)?;
         let c = &self.cats[ci];
-        let frame = self.db.get_pinned_cf_opt(self.cf(&c.cf_name), key, &self.read_opts)?;
-        let Some(frame) = frame else {
+        let Some(frame) = self.read_frame(ci, key)? else {
             c.misses.fetch_add(1, Ordering::Relaxed);
             return Ok(None);
         };
@@ -555,8 +566,7 @@ impl Store {
         let ci = self.category_index(category)?;
         check_key(key)?;
         let c = &self.cats[ci];
-        let frame = self.db.get_pinned_cf_opt(self.cf(&c.cf_name), key, &self.read_opts)?;
-        let Some(frame) = frame else {
+        let Some(frame) = self.read_frame(ci, key)? else {
             c.misses.fetch_add(1, Ordering::Relaxed);
             return Ok(None);
         };
@@ -605,6 +615,11 @@ impl Store {
             for (&i, r) in idxs.iter().zip(results) {
                 let key = keys[i].1;
                 out[i] = match r {
+                    Err(e) if e.kind() == rocksdb::ErrorKind::Corruption => {
+                        self.drop_unreadable(ci, key);
+                        c.misses.fetch_add(1, Ordering::Relaxed);
+                        Ok(None)
+                    }
                     Err(e) => Err(e.into()),
                     Ok(None) => {
                         c.misses.fetch_add(1, Ordering::Relaxed);
@@ -629,6 +644,60 @@ impl Store {
             }
         }
         out
+    }
+
+    /// Reads a frame; a read that RocksDB finds damaged becomes a miss (see
+    /// [`Store::drop_unreadable`]).
+    fn read_frame(&self, ci: usize, key: &[u8]) -> Result<Option<rocksdb::DBPinnableSlice<'_>>> {
+        match self.db.get_pinned_cf_opt(self.cf(&self.cats[ci].cf_name), key, &self.read_opts) {
+            Ok(f) => Ok(f),
+            Err(e) if e.kind() == rocksdb::ErrorKind::Corruption => {
+                self.drop_unreadable(ci, key);
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A read of `key` failed RocksDB's own checksum (a damaged table). The key is
+    /// dropped (a tombstone shadows the damaged copy) using its index record for exact
+    /// counters, it is counted in `corrupt_dropped`, and the store is marked so that the
+    /// next open repairs it. Best effort: the repair recounts everything anyway.
+    fn drop_unreadable(&self, ci: usize, key: &[u8]) {
+        self.mark_damaged();
+        if self.read_only {
+            self.corrupt_seen.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let _ = (|| -> Result<()> {
+            let mut st = self.lock_state();
+            let e = self.existing_from_index(ci, key)?;
+            let mut counters = st.counters[ci];
+            let mut batch = WriteBatch::default();
+            match e {
+                Some(e) => self.remove_into(&mut batch, ci, key, &e, &mut counters),
+                None => batch.delete_cf(self.cf(&self.cats[ci].cf_name), key),
+            }
+            counters.corrupt_dropped += 1;
+            self.put_counters(&mut batch, ci, &counters);
+            self.write(batch)?;
+            st.counters[ci] = counters;
+            Ok(())
+        })();
+    }
+
+    /// Marks the store for repair at the next open (once).
+    fn mark_damaged(&self) {
+        if !self.damaged.swap(true, Ordering::SeqCst) {
+            let _ = std::fs::write(self.path.join(REPAIR_MARKER), "a read found a damaged table; the next open repairs the store\n");
+        }
+    }
+
+    /// An entry as its recency-index record describes it, for when its frame cannot be read.
+    fn existing_from_index(&self, ci: usize, key: &[u8]) -> Result<Option<Existing>> {
+        let Some(g) = self.find_index_generation(ci, key)? else { return Ok(None) };
+        let record = self.db.get_pinned_cf(self.cf(LRU_CF), lru_key(&self.cats[ci].name, g, key))?;
+        Ok(record.and_then(|r| decode_size(&r)).map(|size| Existing { generation: Some(g), size }))
     }
 
     /// Removes a frame that failed its checksum, if it is still the one that was read.
@@ -661,9 +730,15 @@ impl Store {
     /// What the store holds under a key now, for a writer holding the state lock.
     pub(crate) fn existing(&self, ci: usize, key: &[u8]) -> Result<Option<Existing>> {
         let cf = self.cf(&self.cats[ci].cf_name);
-        match self.db.get_pinned_cf_opt(cf, key, &self.read_opts)? {
-            None => Ok(None),
-            Some(frame) => self.existing_from_frame(ci, key, &frame).map(Some),
+        match self.db.get_pinned_cf_opt(cf, key, &self.read_opts) {
+            Ok(None) => Ok(None),
+            Ok(Some(frame)) => self.existing_from_frame(ci, key, &frame).map(Some),
+            // A damaged table: the index record still describes the entry.
+            Err(e) if e.kind() == rocksdb::ErrorKind::Corruption => {
+                self.mark_damaged();
+                self.existing_from_index(ci, key)
+            }
+            Err(e) => Err(e.into()),
         }
     }
 

@@ -1,0 +1,130 @@
+//! Damaged files: SSTs with flipped bytes, a garbled write-ahead log tail, a path that
+//! is a file. Never a crash, never a wrong value.
+
+use nexxo_cache::{Cache, Config};
+
+fn artifact(i: usize) -> Vec<u8> {
+    format!("export default function m{i}() {{ return {i}; }}\n").repeat(8 + i % 20).into_bytes()
+}
+
+fn populate(path: &std::path::Path, n: usize) {
+    let c = Cache::open(path, &Config::default()).unwrap();
+    for i in 0..n {
+        c.set(b"transform", format!("m{i}").as_bytes(), &artifact(i)).unwrap();
+    }
+    c.compact(None).unwrap();
+}
+
+fn files_with(path: &std::path::Path, ext: &str) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(path).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == ext)).collect();
+    v.sort_by_key(|p| std::cmp::Reverse(std::fs::metadata(p).unwrap().len()));
+    v
+}
+
+/// Every key reads back as its value or as a miss, never as other bytes.
+fn assert_never_wrong(c: &Cache, n: usize) -> (usize, usize) {
+    let (mut hits, mut misses) = (0, 0);
+    for i in 0..n {
+        match c.get(b"transform", format!("m{i}").as_bytes()) {
+            Ok(Some(v)) => {
+                assert_eq!(v, artifact(i), "m{i} read back other bytes");
+                hits += 1;
+            }
+            Ok(None) => misses += 1,
+            Err(e) => panic!("m{i}: a damaged store must give a miss, not {e}"),
+        }
+    }
+    (hits, misses)
+}
+
+#[test]
+fn flipped_bytes_in_an_sst_data_block() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("c");
+    populate(&path, 3000);
+    let sst = files_with(&path, "sst").into_iter().next().expect("an SST file");
+    let mut bytes = std::fs::read(&sst).unwrap();
+    for off in [bytes.len() / 5, bytes.len() / 3, bytes.len() / 2] {
+        bytes[off] ^= 0x5A;
+    }
+    std::fs::write(&sst, &bytes).unwrap();
+
+    let c = Cache::open(&path, &Config::default()).expect("open a store with a damaged SST");
+    let (hits, misses) = assert_never_wrong(&c, 3000);
+    assert!(hits > 0, "everything was lost");
+    assert!(misses > 0, "the damage went unnoticed");
+    let s = c.stats();
+    assert!(s.corrupt_dropped > 0 || s.recovered, "damage not reported in stats: {s:?}");
+    // The cache keeps working, and the next open repairs the store.
+    c.set(b"transform", b"after", b"still works").unwrap();
+    drop(c);
+    let c = Cache::open(&path, &Config::default()).unwrap();
+    assert!(c.stats().recovered, "the next open should repair the damaged table");
+    assert_never_wrong(&c, 3000);
+    assert_eq!(c.get(b"transform", b"after").unwrap().as_deref(), Some(&b"still works"[..]));
+    let store = c.store().unwrap();
+    for ((name, kept), (_, counted, index)) in store.counters().iter().zip(store.recount().unwrap().iter()) {
+        assert_eq!(kept, counted, "counters of {name} after repair");
+        assert_eq!(*index, counted.entries);
+    }
+}
+
+#[test]
+fn garbled_sst_footer_is_repaired_at_open() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("c");
+    populate(&path, 2000);
+    let sst = files_with(&path, "sst").into_iter().next().unwrap();
+    let mut bytes = std::fs::read(&sst).unwrap();
+    let n = bytes.len();
+    for b in &mut bytes[n - 48..] {
+        *b = !*b;
+    }
+    std::fs::write(&sst, &bytes).unwrap();
+    let c = Cache::open(&path, &Config::default()).expect("open repairs or sets aside");
+    assert!(c.stats().recovered);
+    assert_never_wrong(&c, 2000);
+    c.set(b"parse", b"k", b"v").unwrap();
+}
+
+#[test]
+fn truncated_and_garbled_wal_tail() {
+    for garble in [false, true] {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("c");
+        {
+            let c = Cache::open(&path, &Config::default()).unwrap();
+            for i in 0..500 {
+                c.set(b"transform", format!("m{i}").as_bytes(), &artifact(i)).unwrap();
+            }
+            // Leave the data in the log only: copy the directory as a crash would leave it.
+            let copy = d.path().join("copy");
+            std::fs::create_dir(&copy).unwrap();
+            for e in std::fs::read_dir(&path).unwrap() {
+                let e = e.unwrap();
+                if e.file_name() != "LOCK" {
+                    std::fs::copy(e.path(), copy.join(e.file_name())).unwrap();
+                }
+            }
+        }
+        let copy = d.path().join("copy");
+        let log = files_with(&copy, "log").into_iter().next().expect("a write-ahead log");
+        let mut bytes = std::fs::read(&log).unwrap();
+        let len = bytes.len();
+        if garble {
+            for b in &mut bytes[len - 700..len - 300] {
+                *b = b.wrapping_mul(31).wrapping_add(7);
+            }
+        } else {
+            bytes.truncate(len - 500);
+        }
+        std::fs::write(&log, &bytes).unwrap();
+        let c = Cache::open(&copy, &Config::default()).expect("open with a damaged log tail");
+        let (hits, _) = assert_never_wrong(&c, 500);
+        assert!(hits >= 400, "only {hits} of 500 survived a damaged log tail");
+        let store = c.store().unwrap();
+        for ((_, kept), (_, counted, _)) in store.counters().iter().zip(store.recount().unwrap().iter()) {
+            assert_eq!(kept, counted);
+        }
+    }
+}
