@@ -101,8 +101,8 @@ TEST(version_and_status_str) {
   CHECK(strcmp(nexxo_version(), want) == 0);
   CHECK(strcmp(nexxo_status_str(NEXXO_OK), "ok") == 0);
   CHECK(strcmp(nexxo_status_str(NEXXO_LOCKED), "cache directory locked by another writer") == 0);
-  for (int s = 0; s <= 12; s++) CHECK(nexxo_status_str((nexxo_status)s) != NULL);
-  CHECK(strcmp(nexxo_status_str((nexxo_status)13), "unknown status") == 0);
+  for (int s = 0; s <= 13; s++) CHECK(strcmp(nexxo_status_str((nexxo_status)s), "unknown status") != 0);
+  CHECK(strcmp(nexxo_status_str((nexxo_status)14), "unknown status") == 0);
   CHECK(strcmp(nexxo_status_str((nexxo_status)-1), "unknown status") == 0);
   CHECK(NEXXO_MAX_KEY_LEN >= 4096);
   CHECK(NEXXO_MAX_VALUE_LEN >= 256u * 1024 * 1024);
@@ -724,6 +724,34 @@ TEST(concurrent_threads) {
 }
 
 
+TEST(untrusted_directories) {
+  const char *p = path_in(fresh_dir(), "c");
+  nexxo_cache *c = open_or_die(p, NULL);
+  OK(nexxo_cache_set(c, "parse", K("k"), (const uint8_t *)"v", 1));
+  nexxo_cache_close(c);
+  CHECK(chmod(p, 0777) == 0);
+  c = NULL;
+  CHECK_ST(nexxo_cache_open(p, NULL, &c), NEXXO_INSECURE);
+  CHECK(c == NULL);
+  nexxo_options *o = nexxo_options_new();
+  OK(nexxo_options_set_allow_untrusted_dir(o, true));
+  c = open_or_die(p, o);
+  CHECK(get_equals(c, "parse", "k", "v", 1));
+  CHECK_ST(nexxo_cache_set(c, "parse", K("k"), (const uint8_t *)"poison", 6), NEXXO_READ_ONLY);
+  nexxo_cache_close(c);
+  nexxo_options_free(o);
+  o = nexxo_options_new();
+  CHECK_ST(nexxo_options_set_dir_mode(o, 0600), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_options_set_dir_mode(o, 01777), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_options_set_dir_mode(NULL, 0700), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_options_set_allow_untrusted_dir(NULL, true), NEXXO_INVALID_ARGUMENT);
+  OK(nexxo_options_set_dir_mode(o, 0777));
+  c = open_or_die(p, o); /* a mode that grants everyone write access accepts it */
+  nexxo_cache_close(c);
+  nexxo_options_free(o);
+  return 0;
+}
+
 /* ---- eviction policy, through the C ABI ---- */
 
 static void noise(uint8_t *buf, size_t n, uint64_t seed) {
@@ -891,6 +919,7 @@ static const struct {
     ENTRY(fallback_on_bad_path),
     ENTRY(foreign_directories_are_left_alone),
     ENTRY(concurrent_threads),
+    ENTRY(untrusted_directories),
     ENTRY(policy_cap_keeps_hot_set),
     ENTRY(policy_category_limit),
     ENTRY(policy_max_age_with_clock),

@@ -133,6 +133,13 @@ typedef enum nexxo_status {
    * An internal bug, caught at the boundary.
    */
   NEXXO_PANIC = 12,
+  /**
+   * The cache directory is not trusted: owned by another user, writable by group or
+   * others beyond the configured directory mode, or reached through another user's
+   * symlink. `nexxo_options_set_allow_untrusted_dir` opens it read-only instead.
+   * (Added in 1.0; bindings map it as INSECURE.)
+   */
+  NEXXO_INSECURE = 13,
 } nexxo_status;
 
 /**
@@ -291,8 +298,9 @@ extern "C" {
 void nexxo_bytes_free(struct nexxo_bytes *b);
 
 /**
- * Opens the cache in directory `path` (created with its parents, mode 0700, when
- * missing) and writes the handle to `*out`.
+ * Opens the cache in directory `path` (created with its parents, mode 0700 unless
+ * `nexxo_options_set_dir_mode` says otherwise, when missing) and writes the handle to
+ * `*out`. Category names and keys never become file names.
  *
  * `opts` may be NULL for the defaults; the library keeps no pointer to it. `path` is
  * NUL-terminated, any bytes the file system accepts.
@@ -302,7 +310,9 @@ void nexxo_bytes_free(struct nexxo_bytes *b);
  * directory for writing; `NEXXO_IO_ERROR` (cannot create or read it, or a read-only open
  * of a directory holding no cache); `NEXXO_INCOMPATIBLE` (a newer on-disk format, or a
  * non-empty directory that is not a nexxo cache: it is left untouched);
- * `NEXXO_CORRUPTION` (damage that could neither be repaired nor set aside).
+ * `NEXXO_CORRUPTION` (damage that could neither be repaired nor set aside);
+ * `NEXXO_INSECURE` (an existing directory owned by another user, writable by group or
+ * others beyond the directory mode, or reached through another user's symlink).
  *
  * Damaged store files are repaired; what cannot be repaired is moved aside to the
  * sibling `<path>.corrupt-<unix seconds>` and an empty cache is started; then
@@ -561,6 +571,24 @@ enum nexxo_status nexxo_options_set_read_only(struct nexxo_options *o, bool read
  * `NEXXO_INVALID_ARGUMENT` when `o` is NULL.
  */
 enum nexxo_status nexxo_options_set_fallback_disabled(struct nexxo_options *o, bool fallback);
+
+/**
+ * Permissions of the directories the cache creates (default 0700), and the most an
+ * existing cache directory may grant: write bits for group or others beyond `mode`
+ * make it untrusted (`NEXXO_INSECURE`).
+ *
+ * `NEXXO_INVALID_ARGUMENT` when `o` is NULL, `mode` exceeds 0777 or lacks 0700.
+ */
+enum nexxo_status nexxo_options_set_dir_mode(struct nexxo_options *o, uint32_t mode);
+
+/**
+ * With `allow` true, a cache directory that is not trusted (owned by another user,
+ * writable by others, reached through another user's symlink) is opened read-only
+ * instead of being refused with `NEXXO_INSECURE`. Default false.
+ *
+ * `NEXXO_INVALID_ARGUMENT` when `o` is NULL.
+ */
+enum nexxo_status nexxo_options_set_allow_untrusted_dir(struct nexxo_options *o, bool allow);
 
 /**
  * Memory for RocksDB's block cache (3/4) and write buffers (1/4); default 64 MiB,

@@ -58,7 +58,7 @@ impl Disabled {
 
 /// Whether `fallback_disabled` turns this open error into a disabled cache.
 fn falls_back(e: &Error) -> bool {
-    matches!(e, Error::Io(_) | Error::NoSpace(_) | Error::Locked(_) | Error::Corruption(_) | Error::Incompatible(_))
+    matches!(e, Error::Io(_) | Error::NoSpace(_) | Error::Locked(_) | Error::Corruption(_) | Error::Incompatible(_) | Error::Insecure(_))
 }
 
 impl Cache {

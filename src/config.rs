@@ -15,6 +15,8 @@ pub const DEFAULT_MAX_SIZE: u64 = 2 << 30;
 pub const DEFAULT_MEMORY_BUDGET: u64 = 64 << 20;
 /// Smallest memory budget accepted: 4 MiB.
 pub const MIN_MEMORY_BUDGET: u64 = 4 << 20;
+/// Permissions of the directories a cache creates: the owner only.
+pub const DEFAULT_DIR_MODE: u32 = 0o700;
 
 /// How to open a cache. `Config::default()` gives the documented defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +37,12 @@ pub struct Config {
     pub fallback_disabled: bool,
     /// Bytes for RocksDB's block cache and write buffers together.
     pub memory_budget: u64,
+    /// Permissions of directories the cache creates; also the most an existing cache
+    /// directory may grant (write bits beyond these make it untrusted). Default 0o700.
+    pub dir_mode: u32,
+    /// Open an untrusted cache directory (see [`crate::Error::Insecure`]) read-only
+    /// instead of refusing it.
+    pub allow_untrusted_dir: bool,
 }
 
 impl Default for Config {
@@ -49,6 +57,8 @@ impl Default for Config {
             read_only: false,
             fallback_disabled: false,
             memory_budget: DEFAULT_MEMORY_BUDGET,
+            dir_mode: DEFAULT_DIR_MODE,
+            allow_untrusted_dir: false,
         }
     }
 }
@@ -108,6 +118,15 @@ impl Config {
     /// The bound of one category, 0 when it has none.
     pub fn category_limit(&self, name: &str) -> u64 {
         self.category_max_size.iter().find(|(n, _)| n == name).map_or(0, |(_, b)| *b)
+    }
+
+    /// Sets the directory mode: at most 0o777, and the owner keeps read, write, search.
+    pub fn set_dir_mode(&mut self, mode: u32) -> Result<()> {
+        if mode > 0o777 || mode & 0o700 != 0o700 {
+            return Err(Error::InvalidArgument(format!("directory mode {mode:#o} must be within 0o777 and include 0o700")));
+        }
+        self.dir_mode = mode;
+        Ok(())
     }
 
     pub fn set_memory_budget(&mut self, bytes: u64) -> Result<()> {

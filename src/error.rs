@@ -26,6 +26,9 @@ pub enum Error {
     ReadOnly,
     /// The directory holds a newer on-disk format, or something that is not a cache.
     Incompatible(String),
+    /// The cache directory is not trusted: owned by another user, writable by others,
+    /// or reached through someone else's symlink.
+    Insecure(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -45,6 +48,7 @@ impl Error {
             Error::Corruption(_) => "NEXXO_CORRUPTION",
             Error::ReadOnly => "NEXXO_READ_ONLY",
             Error::Incompatible(_) => "NEXXO_INCOMPATIBLE",
+            Error::Insecure(_) => "NEXXO_INSECURE",
         }
     }
 }
@@ -62,6 +66,7 @@ impl fmt::Display for Error {
             Error::Corruption(m) => write!(f, "corruption: {m}"),
             Error::ReadOnly => write!(f, "the cache was opened read-only"),
             Error::Incompatible(m) => write!(f, "incompatible: {m}"),
+            Error::Insecure(m) => write!(f, "not trusted: {m}"),
         }
     }
 }

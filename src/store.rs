@@ -228,11 +228,11 @@ fn read_dir_state(path: &Path) -> Result<DirState> {
     }
 }
 
-fn create_dir(path: &Path) -> Result<()> {
+fn create_dir(path: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
-        .mode(0o700)
+        .mode(mode)
         .create(path)
         .map_err(|e| Error::from(e).with_context(&path.display().to_string()))
 }
@@ -253,6 +253,26 @@ fn write_format_file(path: &Path) -> Result<()> {
     std::fs::File::open(&tmp)?.sync_all()?;
     std::fs::rename(&tmp, path.join(FORMAT_FILE))?;
     Ok(())
+}
+
+/// Why an existing cache directory is not to be trusted, if it is not: a value someone
+/// else wrote into a cache becomes code in the build that reads it.
+fn distrust(path: &Path, dir_mode: u32) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let me = unsafe { libc::geteuid() };
+    let link = std::fs::symlink_metadata(path).ok()?;
+    if link.file_type().is_symlink() && link.uid() != me && link.uid() != 0 {
+        return Some(format!("{} is a symlink owned by uid {}", path.display(), link.uid()));
+    }
+    let md = std::fs::metadata(path).ok()?;
+    if md.uid() != me {
+        return Some(format!("{} is owned by uid {}, not by this user (uid {me})", path.display(), md.uid()));
+    }
+    let extra = md.mode() & 0o022 & !dir_mode;
+    if extra != 0 {
+        return Some(format!("{} is writable by {} (mode {:o})", path.display(), if extra & 0o002 != 0 { "others" } else { "its group" }, md.mode() & 0o777));
+    }
+    None
 }
 
 /// The sibling a damaged store is moved to: `<path>.corrupt-<unix seconds>[-n]`.
@@ -334,11 +354,19 @@ impl Store {
             return Err(Error::InvalidArgument("the cache path is empty".into()));
         }
         let state = read_dir_state(path)?;
+        let mut config = std::borrow::Cow::Borrowed(config);
+        if let Some(why) = distrust(path, config.dir_mode) {
+            if !config.allow_untrusted_dir {
+                return Err(Error::Insecure(format!("{why}; refusing to use it as a cache (allow untrusted directories to open it read-only)")));
+            }
+            config.to_mut().read_only = true;
+        }
+        let config = &*config;
         if matches!(state, DirState::New) {
             if config.read_only {
                 return Err(Error::Io(format!("{}: no cache to open read-only", path.display())));
             }
-            create_dir(path)?;
+            create_dir(path, config.dir_mode)?;
             write_format_file(path)?;
         }
         if !config.read_only && path.join(REPAIR_MARKER).exists() {
@@ -369,7 +397,7 @@ impl Store {
         std::fs::rename(path, &aside).map_err(|e| {
             Error::Corruption(format!("{first_error}; moving {} aside to {} failed: {e}", path.display(), aside.display()))
         })?;
-        create_dir(path)?;
+        create_dir(path, config.dir_mode)?;
         write_format_file(path)?;
         let mut s = Self::open_db(path, config, clock)?;
         s.recovered = true;

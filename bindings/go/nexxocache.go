@@ -39,6 +39,7 @@ const (
 	StatusReadOnly        Status = C.NEXXO_READ_ONLY
 	StatusIncompatible    Status = C.NEXXO_INCOMPATIBLE
 	StatusPanic           Status = C.NEXXO_PANIC
+	StatusInsecure        Status = C.NEXXO_INSECURE
 	// StatusClosed is the binding's own: the Cache was closed.
 	StatusClosed Status = -1
 )
@@ -84,6 +85,7 @@ var (
 	ErrReadOnly        = &Error{Status: StatusReadOnly}
 	ErrIncompatible    = &Error{Status: StatusIncompatible}
 	ErrPanic           = &Error{Status: StatusPanic}
+	ErrInsecure        = &Error{Status: StatusInsecure}
 	ErrClosed          = &Error{Status: StatusClosed}
 )
 
@@ -117,6 +119,12 @@ type Options struct {
 	FallbackDisabled bool
 	// MemoryBudget for RocksDB's caches and write buffers; 0 keeps the default (64 MiB).
 	MemoryBudget uint64
+	// DirMode of created directories, and the most an existing one may grant; 0 keeps
+	// the default (0700).
+	DirMode uint32
+	// AllowUntrustedDir opens a directory owned by another user or writable by others
+	// read-only instead of failing with ErrInsecure.
+	AllowUntrustedDir bool
 }
 
 // Cache is an open cache.
@@ -198,6 +206,8 @@ func buildOptions(o *Options) (*C.nexxo_options, error) {
 		{o.SyncWrites, func() cstat { return C.nexxo_options_set_sync_writes(opts, true) }, "SyncWrites"},
 		{o.ReadOnly, func() cstat { return C.nexxo_options_set_read_only(opts, true) }, "ReadOnly"},
 		{o.FallbackDisabled, func() cstat { return C.nexxo_options_set_fallback_disabled(opts, true) }, "FallbackDisabled"},
+		{o.AllowUntrustedDir, func() cstat { return C.nexxo_options_set_allow_untrusted_dir(opts, true) }, "AllowUntrustedDir"},
+		{o.DirMode != 0, func() cstat { return C.nexxo_options_set_dir_mode(opts, C.uint32_t(o.DirMode)) }, "DirMode"},
 	}
 	for _, f := range flags {
 		if f.on {

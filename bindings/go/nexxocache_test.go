@@ -495,3 +495,28 @@ func BenchmarkBatchSet(b *testing.B) {
 		})
 	}
 }
+
+func TestUntrustedDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "c")
+	c, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Set("parse", []byte("k"), []byte("v"))
+	c.Close()
+	os.Chmod(dir, 0o777)
+	if _, err := Open(dir, nil); !errors.Is(err, ErrInsecure) {
+		t.Fatalf("world-writable directory: %v", err)
+	}
+	ro, err := Open(dir, &Options{AllowUntrustedDir: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if err := ro.Set("parse", []byte("k"), []byte("poison")); !errors.Is(err, ErrReadOnly) {
+		t.Fatal(err)
+	}
+	if _, err := Open(filepath.Join(t.TempDir(), "x"), &Options{DirMode: 0o600}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatal(err)
+	}
+}

@@ -127,8 +127,9 @@ fn status_of(r: Result<(), Error>) -> nexxo_status {
     }
 }
 
-/// Opens the cache in directory `path` (created with its parents, mode 0700, when
-/// missing) and writes the handle to `*out`.
+/// Opens the cache in directory `path` (created with its parents, mode 0700 unless
+/// `nexxo_options_set_dir_mode` says otherwise, when missing) and writes the handle to
+/// `*out`. Category names and keys never become file names.
 ///
 /// `opts` may be NULL for the defaults; the library keeps no pointer to it. `path` is
 /// NUL-terminated, any bytes the file system accepts.
@@ -138,7 +139,9 @@ fn status_of(r: Result<(), Error>) -> nexxo_status {
 /// directory for writing; `NEXXO_IO_ERROR` (cannot create or read it, or a read-only open
 /// of a directory holding no cache); `NEXXO_INCOMPATIBLE` (a newer on-disk format, or a
 /// non-empty directory that is not a nexxo cache: it is left untouched);
-/// `NEXXO_CORRUPTION` (damage that could neither be repaired nor set aside).
+/// `NEXXO_CORRUPTION` (damage that could neither be repaired nor set aside);
+/// `NEXXO_INSECURE` (an existing directory owned by another user, writable by group or
+/// others beyond the directory mode, or reached through another user's symlink).
 ///
 /// Damaged store files are repaired; what cannot be repaired is moved aside to the
 /// sibling `<path>.corrupt-<unix seconds>` and an empty cache is started; then

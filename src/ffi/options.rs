@@ -200,6 +200,29 @@ pub unsafe extern "C" fn nexxo_options_set_fallback_disabled(o: *mut nexxo_optio
     })
 }
 
+/// Permissions of the directories the cache creates (default 0700), and the most an
+/// existing cache directory may grant: write bits for group or others beyond `mode`
+/// make it untrusted (`NEXXO_INSECURE`).
+///
+/// `NEXXO_INVALID_ARGUMENT` when `o` is NULL, `mode` exceeds 0777 or lacks 0700.
+#[no_mangle]
+pub unsafe extern "C" fn nexxo_options_set_dir_mode(o: *mut nexxo_options, mode: u32) -> nexxo_status {
+    with(o, |c| c.set_dir_mode(mode).map_err(Into::into))
+}
+
+/// With `allow` true, a cache directory that is not trusted (owned by another user,
+/// writable by others, reached through another user's symlink) is opened read-only
+/// instead of being refused with `NEXXO_INSECURE`. Default false.
+///
+/// `NEXXO_INVALID_ARGUMENT` when `o` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn nexxo_options_set_allow_untrusted_dir(o: *mut nexxo_options, allow: bool) -> nexxo_status {
+    with(o, |c| {
+        c.allow_untrusted_dir = allow;
+        Ok(())
+    })
+}
+
 /// Memory for RocksDB's block cache (3/4) and write buffers (1/4); default 64 MiB,
 /// at least 4 MiB.
 ///

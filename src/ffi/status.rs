@@ -34,6 +34,11 @@ pub enum nexxo_status {
     NEXXO_INCOMPATIBLE = 11,
     /// An internal bug, caught at the boundary.
     NEXXO_PANIC = 12,
+    /// The cache directory is not trusted: owned by another user, writable by group or
+    /// others beyond the configured directory mode, or reached through another user's
+    /// symlink. `nexxo_options_set_allow_untrusted_dir` opens it read-only instead.
+    /// (Added in 1.0; bindings map it as INSECURE.)
+    NEXXO_INSECURE = 13,
 }
 
 impl From<&Error> for nexxo_status {
@@ -50,6 +55,7 @@ impl From<&Error> for nexxo_status {
             Error::Corruption(_) => NEXXO_CORRUPTION,
             Error::ReadOnly => NEXXO_READ_ONLY,
             Error::Incompatible(_) => NEXXO_INCOMPATIBLE,
+            Error::Insecure(_) => NEXXO_INSECURE,
         }
     }
 }
@@ -86,6 +92,7 @@ pub extern "C" fn nexxo_status_str(s: StatusArg) -> *const c_char {
         10 => b"cache opened read-only\0",
         11 => b"incompatible on-disk format\0",
         12 => b"internal error (panic)\0",
+        13 => b"cache directory not trusted (another owner, or writable by others)\0",
         _ => b"unknown status\0",
     };
     text.as_ptr().cast()

@@ -75,6 +75,8 @@ class Cache {
       if (options.readOnly !== undefined) set('readOnly', f.setReadOnly(o, !!options.readOnly));
       if (options.fallbackDisabled !== undefined) set('fallbackDisabled', f.setFallbackDisabled(o, !!options.fallbackDisabled));
       if (options.memoryBudget !== undefined) set('memoryBudget', f.setMemoryBudget(o, options.memoryBudget));
+      if (options.dirMode !== undefined) set('dirMode', f.setDirMode(o, options.dirMode));
+      if (options.allowUntrustedDir !== undefined) set('allowUntrustedDir', f.setAllowUntrustedDir(o, !!options.allowUntrustedDir));
       const out = [null];
       this._check(f.open(dir, o, out), 'open');
       this._handle = { ptr: out[0] };

@@ -10,7 +10,7 @@ export type Category = BuiltinCategory | (string & {});
 /** The C status names, plus the binding's own codes. */
 export type ErrorCode =
   | 'NOT_FOUND' | 'INVALID_ARGUMENT' | 'UNKNOWN_CATEGORY' | 'TOO_LARGE' | 'BUFFER_TOO_SMALL'
-  | 'LOCKED' | 'IO_ERROR' | 'NO_SPACE' | 'CORRUPTION' | 'READ_ONLY' | 'INCOMPATIBLE' | 'PANIC'
+  | 'LOCKED' | 'IO_ERROR' | 'NO_SPACE' | 'CORRUPTION' | 'READ_ONLY' | 'INCOMPATIBLE' | 'PANIC' | 'INSECURE'
   | 'CLOSED' | 'LIBRARY_NOT_FOUND' | 'LIBRARY_MISMATCH';
 
 export class NexxoCacheError extends Error {
@@ -39,6 +39,10 @@ export interface OpenOptions {
   fallbackDisabled?: boolean;
   /** Bytes for RocksDB's caches and write buffers; default 64 MiB, at least 4 MiB. */
   memoryBudget?: number | bigint;
+  /** Mode of created directories, and the most an existing one may grant; default 0o700. */
+  dirMode?: number;
+  /** Open a cache directory that is not trusted (another owner, writable by others) read-only instead of refusing it. */
+  allowUntrustedDir?: boolean;
   /** The path of libnexxo_cache; else NEXXO_CACHE_LIB, NEXXO_CACHE_LIB_DIR, the repo's build/lib, the system. */
   libraryPath?: string;
 }

@@ -7,7 +7,7 @@ const path = require('node:path');
 
 const STATUS_CODES = [
   'OK', 'NOT_FOUND', 'INVALID_ARGUMENT', 'UNKNOWN_CATEGORY', 'TOO_LARGE', 'BUFFER_TOO_SMALL',
-  'LOCKED', 'IO_ERROR', 'NO_SPACE', 'CORRUPTION', 'READ_ONLY', 'INCOMPATIBLE', 'PANIC',
+  'LOCKED', 'IO_ERROR', 'NO_SPACE', 'CORRUPTION', 'READ_ONLY', 'INCOMPATIBLE', 'PANIC', 'INSECURE',
 ];
 
 /** An error of the cache: `code` is the C status's name without `NEXXO_`. */
@@ -119,6 +119,8 @@ function load(explicit) {
     setReadOnly: fn('uint32_t nexxo_options_set_read_only(void *o, bool ro)'),
     setFallbackDisabled: fn('uint32_t nexxo_options_set_fallback_disabled(void *o, bool fallback)'),
     setMemoryBudget: fn('uint32_t nexxo_options_set_memory_budget(void *o, uint64_t bytes)'),
+    setDirMode: fn('uint32_t nexxo_options_set_dir_mode(void *o, uint32_t mode)'),
+    setAllowUntrustedDir: fn('uint32_t nexxo_options_set_allow_untrusted_dir(void *o, bool allow)'),
     open: fn('uint32_t nexxo_cache_open(const char *path, void *opts, _Out_ void **out)'),
     close: fn('void nexxo_cache_close(void *c)'),
     // Categories and keys are passed as bytes (pre-encoded, NUL-terminated categories).

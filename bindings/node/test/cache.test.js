@@ -169,7 +169,7 @@ test('errors carry the C status as a code, with operation and path', () => {
   assert.equal(code(() => Cache.open(path.join(tmp(), 'x'), { categoryMaxSize: { nope: 1 } })), 'UNKNOWN_CATEGORY');
   assert.equal(code(() => Cache.open(path.join(tmp(), 'x'), { compression: 'zstd' })), 'INVALID_ARGUMENT');
   const newer = path.join(tmp(), 'newer');
-  fs.mkdirSync(newer);
+  fs.mkdirSync(newer, { mode: 0o700 });
   fs.writeFileSync(path.join(newer, 'NEXXO_FORMAT'), 'nexxo-cache format 9\n');
   assert.equal(code(() => Cache.open(newer)), 'INCOMPATIBLE');
   assert.equal(code(() => Cache.open(path.join(tmp(), 'x'), { libraryPath: '/nonexistent/libnexxo_cache.so' })), 'LIBRARY_NOT_FOUND');
@@ -237,4 +237,19 @@ test('a second process gets LOCKED, and read-only opens beside it', async () => 
   const c = Cache.open(dir);
   assert.equal(c.getString('parse', 'from-child'), 'hello');
   c.close();
+});
+
+test('an untrusted directory is refused (INSECURE) unless allowed, then read-only', () => {
+  const dir = path.join(tmp(), 'c');
+  const c = Cache.open(dir);
+  c.set('parse', 'k', 'v');
+  c.close();
+  fs.chmodSync(dir, 0o777);
+  assert.equal(code(() => Cache.open(dir)), 'INSECURE');
+  const ro = Cache.open(dir, { allowUntrustedDir: true });
+  assert.equal(ro.getString('parse', 'k'), 'v');
+  assert.equal(code(() => ro.set('parse', 'k', 'poison')), 'READ_ONLY');
+  ro.close();
+  Cache.open(dir, { dirMode: 0o777 }).close();
+  assert.equal(code(() => Cache.open(path.join(tmp(), 'x'), { dirMode: 0o600 })), 'INVALID_ARGUMENT');
 });

@@ -17,6 +17,7 @@ pub const Error = error{
     ReadOnly,
     Incompatible,
     Panic,
+    Insecure,
     OutOfMemory,
 };
 
@@ -34,6 +35,7 @@ pub fn check(status: c.nexxo_status) Error!void {
         c.NEXXO_CORRUPTION => error.Corruption,
         c.NEXXO_READ_ONLY => error.ReadOnly,
         c.NEXXO_INCOMPATIBLE => error.Incompatible,
+        c.NEXXO_INSECURE => error.Insecure,
         else => error.Panic,
     };
 }
@@ -66,6 +68,11 @@ pub const Options = struct {
     fallback_disabled: bool = false,
     /// null keeps the default (64 MiB).
     memory_budget: ?u64 = null,
+    /// Mode of created directories and the most an existing one may grant; null = 0o700.
+    dir_mode: ?u32 = null,
+    /// Open a directory owned by another user or writable by others read-only instead
+    /// of failing with error.Insecure.
+    allow_untrusted_dir: bool = false,
 };
 
 pub const Entry = struct { category: [:0]const u8, key: []const u8, value: []const u8 };
@@ -92,6 +99,8 @@ fn buildOptions(o: Options) Error!*c.nexxo_options {
     try check(c.nexxo_options_set_read_only(opts, o.read_only));
     try check(c.nexxo_options_set_fallback_disabled(opts, o.fallback_disabled));
     if (o.memory_budget) |m| try check(c.nexxo_options_set_memory_budget(opts, m));
+    if (o.dir_mode) |m| try check(c.nexxo_options_set_dir_mode(opts, m));
+    try check(c.nexxo_options_set_allow_untrusted_dir(opts, o.allow_untrusted_dir));
     return opts;
 }
 

@@ -210,3 +210,21 @@ test "reopen persistence, read-only, disabled fallback" {
     try testing.expect(s.disabled);
     try testing.expectError(error.IoError, nx.check(s.disabled_reason));
 }
+
+test "an untrusted directory is refused unless allowed" {
+    var tmp = testing.tmpDir(.{});
+    defer tmp.cleanup();
+    const path = try cachePath(&tmp, "c");
+    defer alloc.free(path);
+    {
+        var cache = try nx.Cache.open(path, .{});
+        defer cache.close();
+        try cache.set("parse", "k", "v");
+    }
+    try std.posix.fchmodat(tmp.dir.fd, "c", 0o777, 0);
+    try testing.expectError(error.Insecure, nx.Cache.open(path, .{}));
+    var ro = try nx.Cache.open(path, .{ .allow_untrusted_dir = true });
+    defer ro.close();
+    try testing.expectError(error.ReadOnly, ro.set("parse", "k", "poison"));
+    try testing.expectError(error.InvalidArgument, nx.Cache.open(path, .{ .dir_mode = 0o600 }));
+}
