@@ -927,6 +927,10 @@ static const struct {
 
 int main(int argc, char **argv) {
   int failed = 0, ran = 0;
+  if (argc > 1 && strcmp(argv[1], "--list") == 0) {
+    for (size_t i = 0; i < sizeof TESTS / sizeof TESTS[0]; i++) printf("%s\n", TESTS[i].name);
+    return 0;
+  }
   for (size_t i = 0; i < sizeof TESTS / sizeof TESTS[0]; i++) {
     if (argc > 1 && strcmp(argv[1], TESTS[i].name) != 0) continue;
     ran++;

@@ -13,6 +13,9 @@ log "building (the first build compiles RocksDB: 8-14 minutes on 2 cores)"
 log "header: include/nexxo_cache.h equals a fresh cbindgen run"
 scripts/gen-header.sh --check
 
+log "docs/native-dependencies.md matches the lockfiles"
+scripts/native-deps.sh --check
+
 log "Rust tests"
 cargo test --release --locked
 
@@ -26,8 +29,22 @@ cmake -S . -B "$NEXXO_BUILD_DIR-asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DNEXXO_
 cmake --build "$NEXXO_BUILD_DIR-asan"
 ctest --test-dir "$NEXXO_BUILD_DIR-asan" --output-on-failure -j2 -R '^(api|cpp)\.'
 
+log "C and C++ tests under valgrind memcheck"
+scripts/valgrind.sh "$NEXXO_BUILD_DIR"
+
 log "Node binding (tsc --noEmit, node --test)"
 (cd bindings/node && npm test)
+
+log "npm audit of the Node binding's runtime dependencies"
+audit_out="$(cd bindings/node && npm audit --omit=dev --audit-level=high 2>&1)" && audit_rc=0 || audit_rc=$?
+if [ "$audit_rc" -ne 0 ] && grep -qE "audit endpoint returned an error|ENOTFOUND|ECONNREFUSED|ETIMEDOUT|EAI_AGAIN" <<<"$audit_out"; then
+  echo "npm audit: the registry's audit endpoint did not answer here; skipped"
+elif [ "$audit_rc" -ne 0 ]; then
+  echo "$audit_out"
+  exit 1
+else
+  echo "$audit_out" | tail -n 2
+fi
 
 log "Go binding (go test, go test -race, a short fuzz run)"
 export PKG_CONFIG_PATH="$NEXXO_BUILD_DIR${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
