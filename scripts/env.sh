@@ -14,5 +14,5 @@ export ZIG_VERSION=0.15.2
 zig() { python3 -m ziglang "$@"; }
 export PATH="$HOME/.cargo/bin:$PATH"
 # One cargo invocation everywhere, so the same compiled RocksDB serves every step.
-NEXXO_CARGO_BUILD=(cargo build --release --all-targets --locked)
+NEXXO_CARGO_BUILD=(cargo build --release --workspace --all-targets --locked)
 log() { printf '\n==> %s\n' "$*"; }

@@ -17,7 +17,10 @@ log "docs/native-dependencies.md matches the lockfiles"
 scripts/native-deps.sh --check
 
 log "Rust tests"
-cargo test --release --locked
+cargo test --release --workspace --locked
+
+log "fuzzing the value codec (cargo fuzz, 15 s per target)"
+scripts/fuzz.sh 15
 
 log "C tests (ctest)"
 cmake -S . -B "$NEXXO_BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

@@ -1,0 +1,311 @@
+//! Framing of a stored value: format version, codec, lengths and checksum, with LZ4
+//! compression (`lz4_flex`) when it makes the value smaller.
+//!
+//! Frame layout, version 1 (all integers little-endian):
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 1 | format version, `1` |
+//! | 1 | 1 | codec: `0` raw, `1` LZ4 block |
+//! | 2 | 2 | reserved, zero |
+//! | 4 | 4 | generation (recency, for eviction; not covered by the checksum) |
+//! | 8 | 4 | value length before compression |
+//! | 12 | 8 | checksum |
+//! | 20 | .. | payload: the value, raw or LZ4-compressed |
+//!
+//! The checksum is XXH3-64 of the uncompressed value, seeded with a hash of the format,
+//! codec, length, category and key. A frame therefore only decodes under the category
+//! and key it was written for: a value moved to another key, a damaged payload, a damaged
+//! header or a decompressor fault all fail the checksum and the read becomes a miss.
+//! Decoding never trusts a length it has not bounded: arbitrary bytes yield an error,
+//! never a panic and never a value that was not encoded.
+
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
+
+/// Bytes in front of every payload.
+pub const HEADER_LEN: usize = 20;
+/// The frame format this build writes and reads.
+pub const FORMAT_VERSION: u8 = 1;
+/// Largest value a frame can describe; the public limit (`MAX_VALUE_LEN`) is below it.
+pub const MAX_FRAME_VALUE_LEN: usize = u32::MAX as usize;
+/// Values shorter than this are stored raw: LZ4 cannot win back its own overhead.
+pub const MIN_COMPRESS_LEN: usize = 64;
+
+/// Whether values may be compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    None,
+    #[default]
+    Lz4,
+}
+
+/// How a frame's payload is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    Raw = 0,
+    Lz4 = 1,
+}
+
+/// Why a frame failed to decode. Every variant means the same to a reader: a miss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodecError {
+    Truncated,
+    UnknownFormat(u8),
+    UnknownCodec(u8),
+    BadLength,
+    Decompress,
+    Checksum,
+}
+
+/// The fixed fields of a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub codec: Codec,
+    pub generation: u32,
+    pub value_len: u32,
+    pub checksum: u64,
+}
+
+impl Header {
+    /// Parses the header. Only the fields are checked here; the checksum needs the value.
+    pub fn parse(frame: &[u8]) -> Result<Header, CodecError> {
+        if frame.len() < HEADER_LEN {
+            return Err(CodecError::Truncated);
+        }
+        if frame[0] != FORMAT_VERSION {
+            return Err(CodecError::UnknownFormat(frame[0]));
+        }
+        let codec = match frame[1] {
+            0 => Codec::Raw,
+            1 => Codec::Lz4,
+            c => return Err(CodecError::UnknownCodec(c)),
+        };
+        let value_len = u32::from_le_bytes(frame[8..12].try_into().unwrap());
+        let payload_len = frame.len() - HEADER_LEN;
+        let plausible = match codec {
+            Codec::Raw => payload_len == value_len as usize,
+            // LZ4 expands at most 255:1, and a compressed frame is only kept when smaller.
+            Codec::Lz4 => payload_len < value_len as usize && (value_len as usize) <= payload_len.saturating_mul(255) + 16,
+        };
+        if frame[2] != 0 || frame[3] != 0 || !plausible {
+            return Err(CodecError::BadLength);
+        }
+        Ok(Header {
+            codec,
+            generation: u32::from_le_bytes(frame[4..8].try_into().unwrap()),
+            value_len,
+            checksum: u64::from_le_bytes(frame[12..20].try_into().unwrap()),
+        })
+    }
+}
+
+/// The checksum of `value` as stored under `category`/`key` with `codec`.
+fn checksum(category: &[u8], key: &[u8], codec: Codec, value: &[u8]) -> u64 {
+    let fields = [FORMAT_VERSION, codec as u8];
+    let mut seed = xxh3_64(&fields) ^ (value.len() as u64).rotate_left(17);
+    seed = xxh3_64_with_seed(category, seed);
+    seed = xxh3_64_with_seed(key, seed);
+    xxh3_64_with_seed(value, seed)
+}
+
+/// Encodes `value` for `category`/`key`. LZ4 is used when `compression` allows it and the
+/// compressed payload saves at least 1/16 of the value; otherwise the value is stored raw.
+///
+/// # Panics
+/// If `value` is longer than [`MAX_FRAME_VALUE_LEN`]; callers check the public limit first.
+pub fn encode(category: &[u8], key: &[u8], value: &[u8], generation: u32, compression: Compression) -> Vec<u8> {
+    assert!(value.len() <= MAX_FRAME_VALUE_LEN, "value longer than a frame can hold");
+    let sum_raw = |codec| checksum(category, key, codec, value);
+    if compression == Compression::Lz4 && value.len() >= MIN_COMPRESS_LEN {
+        let bound = lz4_flex::block::get_maximum_output_size(value.len());
+        let mut frame = vec![0u8; HEADER_LEN + bound];
+        if let Ok(n) = lz4_flex::block::compress_into(value, &mut frame[HEADER_LEN..]) {
+            if n <= value.len() - value.len() / 16 {
+                frame.truncate(HEADER_LEN + n);
+                write_header(&mut frame, Codec::Lz4, generation, value.len(), sum_raw(Codec::Lz4));
+                frame.shrink_to_fit();
+                return frame;
+            }
+        }
+    }
+    let mut frame = Vec::with_capacity(HEADER_LEN + value.len());
+    frame.resize(HEADER_LEN, 0);
+    frame.extend_from_slice(value);
+    write_header(&mut frame, Codec::Raw, generation, value.len(), sum_raw(Codec::Raw));
+    frame
+}
+
+fn write_header(frame: &mut [u8], codec: Codec, generation: u32, value_len: usize, sum: u64) {
+    frame[0] = FORMAT_VERSION;
+    frame[1] = codec as u8;
+    frame[2] = 0;
+    frame[3] = 0;
+    frame[4..8].copy_from_slice(&generation.to_le_bytes());
+    frame[8..12].copy_from_slice(&(value_len as u32).to_le_bytes());
+    frame[12..20].copy_from_slice(&sum.to_le_bytes());
+}
+
+/// Rewrites the generation of an encoded frame in place (the checksum does not cover it).
+pub fn set_generation(frame: &mut [u8], generation: u32) {
+    if frame.len() >= HEADER_LEN {
+        frame[4..8].copy_from_slice(&generation.to_le_bytes());
+    }
+}
+
+/// Decodes `frame` into the front of `out`, which must hold at least the header's
+/// `value_len` bytes, and returns that length. On error the contents of `out` are
+/// unspecified.
+pub fn decode_into(category: &[u8], key: &[u8], frame: &[u8], out: &mut [u8]) -> Result<usize, CodecError> {
+    let h = Header::parse(frame)?;
+    decode_with_header(category, key, frame, &h, out)
+}
+
+/// Like [`decode_into`] with a header already parsed from the same `frame`.
+pub fn decode_with_header(category: &[u8], key: &[u8], frame: &[u8], h: &Header, out: &mut [u8]) -> Result<usize, CodecError> {
+    let n = h.value_len as usize;
+    if out.len() < n {
+        return Err(CodecError::BadLength);
+    }
+    let payload = &frame[HEADER_LEN..];
+    let out = &mut out[..n];
+    match h.codec {
+        Codec::Raw => {
+            // Check before copying: a caller's buffer only ever receives verified bytes here.
+            if checksum(category, key, Codec::Raw, payload) != h.checksum {
+                return Err(CodecError::Checksum);
+            }
+            out.copy_from_slice(payload);
+        }
+        Codec::Lz4 => {
+            match lz4_flex::block::decompress_into(payload, out) {
+                Ok(m) if m == n => {}
+                _ => return Err(CodecError::Decompress),
+            }
+            if checksum(category, key, Codec::Lz4, out) != h.checksum {
+                return Err(CodecError::Checksum);
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// Decodes `frame` into a new vector holding exactly the value.
+pub fn decode(category: &[u8], key: &[u8], frame: &[u8]) -> Result<Vec<u8>, CodecError> {
+    let h = Header::parse(frame)?;
+    let mut out = vec![0u8; h.value_len as usize];
+    decode_with_header(category, key, frame, &h, &mut out)?;
+    Ok(out)
+}
+
+/// The value length a frame accounts for in `logical_bytes`: the header's length when
+/// the header parses, else the frame's own length. Stats use this one rule when a frame
+/// is added, replaced, removed or recounted, so the counters stay exact even for frames
+/// that were damaged on disk.
+pub fn accounted_value_len(frame: &[u8]) -> u64 {
+    match Header::parse(frame) {
+        Ok(h) => h.value_len as u64,
+        Err(_) => frame.len() as u64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn js(n: usize) -> Vec<u8> {
+        let line = b"export function transform(node) { return visit(node, ctx); }\n";
+        line.iter().copied().cycle().take(n).collect()
+    }
+
+    #[test]
+    fn round_trips_raw_and_compressed() {
+        for len in [0usize, 1, 63, 64, 100, 1024, 70_000] {
+            for c in [Compression::None, Compression::Lz4] {
+                let v = js(len);
+                let f = encode(b"transform", b"k", &v, 7, c);
+                let h = Header::parse(&f).unwrap();
+                assert_eq!(h.generation, 7);
+                assert_eq!(h.value_len as usize, len);
+                assert_eq!(decode(b"transform", b"k", &f).unwrap(), v);
+            }
+        }
+    }
+
+    #[test]
+    fn compresses_only_when_it_pays() {
+        let text = js(4096);
+        let f = encode(b"parse", b"k", &text, 0, Compression::Lz4);
+        assert_eq!(Header::parse(&f).unwrap().codec, Codec::Lz4);
+        assert!(f.len() < text.len() / 4);
+        // Incompressible bytes are stored raw.
+        let mut x = 0x1234_5678_9abc_def0u64;
+        let noise: Vec<u8> = (0..4096)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let f = encode(b"parse", b"k", &noise, 0, Compression::Lz4);
+        assert_eq!(Header::parse(&f).unwrap().codec, Codec::Raw);
+        assert_eq!(f.len(), HEADER_LEN + noise.len());
+    }
+
+    #[test]
+    fn bound_to_category_and_key() {
+        let f = encode(b"parse", b"a", b"value", 0, Compression::None);
+        assert_eq!(decode(b"parse", b"b", &f), Err(CodecError::Checksum));
+        assert_eq!(decode(b"bundle", b"a", &f), Err(CodecError::Checksum));
+    }
+
+    #[test]
+    fn no_single_bit_flip_yields_other_bytes() {
+        for c in [Compression::None, Compression::Lz4] {
+            let v = js(300);
+            let f = encode(b"meta", b"key", &v, 3, c);
+            for i in 0..f.len() {
+                if (4..8).contains(&i) {
+                    continue; // the generation is not covered, by design
+                }
+                for bit in 0..8 {
+                    let mut g = f.clone();
+                    g[i] ^= 1 << bit;
+                    match decode(b"meta", b"key", &g) {
+                        Err(_) => {}
+                        // An LZ4 match offset can change to another that copies the same
+                        // bytes of a periodic text: the value is still exactly the original.
+                        Ok(d) => assert!(c == Compression::Lz4 && d == v, "flip at byte {i} bit {bit} gave other bytes"),
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn truncation_and_garbage_are_errors() {
+        let f = encode(b"meta", b"key", &js(500), 0, Compression::Lz4);
+        for n in 0..f.len() {
+            assert!(decode(b"meta", b"key", &f[..n]).is_err());
+        }
+        assert_eq!(decode(b"meta", b"key", &[9u8; 40]), Err(CodecError::UnknownFormat(9)));
+    }
+
+    #[test]
+    fn generation_can_be_rewritten() {
+        let mut f = encode(b"meta", b"key", b"abc", 1, Compression::None);
+        set_generation(&mut f, 99);
+        assert_eq!(Header::parse(&f).unwrap().generation, 99);
+        assert_eq!(decode(b"meta", b"key", &f).unwrap(), b"abc");
+    }
+
+    #[test]
+    fn decode_into_needs_room() {
+        let f = encode(b"meta", b"key", b"abcdef", 0, Compression::None);
+        let mut small = [0u8; 3];
+        assert_eq!(decode_into(b"meta", b"key", &f, &mut small), Err(CodecError::BadLength));
+        let mut big = [0u8; 16];
+        assert_eq!(decode_into(b"meta", b"key", &f, &mut big), Ok(6));
+        assert_eq!(&big[..6], b"abcdef");
+    }
+}
