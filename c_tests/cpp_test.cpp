@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <sys/stat.h>
 #include <cstdlib>
 #include <string>
 #include <thread>
@@ -18,8 +19,10 @@ static_assert(std::is_nothrow_move_constructible_v<nexxo::Cache>);
 static_assert(std::is_nothrow_move_assignable_v<nexxo::Cache>);
 
 std::string fresh_dir() {
-  const char *base = std::getenv("NEXXO_TEST_TMP");
-  std::string tmpl = std::string(base ? base : "/tmp") + "/nexxo-cpp-XXXXXX";
+  const char *env = std::getenv("NEXXO_TEST_TMP");
+  std::string base = env ? env : "/tmp";
+  mkdir(base.c_str(), 0700);  // absent in a fresh build directory
+  std::string tmpl = base + "/nexxo-cpp-XXXXXX";
   std::vector<char> buf(tmpl.begin(), tmpl.end());
   buf.push_back('\0');
   if (!mkdtemp(buf.data())) std::abort();
