@@ -62,6 +62,56 @@ pub(crate) struct Category {
 pub(crate) struct WriteState {
     pub counters: Vec<Counters>,
     pub gens: Generations,
+    pub space: SpaceGuard,
+}
+
+/// Keeps RocksDB from running into a full disk, after which it stops writing until it
+/// is reopened: new data is refused with `NoSpace` while the file system's free space
+/// is under a reserve: 2% of the file system (at most 256 MiB), plus twice the write
+/// buffers (flushes), plus the size of the store's tables (what a compaction may
+/// rewrite). Free space is measured again
+/// after a quarter of the margin has been written, and on every write while short, so
+/// writing resumes by itself once space is freed.
+#[derive(Default)]
+pub(crate) struct SpaceGuard {
+    written_since_check: u64,
+    check_after: u64,
+    short: bool,
+}
+
+impl SpaceGuard {
+    /// `table_bytes` measures the store's tables: a compaction may need that much room.
+    fn admit(&mut self, path: &Path, incoming: u64, write_buffers: u64, table_bytes: impl FnOnce() -> u64) -> Result<()> {
+        self.written_since_check += incoming;
+        if !self.short && self.written_since_check < self.check_after {
+            return Ok(());
+        }
+        let Some((free, total)) = fs_space(path) else { return Ok(()) };
+        let reserve = (total / 50).min(256 << 20) + 2 * write_buffers + table_bytes();
+        self.written_since_check = 0;
+        if free < reserve.saturating_add(incoming) {
+            self.short = true;
+            return Err(Error::NoSpace(format!(
+                "{}: {free} bytes free, under the reserve of {reserve} kept for the store's own flushes and compactions",
+                path.display()
+            )));
+        }
+        self.short = false;
+        self.check_after = (free - reserve) / 4;
+        Ok(())
+    }
+}
+
+/// Free and total bytes of the file system holding `path`.
+fn fs_space(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    let unit = st.f_frsize as u64;
+    Some((st.f_bavail as u64 * unit, st.f_blocks as u64 * unit))
 }
 
 /// An open cache store. All methods take `&self` and may run on many threads at once.
@@ -470,7 +520,7 @@ impl Store {
             db,
             path: path.to_owned(),
             cats,
-            state: Mutex::new(WriteState { counters, gens }),
+            state: Mutex::new(WriteState { counters, gens, space: SpaceGuard::default() }),
             config: config.clone(),
             read_only: config.read_only,
             recovered: false,
@@ -852,6 +902,10 @@ impl Store {
             .collect();
 
         let mut st = self.lock_state();
+        let incoming: u64 = prepared.iter().zip(&frames).map(|((_, k, _), f)| (k.len() + f.len()) as u64).sum();
+        st.space.admit(&self.path, incoming, self.config.memory_budget / 4, || {
+            self.cats.iter().map(|c| self.cf_file_bytes(&c.cf_name)).sum::<u64>() + self.cf_file_bytes(LRU_CF)
+        })?;
         self.apply_touches(&mut st, crate::policy::TOUCHES_PER_WRITE)?;
         let generation = st.gens.current;
         let mut counters = st.counters.clone();
