@@ -128,3 +128,20 @@ fn keys_and_categories_never_become_paths() {
     let outside: Vec<_> = std::fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(outside, vec![std::ffi::OsString::from("c")], "files appeared beside the cache");
 }
+
+#[test]
+fn a_directory_without_permission_is_an_io_error() {
+    if is_root() {
+        eprintln!("root bypasses permission bits: skipped");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("c");
+    make_cache(&p);
+    chmod(&p, 0o000);
+    let r = Cache::open(&p, &Config::default());
+    chmod(&p, 0o700);
+    assert!(matches!(r, Err(Error::Io(_)) | Err(Error::Insecure(_))), "{:?}", r.map(|_| ()));
+    let fb = Cache::open(d.path().join("c"), &Config { fallback_disabled: true, ..Config::default() }).unwrap();
+    assert!(fb.disabled_reason().is_none(), "readable again");
+}
