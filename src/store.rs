@@ -174,6 +174,14 @@ pub(crate) fn check_value(value: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Decodes a frame into a new vector: (its generation, the value).
+fn decode_owned(category: &str, key: &[u8], frame: &[u8]) -> Result<(u32, Vec<u8>), codec::CodecError> {
+    let h = Header::parse(frame)?;
+    let mut out = vec![0u8; h.value_len as usize];
+    codec::decode_with_header(category.as_bytes(), key, frame, &h, &mut out)?;
+    Ok((h.generation, out))
+}
+
 fn entry_size(key: &[u8], frame: &[u8]) -> EntrySize {
     EntrySize {
         logical: key.len() as u64 + codec::accounted_value_len(frame),
@@ -614,28 +622,9 @@ impl Store {
     pub fn get(&self, category: &[u8], key: &[u8]) -> Result<Option<Vec<u8>>> {
         let ci = self.category_index(category)?;
         check_key(key)?;
-        let c = &self.cats[ci];
-        let Some(frame) = self.read_frame(ci, key)? else {
-            c.misses.fetch_add(1, Ordering::Relaxed);
-            return Ok(None);
-        };
-        match Header::parse(&frame).and_then(|h| {
-            let mut out = vec![0u8; h.value_len as usize];
-            codec::decode_with_header(c.name.as_bytes(), key, &frame, &h, &mut out).map(|_| (h, out))
-        }) {
-            Ok((h, value)) => {
-                c.hits.fetch_add(1, Ordering::Relaxed);
-                self.note_use(ci, key, h.generation);
-                Ok(Some(value))
-            }
-            Err(_) => {
-                let seen = frame.to_vec();
-                drop(frame);
-                self.drop_corrupt(ci, key, &seen)?;
-                c.misses.fetch_add(1, Ordering::Relaxed);
-                Ok(None)
-            }
-        }
+        let Some(frame) = self.read_frame(ci, key)? else { return Ok(self.miss(ci)) };
+        let decoded = decode_owned(&self.cats[ci].name, key, &frame);
+        self.finish_read(ci, key, &frame, decoded)
     }
 
     /// Reads a value into `buf`. Returns the value's length, `None` on a miss, or
@@ -643,30 +632,35 @@ impl Store {
     pub fn get_into(&self, category: &[u8], key: &[u8], buf: &mut [u8]) -> Result<Option<usize>> {
         let ci = self.category_index(category)?;
         check_key(key)?;
-        let c = &self.cats[ci];
-        let Some(frame) = self.read_frame(ci, key)? else {
-            c.misses.fetch_add(1, Ordering::Relaxed);
-            return Ok(None);
-        };
-        let decoded = Header::parse(&frame).and_then(|h| {
-            if (h.value_len as usize) > buf.len() {
-                return Ok(Err(h.value_len as usize));
+        let Some(frame) = self.read_frame(ci, key)? else { return Ok(self.miss(ci)) };
+        let header = Header::parse(&frame);
+        if let Ok(h) = &header {
+            if h.value_len as usize > buf.len() {
+                return Err(Error::BufferTooSmall(h.value_len as usize));
             }
-            codec::decode_with_header(c.name.as_bytes(), key, &frame, &h, buf).map(|n| Ok((h, n)))
-        });
+        }
+        let name = self.cats[ci].name.as_bytes();
+        let decoded = header.and_then(|h| codec::decode_with_header(name, key, &frame, &h, buf).map(|n| (h.generation, n)));
+        self.finish_read(ci, key, &frame, decoded)
+    }
+
+    fn miss<T>(&self, ci: usize) -> Option<T> {
+        self.cats[ci].misses.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+
+    /// Counts a read and returns its value; a frame that failed to decode is dropped
+    /// (if it is still there) and the read is a miss.
+    fn finish_read<T>(&self, ci: usize, key: &[u8], frame: &[u8], decoded: Result<(u32, T), codec::CodecError>) -> Result<Option<T>> {
         match decoded {
-            Ok(Ok((h, n))) => {
-                c.hits.fetch_add(1, Ordering::Relaxed);
-                self.note_use(ci, key, h.generation);
-                Ok(Some(n))
+            Ok((generation, value)) => {
+                self.cats[ci].hits.fetch_add(1, Ordering::Relaxed);
+                self.note_use(ci, key, generation);
+                Ok(Some(value))
             }
-            Ok(Err(needed)) => Err(Error::BufferTooSmall(needed)),
             Err(_) => {
-                let seen = frame.to_vec();
-                drop(frame);
-                self.drop_corrupt(ci, key, &seen)?;
-                c.misses.fetch_add(1, Ordering::Relaxed);
-                Ok(None)
+                self.drop_corrupt(ci, key, frame)?;
+                Ok(self.miss(ci))
             }
         }
     }
@@ -695,29 +689,14 @@ impl Store {
                 out[i] = match r {
                     Err(e) if e.kind() == rocksdb::ErrorKind::Corruption => {
                         self.drop_unreadable(ci, key);
-                        c.misses.fetch_add(1, Ordering::Relaxed);
-                        Ok(None)
+                        Ok(self.miss(ci))
                     }
                     Err(e) => Err(e.into()),
-                    Ok(None) => {
-                        c.misses.fetch_add(1, Ordering::Relaxed);
-                        Ok(None)
+                    Ok(None) => Ok(self.miss(ci)),
+                    Ok(Some(frame)) => {
+                        let decoded = decode_owned(&c.name, key, &frame);
+                        self.finish_read(ci, key, &frame, decoded)
                     }
-                    Ok(Some(frame)) => match codec::decode(c.name.as_bytes(), key, &frame) {
-                        Ok(v) => {
-                            c.hits.fetch_add(1, Ordering::Relaxed);
-                            if let Ok(h) = Header::parse(&frame) {
-                                self.note_use(ci, key, h.generation);
-                            }
-                            Ok(Some(v))
-                        }
-                        Err(_) => {
-                            let seen = frame.to_vec();
-                            drop(frame);
-                            c.misses.fetch_add(1, Ordering::Relaxed);
-                            self.drop_corrupt(ci, key, &seen).map(|_| None)
-                        }
-                    },
                 };
             }
         }
