@@ -4,22 +4,8 @@
 
 use std::time::Instant;
 
-use nexxo_cache::{Cache, Config};
+use nexxo_cache::{human_size, Cache, Config};
 
-fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.2} {}", UNITS[u])
-    }
-}
 
 /// A build artifact like a bundler's: module `i` of the given stage.
 fn artifact(stage: &str, i: usize) -> Vec<u8> {
@@ -87,16 +73,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("  entries:        {}", s.entries);
     println!("  hits / misses:  {} / {}", s.hits, s.misses);
     println!("  hitRate:        {:.2}%", s.hit_rate() * 100.0);
-    println!("  logical size:   {} (keys + values as given)", human(s.logical_bytes));
-    println!("  stored size:    {} (after LZ4 and framing, ratio {:.2})", human(s.stored_bytes), s.logical_bytes as f64 / s.stored_bytes.max(1) as f64);
-    println!("  on disk:        {}", human(s.disk_bytes));
-    println!("  max size:       {} (default)", human(config.max_size));
+    println!("  logical size:   {} (keys + values as given)", human_size(s.logical_bytes));
+    println!("  stored size:    {} (after LZ4 and framing, ratio {:.2})", human_size(s.stored_bytes), s.logical_bytes as f64 / s.stored_bytes.max(1) as f64);
+    println!("  on disk:        {}", human_size(s.disk_bytes));
+    println!("  max size:       {} (default)", human_size(config.max_size));
     for stage in stages {
         let c = cache.category_stats(stage.as_bytes())?;
-        println!("    {stage:<10} {:>5} entries  {:>10} logical  {:>10} stored", c.entries, human(c.logical_bytes), human(c.stored_bytes));
+        println!("    {stage:<10} {:>5} entries  {:>10} logical  {:>10} stored", c.entries, human_size(c.logical_bytes), human_size(c.stored_bytes));
     }
     if let Some(kib) = peak_rss_kib() {
-        println!("  peak RSS of this process: {}", human(kib * 1024));
+        println!("  peak RSS of this process: {}", human_size(kib * 1024));
     }
     if verified != n || s.entries != n as u64 || s.logical_bytes == 0 {
         return Err("the stats do not match the workload".into());

@@ -17,5 +17,5 @@ pub use codec::Compression;
 pub use config::{Config, BUILTIN_CATEGORIES};
 pub use error::{Error, Result};
 pub use policy::{Clock, PolicyReport};
-pub use stats::Stats;
+pub use stats::{human_size, Stats};
 pub use store::{Store, VerifyReport, MAX_KEY_LEN, MAX_VALUE_LEN};

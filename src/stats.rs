@@ -137,6 +137,22 @@ fn json_f64(v: f64) -> String {
     }
 }
 
+/// Bytes for people: "187.49 KiB" (1 KiB = 1024 bytes), exact below 1 KiB.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.2} {}", UNITS[u])
+    }
+}
+
 /// Bytes the files below `dir` occupy on disk (allocated blocks, as `du` counts them).
 pub fn disk_usage(dir: &std::path::Path) -> u64 {
     use std::os::unix::fs::MetadataExt;

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use nexxo_cache::{Cache, Config, Error, Stats};
+use nexxo_cache::{human_size, Cache, Config, Error, Stats};
 
 const USAGE: &str = "\
 nexxo-cache: inspect and maintain a nexxo-cache directory
@@ -61,20 +61,6 @@ fn cache_err(path: &str, e: Error) -> Fail {
     Fail::Cache(format!("{path}: {e}"))
 }
 
-fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.2} {}", UNITS[u])
-    }
-}
 
 /// Opens `dir`; for read-only commands, falls back to a read-only open when another
 /// process holds the cache, and says so on stderr.
@@ -147,9 +133,9 @@ fn stats_line(name: &str, s: &Stats) -> String {
     format!(
         "{name:<12} {:>9} {:>12} {:>12} {:>12} {:>9} {:>8}",
         s.entries,
-        human(s.logical_bytes),
-        human(s.stored_bytes),
-        human(s.disk_bytes),
+        human_size(s.logical_bytes),
+        human_size(s.stored_bytes),
+        human_size(s.disk_bytes),
         s.evictions,
         s.corrupt_dropped
     )
@@ -293,7 +279,7 @@ fn cmd_compact(mut a: Args) -> Res {
     }
     p.show(cats.len() as u64, cats.len() as u64);
     p.finish();
-    println!("compacted {}: {} on disk before, {} after", cat.as_deref().unwrap_or("all categories"), human(before), human(c.stats().disk_bytes));
+    println!("compacted {}: {} on disk before, {} after", cat.as_deref().unwrap_or("all categories"), human_size(before), human_size(c.stats().disk_bytes));
     Ok(())
 }
 
@@ -324,9 +310,9 @@ fn cmd_enforce(mut a: Args) -> Res {
     println!(
         "evicted {} entries ({}); stored {} -> {}; compacted: {}",
         r.evicted_entries,
-        human(r.evicted_bytes),
-        human(r.stored_bytes_before),
-        human(r.stored_bytes_after),
+        human_size(r.evicted_bytes),
+        human_size(r.stored_bytes_before),
+        human_size(r.stored_bytes_after),
         if r.compacted { "yes" } else { "no" }
     );
     Ok(())
@@ -341,7 +327,7 @@ fn cmd_verify(mut a: Args) -> Res {
     let mut p = Progress::new("verify");
     let r = store.verify(drop_bad, &mut |d, t| p.show(d, t)).map_err(|e| cache_err(&dir, e))?;
     p.finish();
-    println!("checked {} entries ({} of values): {} damaged{}", r.checked, human(r.value_bytes), r.bad, if drop_bad { format!(", {} dropped", r.dropped) } else { String::new() });
+    println!("checked {} entries ({} of values): {} damaged{}", r.checked, human_size(r.value_bytes), r.bad, if drop_bad { format!(", {} dropped", r.dropped) } else { String::new() });
     for (cat, key) in &r.bad_keys {
         println!("  damaged: {cat}/{}", String::from_utf8_lossy(key));
     }
@@ -398,7 +384,7 @@ fn bench(dir: &str, n: usize) -> Res {
     let r = t.elapsed().as_secs_f64();
     let s = c.stats();
     println!("{n} artifacts of 1 KiB: {:.0} sets/s, {:.0} gets/s (every value checked)", n as f64 / w, n as f64 / r);
-    println!("entries {}, logical {}, stored {}, on disk {}, hit rate {:.2}%", s.entries, human(s.logical_bytes), human(s.stored_bytes), human(s.disk_bytes), 100.0 * s.hit_rate());
+    println!("entries {}, logical {}, stored {}, on disk {}, hit rate {:.2}%", s.entries, human_size(s.logical_bytes), human_size(s.stored_bytes), human_size(s.disk_bytes), 100.0 * s.hit_rate());
     Ok(())
 }
 
