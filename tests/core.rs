@@ -1,6 +1,8 @@
 //! The safe core, without FFI: reads and writes, exact stats, damage, locking.
 
-use nexxo_cache::{Cache, Config, Error, Store};
+mod common;
+use common::{assert_exact};
+use nexxo_cache::{Cache, Config, Error};
 
 fn tmp() -> tempfile::TempDir {
     tempfile::Builder::new().prefix("nexxo-core-").tempdir().unwrap()
@@ -15,16 +17,6 @@ fn artifact(i: usize, len: usize) -> Vec<u8> {
     s.into_bytes()
 }
 
-/// The store's counters equal a recount of its data, and every entry has one index record.
-fn assert_exact(store: &Store) {
-    let kept = store.counters();
-    let counted = store.recount().unwrap();
-    for ((name, k), (name2, c, index)) in kept.iter().zip(counted.iter()) {
-        assert_eq!(name, name2);
-        assert_eq!(k, c, "counters of {name} differ from a recount");
-        assert_eq!(*index, c.entries, "index records of {name} differ from its entries");
-    }
-}
 
 #[test]
 fn set_get_overwrite_delete() {

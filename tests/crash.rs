@@ -6,6 +6,8 @@
 //!
 //! Rounds: NEXXO_CRASH_ROUNDS (default 60); the soak run in the README uses more.
 
+mod common;
+use common::{Rng};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -73,16 +75,6 @@ fn crash_child_entry() {
         let start: u64 = parts.next().unwrap().parse().unwrap();
         let capped = parts.next() == Some("capped");
         child(&dir, start, capped);
-    }
-}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
     }
 }
 

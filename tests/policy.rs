@@ -1,33 +1,17 @@
 //! Eviction: size caps with a hot set, per-category limits, max age, exact stats.
 
+mod common;
+use common::{assert_exact, noise};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use nexxo_cache::{Cache, Compression, Config, Store};
+use nexxo_cache::{Cache, Compression, Config};
 
 fn tmp() -> tempfile::TempDir {
     tempfile::Builder::new().prefix("nexxo-policy-").tempdir().unwrap()
 }
 
-/// Incompressible bytes, different for each seed.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
-fn assert_exact(store: &Store) {
-    for ((name, k), (_, c, index)) in store.counters().iter().zip(store.recount().unwrap().iter()) {
-        assert_eq!(k, c, "counters of {name} differ from a recount");
-        assert_eq!(*index, c.entries, "index records of {name} differ from its entries");
-    }
-}
 
 const MIB: u64 = 1 << 20;
 
