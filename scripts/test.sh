@@ -4,11 +4,7 @@
 # bindings' suites, all against the same built library.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
-"$NEXXO_ROOT/scripts/setup.sh"
-cd "$NEXXO_ROOT"
-
-log "building (the first build compiles RocksDB: 8-14 minutes on 2 cores)"
-"${NEXXO_CARGO_BUILD[@]}"
+setup_and_build
 
 log "header: include/nexxo_cache.h equals a fresh cbindgen run"
 scripts/gen-header.sh --check
