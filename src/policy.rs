@@ -43,7 +43,7 @@ use crate::codec;
 use crate::config::Config;
 use crate::error::Result;
 use crate::stats::Counters;
-use crate::store::{decode_size, lru_key, lru_prefix, prefix_end, Db, Store, WriteState, LRU_CF, META_CF};
+use crate::store::{decode_size, lru_key, lru_prefix, Db, Store, WriteState, LRU_CF, META_CF};
 
 /// Seconds since the Unix epoch, or a test's clock.
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
@@ -380,11 +380,10 @@ impl Store {
         }
     }
 
-    /// The oldest index record of a category: (generation, record key).
-    fn oldest_in(&self, ci: usize) -> Result<Option<u32>> {
+    /// The generation of a category's oldest index record, seeking from `floor`.
+    fn oldest_in(&self, ci: usize, floor: u32) -> Result<Option<u32>> {
         let p = lru_prefix(&self.cats[ci].name);
-        let mut it = self.db.raw_iterator_cf(self.cf(LRU_CF));
-        it.seek(&p);
+        let it = self.index_iter(&p, &[&p[..], &floor.to_be_bytes()].concat());
         let g = match it.key() {
             Some(k) if k.starts_with(&p) && k.len() >= p.len() + 4 => {
                 Some(u32::from_be_bytes(k[p.len()..p.len() + 4].try_into().unwrap()))
@@ -412,7 +411,7 @@ impl Store {
             Target::Age { through } => {
                 let mut pick = None;
                 for ci in 0..self.cats.len() {
-                    if matches!(self.oldest_in(ci)?, Some(g) if g <= through) {
+                    if matches!(self.oldest_in(ci, st.evict_floor[ci])?, Some(g) if g <= through) {
                         pick = Some(ci);
                         break;
                     }
@@ -425,7 +424,7 @@ impl Store {
             Target::Total { .. } => {
                 let mut firsts = Vec::new();
                 for ci in 0..self.cats.len() {
-                    if let Some(g) = self.oldest_in(ci)? {
+                    if let Some(g) = self.oldest_in(ci, st.evict_floor[ci])? {
                         firsts.push((g, ci));
                     }
                 }
@@ -443,8 +442,8 @@ impl Store {
         let mut counters = st.counters.clone();
         let mut batch = WriteBatch::default();
         let (mut n, mut bytes) = (0u64, 0u64);
-        let mut it = self.db.raw_iterator_cf(lru);
-        it.seek(&p);
+        let mut last_gen = st.evict_floor[ci];
+        let mut it = self.index_iter(&p, &[&p[..], &last_gen.to_be_bytes()].concat());
         while let (Some(k), Some(v)) = (it.key(), it.value()) {
             if !k.starts_with(&p) || k.len() < p.len() + 4 {
                 break;
@@ -465,6 +464,7 @@ impl Store {
             batch.delete_cf(lru, k);
             counters[ci].remove(size);
             counters[ci].evictions += 1;
+            last_gen = g;
             n += 1;
             bytes += size.stored;
             let done = match target {
@@ -485,6 +485,9 @@ impl Store {
         self.put_counters(&mut batch, ci, &counters[ci]);
         self.write(batch)?;
         st.counters = counters;
+        // Nothing older than the last evicted record is left, and nothing is ever
+        // indexed under a generation older than the current one.
+        st.evict_floor[ci] = last_gen;
         Ok((n, bytes))
     }
 
@@ -577,14 +580,9 @@ impl Store {
     pub fn debug_index(&self, category: &[u8]) -> Result<Vec<(u32, Vec<u8>)>> {
         let ci = self.category_index(category)?;
         let p = lru_prefix(&self.cats[ci].name);
-        let end = prefix_end(&p);
         let mut out = Vec::new();
-        let mut it = self.db.raw_iterator_cf(self.cf(LRU_CF));
-        it.seek(&p);
+        let mut it = self.index_iter(&p, &p);
         while let Some(k) = it.key() {
-            if k >= &end[..] {
-                break;
-            }
             out.push((u32::from_be_bytes(k[p.len()..p.len() + 4].try_into().unwrap()), k[p.len() + 4..].to_vec()));
             it.next();
         }

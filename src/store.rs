@@ -63,6 +63,10 @@ pub(crate) struct WriteState {
     pub counters: Vec<Counters>,
     pub gens: Generations,
     pub space: SpaceGuard,
+    /// Per category, a generation below which the recency index holds no records: the
+    /// eviction cursor. Seeking from it skips the tombstones that eviction leaves at the
+    /// front of the index, which would otherwise be walked again by every step.
+    pub evict_floor: Vec<u32>,
 }
 
 /// Keeps RocksDB from running into a full disk, after which it stops writing until it
@@ -528,7 +532,7 @@ impl Store {
             db,
             path: path.to_owned(),
             cats,
-            state: Mutex::new(WriteState { counters, gens, space: SpaceGuard::default() }),
+            state: Mutex::new(WriteState { evict_floor: vec![0; counters.len()], counters, gens, space: SpaceGuard::default() }),
             config: config.clone(),
             read_only: config.read_only,
             recovered: false,
@@ -581,6 +585,16 @@ impl Store {
         // A panic while holding the lock leaves no half-done write behind (RocksDB batches
         // are atomic and counters are only replaced after a successful write).
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// An iterator over the recency index restricted to one category's prefix (it never
+    /// walks into the next category's records, or its tombstones), positioned at `from`.
+    pub(crate) fn index_iter(&self, prefix: &[u8], from: &[u8]) -> rocksdb::DBRawIteratorWithThreadMode<'_, Db> {
+        let mut o = ReadOptions::default();
+        o.set_iterate_upper_bound(prefix_end(prefix));
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(LRU_CF), o);
+        it.seek(from);
+        it
     }
 
     pub(crate) fn cf(&self, name: &str) -> &ColumnFamily {
@@ -812,12 +826,8 @@ impl Store {
     /// Scans one category's index for a key (only for frames whose header is damaged).
     fn find_index_generation(&self, ci: usize, key: &[u8]) -> Result<Option<u32>> {
         let prefix = lru_prefix(&self.cats[ci].name);
-        let mut it = self.db.raw_iterator_cf(self.cf(LRU_CF));
-        it.seek(&prefix);
+        let mut it = self.index_iter(&prefix, &prefix);
         while let Some(k) = it.key() {
-            if !k.starts_with(&prefix) {
-                break;
-            }
             if k.len() == prefix.len() + 4 + key.len() && &k[prefix.len() + 4..] == key {
                 return Ok(Some(u32::from_be_bytes(k[prefix.len()..prefix.len() + 4].try_into().unwrap())));
             }
@@ -1089,12 +1099,8 @@ impl Store {
             it.status()?;
             let p = lru_prefix(&c.name);
             let mut index = 0u64;
-            let mut it = self.db.raw_iterator_cf(self.cf(LRU_CF));
-            it.seek(&p);
-            while let Some(k) = it.key() {
-                if !k.starts_with(&p) {
-                    break;
-                }
+            let mut it = self.index_iter(&p, &p);
+            while it.key().is_some() {
                 index += 1;
                 it.next();
             }
