@@ -9,9 +9,7 @@
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { Cache } = require('../../bindings/node/lib/index.js');
-const { open: lmdbOpen } = require('lmdb');
-const { ClassicLevel } = require('classic-level');
+const { contestants: all, moduleText, shuffled } = require('./contestants');
 
 const arg = (name, def) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -21,101 +19,51 @@ const SIZES = arg('sizes', '1000,100000').split(',').map(Number);
 const ROUNDS = Number(arg('rounds', '5'));
 const JSON_OUT = arg('json', null);
 
-function moduleText(i) {
-  let s = '';
-  while (s.length < 1024) {
-    s += `import { h } from './runtime.js';\nexport function C${i}(p) { return h('ul', { className: 'l${i}' }, p.items.map((t, e) => h('li', { key: e }, t.label))); }\n`;
-  }
-  return Buffer.from(s.slice(0, 1024));
-}
-
 function workload(n) {
   const keys = Array.from({ length: n }, (_, i) => `src/components/module${i}.tsx`);
-  const values = keys.map((_, i) => moduleText(i));
-  const order = keys.map((_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = (i * 2654435761) % (i + 1); // a fixed shuffle, unrelated to key order
-    [order[i], order[j]] = [order[j], order[i]];
-  }
-  return { keys, values, order };
+  return { keys, values: keys.map((_, i) => moduleText(i)), order: shuffled(n) };
 }
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'nexxo-bench-'));
 const now = () => process.hrtime.bigint();
 const secs = (t) => Number(now() - t) / 1e9;
 
+/** A contestant writing one by one or in batches of 1000, then reading one by one or in batches. */
+function runner(c, batched) {
+  return {
+    async write(w) {
+      const h = await c.open(path.join(tmp(), 'db'));
+      const t = now();
+      if (batched) {
+        for (let i = 0; i < w.keys.length; i += 1000) {
+          await c.putBatch(h, w.keys.slice(i, i + 1000).map((k, j) => [k, w.values[i + j]]));
+        }
+      } else {
+        for (let i = 0; i < w.keys.length; i++) c.put(h, w.keys[i], w.values[i]);
+        await c.flush(h);
+      }
+      return { h, s: secs(t) };
+    },
+    async read(h, w) {
+      const t = now();
+      if (batched && c.getBatch) {
+        for (let i = 0; i < w.order.length; i += 1000) {
+          for (const v of c.getBatch(h, w.order.slice(i, i + 1000).map((j) => w.keys[j]))) if (v === undefined) throw new Error('miss');
+        }
+      } else {
+        for (const i of w.order) if (c.get(h, w.keys[i]) === undefined) throw new Error('miss');
+      }
+      return secs(t);
+    },
+    close: (h) => c.close(h),
+  };
+}
+
 const contestants = {
-  'nexxo set/get': {
-    async write(w) {
-      const dir = path.join(tmp(), 'c');
-      const c = Cache.open(dir);
-      const t = now();
-      for (let i = 0; i < w.keys.length; i++) c.set('transform', w.keys[i], w.values[i]);
-      return { h: c, s: secs(t) };
-    },
-    async read(c, w) {
-      const t = now();
-      for (const i of w.order) if (c.get('transform', w.keys[i]) === undefined) throw new Error('nexxo miss');
-      return secs(t);
-    },
-    close: (c) => c.close(),
-  },
-  'nexxo batchSet/batchGet': {
-    async write(w) {
-      const c = Cache.open(path.join(tmp(), 'c'));
-      const t = now();
-      for (let i = 0; i < w.keys.length; i += 1000) {
-        const batch = [];
-        for (let j = i; j < Math.min(i + 1000, w.keys.length); j++) batch.push(['transform', w.keys[j], w.values[j]]);
-        c.batchSet(batch);
-      }
-      return { h: c, s: secs(t) };
-    },
-    async read(c, w) {
-      const t = now();
-      for (let i = 0; i < w.order.length; i += 1000) {
-        const ks = w.order.slice(i, i + 1000).map((j) => ['transform', w.keys[j]]);
-        for (const v of c.batchGet(ks)) if (v === undefined) throw new Error('nexxo miss');
-      }
-      return secs(t);
-    },
-    close: (c) => c.close(),
-  },
-  'lmdb put/getBinary': {
-    async write(w) {
-      const db = lmdbOpen({ path: path.join(tmp(), 'l'), encoding: 'binary' });
-      const t = now();
-      let last;
-      for (let i = 0; i < w.keys.length; i++) last = db.put(w.keys[i], w.values[i]);
-      await last;
-      return { h: db, s: secs(t) };
-    },
-    async read(db, w) {
-      const t = now();
-      for (const i of w.order) if (db.getBinary(w.keys[i]) === undefined) throw new Error('lmdb miss');
-      return secs(t);
-    },
-    close: (db) => db.close(),
-  },
-  'classic-level batch/getSync': {
-    async write(w) {
-      const db = new ClassicLevel(path.join(tmp(), 'v'), { valueEncoding: 'buffer' });
-      await db.open();
-      const t = now();
-      for (let i = 0; i < w.keys.length; i += 1000) {
-        const ops = [];
-        for (let j = i; j < Math.min(i + 1000, w.keys.length); j++) ops.push({ type: 'put', key: w.keys[j], value: w.values[j] });
-        await db.batch(ops);
-      }
-      return { h: db, s: secs(t) };
-    },
-    async read(db, w) {
-      const t = now();
-      for (const i of w.order) if (db.getSync(w.keys[i]) === undefined) throw new Error('classic-level miss');
-      return secs(t);
-    },
-    close: (db) => db.close(),
-  },
+  'nexxo set/get': runner(all['nexxo-node'], false),
+  'nexxo batchSet/batchGet': runner(all['nexxo-node'], true),
+  'lmdb put/getBinary': runner(all.lmdb, false),
+  'classic-level batch/getSync': runner(all['classic-level'], true),
 };
 
 function stats(xs) {

@@ -1,0 +1,74 @@
+'use strict';
+// The Node contestants, shared by seed.js (the quick side-by-side) and worker.js (one
+// run per process, for bench/run.py). Each opens a store in a directory, writes keys
+// one by one or in batches of 1000, and reads them.
+
+const { Cache } = require('../../bindings/node/lib/index.js');
+const { open: lmdbOpen } = require('lmdb');
+const { ClassicLevel } = require('classic-level');
+
+const contestants = {
+  'nexxo-node': {
+    open: async (dir) => Cache.open(dir),
+    put: (c, k, v) => c.set('transform', k, v),
+    flush: async () => {},
+    putBatch: async (c, items) => c.batchSet(items.map(([k, v]) => ['transform', k, v])),
+    get: (c, k) => c.get('transform', k),
+    getBatch: (c, ks) => c.batchGet(ks.map((k) => ['transform', k])),
+    close: async (c) => c.close(),
+  },
+  lmdb: {
+    open: async (dir) => lmdbOpen({ path: dir, encoding: 'binary' }),
+    // lmdb-js batches asynchronous puts into transactions itself; `flush` awaits them.
+    put: (db, k, v) => {
+      db.lastPut = db.put(k, v);
+    },
+    flush: async (db) => db.lastPut,
+    putBatch: async (db, items) => {
+      let last;
+      for (const [k, v] of items) last = db.put(k, v);
+      await last;
+    },
+    get: (db, k) => db.getBinary(k),
+    close: async (db) => db.close(),
+  },
+  'classic-level': {
+    open: async (dir) => {
+      const db = new ClassicLevel(dir, { valueEncoding: 'buffer' });
+      await db.open();
+      return db;
+    },
+    // Its asynchronous put is far slower than batch (15-29k/s, shared/docs/perf-notes.md);
+    // single writes are batches of one awaited in groups.
+    put: (db, k, v) => {
+      (db.pending ||= []).push({ type: 'put', key: k, value: v });
+    },
+    flush: async (db) => {
+      if (db.pending) await db.batch(db.pending.splice(0));
+    },
+    putBatch: async (db, items) => db.batch(items.map(([k, v]) => ({ type: 'put', key: k, value: v }))),
+    get: (db, k) => db.getSync(k),
+    close: async (db) => db.close(),
+  },
+};
+
+/** ~1 KiB (or `len`) of JavaScript-like text for module i. */
+function moduleText(i, len = 1024) {
+  let s = '';
+  while (s.length < len) {
+    s += `import { h } from './runtime.js';\nexport function C${i}(p) { return h('ul', { className: 'l${i}' }, p.items.map((t, e) => h('li', { key: e }, t.label))); }\n`;
+  }
+  return Buffer.from(s.slice(0, len));
+}
+
+/** A fixed order unrelated to key order. */
+function shuffled(n) {
+  const order = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = (i * 2654435761) % (i + 1);
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  return order;
+}
+
+module.exports = { contestants, moduleText, shuffled };

@@ -1,0 +1,93 @@
+'use strict';
+// One Node benchmark run in a process of its own, for bench/run.py; prints one JSON object.
+//   node worker.js <contestant> <workload> <count> <value_len> <dir>
+// workloads: write-read (one by one), batch (1000 per call), cold-open (read an
+// existing store in a new process).
+
+const fs = require('node:fs');
+const path = require('node:path');
+const { contestants, moduleText, shuffled } = require('./contestants');
+
+const [name, workload, countArg, lenArg, dir] = process.argv.slice(2);
+const n = Number(countArg);
+const len = Number(lenArg);
+const c = contestants[name];
+if (!c) throw new Error(`unknown contestant ${name}`);
+
+const keys = Array.from({ length: n }, (_, i) => `src/components/module${i}.tsx`);
+const values = Array.from({ length: 64 }, (_, i) => moduleText(i, len));
+const now = () => process.hrtime.bigint();
+const pct = (xs, p) => {
+  if (!xs.length) return 0;
+  xs.sort((a, b) => a - b);
+  return xs[Math.floor((xs.length - 1) * p)];
+};
+function du(d) {
+  let total = 0;
+  for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+    const p = path.join(d, e.name);
+    total += e.isDirectory() ? du(p) : fs.statSync(p).blocks * 512;
+  }
+  return total;
+}
+
+async function main() {
+  const out = { contestant: name, workload, count: n, value_len: len };
+  if (workload === 'cold-open') {
+    const t = now();
+    const h = await c.open(dir);
+    out.open_ms = Number(now() - t) / 1e6;
+    const order = shuffled(n);
+    let hits = c.get(h, keys[order[0]]) !== undefined ? 1 : 0;
+    out.first_read_ms = Number(now() - t) / 1e6;
+    for (let i = 1; i < n; i++) if (c.get(h, keys[order[i]]) !== undefined) hits++;
+    out.read_all_ops_per_s = n / (Number(now() - t) / 1e9 - out.open_ms / 1e3);
+    out.hit_rate = hits / n;
+    await c.close(h);
+  } else {
+    const h = await c.open(dir);
+    const wl = [];
+    let t = now();
+    if (workload === 'batch') {
+      for (let i = 0; i < n; i += 1000) {
+        const items = [];
+        for (let j = i; j < Math.min(i + 1000, n); j++) items.push([keys[j], values[j % 64]]);
+        const s = now();
+        await c.putBatch(h, items);
+        wl.push(Number(now() - s) / 1e3);
+      }
+    } else {
+      for (let i = 0; i < n; i++) {
+        const s = now();
+        c.put(h, keys[i], values[i % 64]);
+        wl.push(Number(now() - s) / 1e3);
+        if (i % 1000 === 999) await c.flush(h);
+      }
+      await c.flush(h);
+    }
+    out.write_ops_per_s = n / (Number(now() - t) / 1e9);
+    out[workload === 'batch' ? 'batch_p50_us' : 'write_p50_us'] = pct(wl, 0.5);
+    out[workload === 'batch' ? 'batch_p99_us' : 'write_p99_us'] = pct(wl, 0.99);
+    const rl = [];
+    let hits = 0;
+    t = now();
+    for (const i of shuffled(n)) {
+      const s = now();
+      const v = c.get(h, keys[i]);
+      rl.push(Number(now() - s) / 1e3);
+      if (v !== undefined) hits++;
+    }
+    out.read_ops_per_s = n / (Number(now() - t) / 1e9);
+    out.read_p50_us = pct(rl, 0.5);
+    out.read_p99_us = pct(rl, 0.99);
+    out.hit_rate = hits / n;
+    await c.close(h);
+    out.disk_bytes = du(dir);
+  }
+  console.log(JSON.stringify(out));
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

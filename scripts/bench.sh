@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The benchmark suite (bench/run.py): sets up and builds like the test command, installs
+# the Node peers (lmdb, classic-level), then runs every contestant side by side and
+# writes bench/results/{latest.json,report.md,*.svg}. Arguments go to bench/run.py
+# (--rounds N, --quick).
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+setup_and_build
+cmake -S . -B "$NEXXO_BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$NEXXO_BUILD_DIR" >/dev/null
+(cd bench/node && npm ci --no-audit --no-fund --loglevel=error)
+log "benchmarks"
+python3 bench/run.py "$@"
