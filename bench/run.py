@@ -27,15 +27,22 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/nexxo-cache/target"))
 RUST_WORKER = os.path.join(TARGET, "release", "examples", "bench_worker")
 NODE_WORKER = os.path.join(ROOT, "bench", "node", "worker.js")
+BUILD = os.environ.get("NEXXO_BUILD_DIR", os.path.join(ROOT, "build"))
+C_WORKER = os.path.join(BUILD, "bench_worker_c")
+GO_WORKER = os.path.join(BUILD, "bench-worker-go")
 
 RUST = ["nexxo", "rocksdb", "memory"]
 NODE = ["nexxo-node", "lmdb", "classic-level"]
-# Which nexxo each contestant is compared with: the one in the same runtime.
-BASELINE = {c: "nexxo" for c in RUST} | {c: "nexxo-node" for c in NODE}
+FFI = ["nexxo-c", "nexxo-go"]
+# Which nexxo each contestant is compared with: the one in the same runtime; the C and
+# Go rows are compared with the Rust API, which shows what their FFI costs.
+BASELINE = {c: "nexxo" for c in RUST + FFI} | {c: "nexxo-node" for c in NODE}
 LABELS = {
     "nexxo": "nexxo-cache (Rust API)",
     "rocksdb": "raw RocksDB, default options (Rust)",
     "memory": "in-memory HashMap (Rust): the limit",
+    "nexxo-c": "nexxo-cache (C ABI)",
+    "nexxo-go": "nexxo-cache (Go, cgo)",
     "nexxo-node": "nexxo-cache (Node, koffi)",
     "lmdb": "lmdb-js 3.5.6 (Node)",
     "classic-level": "classic-level 3.0.0 (Node)",
@@ -43,13 +50,13 @@ LABELS = {
 
 # (label, workload, count, value length, contestants, what it shows)
 PLAN = [
-    ("seed-1k", "write-read", 1000, 1024, RUST + NODE, "the seed's workload: 1000 artifacts of 1 KiB, written one by one, read in an order unrelated to key order"),
-    ("seed-100k", "write-read", 100000, 1024, RUST + NODE, "the same at a real project's size: 100,000 artifacts"),
-    ("cold-open-100k", "cold-open", 100000, 1024, ["nexxo", "rocksdb", "nexxo-node", "lmdb", "classic-level"], "a new process opens seed-100k's store and reads every entry: the next build"),
+    ("seed-1k", "write-read", 1000, 1024, RUST + FFI + NODE, "the seed's workload: 1000 artifacts of 1 KiB, written one by one, read in an order unrelated to key order"),
+    ("seed-100k", "write-read", 100000, 1024, RUST + FFI + NODE, "the same at a real project's size: 100,000 artifacts"),
+    ("cold-open-100k", "cold-open", 100000, 1024, ["nexxo", "rocksdb", "nexxo-c", "nexxo-go", "nexxo-node", "lmdb", "classic-level"], "a new process opens seed-100k's store and reads every entry: the next build"),
     ("values-100B", "write-read", 100000, 100, ["nexxo", "rocksdb", "memory", "nexxo-node", "lmdb"], "100,000 values of 100 bytes"),
     ("values-16KiB", "write-read", 10000, 16384, ["nexxo", "rocksdb", "memory", "nexxo-node", "lmdb"], "10,000 values of 16 KiB"),
     ("values-256KiB", "write-read", 500, 262144, ["nexxo", "rocksdb", "memory", "nexxo-node", "lmdb"], "500 values of 256 KiB"),
-    ("batch-1000", "batch", 100000, 1024, RUST + NODE, "100,000 artifacts written in batches of 1000, then read one by one"),
+    ("batch-1000", "batch", 100000, 1024, RUST + FFI + NODE, "100,000 artifacts written in batches of 1000, then read one by one"),
     ("mixed-90-10", "mixed", 100000, 1024, RUST, "2 threads, 90% gets and 10% sets over 100,000 entries (100,000 operations each)"),
     ("at-cap", "at-cap", 100000, 1024, ["nexxo"], "100,000 artifacts into a cache capped at 1/16 of their logical size (about a quarter of their stored size), eviction working; compare with seed-100k's nexxo row"),
 ]
@@ -60,6 +67,10 @@ def run_one(contestant, workload, count, length, directory):
     """Runs one worker; wait4 gives its own peak RSS."""
     if contestant in NODE:
         cmd = ["node", NODE_WORKER, contestant, workload, str(count), str(length), directory]
+    elif contestant == "nexxo-c":
+        cmd = [C_WORKER, workload, str(count), str(length), directory]
+    elif contestant == "nexxo-go":
+        cmd = [GO_WORKER, workload, str(count), str(length), directory]
     else:
         cmd = [RUST_WORKER, contestant, workload, str(count), str(length), directory]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
@@ -71,6 +82,8 @@ def run_one(contestant, workload, count, length, directory):
         sys.exit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err.decode()}")
     result = json.loads(out.decode().strip().splitlines()[-1])
     result["peak_rss_mib"] = usage.ru_maxrss / 1024
+    if result.get("disk_bytes") and result.get("logical_bytes"):
+        result["compression"] = result["logical_bytes"] / result["disk_bytes"]
     return result
 
 
@@ -147,6 +160,8 @@ def fmt(v, metric):
         return f"{v:,.0f}"
     if metric == "hit_rate":
         return f"{v * 100:.1f}%"
+    if metric == "compression":
+        return f"{v:.2f}x"
     return f"{v:.3g}"
 
 
@@ -154,7 +169,7 @@ COLUMNS = [
     ("write_ops_per_s", "writes/s"), ("read_ops_per_s", "reads/s"), ("read_p50_us", "read p50 µs"), ("read_p99_us", "read p99 µs"),
     ("write_p99_us", "write p99 µs"), ("batch_p99_us", "batch p99 µs"), ("mixed_ops_per_s", "ops/s"), ("mixed_p99_us", "p99 µs"),
     ("open_ms", "open ms"), ("first_read_ms", "first read ms"), ("read_all_ops_per_s", "reads/s"), ("hit_rate", "hit rate"),
-    ("disk_bytes", "disk after compaction"), ("peak_rss_mib", "peak RSS MiB"),
+    ("disk_bytes", "disk after compaction"), ("compression", "logical ÷ disk"), ("peak_rss_mib", "peak RSS MiB"),
 ]
 RATIO_OF = ["read_ops_per_s", "write_ops_per_s", "mixed_ops_per_s", "read_all_ops_per_s"]
 

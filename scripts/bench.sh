@@ -9,5 +9,6 @@ setup_and_build
 cmake -S . -B "$NEXXO_BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$NEXXO_BUILD_DIR" >/dev/null
 (cd bench/node && npm ci --no-audit --no-fund --loglevel=error)
+(cd bindings/go && PKG_CONFIG_PATH="$NEXXO_BUILD_DIR" go build -o "$NEXXO_BUILD_DIR/bench-worker-go" ./cmd/bench-worker)
 log "benchmarks"
 python3 bench/run.py "$@"

@@ -83,6 +83,7 @@ async function main() {
     out.hit_rate = hits / n;
     await c.close(h);
     out.disk_bytes = du(dir);
+    out.logical_bytes = keys.reduce((sum, k, i) => sum + Buffer.byteLength(k) + values[i % 64].length, 0);
   }
   console.log(JSON.stringify(out));
 }
