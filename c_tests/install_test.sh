@@ -16,6 +16,7 @@ for f in libnexxo_cache.so libnexxo_cache.so.1 libnexxo_cache.a pkgconfig/nexxo_
   [ -e "$lib/$f" ] || { echo "not installed: $lib/$f" >&2; exit 1; }
 done
 [ -e "$prefix/include/nexxo_cache.h" ] && [ -e "$prefix/include/nexxo_cache.hpp" ] || { echo "headers not installed" >&2; exit 1; }
+"$prefix/bin/nexxo-cache" --version | grep -q '^nexxo-cache [0-9]' || { echo "the nexxo-cache command is not installed" >&2; exit 1; }
 
 soname=$(readelf -d "$lib/libnexxo_cache.so" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
 [ "$soname" = "libnexxo_cache.so.1" ] || { echo "SONAME is '$soname'" >&2; exit 1; }
