@@ -355,7 +355,7 @@ fn aside_path(path: &Path, now: u64) -> PathBuf {
     unreachable!()
 }
 
-fn db_options(config: &Config, cache: &BlockCache) -> Options {
+fn db_options(config: &Config) -> Options {
     let budget = config.memory_budget as usize;
     let mut o = Options::default();
     o.create_if_missing(true);
@@ -374,7 +374,6 @@ fn db_options(config: &Config, cache: &BlockCache) -> Options {
     // would otherwise have the 64 MiB default; the MANIFEST grows slowly.
     o.set_write_buffer_size(1 << 20);
     o.set_manifest_preallocation_size(64 << 10);
-    let _ = cache;
     o
 }
 
@@ -442,8 +441,7 @@ impl Store {
 
     /// Repairs a damaged store, or moves it aside and starts empty.
     fn recover(path: &Path, config: &Config, clock: Clock, first_error: String) -> Result<Store> {
-        let cache = BlockCache::new_lru_cache(1 << 20);
-        let repaired = Db::repair(&db_options(config, &cache), path).is_ok();
+        let repaired = Db::repair(&db_options(config), path).is_ok();
         // Tables the repair could not read are archived under lost/: a cache has no use
         // for them.
         let _ = std::fs::remove_dir_all(path.join("lost"));
@@ -469,7 +467,7 @@ impl Store {
     fn open_db(path: &Path, config: &Config, clock: Clock) -> Result<Store> {
         let budget = config.memory_budget as usize;
         let cache = BlockCache::new_lru_cache(budget - budget / 4);
-        let opts = db_options(config, &cache);
+        let opts = db_options(config);
 
         // Categories: the configured ones, then any the store already has.
         let mut names: Vec<String> = config.categories().map(str::to_owned).collect();
