@@ -36,9 +36,10 @@ NODE = ["nexxo-node", "lmdb", "classic-level"]
 FFI = ["nexxo-c", "nexxo-go"]
 # Which nexxo each contestant is compared with: the one in the same runtime; the C and
 # Go rows are compared with the Rust API, which shows what their FFI costs.
-BASELINE = {c: "nexxo" for c in RUST + FFI} | {c: "nexxo-node" for c in NODE}
+BASELINE = {c: "nexxo" for c in RUST + FFI + ["nexxo-nolz4"]} | {c: "nexxo-node" for c in NODE}
 LABELS = {
     "nexxo": "nexxo-cache (Rust API)",
+    "nexxo-nolz4": "nexxo-cache (Rust API), LZ4 off",
     "rocksdb": "raw RocksDB, default options (Rust)",
     "memory": "in-memory HashMap (Rust): the limit",
     "nexxo-c": "nexxo-cache (C ABI)",
@@ -51,7 +52,7 @@ LABELS = {
 # (label, workload, count, value length, contestants, what it shows)
 PLAN = [
     ("seed-1k", "write-read", 1000, 1024, RUST + FFI + NODE, "the seed's workload: 1000 artifacts of 1 KiB, written one by one, read in an order unrelated to key order"),
-    ("seed-100k", "write-read", 100000, 1024, RUST + FFI + NODE, "the same at a real project's size: 100,000 artifacts"),
+    ("seed-100k", "write-read", 100000, 1024, RUST + ["nexxo-nolz4"] + FFI + NODE, "the same at a real project's size: 100,000 artifacts"),
     ("cold-open-100k", "cold-open", 100000, 1024, ["nexxo", "rocksdb", "nexxo-c", "nexxo-go", "nexxo-node", "lmdb", "classic-level"], "a new process opens seed-100k's store and reads every entry: the next build"),
     ("values-100B", "write-read", 100000, 100, ["nexxo", "rocksdb", "memory", "nexxo-node", "lmdb"], "100,000 values of 100 bytes"),
     ("values-16KiB", "write-read", 10000, 16384, ["nexxo", "rocksdb", "memory", "nexxo-node", "lmdb"], "10,000 values of 16 KiB"),

@@ -3,7 +3,8 @@
 //!
 //!   bench_worker <contestant> <workload> <count> <value_len> <dir>
 //!
-//! contestants: `nexxo` (this library, Rust API), `rocksdb` (rust-rocksdb with default
+//! contestants: `nexxo` (this library, Rust API), `nexxo-nolz4` (the same with compression
+//! off, to show what LZ4 does), `rocksdb` (rust-rocksdb with default
 //! options: the floor this library's overhead is measured against), `memory` (a HashMap:
 //! the physical limit). Workloads:
 //!   write-read   count sets one by one, then count gets in an order unrelated to key order
@@ -18,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use nexxo_cache::{Cache, Config};
+use nexxo_cache::{Cache, Compression, Config};
 
 fn value(i: usize, len: usize) -> Vec<u8> {
     // JavaScript-like text: compressible the way build artifacts are.
@@ -107,6 +108,10 @@ impl Store for Memory {
 fn open(contestant: &str, dir: &str, cap: u64) -> Arc<dyn Store> {
     match contestant {
         "nexxo" => Arc::new(Nexxo(Cache::open(dir, &Config { max_size: cap, ..Config::default() }).unwrap())),
+        "nexxo-nolz4" => {
+            let cfg = Config { max_size: cap, compression: Compression::None, ..Config::default() };
+            Arc::new(Nexxo(Cache::open(dir, &cfg).unwrap()))
+        }
         "rocksdb" => {
             let mut o = rocksdb::Options::default();
             o.create_if_missing(true);
