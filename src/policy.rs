@@ -494,7 +494,7 @@ impl Store {
     /// Evicts now: queued promotions, entries older than `max_age`, then the size
     /// limits; compacts when deleted data is worth reclaiming. See the module docs.
     pub fn enforce_policy(&self) -> Result<PolicyReport> {
-        self.check_policy_writable()?;
+        self.check_writable()?;
         let before = total_stored(&self.lock_state().counters);
         {
             let mut st = self.lock_state();
@@ -516,14 +516,6 @@ impl Store {
         let after = total_stored(&self.lock_state().counters);
         let compacted = self.compact_if_worthwhile(after)?;
         Ok(PolicyReport { evicted_entries: entries, evicted_bytes: bytes, stored_bytes_before: before, stored_bytes_after: after, compacted })
-    }
-
-    fn check_policy_writable(&self) -> Result<()> {
-        if self.read_only {
-            Err(crate::error::Error::ReadOnly)
-        } else {
-            Ok(())
-        }
     }
 
     /// Ends the current generation when its time span has passed, so that its entries

@@ -620,7 +620,7 @@ impl Store {
         self.read_only
     }
 
-    fn check_writable(&self) -> Result<()> {
+    pub(crate) fn check_writable(&self) -> Result<()> {
         if self.read_only {
             Err(Error::ReadOnly)
         } else {
