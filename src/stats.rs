@@ -39,6 +39,11 @@ impl Counters {
         self.stored_bytes = self.stored_bytes.saturating_sub(s.stored);
     }
 
+    /// No entries left, lifetime counts kept: what clearing or recounting starts from.
+    pub fn emptied(&self) -> Counters {
+        Counters { evictions: self.evictions, corrupt_dropped: self.corrupt_dropped, ..Default::default() }
+    }
+
     pub fn encode(&self) -> [u8; Self::ENCODED_LEN] {
         let mut b = [0u8; Self::ENCODED_LEN];
         for (i, v) in [self.entries, self.logical_bytes, self.stored_bytes, self.evictions, self.corrupt_dropped]

@@ -558,7 +558,7 @@ impl Store {
         let gen = st.gens.current;
         for (i, c) in self.cats.iter().enumerate() {
             let cf = self.cf(&c.cf_name);
-            let mut counters = Counters { evictions: st.counters[i].evictions, corrupt_dropped: st.counters[i].corrupt_dropped, ..Default::default() };
+            let mut counters = st.counters[i].emptied();
             let mut batch = WriteBatch::default();
             let mut it = self.db.raw_iterator_cf(cf);
             it.seek_to_first();
@@ -981,7 +981,7 @@ impl Store {
             batch.delete_range_cf(self.cf(&c.cf_name), Vec::<u8>::new(), after_all_keys());
             let p = lru_prefix(&c.name);
             batch.delete_range_cf(self.cf(LRU_CF), p.clone(), prefix_end(&p));
-            counters[ci] = Counters { evictions: counters[ci].evictions, corrupt_dropped: counters[ci].corrupt_dropped, ..Default::default() };
+            counters[ci] = counters[ci].emptied();
             self.put_counters(&mut batch, ci, &counters[ci]);
         }
         self.write(batch)?;
@@ -1087,7 +1087,7 @@ impl Store {
         let st = self.lock_state();
         let mut out = Vec::new();
         for (ci, c) in self.cats.iter().enumerate() {
-            let mut counters = Counters { evictions: st.counters[ci].evictions, corrupt_dropped: st.counters[ci].corrupt_dropped, ..Default::default() };
+            let mut counters = st.counters[ci].emptied();
             let mut it = self.db.raw_iterator_cf(self.cf(&c.cf_name));
             it.seek_to_first();
             while let (Some(k), Some(v)) = (it.key(), it.value()) {
