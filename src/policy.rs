@@ -383,7 +383,7 @@ impl Store {
     /// The generation of a category's oldest index record, seeking from `floor`.
     fn oldest_in(&self, ci: usize, floor: u32) -> Result<Option<u32>> {
         let p = lru_prefix(&self.cats[ci].name);
-        let it = self.index_iter(&p, &[&p[..], &floor.to_be_bytes()].concat());
+        let it = self.index_iter(&p, &lru_key(&self.cats[ci].name, floor, &[]));
         let g = match it.key() {
             Some(k) if k.starts_with(&p) && k.len() >= p.len() + 4 => {
                 Some(u32::from_be_bytes(k[p.len()..p.len() + 4].try_into().unwrap()))
@@ -443,7 +443,7 @@ impl Store {
         let mut batch = WriteBatch::default();
         let (mut n, mut bytes) = (0u64, 0u64);
         let mut last_gen = st.evict_floor[ci];
-        let mut it = self.index_iter(&p, &[&p[..], &last_gen.to_be_bytes()].concat());
+        let mut it = self.index_iter(&p, &lru_key(&c.name, last_gen, &[]));
         while let (Some(k), Some(v)) = (it.key(), it.value()) {
             if !k.starts_with(&p) || k.len() < p.len() + 4 {
                 break;
