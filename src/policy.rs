@@ -558,7 +558,7 @@ impl Store {
 
     /// Compacts when the categories' files hold much more than their live stored bytes.
     fn compact_if_worthwhile(&self, stored: u64) -> Result<bool> {
-        let files: u64 = self.cats.iter().map(|c| self.cf_file_bytes(&c.cf_name)).sum();
+        let files = self.category_file_bytes();
         if files > stored + stored / 2 + (4 << 20) {
             self.compact(None)?;
             Ok(true)

@@ -891,7 +891,7 @@ impl Store {
         let mut st = self.lock_state();
         let incoming: u64 = prepared.iter().zip(&frames).map(|((_, k, _), f)| (k.len() + f.len()) as u64).sum();
         st.space.admit(&self.path, incoming, self.config.memory_budget / 4, || {
-            self.cats.iter().map(|c| self.cf_file_bytes(&c.cf_name)).sum::<u64>() + self.cf_file_bytes(LRU_CF)
+            self.category_file_bytes() + self.cf_file_bytes(LRU_CF)
         })?;
         self.apply_touches(&mut st, crate::policy::TOUCHES_PER_WRITE)?;
         let generation = st.gens.current;
@@ -1035,6 +1035,11 @@ impl Store {
     pub fn flush(&self) -> Result<()> {
         self.check_writable()?;
         Ok(self.db.flush_wal(true)?)
+    }
+
+    /// Bytes of the categories' SST and blob files.
+    pub(crate) fn category_file_bytes(&self) -> u64 {
+        self.cats.iter().map(|c| self.cf_file_bytes(&c.cf_name)).sum()
     }
 
     /// Bytes of SST and blob files RocksDB holds for one column family.
