@@ -35,9 +35,7 @@ struct Disabled {
 
 impl Disabled {
     fn check(&self, category: &[u8], key: &[u8]) -> Result<()> {
-        if !self.categories.iter().any(|c| c.as_bytes() == category) {
-            return Err(Error::UnknownCategory(String::from_utf8_lossy(category).into_owned()));
-        }
+        self.check_categories(&[category])?;
         check_key(key)
     }
 
