@@ -45,7 +45,7 @@
 /**
  * Minor version; a change adds to the ABI without breaking it.
  */
-#define NEXXO_CACHE_VERSION_MINOR 0
+#define NEXXO_CACHE_VERSION_MINOR 1
 
 /**
  * Patch version.
@@ -76,6 +76,21 @@
  * The smallest memory budget accepted (4 MiB).
  */
 #define NEXXO_MIN_MEMORY_BUDGET 4194304
+
+/**
+ * The most remotes one cache may have; see `nexxo_options_add_remote`. (Added in 1.1.)
+ */
+#define NEXXO_MAX_REMOTES 8
+
+/**
+ * The shortest HMAC key accepted, in bytes; see `nexxo_options_set_remote_hmac_key`.
+ */
+#define NEXXO_MIN_HMAC_KEY_LEN 16
+
+/**
+ * The default remote timeout in milliseconds; see `nexxo_options_set_remote_timeout`.
+ */
+#define NEXXO_DEFAULT_REMOTE_TIMEOUT_MS 3000
 
 /**
  * The outcome of a call. `NEXXO_OK` is 0; the numeric values are fixed by the ABI.
@@ -140,6 +155,11 @@ typedef enum nexxo_status {
    * (Added in 1.0; bindings map it as INSECURE.)
    */
   NEXXO_INSECURE = 13,
+  /**
+   * `nexxo_cache_remote_sync`: queued uploads were still pending when its timeout
+   * passed. (Added in 1.1; bindings map it as TIMED_OUT.)
+   */
+  NEXXO_TIMED_OUT = 14,
 } nexxo_status;
 
 /**
@@ -155,6 +175,24 @@ typedef enum nexxo_compression {
    */
   NEXXO_COMPRESSION_LZ4 = 1,
 } nexxo_compression;
+
+/**
+ * What a cache does with its remotes.
+ */
+typedef enum nexxo_remote_mode {
+  /**
+   * Remotes are configured but not used.
+   */
+  NEXXO_REMOTE_OFF = 0,
+  /**
+   * Read from the remotes, never write to them (developer machines).
+   */
+  NEXXO_REMOTE_READ_ONLY = 1,
+  /**
+   * Read from the remotes and upload every local write (CI). The default.
+   */
+  NEXXO_REMOTE_READ_WRITE = 2,
+} nexxo_remote_mode;
 
 /**
  * An open cache. Create with `nexxo_cache_open`, free with `nexxo_cache_close`.
@@ -284,6 +322,65 @@ typedef struct nexxo_policy_report {
    */
   bool compacted;
 } nexxo_policy_report;
+
+/**
+ * The remote tier's statistics since the handle was opened, every remote added up.
+ */
+typedef struct nexxo_remote_stats {
+  /**
+   * Remote gets that found a verified value.
+   */
+  uint64_t hits;
+  /**
+   * Remote gets the server answered with "not there".
+   */
+  uint64_t misses;
+  /**
+   * Requests that failed after their retries (timeouts, refused connections, errors).
+   */
+  uint64_t errors;
+  /**
+   * Values found but not used: damaged, unsigned or wrongly signed.
+   */
+  uint64_t rejected;
+  /**
+   * Requests not sent because a remote's circuit breaker was open.
+   */
+  uint64_t skipped;
+  /**
+   * Remote hits written into the local store.
+   */
+  uint64_t backfills;
+  /**
+   * Values uploaded.
+   */
+  uint64_t uploads;
+  uint64_t upload_errors;
+  /**
+   * Uploads dropped because the queue was full, or left when the cache closed.
+   */
+  uint64_t upload_dropped;
+  /**
+   * Uploads waiting now.
+   */
+  uint64_t queued;
+  uint64_t bytes_up;
+  uint64_t bytes_down;
+  /**
+   * Remote gets sent, their mean and longest time in microseconds.
+   */
+  uint64_t gets;
+  double get_mean_us;
+  uint64_t get_max_us;
+  /**
+   * Remotes whose circuit breaker is open (or probing) now.
+   */
+  uint64_t open_breakers;
+  /**
+   * Configured remotes in use: 0 when there are none or the mode is off.
+   */
+  uint64_t remotes;
+} nexxo_remote_stats;
 
 #ifdef __cplusplus
 extern "C" {
@@ -628,6 +725,132 @@ enum nexxo_status nexxo_cache_batch_get_packed(const struct nexxo_cache *c,
                                                uint8_t *out,
                                                size_t cap,
                                                size_t *out_len);
+
+/**
+ * Adds a remote cache server behind the local store, at most 8, tried in the order
+ * added. A local miss asks them; a verified hit is written back locally. In read-write
+ * mode every write is also uploaded by background threads. The library contacts no
+ * server during open, and no remote failure ever fails a call: see
+ * `nexxo_cache_remote_stats`.
+ *
+ * - `http://[user:password@]host[:port][/base]`: a server in the Bazel HTTP cache layout;
+ *   entries are `GET` and `PUT` at `<base>/ac/<64 hex digits>`. bazel-remote (with
+ *   `--disable_http_ac_validation`) and nginx with WebDAV `PUT` work.
+ * - `redis://[[user]:password@]host[:port][/db]`: entries are keys
+ *   `nexxo:<name>:<category>:<64 hex digits>` with the TTL of `nexxo_options_set_remote_ttl`.
+ *
+ * TLS is not built in (`https://` and `rediss://` are refused): use a TLS proxy on
+ * loopback, or a trusted network. Adding an address twice is a no-op.
+ *
+ * `NEXXO_INVALID_ARGUMENT` when `o` or `url` is NULL, the address is malformed or
+ * unsupported, or 8 remotes are configured already.
+ */
+enum nexxo_status nexxo_options_add_remote(struct nexxo_options *o, const char *url);
+
+/**
+ * Chooses how remotes are used; default `NEXXO_REMOTE_READ_WRITE`.
+ *
+ * `NEXXO_INVALID_ARGUMENT` when `o` is NULL or `mode` is not a `nexxo_remote_mode`.
+ */
+enum nexxo_status nexxo_options_set_remote_mode(struct nexxo_options *o, nexxo_remote_mode mode);
+
+/**
+ * The namespace of this cache on its remotes (default `"default"`): caches with the
+ * same name share entries. 1 to 64 characters of `A-Z a-z 0-9 _ - .`.
+ *
+ * `NEXXO_INVALID_ARGUMENT` when `o` or `name` is NULL or the name is malformed.
+ */
+enum nexxo_status nexxo_options_set_remote_name(struct nexxo_options *o, const char *name);
+
+/**
+ * With `local_only` true, the category never goes to or comes from a remote (for
+ * example `meta`). The category must be built in or added before.
+ *
+ * `NEXXO_INVALID_ARGUMENT` when `o` or `category` is NULL; `NEXXO_UNKNOWN_CATEGORY` for a
+ * category these options do not have.
+ */
+enum nexxo_status nexxo_options_set_remote_local_only(struct nexxo_options *o,
+                                                      const char *category,
+                                                      bool local_only);
+
+/**
+ * Signs uploaded values with HMAC-SHA256 under this shared key (at least 16 bytes; the
+ * library copies it) and accepts from remotes only values signed with it: a value
+ * that is unsigned or tampered with is a miss, never served. `key_len == 0` removes
+ * the key. Without a key, values are still checked against their checksum.
+ *
+ * `NEXXO_INVALID_ARGUMENT` when `o` is NULL, `key` is NULL with a length, or the key is
+ * shorter than 16 bytes.
+ */
+enum nexxo_status nexxo_options_set_remote_hmac_key(struct nexxo_options *o,
+                                                    const uint8_t *key,
+                                                    size_t key_len);
+
+/**
+ * The most one remote request may take, retries included, in milliseconds: 1 to
+ * 600000, default 3000. A request that times out opens the remote's circuit breaker, so
+ * a dead or slow remote costs a build this long once per cooldown.
+ *
+ * `NEXXO_INVALID_ARGUMENT` when `o` is NULL or `ms` is out of range.
+ */
+enum nexxo_status nexxo_options_set_remote_timeout(struct nexxo_options *o, uint32_t ms);
+
+/**
+ * Retries of a request that failed for a temporary reason (refused or broken
+ * connection, HTTP 5xx, Redis LOADING), with backoff, within the timeout: at most 10,
+ * default 2. Timeouts are never retried.
+ *
+ * `NEXXO_INVALID_ARGUMENT` when `o` is NULL or `n` is over 10.
+ */
+enum nexxo_status nexxo_options_set_remote_retries(struct nexxo_options *o, uint32_t n);
+
+/**
+ * How long a remote whose breaker opened is skipped before one request probes it, in
+ * milliseconds; default 30000.
+ *
+ * `NEXXO_INVALID_ARGUMENT` when `o` is NULL.
+ */
+enum nexxo_status nexxo_options_set_remote_cooldown(struct nexxo_options *o, uint32_t ms);
+
+/**
+ * Redis: seconds an uploaded value lives on the server (`SET ... EX`); 0 keeps it until
+ * Redis evicts it. Default 7 days. HTTP servers apply their own retention.
+ *
+ * `NEXXO_INVALID_ARGUMENT` when `o` is NULL.
+ */
+enum nexxo_status nexxo_options_set_remote_ttl(struct nexxo_options *o, uint64_t seconds);
+
+/**
+ * Bounds the upload queue (bytes of keys and values waiting; default 64 MiB) and how
+ * long `nexxo_cache_close` waits for it to drain (milliseconds; default 10000). A write
+ * that finds the queue full is stored locally and its upload dropped (counted).
+ *
+ * `NEXXO_INVALID_ARGUMENT` when `o` is NULL.
+ */
+enum nexxo_status nexxo_options_set_remote_queue(struct nexxo_options *o,
+                                                 uint64_t max_bytes,
+                                                 uint32_t close_wait_ms);
+
+/**
+ * Writes the remote tier's statistics to `*out` (all zero when the cache has no
+ * remotes, they are off, or it is disabled). Per-remote figures, with each remote's
+ * breaker state and last error, are in `nexxo_cache_stats_json` under `"remote"`.
+ * Thread-safe.
+ *
+ * `NEXXO_INVALID_ARGUMENT` when `c` or `out` is NULL.
+ */
+enum nexxo_status nexxo_cache_remote_stats(const struct nexxo_cache *c,
+                                           struct nexxo_remote_stats *out);
+
+/**
+ * Waits until every queued upload has been sent (or has failed), at most `timeout_ms`
+ * milliseconds: `NEXXO_OK` when the queue drained (also when there is nothing to
+ * upload to), `NEXXO_TIMED_OUT` when uploads were still pending. For the end of a CI
+ * job; `nexxo_cache_close` does the same within its close wait. Thread-safe.
+ *
+ * `NEXXO_INVALID_ARGUMENT` when `c` is NULL.
+ */
+enum nexxo_status nexxo_cache_remote_sync(const struct nexxo_cache *c, uint32_t timeout_ms);
 
 /**
  * Describes a status in a few words: "ok", "not found", "locked", ...

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what building and testing need, when missing: Debian packages (libclang for
-# RocksDB's bindgen, cmake, ninja, GoogleTest, valgrind, pkg-config) and cbindgen.
+# RocksDB's bindgen, cmake, ninja, GoogleTest, valgrind, pkg-config; nginx and
+# redis-server, the real servers the remote tier is tested against) and cbindgen.
 # Idempotent and quiet when everything is there.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
-pkgs=(build-essential clang libclang-dev pkg-config cmake ninja-build libgtest-dev valgrind)
+pkgs=(build-essential clang libclang-dev pkg-config cmake ninja-build libgtest-dev valgrind nginx redis-server)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -6,6 +6,12 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 setup_and_build
 
+log "starting nginx (WebDAV) and redis-server on loopback for the remote-tier tests"
+servers_dir="$(mktemp -d "${TMPDIR:-/tmp}/nexxo-servers.XXXXXX")"
+trap 'scripts/servers.sh stop "$servers_dir"; rm -rf "$servers_dir"' EXIT
+scripts/servers.sh start "$servers_dir"
+source "$servers_dir/env"
+
 log "header: include/nexxo_cache.h equals a fresh cbindgen run"
 scripts/gen-header.sh --check
 
@@ -55,4 +61,4 @@ log "Zig binding (zig build test)"
 
 log "all tests passed"
 # A plain closing line for runners that read one: every suite above passed.
-echo "suites: $(grep '^log "' "$0" | grep -vcE 'building|all tests passed') passed, 0 failed"
+echo "suites: $(grep '^log "' "$0" | grep -vcE 'building|starting nginx|all tests passed') passed, 0 failed"

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::policy::{system_clock, Background, Clock, PolicyReport};
+use crate::remote::{Remote, RemoteStats};
 use crate::stats::Stats;
 use crate::store::{check_key, check_value, Store};
 
@@ -18,7 +19,9 @@ pub struct Cache {
 
 enum Inner {
     Open {
-        // Dropped first: the evictor stops before the store closes.
+        // Dropped first: queued uploads drain (within the close wait), then the evictor
+        // stops, then the store closes.
+        remote: Option<Remote>,
         _background: Background,
         store: Arc<Store>,
     },
@@ -69,9 +72,10 @@ impl Cache {
     pub fn open_with_clock(path: impl AsRef<Path>, config: &Config, clock: Clock) -> Result<Cache> {
         match Store::open(path.as_ref(), config, clock) {
             Ok(store) => {
+                let remote = Remote::start(&config.remote, config.compression)?;
                 let store = Arc::new(store);
                 let background = Background::start(store.clone());
-                Ok(Cache { inner: Inner::Open { _background: background, store } })
+                Ok(Cache { inner: Inner::Open { remote, _background: background, store } })
             }
             Err(e) if config.fallback_disabled && falls_back(&e) => Ok(Self::disabled(config, e)),
             Err(e) => Err(e),
@@ -106,23 +110,65 @@ impl Cache {
         }
     }
 
+    /// The remote tier, when remotes are configured and not off.
+    pub fn remote(&self) -> Option<&Remote> {
+        match &self.inner {
+            Inner::Open { remote, .. } => remote.as_ref(),
+            Inner::Disabled(_) => None,
+        }
+    }
+
+    /// After a local miss: the value from a remote, written back locally when the store
+    /// is writable and the key is still empty. A failed backfill is not an error: the
+    /// value was verified and is returned all the same.
+    fn from_remote(store: &Store, remote: &Option<Remote>, category: &[u8], key: &[u8]) -> Option<Vec<u8>> {
+        let remote = remote.as_ref()?;
+        let value = remote.fetch(category, key)?;
+        if !store.is_read_only() && matches!(store.fill(category, key, &value), Ok(true)) {
+            remote.note_backfill();
+        }
+        Some(value)
+    }
+
+    /// Reads a value: the local store first, then the remotes (see [`crate::remote`]).
     pub fn get(&self, category: &[u8], key: &[u8]) -> Result<Option<Vec<u8>>> {
         match &self.inner {
-            Inner::Open { store, .. } => store.get(category, key),
+            Inner::Open { store, remote, .. } => match store.get(category, key)? {
+                Some(v) => Ok(Some(v)),
+                None => Ok(Self::from_remote(store, remote, category, key)),
+            },
             Inner::Disabled(d) => d.check(category, key).and_then(|_| d.miss()),
         }
     }
 
     pub fn get_into(&self, category: &[u8], key: &[u8], buf: &mut [u8]) -> Result<Option<usize>> {
         match &self.inner {
-            Inner::Open { store, .. } => store.get_into(category, key, buf),
+            Inner::Open { store, remote, .. } => match store.get_into(category, key, buf)? {
+                Some(n) => Ok(Some(n)),
+                None => match Self::from_remote(store, remote, category, key) {
+                    // Backfilled (when writable): a retry with a larger buffer is a local hit.
+                    Some(v) if v.len() > buf.len() => Err(Error::BufferTooSmall(v.len())),
+                    Some(v) => {
+                        buf[..v.len()].copy_from_slice(&v);
+                        Ok(Some(v.len()))
+                    }
+                    None => Ok(None),
+                },
+            },
             Inner::Disabled(d) => d.check(category, key).and_then(|_| d.miss()).map(|_| None),
         }
     }
 
+    /// Stores a value; with a read-write remote it is also queued for upload.
     pub fn set(&self, category: &[u8], key: &[u8], value: &[u8]) -> Result<()> {
         match &self.inner {
-            Inner::Open { store, .. } => store.set(category, key, value),
+            Inner::Open { store, remote, .. } => {
+                store.set(category, key, value)?;
+                if let Some(r) = remote {
+                    r.upload(category, key, value);
+                }
+                Ok(())
+            }
             Inner::Disabled(d) => d.check(category, key).and_then(|_| check_value(value)),
         }
     }
@@ -136,14 +182,32 @@ impl Cache {
 
     pub fn batch_set(&self, entries: &[(&[u8], &[u8], &[u8])]) -> Result<()> {
         match &self.inner {
-            Inner::Open { store, .. } => store.batch_set(entries),
+            Inner::Open { store, remote, .. } => {
+                store.batch_set(entries)?;
+                if let Some(r) = remote {
+                    for (c, k, v) in entries {
+                        r.upload(c, k, v);
+                    }
+                }
+                Ok(())
+            }
             Inner::Disabled(d) => entries.iter().try_for_each(|(c, k, v)| d.check(c, k).and_then(|_| check_value(v))),
         }
     }
 
     pub fn batch_get(&self, keys: &[(&[u8], &[u8])]) -> Vec<Result<Option<Vec<u8>>>> {
         match &self.inner {
-            Inner::Open { store, .. } => store.batch_get(keys),
+            Inner::Open { store, remote, .. } => {
+                let mut out = store.batch_get(keys);
+                if remote.is_some() {
+                    for (r, (c, k)) in out.iter_mut().zip(keys) {
+                        if matches!(r, Ok(None)) {
+                            *r = Ok(Self::from_remote(store, remote, c, k));
+                        }
+                    }
+                }
+                out
+            }
             Inner::Disabled(d) => keys.iter().map(|(c, k)| d.check(c, k).and_then(|_| d.miss())).collect(),
         }
     }
@@ -200,6 +264,17 @@ impl Cache {
         }
     }
 
+    /// The remote tier's statistics; `None` without remotes (or with them off).
+    pub fn remote_stats(&self) -> Option<RemoteStats> {
+        self.remote().map(Remote::stats)
+    }
+
+    /// Waits until queued uploads have been sent (or have failed), at most `timeout`.
+    /// `true` when the queue drained; also `true` when there is nothing to upload to.
+    pub fn remote_sync(&self, timeout: std::time::Duration) -> bool {
+        self.remote().is_none_or(|r| r.sync(timeout))
+    }
+
     pub fn flush(&self) -> Result<()> {
         match &self.inner {
             Inner::Open { store, .. } => store.flush(),
@@ -226,7 +301,11 @@ impl Cache {
                 out.push_str(&format!("\"{name}\":{}", s.to_json_object(reason)));
             }
         }
-        out.push_str("}}");
+        out.push('}');
+        if let Some(r) = self.remote_stats() {
+            out.push_str(&format!(",\"remote\":{}", r.to_json()));
+        }
+        out.push('}');
         out
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::codec::Compression;
 use crate::error::{Error, Result};
+use crate::remote::RemoteConfig;
 
 /// The categories every cache has, in this order.
 pub const BUILTIN_CATEGORIES: [&str; 5] = ["parse", "transform", "bundle", "optimize", "meta"];
@@ -43,6 +44,8 @@ pub struct Config {
     /// Open an untrusted cache directory (see [`crate::Error::Insecure`]) read-only
     /// instead of refusing it.
     pub allow_untrusted_dir: bool,
+    /// Remote cache servers behind the local store (see [`crate::remote`]).
+    pub remote: RemoteConfig,
 }
 
 impl Default for Config {
@@ -59,6 +62,7 @@ impl Default for Config {
             memory_budget: DEFAULT_MEMORY_BUDGET,
             dir_mode: DEFAULT_DIR_MODE,
             allow_untrusted_dir: false,
+            remote: RemoteConfig::default(),
         }
     }
 }
@@ -112,6 +116,17 @@ impl Config {
         if bytes > 0 {
             self.category_max_size.push((name.to_owned(), bytes));
         }
+        Ok(())
+    }
+
+    /// Keeps a category off the remotes (or lets it back on). The category must be
+    /// built in or added before.
+    pub fn set_remote_local_only(&mut self, name: &[u8], local_only: bool) -> Result<()> {
+        let name = validate_category_name(name).map_err(|_| Error::UnknownCategory(String::from_utf8_lossy(name).into_owned()))?;
+        if !self.has_category(name) {
+            return Err(Error::UnknownCategory(name.to_owned()));
+        }
+        self.remote.set_local_only(name, local_only);
         Ok(())
     }
 

@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod ffi;
 pub mod policy;
+pub mod remote;
 pub mod stats;
 pub mod store;
 
@@ -17,5 +18,6 @@ pub use codec::Compression;
 pub use config::{Config, BUILTIN_CATEGORIES};
 pub use error::{Error, Result};
 pub use policy::{Clock, PolicyReport};
+pub use remote::{RemoteConfig, RemoteStats};
 pub use stats::{human_size, Stats};
 pub use store::{Store, VerifyReport, MAX_KEY_LEN, MAX_VALUE_LEN};

@@ -871,6 +871,18 @@ impl Store {
     /// Stores several values atomically: after a crash either all are there or none.
     /// Every entry is validated before anything is written.
     pub fn batch_set(&self, entries: &[(&[u8], &[u8], &[u8])]) -> Result<()> {
+        self.store_entries(entries, false).map(|_| ())
+    }
+
+    /// Stores a value only when the key holds none (a value fetched from a remote tier
+    /// never overwrites one written here meanwhile). Returns whether it was stored.
+    pub fn fill(&self, category: &[u8], key: &[u8], value: &[u8]) -> Result<bool> {
+        self.store_entries(&[(category, key, value)], true).map(|n| n == 1)
+    }
+
+    /// `batch_set`, or with `only_absent` a batch that skips keys holding a value.
+    /// Returns the number of entries written.
+    fn store_entries(&self, entries: &[(&[u8], &[u8], &[u8])], only_absent: bool) -> Result<usize> {
         let mut prepared = Vec::with_capacity(entries.len());
         for (cat, key, value) in entries {
             let ci = self.category_index(cat)?;
@@ -880,7 +892,7 @@ impl Store {
         }
         self.check_writable()?;
         if prepared.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         // Compress and checksum outside the lock; the generation is patched in below.
         let mut frames: Vec<Vec<u8>> = prepared
@@ -900,12 +912,17 @@ impl Store {
         // Earlier entries of this batch shadow the store for later ones with the same key.
         let mut shadow: HashMap<(usize, &[u8]), Existing> = HashMap::new();
         let mut added = 0u64;
-        for ((ci, key, _), frame) in prepared.iter().zip(frames.iter_mut()) {
+        let mut written = vec![false; prepared.len()];
+        for (((ci, key, _), frame), written) in prepared.iter().zip(frames.iter_mut()).zip(written.iter_mut()) {
             codec::set_generation(frame, generation);
             let old = match shadow.get(&(*ci, *key)) {
                 Some(e) => Some(*e),
                 None => self.existing(*ci, key)?,
             };
+            if only_absent && old.is_some() {
+                continue;
+            }
+            *written = true;
             if let Some(old) = old {
                 // A repeated key in one batch deletes and re-puts the same index record;
                 // a WriteBatch applies its operations in order, so the last put wins.
@@ -915,7 +932,10 @@ impl Store {
             shadow.insert((*ci, *key), Existing { generation: Some(generation), size });
             added += size.stored;
         }
-        let mut touched: Vec<usize> = prepared.iter().map(|p| p.0).collect();
+        if !written.contains(&true) {
+            return Ok(0);
+        }
+        let mut touched: Vec<usize> = prepared.iter().zip(&written).filter(|(_, w)| **w).map(|(p, _)| p.0).collect();
         touched.sort_unstable();
         touched.dedup();
         for &ci in &touched {
@@ -933,13 +953,13 @@ impl Store {
         }
         let over = self.over_limits(&st);
         drop(st);
-        for (ci, _, _) in &prepared {
+        for ((ci, _, _), _) in prepared.iter().zip(&written).filter(|(_, w)| **w) {
             self.cats[*ci].writes.fetch_add(1, Ordering::Relaxed);
         }
         if over {
             self.on_over_limit()?;
         }
-        Ok(())
+        Ok(written.iter().filter(|w| **w).count())
     }
 
     /// Removes a key. Removing a key that is absent is not an error.

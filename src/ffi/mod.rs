@@ -32,5 +32,6 @@ pub mod bytes;
 pub mod cache;
 pub mod options;
 pub mod packed;
+pub mod remote;
 pub mod status;
 pub mod version;

@@ -89,7 +89,7 @@ pub unsafe extern "C" fn nexxo_options_set_clock(o: *mut nexxo_options, now: Opt
     })
 }
 
-unsafe fn with(o: *mut nexxo_options, f: impl FnOnce(&mut Config) -> Result<(), nexxo_status>) -> nexxo_status {
+pub(crate) unsafe fn with(o: *mut nexxo_options, f: impl FnOnce(&mut Config) -> Result<(), nexxo_status>) -> nexxo_status {
     ffi_boundary!({
         let o = try_ffi!(args::out(o));
         match f(&mut o.config) {

@@ -39,6 +39,9 @@ pub enum nexxo_status {
     /// symlink. `nexxo_options_set_allow_untrusted_dir` opens it read-only instead.
     /// (Added in 1.0; bindings map it as INSECURE.)
     NEXXO_INSECURE = 13,
+    /// `nexxo_cache_remote_sync`: queued uploads were still pending when its timeout
+    /// passed. (Added in 1.1; bindings map it as TIMED_OUT.)
+    NEXXO_TIMED_OUT = 14,
 }
 
 impl From<&Error> for nexxo_status {
@@ -93,6 +96,7 @@ pub extern "C" fn nexxo_status_str(s: StatusArg) -> *const c_char {
         11 => b"incompatible on-disk format\0",
         12 => b"internal error (panic)\0",
         13 => b"cache directory not trusted (another owner, or writable by others)\0",
+        14 => b"timed out\0",
         _ => b"unknown status\0",
     };
     text.as_ptr().cast()

@@ -6,7 +6,7 @@ use std::ffi::c_char;
 /// Major version; a change means an incompatible ABI.
 pub const NEXXO_CACHE_VERSION_MAJOR: u32 = 1;
 /// Minor version; a change adds to the ABI without breaking it.
-pub const NEXXO_CACHE_VERSION_MINOR: u32 = 0;
+pub const NEXXO_CACHE_VERSION_MINOR: u32 = 1;
 /// Patch version.
 pub const NEXXO_CACHE_VERSION_PATCH: u32 = 0;
 /// Longest key in bytes. Keys are 1 to `NEXXO_MAX_KEY_LEN` bytes.
@@ -20,6 +20,12 @@ pub const NEXXO_DEFAULT_MAX_SIZE: u64 = 2147483648;
 pub const NEXXO_DEFAULT_MEMORY_BUDGET: u64 = 67108864;
 /// The smallest memory budget accepted (4 MiB).
 pub const NEXXO_MIN_MEMORY_BUDGET: u64 = 4194304;
+/// The most remotes one cache may have; see `nexxo_options_add_remote`. (Added in 1.1.)
+pub const NEXXO_MAX_REMOTES: usize = 8;
+/// The shortest HMAC key accepted, in bytes; see `nexxo_options_set_remote_hmac_key`.
+pub const NEXXO_MIN_HMAC_KEY_LEN: usize = 16;
+/// The default remote timeout in milliseconds; see `nexxo_options_set_remote_timeout`.
+pub const NEXXO_DEFAULT_REMOTE_TIMEOUT_MS: u32 = 3000;
 
 const fn parse_u32(s: &str) -> u32 {
     let b = s.as_bytes();
@@ -40,6 +46,9 @@ const _: () = assert!(NEXXO_MAX_VALUE_LEN == crate::store::MAX_VALUE_LEN);
 const _: () = assert!(NEXXO_DEFAULT_MAX_SIZE == crate::config::DEFAULT_MAX_SIZE);
 const _: () = assert!(NEXXO_DEFAULT_MEMORY_BUDGET == crate::config::DEFAULT_MEMORY_BUDGET);
 const _: () = assert!(NEXXO_MIN_MEMORY_BUDGET == crate::config::MIN_MEMORY_BUDGET);
+const _: () = assert!(NEXXO_MAX_REMOTES == crate::remote::MAX_REMOTES);
+const _: () = assert!(NEXXO_MIN_HMAC_KEY_LEN == crate::remote::MIN_HMAC_KEY_LEN);
+const _: () = assert!(NEXXO_DEFAULT_REMOTE_TIMEOUT_MS == crate::remote::DEFAULT_TIMEOUT_MS);
 
 /// The library's version, "MAJOR.MINOR.PATCH", from Cargo.toml.
 ///

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Starts (or stops) the cache servers the remote tier is tested and benchmarked against,
+# on loopback ports nothing else uses: nginx with WebDAV PUT (the Bazel HTTP cache layout)
+# and redis-server, both from Debian's packages (scripts/setup.sh installs them).
+#
+#   scripts/servers.sh start DIR   # starts both; writes DIR/env with
+#                                  #   NEXXO_TEST_HTTP_URL=http://127.0.0.1:PORT/cache
+#                                  #   NEXXO_TEST_REDIS_URL=redis://127.0.0.1:PORT
+#   scripts/servers.sh stop DIR    # stops both
+set -euo pipefail
+cmd="${1:?usage: servers.sh start|stop DIR}"
+dir="${2:?usage: servers.sh start|stop DIR}"
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_port() {
+  for _ in $(seq 1 250); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.02
+  done
+  echo "servers.sh: $2 did not start on port $1 (see $dir)" >&2
+  return 1
+}
+
+case "$cmd" in
+start)
+  mkdir -p "$dir/nginx/data" "$dir/nginx/tmp" "$dir/redis"
+  dir="$(cd "$dir" && pwd)"
+  http_port="$(free_port)"
+  redis_port="$(free_port)"
+  cat >"$dir/nginx/nginx.conf" <<CONF
+daemon on;
+worker_processes 1;
+pid $dir/nginx/nginx.pid;
+error_log $dir/nginx/error.log;
+events { worker_connections 512; }
+http {
+  access_log off;
+  client_body_temp_path $dir/nginx/tmp;
+  proxy_temp_path $dir/nginx/tmp;
+  fastcgi_temp_path $dir/nginx/tmp;
+  uwsgi_temp_path $dir/nginx/tmp;
+  scgi_temp_path $dir/nginx/tmp;
+  server {
+    listen 127.0.0.1:$http_port;
+    root $dir/nginx/data;
+    client_max_body_size 300m;
+    location / { dav_methods PUT DELETE; create_full_put_path on; dav_access user:rw; }
+  }
+}
+CONF
+  # Run as the invoking user (as root, nginx would hand its workers to nobody, who
+  # cannot write the data directory).
+  if [ "$(id -u)" -eq 0 ]; then sed -i '1i user root root;' "$dir/nginx/nginx.conf"; fi
+  /usr/sbin/nginx -e "$dir/nginx/error.log" -p "$dir/nginx" -c "$dir/nginx/nginx.conf"
+  redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no --dir "$dir/redis" \
+    --daemonize yes --pidfile "$dir/redis/redis.pid" --logfile "$dir/redis/redis.log"
+  wait_port "$http_port" nginx
+  wait_port "$redis_port" redis-server
+  cat >"$dir/env" <<ENV
+export NEXXO_TEST_HTTP_URL=http://127.0.0.1:$http_port/cache
+export NEXXO_TEST_REDIS_URL=redis://127.0.0.1:$redis_port
+ENV
+  echo "servers.sh: nginx on 127.0.0.1:$http_port, redis-server on 127.0.0.1:$redis_port"
+  ;;
+stop)
+  for pidfile in "$dir/nginx/nginx.pid" "$dir/redis/redis.pid"; do
+    if [ -f "$pidfile" ]; then kill "$(cat "$pidfile")" 2>/dev/null || true; fi
+  done
+  ;;
+*)
+  echo "usage: servers.sh start|stop DIR" >&2
+  exit 2
+  ;;
+esac

@@ -1,0 +1,729 @@
+//! The remote tier: cache servers a team already runs, behind the local store.
+//!
+//! A local miss asks each remote in turn; a verified hit is written back locally
+//! (backfill) and returned. Writes are queued and sent by background threads, so a slow
+//! or dead remote never slows a `set`. Every remote value is checked (its frame's
+//! checksum, and an HMAC tag when a key is configured) before use; a remote that times
+//! out or refuses connections trips its circuit breaker and is skipped for a cooldown.
+//! No remote failure ever fails a local operation: it is counted in [`RemoteStats`].
+
+mod breaker;
+pub mod endpoint;
+pub mod envelope;
+mod http;
+mod net;
+mod redis;
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::VecDeque;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::codec::Compression;
+use crate::error::{Error, Result};
+use crate::store::MAX_VALUE_LEN;
+pub use breaker::State as BreakerState;
+use breaker::Breaker;
+pub use endpoint::{Address, Kind};
+use net::{Failure, Outcome};
+
+/// Most remotes one cache may have.
+pub const MAX_REMOTES: usize = 8;
+/// Shortest HMAC key accepted, in bytes.
+pub const MIN_HMAC_KEY_LEN: usize = 16;
+/// Default time one remote request may take, retries included: 3 s.
+pub const DEFAULT_TIMEOUT_MS: u32 = 3_000;
+/// Default retries of a request that failed for a temporary reason.
+pub const DEFAULT_RETRIES: u32 = 2;
+/// Default time a remote is skipped after its breaker opens: 30 s.
+pub const DEFAULT_COOLDOWN_MS: u32 = 30_000;
+/// Default lifetime of a value on a Redis server: 7 days.
+pub const DEFAULT_TTL_SECS: u64 = 7 * 24 * 3600;
+/// Default bound on the bytes of values waiting to be uploaded: 64 MiB.
+pub const DEFAULT_QUEUE_BYTES: u64 = 64 << 20;
+/// Default time closing a cache waits for queued uploads: 10 s.
+pub const DEFAULT_CLOSE_WAIT_MS: u32 = 10_000;
+/// Background upload threads (each entry always goes through the same one, in order).
+const UPLOADERS: usize = 4;
+
+/// What a cache does with its remotes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Remotes are configured but not used.
+    Off,
+    /// Read from remotes, never write to them (developer machines).
+    ReadOnly,
+    /// Read from remotes and upload every local write (CI).
+    ReadWrite,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Off => "off",
+            Mode::ReadOnly => "read-only",
+            Mode::ReadWrite => "read-write",
+        }
+    }
+}
+
+/// A secret that `Debug` does not print.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub Vec<u8>);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret({} bytes)", self.0.len())
+    }
+}
+
+/// The remote tier's options (part of [`crate::Config`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteConfig {
+    pub remotes: Vec<Address>,
+    /// Default read-write: like Bazel and Turborepo, a configured remote is used both ways.
+    pub mode: Mode,
+    /// The namespace on the servers: caches with the same name share entries.
+    pub name: String,
+    /// Categories that never go to a remote (for example `meta`).
+    pub local_only: Vec<String>,
+    pub hmac_key: Option<Secret>,
+    pub timeout_ms: u32,
+    pub retries: u32,
+    pub cooldown_ms: u32,
+    /// Redis: seconds a value lives on the server; 0 keeps it until Redis evicts it.
+    pub ttl_secs: u64,
+    pub queue_bytes: u64,
+    pub close_wait_ms: u32,
+}
+
+impl Default for RemoteConfig {
+    fn default() -> Self {
+        RemoteConfig {
+            remotes: Vec::new(),
+            mode: Mode::ReadWrite,
+            name: "default".into(),
+            local_only: Vec::new(),
+            hmac_key: None,
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            retries: DEFAULT_RETRIES,
+            cooldown_ms: DEFAULT_COOLDOWN_MS,
+            ttl_secs: DEFAULT_TTL_SECS,
+            queue_bytes: DEFAULT_QUEUE_BYTES,
+            close_wait_ms: DEFAULT_CLOSE_WAIT_MS,
+        }
+    }
+}
+
+impl RemoteConfig {
+    pub fn add_remote(&mut self, url: &str) -> Result<()> {
+        let a = Address::parse(url)?;
+        if self.remotes.contains(&a) {
+            return Ok(());
+        }
+        if self.remotes.len() >= MAX_REMOTES {
+            return Err(Error::InvalidArgument(format!("a cache has at most {MAX_REMOTES} remotes")));
+        }
+        self.remotes.push(a);
+        Ok(())
+    }
+
+    /// Sets the namespace: 1 to 64 characters of `a-z A-Z 0-9 _ - .`.
+    pub fn set_name(&mut self, name: &[u8]) -> Result<()> {
+        let ok = !name.is_empty() && name.len() <= 64 && name.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if !ok {
+            return Err(Error::InvalidArgument(format!(
+                "remote name {:?} must be 1 to 64 characters of A-Z, a-z, 0-9, '_', '-' and '.'",
+                String::from_utf8_lossy(name)
+            )));
+        }
+        self.name = String::from_utf8(name.to_vec()).expect("ASCII");
+        Ok(())
+    }
+
+    /// Sets (or with an empty key removes) the HMAC key; at least 16 bytes.
+    pub fn set_hmac_key(&mut self, key: &[u8]) -> Result<()> {
+        if key.is_empty() {
+            self.hmac_key = None;
+        } else if key.len() < MIN_HMAC_KEY_LEN {
+            return Err(Error::InvalidArgument(format!("an HMAC key needs at least {MIN_HMAC_KEY_LEN} bytes")));
+        } else {
+            self.hmac_key = Some(Secret(key.to_vec()));
+        }
+        Ok(())
+    }
+
+    pub fn set_timeout_ms(&mut self, ms: u32) -> Result<()> {
+        if !(1..=600_000).contains(&ms) {
+            return Err(Error::InvalidArgument(format!("remote timeout {ms} ms must be 1 to 600000")));
+        }
+        self.timeout_ms = ms;
+        Ok(())
+    }
+
+    pub fn set_retries(&mut self, n: u32) -> Result<()> {
+        if n > 10 {
+            return Err(Error::InvalidArgument(format!("{n} retries: at most 10")));
+        }
+        self.retries = n;
+        Ok(())
+    }
+
+    pub fn set_local_only(&mut self, category: &str, local_only: bool) {
+        self.local_only.retain(|c| c != category);
+        if local_only {
+            self.local_only.push(category.to_owned());
+        }
+    }
+}
+
+/// Counts of one remote, since the handle was opened.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RemoteCounts {
+    /// Gets that found a verified value.
+    pub hits: u64,
+    /// Gets the server answered with "not there".
+    pub misses: u64,
+    /// Requests that failed (after their retries); also counted by kind below.
+    pub errors: u64,
+    /// Values found but not used: damaged, or signed wrongly or not at all.
+    pub rejected: u64,
+    /// Requests not sent because the breaker was open.
+    pub skipped: u64,
+    /// Values uploaded.
+    pub uploads: u64,
+    pub upload_errors: u64,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    /// Remote gets that went out, and their total and longest time in microseconds.
+    pub gets: u64,
+    pub get_micros: u64,
+    pub get_micros_max: u64,
+}
+
+impl RemoteCounts {
+    fn add(&mut self, o: &RemoteCounts) {
+        self.hits += o.hits;
+        self.misses += o.misses;
+        self.errors += o.errors;
+        self.rejected += o.rejected;
+        self.skipped += o.skipped;
+        self.uploads += o.uploads;
+        self.upload_errors += o.upload_errors;
+        self.bytes_up += o.bytes_up;
+        self.bytes_down += o.bytes_down;
+        self.gets += o.gets;
+        self.get_micros += o.get_micros;
+        self.get_micros_max = self.get_micros_max.max(o.get_micros_max);
+    }
+
+    /// Mean time of a remote get in microseconds, 0 before the first.
+    pub fn mean_get_micros(&self) -> f64 {
+        if self.gets == 0 {
+            0.0
+        } else {
+            self.get_micros as f64 / self.gets as f64
+        }
+    }
+}
+
+/// One remote's statistics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteEndpointStats {
+    /// Its address, password masked.
+    pub url: String,
+    pub kind: Kind,
+    pub state: BreakerState,
+    /// Times its breaker opened.
+    pub trips: u64,
+    pub counts: RemoteCounts,
+    /// The last failure, empty when there was none.
+    pub last_error: String,
+}
+
+/// The remote tier's statistics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteStats {
+    pub mode: Mode,
+    /// Every remote's counts added up.
+    pub totals: RemoteCounts,
+    /// Remote hits written into the local store.
+    pub backfills: u64,
+    /// Uploads waiting now, and their bytes.
+    pub queued: u64,
+    pub queued_bytes: u64,
+    /// Uploads dropped because the queue was full (or the cache closed first).
+    pub upload_dropped: u64,
+    pub endpoints: Vec<RemoteEndpointStats>,
+}
+
+#[derive(Default)]
+struct Counts {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    errors: AtomicU64,
+    rejected: AtomicU64,
+    skipped: AtomicU64,
+    uploads: AtomicU64,
+    upload_errors: AtomicU64,
+    bytes_up: AtomicU64,
+    bytes_down: AtomicU64,
+    gets: AtomicU64,
+    get_micros: AtomicU64,
+    get_micros_max: AtomicU64,
+}
+
+fn bump(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+impl Counts {
+    fn snapshot(&self) -> RemoteCounts {
+        let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        RemoteCounts {
+            hits: l(&self.hits),
+            misses: l(&self.misses),
+            errors: l(&self.errors),
+            rejected: l(&self.rejected),
+            skipped: l(&self.skipped),
+            uploads: l(&self.uploads),
+            upload_errors: l(&self.upload_errors),
+            bytes_up: l(&self.bytes_up),
+            bytes_down: l(&self.bytes_down),
+            gets: l(&self.gets),
+            get_micros: l(&self.get_micros),
+            get_micros_max: l(&self.get_micros_max),
+        }
+    }
+}
+
+enum Client {
+    Http(http::Http),
+    Redis(redis::Redis),
+}
+
+struct Endpoint {
+    addr: Address,
+    client: Client,
+    breaker: Breaker,
+    counts: Counts,
+    last_error: Mutex<String>,
+}
+
+impl Endpoint {
+    /// The entry's name on this server.
+    fn entry(&self, ns: &str, category: &[u8], key: &[u8]) -> String {
+        let name = envelope::entry_name(ns, category, key);
+        match self.client {
+            Client::Http(_) => name,
+            // Readable prefixes, so that an operator can see and expire a cache or a category.
+            Client::Redis(_) => format!("nexxo:{ns}:{}:{name}", String::from_utf8_lossy(category)),
+        }
+    }
+
+    fn get(&self, entry: &str, deadline: Instant) -> Outcome<Option<Vec<u8>>> {
+        match &self.client {
+            Client::Http(c) => c.get(entry, deadline),
+            Client::Redis(c) => c.get(entry, deadline),
+        }
+    }
+
+    fn put(&self, entry: &str, data: &[u8], deadline: Instant) -> Outcome<()> {
+        match &self.client {
+            Client::Http(c) => c.put(entry, data, deadline),
+            Client::Redis(c) => c.put(entry, data, deadline),
+        }
+    }
+}
+
+struct Job {
+    category: Vec<u8>,
+    key: Vec<u8>,
+    value: Vec<u8>,
+}
+
+impl Job {
+    fn bytes(&self) -> u64 {
+        (self.category.len() + self.key.len() + self.value.len()) as u64
+    }
+}
+
+#[derive(Default)]
+struct Queue {
+    /// One queue per upload thread; an entry always hashes to the same one, so two
+    /// writes of one key reach the server in the order they were made.
+    shards: Vec<VecDeque<Job>>,
+    bytes: u64,
+    in_flight: usize,
+    closing: bool,
+    /// Set when closing gave up waiting: what is left is dropped.
+    abandon: bool,
+}
+
+impl Queue {
+    fn jobs(&self) -> usize {
+        self.shards.iter().map(VecDeque::len).sum()
+    }
+}
+
+struct Shared {
+    endpoints: Vec<Endpoint>,
+    mode: Mode,
+    name: String,
+    local_only: Vec<String>,
+    secret: Option<Vec<u8>>,
+    compression: Compression,
+    timeout: Duration,
+    retries: u32,
+    queue_limit: u64,
+    queue: Mutex<Queue>,
+    work: Condvar,
+    idle: Condvar,
+    backfills: AtomicU64,
+    upload_dropped: AtomicU64,
+}
+
+/// The remotes of one open cache, with their upload threads.
+pub struct Remote {
+    shared: Arc<Shared>,
+    close_wait: Duration,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Remote {
+    /// The remote tier for `config`, or `None` when it has no remotes or is off.
+    /// Contacts no server: a dead remote cannot slow or fail an open.
+    pub fn start(config: &RemoteConfig, compression: Compression) -> Result<Option<Remote>> {
+        if config.remotes.is_empty() || config.mode == Mode::Off {
+            return Ok(None);
+        }
+        let max_len = MAX_VALUE_LEN + 4096;
+        let endpoints = config
+            .remotes
+            .iter()
+            .map(|a| Endpoint {
+                addr: a.clone(),
+                client: match a.kind {
+                    Kind::Http => Client::Http(http::Http::new(a, max_len)),
+                    Kind::Redis => Client::Redis(redis::Redis::new(a, config.ttl_secs, max_len)),
+                },
+                breaker: Breaker::new(Duration::from_millis(config.cooldown_ms.into())),
+                counts: Counts::default(),
+                last_error: Mutex::new(String::new()),
+            })
+            .collect();
+        let shared = Arc::new(Shared {
+            endpoints,
+            mode: config.mode,
+            name: config.name.clone(),
+            local_only: config.local_only.clone(),
+            secret: config.hmac_key.as_ref().map(|s| s.0.clone()),
+            compression,
+            timeout: Duration::from_millis(config.timeout_ms.into()),
+            retries: config.retries,
+            queue_limit: config.queue_bytes,
+            queue: Mutex::new(Queue { shards: (0..UPLOADERS).map(|_| VecDeque::new()).collect(), ..Default::default() }),
+            work: Condvar::new(),
+            idle: Condvar::new(),
+            backfills: AtomicU64::new(0),
+            upload_dropped: AtomicU64::new(0),
+        });
+        let mut threads = Vec::new();
+        if config.mode == Mode::ReadWrite {
+            for i in 0..UPLOADERS {
+                let s = shared.clone();
+                let t = std::thread::Builder::new()
+                    .name(format!("nexxo-upload-{i}"))
+                    .spawn(move || s.upload_loop(i))
+                    .map_err(|e| Error::Io(format!("starting an upload thread: {e}")))?;
+                threads.push(t);
+            }
+        }
+        Ok(Some(Remote { shared, close_wait: Duration::from_millis(config.close_wait_ms.into()), threads }))
+    }
+
+    /// Whether `category` may be read from the remotes.
+    pub fn serves(&self, category: &[u8]) -> bool {
+        !self.shared.local_only.iter().any(|c| c.as_bytes() == category)
+    }
+
+    /// Asks each remote in turn; the first verified value wins.
+    pub fn fetch(&self, category: &[u8], key: &[u8]) -> Option<Vec<u8>> {
+        if !self.serves(category) {
+            return None;
+        }
+        self.shared.fetch(category, key)
+    }
+
+    pub fn note_backfill(&self) {
+        bump(&self.shared.backfills, 1);
+    }
+
+    /// Queues a local write for upload (read-write mode only). Never blocks on the
+    /// network: when the queue is full, the upload is dropped and counted.
+    pub fn upload(&self, category: &[u8], key: &[u8], value: &[u8]) {
+        let s = &self.shared;
+        if s.mode != Mode::ReadWrite || !self.serves(category) {
+            return;
+        }
+        let job = Job { category: category.to_vec(), key: key.to_vec(), value: value.to_vec() };
+        let n = job.bytes();
+        let mut h = DefaultHasher::new();
+        (category, key).hash(&mut h);
+        let shard = (h.finish() % UPLOADERS as u64) as usize;
+        let mut q = s.queue.lock().unwrap_or_else(|p| p.into_inner());
+        if q.closing || q.bytes + n > s.queue_limit {
+            drop(q);
+            bump(&s.upload_dropped, 1);
+            return;
+        }
+        q.shards[shard].push_back(job);
+        q.bytes += n;
+        drop(q);
+        s.work.notify_all();
+    }
+
+    /// Waits until every queued upload has been sent (or has failed), at most `timeout`.
+    /// Returns whether the queue drained.
+    pub fn sync(&self, timeout: Duration) -> bool {
+        let s = &self.shared;
+        let deadline = Instant::now() + timeout;
+        let mut q = s.queue.lock().unwrap_or_else(|p| p.into_inner());
+        while q.jobs() > 0 || q.in_flight > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            q = s.idle.wait_timeout(q, left).unwrap_or_else(|p| p.into_inner()).0;
+        }
+        true
+    }
+
+    pub fn stats(&self) -> RemoteStats {
+        let s = &self.shared;
+        let mut totals = RemoteCounts::default();
+        let endpoints: Vec<RemoteEndpointStats> = s
+            .endpoints
+            .iter()
+            .map(|e| {
+                let counts = e.counts.snapshot();
+                totals.add(&counts);
+                RemoteEndpointStats {
+                    url: e.addr.to_string(),
+                    kind: e.addr.kind,
+                    state: e.breaker.state(),
+                    trips: e.breaker.trips(),
+                    counts,
+                    last_error: e.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+                }
+            })
+            .collect();
+        let q = s.queue.lock().unwrap_or_else(|p| p.into_inner());
+        RemoteStats {
+            mode: s.mode,
+            totals,
+            backfills: s.backfills.load(Ordering::Relaxed),
+            queued: q.jobs() as u64,
+            queued_bytes: q.bytes,
+            upload_dropped: s.upload_dropped.load(Ordering::Relaxed),
+            endpoints,
+        }
+    }
+}
+
+impl Drop for Remote {
+    /// Waits up to the close wait for queued uploads, then drops what is left.
+    fn drop(&mut self) {
+        let drained = self.sync(self.close_wait);
+        {
+            let mut q = self.shared.queue.lock().unwrap_or_else(|p| p.into_inner());
+            q.closing = true;
+            q.abandon = !drained;
+        }
+        self.shared.work.notify_all();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Shared {
+    /// Runs one request against `e` with its retries, under its breaker. `None` when
+    /// the breaker kept the request from going out.
+    fn call<T>(&self, e: &Endpoint, op: impl Fn(Instant) -> Outcome<T>) -> Option<Outcome<T>> {
+        if !e.breaker.allow() {
+            bump(&e.counts.skipped, 1);
+            return None;
+        }
+        let deadline = Instant::now() + self.timeout;
+        let mut attempt = 0;
+        loop {
+            match op(deadline) {
+                Ok(v) => {
+                    e.breaker.success();
+                    return Some(Ok(v));
+                }
+                Err(f) => {
+                    let now = Instant::now();
+                    if f.retryable() && attempt < self.retries && now < deadline {
+                        attempt += 1;
+                        let backoff = Duration::from_millis(10 << attempt).min(deadline - now);
+                        std::thread::sleep(backoff);
+                        continue;
+                    }
+                    // A refusal is an answer: the server is up, the breaker stays closed.
+                    if matches!(f, Failure::Refused(_)) {
+                        e.breaker.success();
+                    } else {
+                        e.breaker.failure();
+                    }
+                    bump(&e.counts.errors, 1);
+                    *e.last_error.lock().unwrap_or_else(|p| p.into_inner()) = format!("{}: {f}", e.addr);
+                    return Some(Err(f));
+                }
+            }
+        }
+    }
+
+    fn fetch(&self, category: &[u8], key: &[u8]) -> Option<Vec<u8>> {
+        for e in &self.endpoints {
+            let entry = e.entry(&self.name, category, key);
+            let start = Instant::now();
+            let got = self.call(e, |d| e.get(&entry, d));
+            if got.is_some() {
+                let us = start.elapsed().as_micros() as u64;
+                bump(&e.counts.gets, 1);
+                bump(&e.counts.get_micros, us);
+                e.counts.get_micros_max.fetch_max(us, Ordering::Relaxed);
+            }
+            match got {
+                Some(Ok(Some(data))) => {
+                    bump(&e.counts.bytes_down, data.len() as u64);
+                    match envelope::open(self.secret.as_deref(), &self.name, category, key, &data) {
+                        Ok(v) => {
+                            bump(&e.counts.hits, 1);
+                            return Some(v);
+                        }
+                        Err(r) => {
+                            bump(&e.counts.rejected, 1);
+                            *e.last_error.lock().unwrap_or_else(|p| p.into_inner()) = format!("{}: a value was rejected ({r:?})", e.addr);
+                        }
+                    }
+                }
+                Some(Ok(None)) => bump(&e.counts.misses, 1),
+                Some(Err(_)) | None => {}
+            }
+        }
+        None
+    }
+
+    fn upload_loop(&self, shard: usize) {
+        loop {
+            let job = {
+                let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+                loop {
+                    if q.abandon {
+                        let left: usize = q.shards[shard].len();
+                        q.shards[shard].clear();
+                        bump(&self.upload_dropped, left as u64);
+                        self.idle.notify_all();
+                        return;
+                    }
+                    if let Some(j) = q.shards[shard].pop_front() {
+                        q.in_flight += 1;
+                        break j;
+                    }
+                    if q.closing {
+                        return;
+                    }
+                    q = self.work.wait(q).unwrap_or_else(|p| p.into_inner());
+                }
+            };
+            self.send(&job);
+            let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            q.in_flight -= 1;
+            q.bytes -= job.bytes();
+            if q.in_flight == 0 && q.jobs() == 0 {
+                self.idle.notify_all();
+            }
+        }
+    }
+
+    fn send(&self, job: &Job) {
+        let sealed = envelope::seal(self.secret.as_deref(), &self.name, &job.category, &job.key, &job.value, self.compression);
+        for e in &self.endpoints {
+            let entry = e.entry(&self.name, &job.category, &job.key);
+            // Last write wins, as on a local store: no HEAD first, which could keep a stale value.
+            match self.call(e, |d| e.put(&entry, &sealed, d)) {
+                Some(Ok(())) => {
+                    bump(&e.counts.uploads, 1);
+                    bump(&e.counts.bytes_up, sealed.len() as u64);
+                }
+                Some(Err(_)) => bump(&e.counts.upload_errors, 1),
+                None => {}
+            }
+        }
+    }
+}
+
+impl RemoteCounts {
+    fn json_fields(&self) -> String {
+        format!(
+            "\"hits\":{},\"misses\":{},\"errors\":{},\"rejected\":{},\"skipped\":{},\"uploads\":{},\"upload_errors\":{},\
+             \"bytes_up\":{},\"bytes_down\":{},\"gets\":{},\"get_mean_us\":{:.1},\"get_max_us\":{}",
+            self.hits,
+            self.misses,
+            self.errors,
+            self.rejected,
+            self.skipped,
+            self.uploads,
+            self.upload_errors,
+            self.bytes_up,
+            self.bytes_down,
+            self.gets,
+            self.mean_get_micros(),
+            self.get_micros_max
+        )
+    }
+}
+
+impl RemoteStats {
+    /// `{"mode":..,<totals>,"backfills":..,"queued":..,"endpoints":[{"url":..,..}]}`.
+    pub fn to_json(&self) -> String {
+        use crate::cache::json_string;
+        let endpoints: Vec<String> = self
+            .endpoints
+            .iter()
+            .map(|e| {
+                format!(
+                    "{{\"url\":{},\"kind\":\"{}\",\"breaker\":\"{}\",\"trips\":{},{},\"last_error\":{}}}",
+                    json_string(&e.url),
+                    e.kind.as_str(),
+                    e.state.as_str(),
+                    e.trips,
+                    e.counts.json_fields(),
+                    json_string(&e.last_error)
+                )
+            })
+            .collect();
+        format!(
+            "{{\"mode\":\"{}\",{},\"backfills\":{},\"queued\":{},\"queued_bytes\":{},\"upload_dropped\":{},\"endpoints\":[{}]}}",
+            self.mode.as_str(),
+            self.totals.json_fields(),
+            self.backfills,
+            self.queued,
+            self.queued_bytes,
+            self.upload_dropped,
+            endpoints.join(",")
+        )
+    }
+
+    /// Remotes whose breaker is open or probing now.
+    pub fn open_breakers(&self) -> u64 {
+        self.endpoints.iter().filter(|e| e.state != BreakerState::Closed).count() as u64
+    }
+}

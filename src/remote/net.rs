@@ -1,0 +1,213 @@
+//! Plumbing shared by the HTTP and Redis clients: failures, deadlines, a connection pool.
+
+use std::fmt;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Why a remote request failed. None of these ever fails a local operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// No answer within the timeout: not retried, it opens the circuit breaker at once.
+    Timeout(String),
+    /// Could not connect, or the connection broke: retried.
+    Connect(String),
+    /// The server answered with a temporary error (HTTP 5xx, Redis LOADING/BUSY...): retried.
+    Server(String),
+    /// The server answered in a way that retrying will not change (HTTP 4xx, a bad
+    /// response, an oversized value, Redis's refusals): not retried.
+    Refused(String),
+}
+
+impl Failure {
+    pub fn retryable(&self) -> bool {
+        matches!(self, Failure::Connect(_) | Failure::Server(_))
+    }
+
+    pub fn from_io(what: &str, e: io::Error) -> Failure {
+        match e.kind() {
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Failure::Timeout(format!("{what}: timed out")),
+            _ => Failure::Connect(format!("{what}: {e}")),
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Timeout(m) | Failure::Connect(m) | Failure::Server(m) | Failure::Refused(m) => f.write_str(m),
+        }
+    }
+}
+
+pub type Outcome<T> = std::result::Result<T, Failure>;
+
+/// A TCP stream whose every read and write is bounded by one deadline for the whole
+/// request, so a server that trickles bytes cannot hold a caller past its timeout.
+pub struct Conn {
+    pub reader: BufReader<DeadlineStream>,
+    /// Set up for its protocol (Redis: authenticated, database selected).
+    pub ready: bool,
+}
+
+pub struct DeadlineStream {
+    stream: TcpStream,
+    deadline: Instant,
+}
+
+impl DeadlineStream {
+    fn remaining(&self) -> io::Result<Duration> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            Err(io::Error::new(io::ErrorKind::TimedOut, "deadline passed"))
+        } else {
+            Ok(left)
+        }
+    }
+}
+
+impl Read for DeadlineStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.remaining()?;
+        self.stream.set_read_timeout(Some(left))?;
+        self.stream.read(buf)
+    }
+}
+
+impl Write for DeadlineStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let left = self.remaining()?;
+        self.stream.set_write_timeout(Some(left))?;
+        self.stream.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush()
+    }
+}
+
+impl Conn {
+    /// Starts a request: everything until `deadline`.
+    pub fn set_deadline(&mut self, deadline: Instant) {
+        self.reader.get_mut().deadline = deadline;
+    }
+
+    pub fn write_all(&mut self, parts: &[&[u8]]) -> Outcome<()> {
+        let s = self.reader.get_mut();
+        for p in parts {
+            s.write_all(p).map_err(|e| Failure::from_io("sending", e))?;
+        }
+        Ok(())
+    }
+
+    /// One line without its CRLF, at most `max` bytes.
+    pub fn read_line(&mut self, max: usize) -> Outcome<Vec<u8>> {
+        let mut line = Vec::new();
+        let n = (&mut self.reader).take(max as u64 + 2).read_until(b'\n', &mut line).map_err(|e| Failure::from_io("receiving", e))?;
+        if n == 0 {
+            return Err(Failure::Connect("the server closed the connection".into()));
+        }
+        if !line.ends_with(b"\r\n") {
+            return Err(Failure::Refused("a malformed or overlong line in the response".into()));
+        }
+        line.truncate(line.len() - 2);
+        Ok(line)
+    }
+
+    pub fn read_exact(&mut self, buf: &mut [u8]) -> Outcome<()> {
+        self.reader.read_exact(buf).map_err(|e| Failure::from_io("receiving", e))
+    }
+
+    /// Reads `n` bytes into a new vector, growing it as bytes arrive so that a lying
+    /// length costs no more memory than the bytes actually sent.
+    pub fn read_vec(&mut self, n: usize) -> Outcome<Vec<u8>> {
+        let mut out = Vec::with_capacity(n.min(1 << 20));
+        let got = (&mut self.reader).take(n as u64).read_to_end(&mut out).map_err(|e| Failure::from_io("receiving", e))?;
+        if got != n {
+            return Err(Failure::Connect("the server closed the connection mid-value".into()));
+        }
+        Ok(out)
+    }
+}
+
+/// Idle connections to one server, reused across requests and threads.
+pub struct Pool {
+    host: String,
+    port: u16,
+    idle: Mutex<Vec<Conn>>,
+    max_idle: usize,
+}
+
+impl Pool {
+    pub fn new(host: &str, port: u16, max_idle: usize) -> Pool {
+        Pool { host: host.to_owned(), port, idle: Mutex::new(Vec::new()), max_idle }
+    }
+
+    /// An idle connection, when there is one: `(conn, true)`; else a new one: `(conn, false)`.
+    pub fn take(&self, deadline: Instant) -> Outcome<(Conn, bool)> {
+        if let Some(mut c) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+            c.set_deadline(deadline);
+            return Ok((c, true));
+        }
+        self.connect(deadline).map(|c| (c, false))
+    }
+
+    pub fn connect(&self, deadline: Instant) -> Outcome<Conn> {
+        let addrs: Vec<SocketAddr> = (self.host.as_str(), self.port)
+            .to_socket_addrs()
+            .map_err(|e| Failure::Connect(format!("resolving {}: {e}", self.host)))?
+            .collect();
+        let mut last = Failure::Connect(format!("{} has no address", self.host));
+        for addr in addrs {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Failure::Timeout(format!("connecting to {addr}: timed out")));
+            }
+            match TcpStream::connect_timeout(&addr, left) {
+                Ok(stream) => {
+                    let _ = stream.set_nodelay(true);
+                    return Ok(Conn { reader: BufReader::with_capacity(64 << 10, DeadlineStream { stream, deadline }), ready: false });
+                }
+                Err(e) => last = Failure::from_io(&format!("connecting to {addr}"), e),
+            }
+        }
+        Err(last)
+    }
+
+    /// Returns a connection that finished its request cleanly.
+    pub fn put_back(&self, c: Conn) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < self.max_idle {
+            idle.push(c);
+        }
+    }
+
+    /// Drops every idle connection (after a failure they may all be stale).
+    pub fn clear(&self) {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
+/// Runs `attempt` on a pooled connection; when a reused connection turns out to be
+/// stale (closed by the server while idle), tries once more on a fresh one.
+pub fn with_conn<T>(pool: &Pool, deadline: Instant, mut attempt: impl FnMut(&mut Conn) -> Outcome<(T, bool)>) -> Outcome<T> {
+    let (mut conn, reused) = pool.take(deadline)?;
+    let result = match attempt(&mut conn) {
+        Err(Failure::Connect(_)) if reused => {
+            pool.clear();
+            conn = pool.connect(deadline)?;
+            attempt(&mut conn)
+        }
+        other => other,
+    };
+    match result {
+        Ok((v, keep)) => {
+            if keep {
+                pool.put_back(conn);
+            }
+            Ok(v)
+        }
+        Err(e) => Err(e),
+    }
+}
