@@ -25,6 +25,8 @@ as a prebuilt binary inside a registry package; nothing is downloaded at run tim
 | lz4_flex | $(cargo_version lz4_flex) | LZ4 block compression (pure Rust, safe decoding) | crates.io |
 | xxhash-rust | $(cargo_version xxhash-rust) | XXH3 checksums (pure Rust) | crates.io |
 | libc | $(cargo_version libc) | system calls (geteuid, errno values) | crates.io |
+| hmac, sha2 | $(cargo_version hmac), $(cargo_version sha2) | HMAC-SHA256 signing and SHA-256 entry names of the remote tier (pure Rust) | crates.io |
+| nginx, redis-server (tests only) | the system's | real servers the remote tier is tested and benchmarked against | Debian packages |
 | bindgen (build only) | $(cargo_version bindgen) | generates RocksDB's Rust declarations from its C header | crates.io, uses the system libclang |
 | cc (build only) | $(cargo_version cc) | drives the C++ compiler for RocksDB | crates.io |
 | koffi | $(npm_version bindings/node koffi) | the Node binding's FFI | npm, prebuilt in @koromix/koffi-linux-x64 $(npm_version bindings/node @koromix/koffi-linux-x64) |
