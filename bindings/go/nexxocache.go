@@ -40,6 +40,7 @@ const (
 	StatusIncompatible    Status = C.NEXXO_INCOMPATIBLE
 	StatusPanic           Status = C.NEXXO_PANIC
 	StatusInsecure        Status = C.NEXXO_INSECURE
+	StatusTimedOut        Status = C.NEXXO_TIMED_OUT
 	// StatusClosed is the binding's own: the Cache was closed.
 	StatusClosed Status = -1
 )
@@ -86,6 +87,7 @@ var (
 	ErrIncompatible    = &Error{Status: StatusIncompatible}
 	ErrPanic           = &Error{Status: StatusPanic}
 	ErrInsecure        = &Error{Status: StatusInsecure}
+	ErrTimedOut        = &Error{Status: StatusTimedOut}
 	ErrClosed          = &Error{Status: StatusClosed}
 )
 
@@ -125,6 +127,8 @@ type Options struct {
 	// AllowUntrustedDir opens a directory owned by another user or writable by others
 	// read-only instead of failing with ErrInsecure.
 	AllowUntrustedDir bool
+	// Remote attaches cache servers behind the local store; nil means none.
+	Remote *RemoteOptions
 }
 
 // Cache is an open cache.
@@ -218,6 +222,11 @@ func buildOptions(o *Options) (*C.nexxo_options, error) {
 	}
 	if o.MemoryBudget != 0 {
 		if err := optErr(C.nexxo_options_set_memory_budget(opts, C.uint64_t(o.MemoryBudget)), "MemoryBudget"); err != nil {
+			return fail(err)
+		}
+	}
+	if o.Remote != nil {
+		if err := applyRemote(opts, o.Remote); err != nil {
 			return fail(err)
 		}
 	}

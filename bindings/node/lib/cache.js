@@ -35,6 +35,33 @@ function toBytes(v, what) {
   throw new TypeError(`${what} must be a string, Buffer or Uint8Array`);
 }
 
+const REMOTE_MODES = { off: 0, 'read-only': 1, 'read-write': 2 };
+
+/** Applies `options.remote` (see index.d.ts: RemoteOptions) to native options `o`. */
+function applyRemote(f, o, r, set) {
+  const urls = typeof r.url === 'string' ? [r.url] : r.urls || [];
+  for (const u of urls) set('remote.urls', f.addRemote(o, u));
+  if (r.mode !== undefined) {
+    const m = REMOTE_MODES[r.mode];
+    if (m === undefined) throw new NexxoCacheError('INVALID_ARGUMENT', `options.remote.mode must be 'read-write', 'read-only' or 'off', not ${r.mode}`, 2);
+    set('remote.mode', f.setRemoteMode(o, m));
+  }
+  if (r.name !== undefined) set('remote.name', f.setRemoteName(o, r.name));
+  for (const c of r.localOnly || []) set(`remote.localOnly.${c}`, f.setRemoteLocalOnly(o, c, true));
+  if (r.hmacKey !== undefined) {
+    const k = toBytes(r.hmacKey, 'options.remote.hmacKey');
+    set('remote.hmacKey', f.setRemoteHmacKey(o, k, k.length));
+  }
+  if (r.timeoutMs !== undefined) set('remote.timeoutMs', f.setRemoteTimeout(o, r.timeoutMs));
+  if (r.retries !== undefined) set('remote.retries', f.setRemoteRetries(o, r.retries));
+  if (r.cooldownMs !== undefined) set('remote.cooldownMs', f.setRemoteCooldown(o, r.cooldownMs));
+  if (r.ttlSeconds !== undefined) set('remote.ttlSeconds', f.setRemoteTtl(o, r.ttlSeconds));
+  if (r.queueBytes !== undefined || r.closeWaitMs !== undefined) {
+    set('remote.queue', f.setRemoteQueue(o, r.queueBytes === undefined ? 64 * 1024 * 1024 : r.queueBytes,
+      r.closeWaitMs === undefined ? 10000 : r.closeWaitMs));
+  }
+}
+
 class Cache {
   /**
    * Opens (creating when missing) the cache in directory `dir`.
@@ -77,6 +104,7 @@ class Cache {
       if (options.memoryBudget !== undefined) set('memoryBudget', f.setMemoryBudget(o, options.memoryBudget));
       if (options.dirMode !== undefined) set('dirMode', f.setDirMode(o, options.dirMode));
       if (options.allowUntrustedDir !== undefined) set('allowUntrustedDir', f.setAllowUntrustedDir(o, !!options.allowUntrustedDir));
+      if (options.remote) applyRemote(f, o, options.remote, set);
       const out = [null];
       this._check(f.open(dir, o, out), 'open');
       this._handle = { ptr: out[0] };
@@ -290,6 +318,42 @@ class Cache {
     } finally {
       this._f.bytesFree(b);
     }
+  }
+
+  /** The remote tier's statistics, every remote added up (all zero without remotes). */
+  remoteStats() {
+    const r = {};
+    this._check(this._f.remoteStats(this._ptr('remoteStats'), r), 'remoteStats');
+    return {
+      remotes: Number(r.remotes),
+      hits: Number(r.hits),
+      misses: Number(r.misses),
+      errors: Number(r.errors),
+      rejected: Number(r.rejected),
+      skipped: Number(r.skipped),
+      backfills: Number(r.backfills),
+      uploads: Number(r.uploads),
+      uploadErrors: Number(r.upload_errors),
+      uploadDropped: Number(r.upload_dropped),
+      queued: Number(r.queued),
+      bytesUp: Number(r.bytes_up),
+      bytesDown: Number(r.bytes_down),
+      gets: Number(r.gets),
+      getMeanMicros: r.get_mean_us,
+      getMaxMicros: Number(r.get_max_us),
+      openBreakers: Number(r.open_breakers),
+    };
+  }
+
+  /**
+   * Waits until queued uploads have been sent (or have failed), at most `timeoutMs`.
+   * Returns true when the queue drained, false when uploads were still pending.
+   */
+  remoteSync(timeoutMs = 30000) {
+    const s = this._f.remoteSync(this._ptr('remoteSync'), timeoutMs);
+    if (s === 14) return false;
+    this._check(s, 'remoteSync');
+    return true;
   }
 
   /** Evicts now and reports what was done. */

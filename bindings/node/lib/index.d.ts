@@ -10,7 +10,7 @@ export type Category = BuiltinCategory | (string & {});
 /** The C status names, plus the binding's own codes. */
 export type ErrorCode =
   | 'NOT_FOUND' | 'INVALID_ARGUMENT' | 'UNKNOWN_CATEGORY' | 'TOO_LARGE' | 'BUFFER_TOO_SMALL'
-  | 'LOCKED' | 'IO_ERROR' | 'NO_SPACE' | 'CORRUPTION' | 'READ_ONLY' | 'INCOMPATIBLE' | 'PANIC' | 'INSECURE'
+  | 'LOCKED' | 'IO_ERROR' | 'NO_SPACE' | 'CORRUPTION' | 'READ_ONLY' | 'INCOMPATIBLE' | 'PANIC' | 'INSECURE' | 'TIMED_OUT'
   | 'CLOSED' | 'LIBRARY_NOT_FOUND' | 'LIBRARY_MISMATCH';
 
 export class NexxoCacheError extends Error {
@@ -19,6 +19,63 @@ export class NexxoCacheError extends Error {
   readonly code: ErrorCode;
   /** The numeric C status, -1 for the binding's own codes. */
   readonly status: number;
+}
+
+/**
+ * Remote cache servers behind the local store: a local miss asks them, a verified hit is
+ * written back locally, and (read-write) every write is uploaded in the background. No
+ * remote failure ever fails a call; see remoteStats().
+ */
+export interface RemoteOptions {
+  /** One address: `http://[user:pass@]host[:port][/base]` (Bazel HTTP layout) or `redis://[[user]:pass@]host[:port][/db]`. */
+  url?: string;
+  /** Several addresses, tried in order (at most 8). */
+  urls?: string[];
+  /** Default 'read-write'. */
+  mode?: 'read-write' | 'read-only' | 'off';
+  /** Namespace on the servers; caches with the same name share entries. Default 'default'. */
+  name?: string;
+  /** Categories that never go to or come from a remote. */
+  localOnly?: Category[];
+  /** Shared HMAC-SHA256 key (at least 16 bytes): unsigned or tampered values are misses. */
+  hmacKey?: Bytes;
+  /** Most one remote request may take, retries included; default 3000. */
+  timeoutMs?: number;
+  /** Retries of temporary failures (refused connection, 5xx); default 2, at most 10. */
+  retries?: number;
+  /** How long a failing remote is skipped before it is probed again; default 30000. */
+  cooldownMs?: number;
+  /** Redis: seconds a value lives; 0 = until evicted. Default 7 days. */
+  ttlSeconds?: number | bigint;
+  /** Bound on bytes waiting for upload; default 64 MiB. */
+  queueBytes?: number | bigint;
+  /** How long close() waits for queued uploads; default 10000. */
+  closeWaitMs?: number;
+}
+
+export interface RemoteStats {
+  /** Remotes in use; 0 when none are configured or the mode is 'off'. */
+  remotes: number;
+  hits: number;
+  misses: number;
+  /** Requests that failed after their retries. */
+  errors: number;
+  /** Values found but not used: damaged, unsigned or wrongly signed. */
+  rejected: number;
+  /** Requests not sent because a remote's circuit breaker was open. */
+  skipped: number;
+  /** Remote hits written into the local store. */
+  backfills: number;
+  uploads: number;
+  uploadErrors: number;
+  uploadDropped: number;
+  queued: number;
+  bytesUp: number;
+  bytesDown: number;
+  gets: number;
+  getMeanMicros: number;
+  getMaxMicros: number;
+  openBreakers: number;
 }
 
 export interface OpenOptions {
@@ -45,6 +102,8 @@ export interface OpenOptions {
   allowUntrustedDir?: boolean;
   /** The path of libnexxo_cache; else NEXXO_CACHE_LIB, NEXXO_CACHE_LIB_DIR, the repo's build/lib, the system. */
   libraryPath?: string;
+  /** Remote cache servers (HTTP or Redis) behind the local store. */
+  remote?: RemoteOptions;
 }
 
 export interface Stats {
@@ -93,7 +152,10 @@ export class Cache implements Disposable {
   stats(): Stats;
   categoryStats(category: Category): Stats;
   /** The library's JSON statistics: totals and every category. */
-  statsJson(): { version: string; path?: string; totals: Record<string, unknown>; categories: Record<string, Record<string, unknown>> };
+  statsJson(): { version: string; path?: string; totals: Record<string, unknown>; categories: Record<string, Record<string, unknown>>; remote?: Record<string, unknown> };
+  remoteStats(): RemoteStats;
+  /** Waits for queued uploads, at most `timeoutMs` (default 30000): true when none are left. */
+  remoteSync(timeoutMs?: number): boolean;
   enforcePolicy(): PolicyReport;
   compact(category?: Category): void;
   /** Clears the given categories, or all when none are given. */
@@ -150,6 +212,10 @@ export class CacheManager {
   batchSet(entries: EntryInput[]): void;
   batchGet(keys: KeyInput[]): Array<Buffer | undefined>;
   getStats(): ManagerStats;
+  /** null without remotes. */
+  getRemoteStats(): RemoteStats | null;
+  /** Waits for queued uploads, at most `timeoutMs`: true when none are left. */
+  syncRemote(timeoutMs?: number): boolean;
   enforcePolicy(): PolicyReport;
   compact(category?: Category): void;
   clear(...categories: Category[]): void;

@@ -99,6 +99,17 @@ class CacheManager {
     return this._run('batchGet', keys.map(() => undefined), (c) => c.batchGet(keys));
   }
 
+  /** The remote tier's statistics, or null without remotes (or with the cache disabled). */
+  getRemoteStats() {
+    const r = this._run('getRemoteStats', null, (c) => c.remoteStats());
+    return r && r.remotes > 0 ? r : null;
+  }
+
+  /** Waits for queued uploads (at most `timeoutMs`); true when none are left. Never throws for the cache's sake. */
+  syncRemote(timeoutMs = 30000) {
+    return this._run('syncRemote', true, (c) => c.remoteSync(timeoutMs));
+  }
+
   /** Numbers plus human strings; `disabled` is false or the reason. */
   getStats() {
     const zero = {

@@ -8,6 +8,7 @@ const path = require('node:path');
 const STATUS_CODES = [
   'OK', 'NOT_FOUND', 'INVALID_ARGUMENT', 'UNKNOWN_CATEGORY', 'TOO_LARGE', 'BUFFER_TOO_SMALL',
   'LOCKED', 'IO_ERROR', 'NO_SPACE', 'CORRUPTION', 'READ_ONLY', 'INCOMPATIBLE', 'PANIC', 'INSECURE',
+  'TIMED_OUT',
 ];
 
 /** An error of the cache: `code` is the C status's name without `NEXXO_`. */
@@ -55,6 +56,12 @@ function types(koffi) {
         stored_bytes_before: 'uint64_t', stored_bytes_after: 'uint64_t', compacted: 'bool',
       }),
       Bytes: koffi.struct('nexxo_bytes', { data: 'uint8_t *', len: 'size_t' }),
+      RemoteStats: koffi.struct('nexxo_remote_stats', {
+        hits: 'uint64_t', misses: 'uint64_t', errors: 'uint64_t', rejected: 'uint64_t', skipped: 'uint64_t',
+        backfills: 'uint64_t', uploads: 'uint64_t', upload_errors: 'uint64_t', upload_dropped: 'uint64_t',
+        queued: 'uint64_t', bytes_up: 'uint64_t', bytes_down: 'uint64_t', gets: 'uint64_t',
+        get_mean_us: 'double', get_max_us: 'uint64_t', open_breakers: 'uint64_t', remotes: 'uint64_t',
+      }),
     };
   }
   return declared;
@@ -94,7 +101,7 @@ function load(explicit) {
     );
   }
 
-  const { Stats, Report, Bytes } = types(koffi);
+  const { Stats, Report, Bytes, RemoteStats } = types(koffi);
 
   const fn = (proto) => {
     try {
@@ -136,6 +143,18 @@ function load(explicit) {
     compact: fn('uint32_t nexxo_cache_compact(void *c, const char *category)'),
     clear: fn('uint32_t nexxo_cache_clear(void *c, const char **categories, size_t count)'),
     flush: fn('uint32_t nexxo_cache_flush(void *c)'),
+    addRemote: fn('uint32_t nexxo_options_add_remote(void *o, const char *url)'),
+    setRemoteMode: fn('uint32_t nexxo_options_set_remote_mode(void *o, uint32_t mode)'),
+    setRemoteName: fn('uint32_t nexxo_options_set_remote_name(void *o, const char *name)'),
+    setRemoteLocalOnly: fn('uint32_t nexxo_options_set_remote_local_only(void *o, const char *category, bool local_only)'),
+    setRemoteHmacKey: fn('uint32_t nexxo_options_set_remote_hmac_key(void *o, const uint8_t *key, size_t len)'),
+    setRemoteTimeout: fn('uint32_t nexxo_options_set_remote_timeout(void *o, uint32_t ms)'),
+    setRemoteRetries: fn('uint32_t nexxo_options_set_remote_retries(void *o, uint32_t n)'),
+    setRemoteCooldown: fn('uint32_t nexxo_options_set_remote_cooldown(void *o, uint32_t ms)'),
+    setRemoteTtl: fn('uint32_t nexxo_options_set_remote_ttl(void *o, uint64_t seconds)'),
+    setRemoteQueue: fn('uint32_t nexxo_options_set_remote_queue(void *o, uint64_t max_bytes, uint32_t close_wait_ms)'),
+    remoteStats: fn('uint32_t nexxo_cache_remote_stats(void *c, _Out_ nexxo_remote_stats *out)'),
+    remoteSync: fn('uint32_t nexxo_cache_remote_sync(void *c, uint32_t timeout_ms)'),
   };
   const loaded = { koffi, lib, path: found, f, Stats, Report, Bytes };
   loadedByPath.set(explicit || '', loaded);

@@ -1,5 +1,5 @@
 // Compiled with `tsc --noEmit`: the declarations describe real use, and misuse fails.
-import { Cache, CacheManager, getCacheManager, NexxoCacheError, Stats, ManagerStats, humanSize } from '../lib/index';
+import { Cache, CacheManager, getCacheManager, NexxoCacheError, Stats, ManagerStats, RemoteStats, humanSize } from '../lib/index';
 
 function use(c: Cache, m: CacheManager): void {
   c.set('transform', 'src/a.ts', 'export {}');
@@ -15,6 +15,15 @@ function use(c: Cache, m: CacheManager): void {
   {
     using disposable = Cache.open('/tmp/x', { maxSize: 1 << 20, categoryMaxSize: { transform: 1024 }, compression: 'none' });
     disposable.flush();
+  }
+  {
+    using remote = Cache.open('/tmp/y', { remote: { urls: ['http://cache:8080/team'], mode: 'read-only', localOnly: ['meta'], hmacKey: Buffer.alloc(32), timeoutMs: 500 } });
+    const rs: RemoteStats = remote.remoteStats();
+    const drained: boolean = remote.remoteSync(1000) && rs.hits + rs.uploads >= 0;
+    const maybe: RemoteStats | null = m.getRemoteStats();
+    void drained, maybe, m.syncRemote();
+    // @ts-expect-error: not a mode
+    Cache.open('/tmp/z', { remote: { url: 'redis://r', mode: 'sometimes' } });
   }
   const ms: ManagerStats = m.getStats();
   const label: string = ms.size + ms.hitRate + humanSize(n);

@@ -18,6 +18,7 @@ pub const Error = error{
     Incompatible,
     Panic,
     Insecure,
+    TimedOut,
     OutOfMemory,
 };
 
@@ -36,6 +37,7 @@ pub fn check(status: c.nexxo_status) Error!void {
         c.NEXXO_READ_ONLY => error.ReadOnly,
         c.NEXXO_INCOMPATIBLE => error.Incompatible,
         c.NEXXO_INSECURE => error.Insecure,
+        c.NEXXO_TIMED_OUT => error.TimedOut,
         else => error.Panic,
     };
 }
@@ -73,7 +75,50 @@ pub const Options = struct {
     /// Open a directory owned by another user or writable by others read-only instead
     /// of failing with error.Insecure.
     allow_untrusted_dir: bool = false,
+    /// Cache servers behind the local store; null means none.
+    remote: ?RemoteOptions = null,
 };
+
+pub const RemoteMode = enum { read_write, read_only, off };
+
+/// Remote cache servers behind the local store: a local miss asks them, a verified hit
+/// is written back locally, and (read-write) every write is uploaded in the background.
+/// No remote failure ever fails a call; see `Cache.remoteStats`. null keeps a default.
+pub const RemoteOptions = struct {
+    /// `http://[user:pass@]host[:port][/base]` (Bazel HTTP layout) or
+    /// `redis://[[user]:pass@]host[:port][/db]`, tried in order; at most 8.
+    urls: []const [:0]const u8,
+    mode: RemoteMode = .read_write,
+    /// Namespace on the servers (default "default").
+    name: ?[:0]const u8 = null,
+    /// Categories that never go to or come from a remote.
+    local_only: []const [:0]const u8 = &.{},
+    /// Shared HMAC-SHA256 key, at least 16 bytes: unsigned or tampered values are misses.
+    hmac_key: ?[]const u8 = null,
+    timeout_ms: ?u32 = null,
+    retries: ?u32 = null,
+    cooldown_ms: ?u32 = null,
+    /// Redis: seconds a value lives; 0 = until evicted (default 7 days).
+    ttl_seconds: ?u64 = null,
+};
+
+pub const RemoteStats = c.nexxo_remote_stats;
+
+fn applyRemote(opts: *c.nexxo_options, r: RemoteOptions) Error!void {
+    for (r.urls) |u| try check(c.nexxo_options_add_remote(opts, u.ptr));
+    try check(c.nexxo_options_set_remote_mode(opts, switch (r.mode) {
+        .read_write => c.NEXXO_REMOTE_READ_WRITE,
+        .read_only => c.NEXXO_REMOTE_READ_ONLY,
+        .off => c.NEXXO_REMOTE_OFF,
+    }));
+    if (r.name) |n| try check(c.nexxo_options_set_remote_name(opts, n.ptr));
+    for (r.local_only) |cat| try check(c.nexxo_options_set_remote_local_only(opts, cat.ptr, true));
+    if (r.hmac_key) |k| try check(c.nexxo_options_set_remote_hmac_key(opts, ptr(k), k.len));
+    if (r.timeout_ms) |ms| try check(c.nexxo_options_set_remote_timeout(opts, ms));
+    if (r.retries) |n| try check(c.nexxo_options_set_remote_retries(opts, n));
+    if (r.cooldown_ms) |ms| try check(c.nexxo_options_set_remote_cooldown(opts, ms));
+    if (r.ttl_seconds) |s| try check(c.nexxo_options_set_remote_ttl(opts, s));
+}
 
 pub const Entry = struct { category: [:0]const u8, key: []const u8, value: []const u8 };
 pub const Key = struct { category: [:0]const u8, key: []const u8 };
@@ -101,6 +146,7 @@ fn buildOptions(o: Options) Error!*c.nexxo_options {
     if (o.memory_budget) |m| try check(c.nexxo_options_set_memory_budget(opts, m));
     if (o.dir_mode) |m| try check(c.nexxo_options_set_dir_mode(opts, m));
     try check(c.nexxo_options_set_allow_untrusted_dir(opts, o.allow_untrusted_dir));
+    if (o.remote) |r| try applyRemote(opts, r);
     return opts;
 }
 
@@ -257,5 +303,18 @@ pub const Cache = struct {
 
     pub fn flush(self: Cache) Error!void {
         try check(c.nexxo_cache_flush(self.handle));
+    }
+
+    /// The remote tier's statistics, every remote added up (all zero without remotes).
+    pub fn remoteStats(self: Cache) Error!RemoteStats {
+        var r: RemoteStats = undefined;
+        try check(c.nexxo_cache_remote_stats(self.handle, &r));
+        return r;
+    }
+
+    /// Waits until queued uploads have been sent (or have failed), at most `timeout_ms`;
+    /// error.TimedOut when uploads were still pending.
+    pub fn remoteSync(self: Cache, timeout_ms: u32) Error!void {
+        try check(c.nexxo_cache_remote_sync(self.handle, timeout_ms));
     }
 };

@@ -228,3 +228,76 @@ test "an untrusted directory is refused unless allowed" {
     try testing.expectError(error.ReadOnly, ro.set("parse", "k", "poison"));
     try testing.expectError(error.InvalidArgument, nx.Cache.open(path, .{ .dir_mode = 0o600 }));
 }
+
+/// A server the test command started (scripts/servers.sh); null skips the test, except
+/// under CI, where a missing server fails it.
+fn serverUrl(variable: []const u8) !?[:0]u8 {
+    const v = std.process.getEnvVarOwned(alloc, variable) catch |e| switch (e) {
+        error.EnvironmentVariableNotFound => {
+            if (std.process.hasEnvVarConstant("CI")) return error.ServerNotStarted;
+            return null;
+        },
+        else => return e,
+    };
+    defer alloc.free(v);
+    return try alloc.dupeZ(u8, v);
+}
+
+test "remote: what one cache uploads, another reads and backfills" {
+    inline for (.{ "NEXXO_TEST_HTTP_URL", "NEXXO_TEST_REDIS_URL" }) |variable| {
+        if (try serverUrl(variable)) |url| {
+            defer alloc.free(url);
+            var tmp = testing.tmpDir(.{});
+            defer tmp.cleanup();
+            var name_buf: [64]u8 = undefined;
+            const name = try std.fmt.bufPrintZ(&name_buf, "zig-{d}", .{std.time.nanoTimestamp()});
+            const remote: nx.RemoteOptions = .{ .urls = &.{url}, .name = name, .hmac_key = "a key for the zig test run" };
+
+            const pa = try cachePath(&tmp, "a");
+            defer alloc.free(pa);
+            var a = try nx.Cache.open(pa, .{ .remote = remote });
+            var buf: [1000]u8 = undefined;
+            var kb: [16]u8 = undefined;
+            for (0..50) |i| try a.set("bundle", try std.fmt.bufPrint(&kb, "k{d}", .{i}), artifact(&buf, i));
+            try a.remoteSync(30_000);
+            const up = try a.remoteStats();
+            try testing.expectEqual(@as(u64, 50), up.uploads);
+            try testing.expectEqual(@as(u64, 1), up.remotes);
+            a.close();
+
+            const pb = try cachePath(&tmp, "b");
+            defer alloc.free(pb);
+            var ro = remote;
+            ro.mode = .read_only;
+            var b = try nx.Cache.open(pb, .{ .remote = ro });
+            defer b.close();
+            for (0..50) |i| {
+                const got = (try b.get(alloc, "bundle", try std.fmt.bufPrint(&kb, "k{d}", .{i}))).?;
+                defer alloc.free(got);
+                try testing.expectEqualSlices(u8, artifact(&buf, i), got);
+            }
+            const r = try b.remoteStats();
+            try testing.expectEqual(@as(u64, 50), r.hits);
+            try testing.expectEqual(@as(u64, 50), r.backfills);
+            try testing.expectEqual(@as(u64, 0), r.rejected);
+        }
+    }
+}
+
+test "remote: bad options, and a dead remote is only counted" {
+    var tmp = testing.tmpDir(.{});
+    defer tmp.cleanup();
+    const p = try cachePath(&tmp, "c");
+    defer alloc.free(p);
+    try testing.expectError(error.InvalidArgument, nx.Cache.open(p, .{ .remote = .{ .urls = &.{"https://cache.example"} } }));
+    try testing.expectError(error.InvalidArgument, nx.Cache.open(p, .{ .remote = .{ .urls = &.{"http://127.0.0.1:9"}, .hmac_key = "short" } }));
+    try testing.expectError(error.UnknownCategory, nx.Cache.open(p, .{ .remote = .{ .urls = &.{"http://127.0.0.1:9"}, .local_only = &.{"nope"} } }));
+    var cache = try nx.Cache.open(p, .{ .remote = .{ .urls = &.{"http://127.0.0.1:9/cache"}, .retries = 0, .cooldown_ms = 60_000 } });
+    defer cache.close();
+    try testing.expect((try cache.get(alloc, "parse", "k")) == null);
+    try cache.set("parse", "k", "v");
+    try cache.remoteSync(5000);
+    const r = try cache.remoteStats();
+    try testing.expectEqual(@as(u64, 1), r.errors);
+    try testing.expectEqual(@as(u64, 1), r.open_breakers);
+}

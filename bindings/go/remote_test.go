@@ -1,0 +1,115 @@
+package nexxocache
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// serverURL is a server the test command started (scripts/servers.sh); without one
+// the test is skipped, except under CI, where it fails.
+func serverURL(t *testing.T, variable string) string {
+	t.Helper()
+	u := os.Getenv(variable)
+	if u == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is not set (scripts/servers.sh starts the servers)", variable)
+		}
+		t.Skipf("%s is not set", variable)
+	}
+	return u
+}
+
+func TestRemoteSharedBetweenCaches(t *testing.T) {
+	for _, v := range []string{"NEXXO_TEST_HTTP_URL", "NEXXO_TEST_REDIS_URL"} {
+		t.Run(v, func(t *testing.T) {
+			url := serverURL(t, v)
+			remote := &RemoteOptions{
+				URLs:    []string{url},
+				Name:    fmt.Sprintf("go-%d-%d", os.Getpid(), time.Now().UnixNano()),
+				HMACKey: []byte("a key shared by this test's caches"),
+			}
+			a, _ := open(t, &Options{Remote: remote})
+			const n = 100
+			for i := 0; i < n; i++ {
+				if err := a.Set("transform", []byte(fmt.Sprint("m", i)), artifact(i, 700)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := a.RemoteSync(30 * time.Second); err != nil {
+				t.Fatal(err)
+			}
+			up, err := a.RemoteStats()
+			if err != nil || up.Uploads != n || up.UploadErrors != 0 || up.Remotes != 1 {
+				t.Fatalf("uploads: %+v %v", up, err)
+			}
+
+			ro := *remote
+			ro.Mode = RemoteReadOnly
+			b, _ := open(t, &Options{Remote: &ro})
+			for i := 0; i < n; i++ {
+				if got := mustGet(t, b, "transform", []byte(fmt.Sprint("m", i))); string(got) != string(artifact(i, 700)) {
+					t.Fatalf("entry %d differs", i)
+				}
+			}
+			r, _ := b.RemoteStats()
+			if r.Hits != n || r.Backfills != n || r.Rejected != 0 || r.GetMean <= 0 {
+				t.Fatalf("downloads: %+v", r)
+			}
+			b.Set("parse", []byte("dev-only"), []byte("x"))
+			if err := b.RemoteSync(time.Second); err != nil {
+				t.Fatal(err)
+			}
+			if r, _ := b.RemoteStats(); r.Uploads != 0 {
+				t.Fatalf("read-only mode uploaded: %+v", r)
+			}
+
+			forged := *remote
+			forged.HMACKey = []byte("not the team's key, still long")
+			c, _ := open(t, &Options{Remote: &forged})
+			if _, ok, _ := c.Get("transform", []byte("m1")); ok {
+				t.Fatal("a value signed with another key was served")
+			}
+			if r, _ := c.RemoteStats(); r.Rejected != 1 {
+				t.Fatalf("rejected: %+v", r)
+			}
+		})
+	}
+}
+
+func TestRemoteOptionsAndDeadRemote(t *testing.T) {
+	dir := t.TempDir()
+	for i, bad := range []RemoteOptions{
+		{URLs: []string{"https://cache.example"}},
+		{URLs: []string{"redis://r/not-a-db"}},
+		{URLs: []string{"http://127.0.0.1:9"}, HMACKey: []byte("short")},
+		{URLs: []string{"http://127.0.0.1:9"}, Mode: RemoteMode(7)},
+		{URLs: []string{"http://127.0.0.1:9"}, Name: "has space"},
+	} {
+		bad := bad
+		if _, err := Open(filepath.Join(dir, fmt.Sprint(i)), &Options{Remote: &bad}); !errors.Is(err, ErrInvalidArgument) {
+			t.Fatalf("%+v: %v", bad, err)
+		}
+	}
+	c, _ := open(t, &Options{Remote: &RemoteOptions{URLs: []string{"http://127.0.0.1:9/cache"}, Retries: -1, Cooldown: time.Minute}})
+	if _, ok, err := c.Get("parse", []byte("k")); ok || err != nil {
+		t.Fatalf("a dead remote: ok=%v err=%v", ok, err)
+	}
+	if err := c.Set("parse", []byte("k"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RemoteSync(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := c.RemoteStats()
+	if r.Errors != 1 || r.OpenBreakers != 1 || r.Skipped != 1 {
+		t.Fatalf("%+v", r)
+	}
+	plain, _ := open(t, nil)
+	if r, _ := plain.RemoteStats(); r.Remotes != 0 {
+		t.Fatalf("%+v", r)
+	}
+}

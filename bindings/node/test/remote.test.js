@@ -1,0 +1,114 @@
+'use strict';
+// The remote tier through the binding, against the servers the test command starts
+// (scripts/servers.sh: NEXXO_TEST_HTTP_URL, NEXXO_TEST_REDIS_URL).
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+const { Cache, CacheManager, NexxoCacheError } = require('../lib/index');
+
+function tmp() {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'nexxo-node-remote-'));
+}
+
+/** The server's URL; without one the test is skipped, except under CI where it fails. */
+function server(t, variable) {
+  const url = process.env[variable];
+  if (url) return url;
+  assert.ok(!process.env.CI, `${variable} is not set (scripts/servers.sh starts the servers)`);
+  t.skip(`${variable} is not set`);
+  return null;
+}
+
+const unique = () => `node-${process.pid}-${Math.random().toString(36).slice(2)}`;
+
+for (const [kind, variable] of [['HTTP', 'NEXXO_TEST_HTTP_URL'], ['Redis', 'NEXXO_TEST_REDIS_URL']]) {
+  test(`${kind}: what one cache uploads, another reads and backfills`, (t) => {
+    const url = server(t, variable);
+    if (!url) return;
+    const dir = tmp();
+    const remote = { url, name: unique(), hmacKey: 'a shared key for this test run' };
+    const a = Cache.open(path.join(dir, 'a'), { remote });
+    const n = 100;
+    for (let i = 0; i < n; i++) a.set('transform', `src/m${i}.ts`, `export const v = ${i};\n`.repeat(10));
+    a.batchSet([['bundle', 'app.js', 'bundled'], ['meta', 'm', 'meta value']]);
+    assert.equal(a.remoteSync(30000), true);
+    const up = a.remoteStats();
+    assert.equal(up.remotes, 1);
+    assert.equal(up.uploads, n + 2);
+    assert.equal(up.uploadErrors + up.uploadDropped + up.queued, 0);
+    a.close();
+
+    const b = Cache.open(path.join(dir, 'b'), { remote: { ...remote, mode: 'read-only', localOnly: ['meta'] } });
+    for (let i = 0; i < n; i++) assert.equal(b.getString('transform', `src/m${i}.ts`), `export const v = ${i};\n`.repeat(10));
+    assert.deepEqual(b.batchGet([['bundle', 'app.js'], ['bundle', 'none'], ['meta', 'm']]).map((v) => v && v.toString()),
+      ['bundled', undefined, undefined]);
+    const r = b.remoteStats();
+    assert.equal(r.hits, n + 1);
+    assert.equal(r.backfills, n + 1);
+    assert.equal(r.misses, 1); // meta is local-only: never asked
+    assert.ok(r.bytesDown > 0 && r.getMeanMicros > 0);
+    assert.equal(b.stats().entries, n + 1);
+    // Read again: local now.
+    b.get('transform', 'src/m1.ts');
+    assert.equal(b.remoteStats().gets, r.gets);
+    assert.equal(b.statsJson().remote.mode, 'read-only');
+    b.close();
+
+    // Another key: every value is rejected, never served.
+    const c = Cache.open(path.join(dir, 'c'), { remote: { ...remote, hmacKey: 'somebody else\'s 16+ byte key' } });
+    assert.equal(c.get('transform', 'src/m1.ts'), undefined);
+    assert.equal(c.remoteStats().rejected, 1);
+    c.close();
+  });
+}
+
+test('remote options are checked', () => {
+  const dir = tmp();
+  const bad = [
+    { url: 'https://cache.example' },
+    { url: 'http://127.0.0.1:9', mode: 'sometimes' },
+    { url: 'http://127.0.0.1:9', hmacKey: 'short' },
+    { url: 'http://127.0.0.1:9', name: 'has space' },
+    { url: 'http://127.0.0.1:9', timeoutMs: 0 },
+    { url: 'http://127.0.0.1:9', localOnly: ['nope'] },
+  ];
+  for (const remote of bad) {
+    assert.throws(() => Cache.open(path.join(dir, 'x'), { remote }), (e) => e instanceof NexxoCacheError &&
+      ['INVALID_ARGUMENT', 'UNKNOWN_CATEGORY'].includes(e.code), JSON.stringify(remote));
+  }
+});
+
+test('a dead remote costs a build nothing but a count', () => {
+  const dir = tmp();
+  const c = Cache.open(path.join(dir, 'c'), { remote: { url: 'http://127.0.0.1:9/cache', retries: 0, cooldownMs: 60000 } });
+  assert.equal(c.get('parse', 'k'), undefined);
+  c.set('parse', 'k', 'v');
+  assert.equal(c.getString('parse', 'k'), 'v');
+  assert.equal(c.remoteSync(5000), true);
+  const r = c.remoteStats();
+  assert.equal(r.errors, 1);
+  assert.equal(r.openBreakers, 1);
+  assert.equal(r.skipped, 1);
+  c.close();
+  const plain = Cache.open(path.join(dir, 'plain'));
+  assert.equal(plain.remoteStats().remotes, 0);
+  assert.equal(plain.remoteSync(0), true);
+  plain.close();
+});
+
+test('CacheManager: remote options, getRemoteStats and syncRemote', (t) => {
+  const url = server(t, 'NEXXO_TEST_HTTP_URL');
+  if (!url) return;
+  const root = tmp();
+  const m = new CacheManager(root, { remote: { url, name: unique() } });
+  m.set('parse', 'a.ts', 'ast');
+  assert.equal(m.syncRemote(), true);
+  assert.equal(m.getRemoteStats().uploads, 1);
+  m.close();
+  const plain = new CacheManager(tmp());
+  assert.equal(plain.getRemoteStats(), null);
+  plain.close();
+});
