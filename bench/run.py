@@ -30,6 +30,10 @@ NODE_WORKER = os.path.join(ROOT, "bench", "node", "worker.js")
 BUILD = os.environ.get("NEXXO_BUILD_DIR", os.path.join(ROOT, "build"))
 C_WORKER = os.path.join(BUILD, "bench_worker_c")
 GO_WORKER = os.path.join(BUILD, "bench-worker-go")
+REMOTE_WORKER = os.path.join(TARGET, "release", "examples", "remote_bench")
+# The servers scripts/servers.sh started (scripts/bench.sh does): (label, env variable).
+REMOTES = [("remote-http", "NEXXO_TEST_HTTP_URL"), ("remote-redis", "NEXXO_TEST_REDIS_URL")]
+REMOTE_COUNT = 20000
 
 RUST = ["nexxo", "rocksdb", "memory"]
 NODE = ["nexxo-node", "lmdb", "classic-level"]
@@ -47,6 +51,8 @@ LABELS = {
     "nexxo-node": "nexxo-cache (Node, koffi)",
     "lmdb": "lmdb-js 3.5.6 (Node)",
     "classic-level": "classic-level 3.0.0 (Node)",
+    "remote-http": "nginx WebDAV on loopback (Bazel HTTP layout)",
+    "remote-redis": "redis-server on loopback",
 }
 
 # (label, workload, count, value length, contestants, what it shows)
@@ -74,6 +80,11 @@ def run_one(contestant, workload, count, length, directory):
         cmd = [GO_WORKER, workload, str(count), str(length), directory]
     else:
         cmd = [RUST_WORKER, contestant, workload, str(count), str(length), directory]
+    return run_cmd(cmd)
+
+
+def run_cmd(cmd):
+    """Runs one worker command and parses its last output line."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
     out = proc.stdout.read()
     err = proc.stderr.read()
@@ -117,6 +128,16 @@ def main():
                         # seed-100k's stores are kept for cold-open; the rest go now.
                         shutil.rmtree(directory, ignore_errors=True)
                 print(f"round {rnd + 1}/{args.rounds}: {label} done", file=sys.stderr)
+            for label, var in REMOTES:
+                url = os.environ.get(var)
+                if not url:
+                    print(f"{var} is not set: the remote benchmark is skipped (scripts/bench.sh starts the servers)", file=sys.stderr)
+                    continue
+                directory = os.path.join(scratch, f"{label}-{rnd}")
+                r = run_cmd([REMOTE_WORKER, url, str(REMOTE_COUNT), "1024", directory])
+                runs.setdefault("remote", {}).setdefault(label, []).append(r)
+                shutil.rmtree(directory, ignore_errors=True)
+            print(f"round {rnd + 1}/{args.rounds}: remote done", file=sys.stderr)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -131,7 +152,8 @@ def main():
         "machine": {"cpus": os.cpu_count(), "kernel": platform.release(), "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30)},
         "command": "scripts/bench.sh " + " ".join(sys.argv[1:]),
         "rounds": args.rounds,
-        "plan": [{"label": p[0], "workload": p[1], "count": p[2], "value_len": p[3], "contestants": p[4], "about": p[5]} for p in plan],
+        "plan": [{"label": p[0], "workload": p[1], "count": p[2], "value_len": p[3], "contestants": p[4], "about": p[5]} for p in plan]
+        + ([{"label": "remote", "workload": "remote", "count": REMOTE_COUNT, "value_len": 1024, "contestants": [l for l, _ in REMOTES], "about": REMOTE_ABOUT}] if "remote" in runs else []),
         "results": results,
     }
     os.makedirs(args.out, exist_ok=True)
@@ -175,6 +197,43 @@ COLUMNS = [
 RATIO_OF = ["read_ops_per_s", "write_ops_per_s", "mixed_ops_per_s", "read_all_ops_per_s"]
 
 
+REMOTE_ABOUT = (
+    f"the remote tier (examples/remote_bench.rs), {REMOTE_COUNT:,} artifacts of 1 KiB, HMAC-signed. "
+    "set: cache A's sets with uploads queued behind them; baseline set: the same without a remote; "
+    "upload: A's sets until its queue drained to the server; warm: a new, empty cache B reads every artifact "
+    "(each a remote hit, verified and backfilled); local after: B reads them again, now locally; "
+    "rebuild (store only): an empty cache without a remote takes a miss and a set per artifact, the cache's "
+    "part of rebuilding, to which the build tool's own work per artifact adds. A remote hit pays off when "
+    "rebuilding an artifact costs more than the difference of the two per-artifact times"
+)
+REMOTE_COLUMNS = [
+    ("set_ops_per_s", "set/s"), ("baseline_set_ops_per_s", "baseline set/s"), ("upload_ops_per_s", "upload/s"),
+    ("warm_ops_per_s", "warm get/s"), ("local_after_ops_per_s", "local get/s after"),
+    ("rebuild_store_ops_per_s", "rebuild (store only)/s"), ("remote_get_mean_us", "remote get, mean µs"),
+    ("peak_rss_mib", "peak RSS MiB"),
+]
+
+
+def render_remote(p, res):
+    lines = ["## remote", "", p["about"] + ".", ""]
+    lines.append("| server | " + " | ".join(h for _, h in REMOTE_COLUMNS) + " |")
+    lines.append("|" + "---|" * (len(REMOTE_COLUMNS) + 1))
+    for c, r in res.items():
+        cells = [LABELS.get(c, c)]
+        for k, _ in REMOTE_COLUMNS:
+            if k not in r:
+                cells.append("")
+            elif k.endswith("ops_per_s"):
+                cells.append(f"{fmt(r[k]['median'], k)} ({fmt(r[k]['min'], k)}-{fmt(r[k]['max'], k)})")
+            elif k == "remote_get_mean_us":
+                cells.append(f"{r[k]['median']:.0f}")
+            else:
+                cells.append(fmt(r[k]["median"], k))
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    return lines
+
+
 def render_report(doc):
     m = doc["machine"]
     lines = [
@@ -189,6 +248,9 @@ def render_report(doc):
         label = p["label"]
         res = doc["results"].get(label, {})
         if not res:
+            continue
+        if label == "remote":
+            lines += render_remote(p, res)
             continue
         present = [(k, h) for k, h in COLUMNS if any(k in r for r in res.values())]
         ratio_metrics = [k for k in RATIO_OF if any(k in r for r in res.values())]

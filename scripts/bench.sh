@@ -10,5 +10,10 @@ cmake -S . -B "$NEXXO_BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/de
 cmake --build "$NEXXO_BUILD_DIR" >/dev/null
 (cd bench/node && npm ci --no-audit --no-fund --loglevel=error)
 (cd bindings/go && PKG_CONFIG_PATH="$NEXXO_BUILD_DIR" go build -o "$NEXXO_BUILD_DIR/bench-worker-go" ./cmd/bench-worker)
+log "starting nginx (WebDAV) and redis-server on loopback for the remote-tier benchmark"
+servers_dir="$(mktemp -d "${TMPDIR:-/tmp}/nexxo-servers.XXXXXX")"
+trap 'scripts/servers.sh stop "$servers_dir"; rm -rf "$servers_dir"' EXIT
+scripts/servers.sh start "$servers_dir"
+source "$servers_dir/env"
 log "benchmarks"
 python3 bench/run.py "$@"
