@@ -159,6 +159,31 @@ TEST(Cache, ConcurrentUse) {
   EXPECT_EQ(c.stats().entries, 200u);
 }
 
+TEST(Cache, RemoteOptionsAndStats) {
+  nexxo::Options bad;
+  bad.remote = nexxo::RemoteOptions{};
+  bad.remote->urls = {"https://cache.example"};
+  nexxo::Cache c;
+  EXPECT_EQ(nexxo::Cache::try_open(fresh_dir(), bad, c), NEXXO_INVALID_ARGUMENT);
+
+  // Nothing listens on port 9 of loopback: the remote is counted, never in the way.
+  nexxo::Options o;
+  o.remote = nexxo::RemoteOptions{};
+  o.remote->urls = {"http://127.0.0.1:9/cache"};
+  o.remote->hmac_key = bytes("sixteen bytes or more");
+  o.remote->retries = 0;
+  o.remote->local_only = {"meta"};
+  c = nexxo::Cache::open(fresh_dir(), o);
+  EXPECT_EQ(c.get("parse", "k"), std::nullopt);
+  c.set("parse", "k", "v");
+  EXPECT_TRUE(c.remote_sync(5000));
+  nexxo::RemoteStats r = c.remote_stats();
+  EXPECT_EQ(r.remotes, 1u);
+  EXPECT_EQ(r.errors, 1u);
+  EXPECT_EQ(r.open_breakers, 1u);
+  EXPECT_NE(c.stats_json().find("\"remote\":{"), std::string::npos);
+}
+
 TEST(Cache, DisabledFallback) {
   nexxo::Options o;
   o.fallback_disabled = true;

@@ -10,6 +10,8 @@
 //!   warm       cache B, empty, remote attached: a get of every artifact in an order
 //!              unrelated to key order; each is a remote hit, verified and backfilled
 //!   local      B again: every get is now local
+//!   warm-batch cache E, empty, remote attached: batch_get of 1000 keys at a time (its
+//!              remote misses are fetched by up to 8 threads at once)
 //!   rebuild    cache C, empty, no remote: a miss and a set per artifact, the cache's own
 //!              part of rebuilding (the build tool's work comes on top)
 //!   baseline   cache D, no remote: the set loop of phase `set`, for comparison
@@ -96,6 +98,18 @@ fn main() {
     assert_eq!(b.remote_stats().unwrap().totals.gets, n as u64);
     drop(b);
 
+    let e = Cache::open(format!("{dir}/e"), &with_remote()).unwrap();
+    let t = Instant::now();
+    for chunk in ord.chunks(1000) {
+        let ks: Vec<(&[u8], &[u8])> = chunk.iter().map(|&i| (&b"transform"[..], &keys[i][..])).collect();
+        for (r, &i) in e.batch_get(&ks).into_iter().zip(chunk) {
+            assert_eq!(r.unwrap().as_deref(), Some(&values[i][..]));
+        }
+    }
+    let warm_batch = t.elapsed();
+    assert_eq!(e.remote_stats().unwrap().backfills, n as u64);
+    drop(e);
+
     let c = Cache::open(format!("{dir}/c"), &Config::default()).unwrap();
     let t = Instant::now();
     for &i in &ord {
@@ -114,12 +128,13 @@ fn main() {
 
     println!(
         "{{\"count\":{n},\"value_len\":{len},\"set_ops_per_s\":{:.0},\"baseline_set_ops_per_s\":{:.0},\"upload_ops_per_s\":{:.0},\
-         \"warm_ops_per_s\":{:.0},\"local_after_ops_per_s\":{:.0},\"rebuild_store_ops_per_s\":{:.0},\"remote_get_mean_us\":{:.1},\
+         \"warm_ops_per_s\":{:.0},\"warm_batch_ops_per_s\":{:.0},\"local_after_ops_per_s\":{:.0},\"rebuild_store_ops_per_s\":{:.0},\"remote_get_mean_us\":{:.1},\
          \"remote_get_max_us\":{},\"bytes_up\":{},\"bytes_down\":{}}}",
         ops(n, set),
         ops(n, baseline),
         ops(n, upload),
         ops(n, warm),
+        ops(n, warm_batch),
         ops(n, local),
         ops(n, rebuild),
         r.totals.mean_get_micros(),

@@ -78,6 +78,19 @@ struct Entry {
 
 using Stats = nexxo_stats;
 using PolicyReport = nexxo_policy_report;
+using RemoteStats = nexxo_remote_stats;
+
+/// Remote cache servers behind the local store (see nexxo_options_add_remote); unset
+/// fields keep the library's defaults.
+struct RemoteOptions {
+  std::vector<std::string> urls;  ///< http://... (Bazel HTTP layout) or redis://..., tried in order
+  nexxo_remote_mode mode = NEXXO_REMOTE_READ_WRITE;
+  std::optional<std::string> name;      ///< namespace on the servers
+  std::vector<std::string> local_only;  ///< categories that never go to a remote
+  std::vector<std::uint8_t> hmac_key;   ///< empty = unsigned; else at least 16 bytes
+  std::optional<std::uint32_t> timeout_ms, retries, cooldown_ms;
+  std::optional<std::uint64_t> ttl_seconds;
+};
 
 /// Open options; the defaults are the library's (see nexxo_options_new).
 struct Options {
@@ -90,6 +103,7 @@ struct Options {
   bool read_only = false;
   bool fallback_disabled = false;
   std::optional<std::uint64_t> memory_budget;
+  std::optional<RemoteOptions> remote;
 };
 
 namespace detail {
@@ -109,6 +123,18 @@ inline nexxo_status build(const Options &o, nexxo_options **out) noexcept {
   step(nexxo_options_set_read_only(opts, o.read_only));
   step(nexxo_options_set_fallback_disabled(opts, o.fallback_disabled));
   if (o.memory_budget) step(nexxo_options_set_memory_budget(opts, *o.memory_budget));
+  if (o.remote) {
+    const RemoteOptions &r = *o.remote;
+    for (const auto &u : r.urls) step(nexxo_options_add_remote(opts, u.c_str()));
+    step(nexxo_options_set_remote_mode(opts, r.mode));
+    if (r.name) step(nexxo_options_set_remote_name(opts, r.name->c_str()));
+    for (const auto &c : r.local_only) step(nexxo_options_set_remote_local_only(opts, c.c_str(), true));
+    if (!r.hmac_key.empty()) step(nexxo_options_set_remote_hmac_key(opts, r.hmac_key.data(), r.hmac_key.size()));
+    if (r.timeout_ms) step(nexxo_options_set_remote_timeout(opts, *r.timeout_ms));
+    if (r.retries) step(nexxo_options_set_remote_retries(opts, *r.retries));
+    if (r.cooldown_ms) step(nexxo_options_set_remote_cooldown(opts, *r.cooldown_ms));
+    if (r.ttl_seconds) step(nexxo_options_set_remote_ttl(opts, *r.ttl_seconds));
+  }
   if (s != NEXXO_OK) {
     nexxo_options_free(opts);
     return s;
@@ -237,6 +263,21 @@ class Cache {
     Stats s{};
     check(nexxo_cache_category_stats(c_, category.c_str(), &s), "category_stats", category);
     return s;
+  }
+
+  /// The remote tier's statistics (all zero without remotes).
+  RemoteStats remote_stats() const {
+    RemoteStats r{};
+    check(nexxo_cache_remote_stats(c_, &r), "remote_stats", "");
+    return r;
+  }
+
+  /// Waits for queued uploads, at most `timeout_ms`: true when none are left.
+  bool remote_sync(std::uint32_t timeout_ms) const {
+    nexxo_status s = nexxo_cache_remote_sync(c_, timeout_ms);
+    if (s == NEXXO_TIMED_OUT) return false;
+    check(s, "remote_sync", "");
+    return true;
   }
 
   /// The statistics as JSON text.

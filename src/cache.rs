@@ -130,6 +130,30 @@ impl Cache {
         Some(value)
     }
 
+    /// The remote values of `misses` (indices into `keys`), fetched by up to
+    /// `REMOTE_FETCHERS` threads at once: a remote hit costs a network round trip, and a
+    /// cold cache warming from a remote is bound by those, not by CPU.
+    fn fetch_many(store: &Store, remote: &Option<Remote>, keys: &[(&[u8], &[u8])], misses: &[usize]) -> Vec<(usize, Option<Vec<u8>>)> {
+        const REMOTE_FETCHERS: usize = 8;
+        let threads = misses.len().min(REMOTE_FETCHERS);
+        if threads <= 1 {
+            return misses.iter().map(|&i| (i, Self::from_remote(store, remote, keys[i].0, keys[i].1))).collect();
+        }
+        let next = AtomicU64::new(0);
+        let worker = || {
+            let mut got = Vec::new();
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed) as usize;
+                let Some(&i) = misses.get(n) else { break got };
+                got.push((i, Self::from_remote(store, remote, keys[i].0, keys[i].1)));
+            }
+        };
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads).map(|_| s.spawn(worker)).collect();
+            handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+        })
+    }
+
     /// Reads a value: the local store first, then the remotes (see [`crate::remote`]).
     pub fn get(&self, category: &[u8], key: &[u8]) -> Result<Option<Vec<u8>>> {
         match &self.inner {
@@ -199,11 +223,10 @@ impl Cache {
         match &self.inner {
             Inner::Open { store, remote, .. } => {
                 let mut out = store.batch_get(keys);
-                if remote.is_some() {
-                    for (r, (c, k)) in out.iter_mut().zip(keys) {
-                        if matches!(r, Ok(None)) {
-                            *r = Ok(Self::from_remote(store, remote, c, k));
-                        }
+                if remote.as_ref().is_some_and(Remote::reachable) {
+                    let misses: Vec<usize> = (0..keys.len()).filter(|&i| matches!(out[i], Ok(None))).collect();
+                    for (i, v) in Self::fetch_many(store, remote, keys, &misses) {
+                        out[i] = Ok(v);
                     }
                 }
                 out

@@ -71,6 +71,12 @@ impl Breaker {
         b.until = Instant::now() + self.cooldown;
     }
 
+    /// Whether an open breaker's cooldown has passed (its probe may go out).
+    pub fn probe_due(&self) -> bool {
+        let b = self.lock();
+        b.state == State::Open && Instant::now() >= b.until
+    }
+
     pub fn state(&self) -> State {
         self.lock().state
     }

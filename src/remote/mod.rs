@@ -459,6 +459,11 @@ impl Remote {
         self.shared.fetch(category, key)
     }
 
+    /// Whether some remote's breaker lets requests through now (or soon: a probe).
+    pub fn reachable(&self) -> bool {
+        self.shared.endpoints.iter().any(|e| e.breaker.state() != BreakerState::Open || e.breaker.probe_due())
+    }
+
     pub fn note_backfill(&self) {
         bump(&self.shared.backfills, 1);
     }
