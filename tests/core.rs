@@ -194,9 +194,55 @@ fn newer_format_is_left_untouched() {
     let d = tmp();
     let path = d.path().join("c");
     std::fs::create_dir(&path).unwrap();
-    std::fs::write(path.join("NEXXO_FORMAT"), "nexxo-cache format 2\n").unwrap();
+    let newer = nexxo_cache::store::STORE_FORMAT + 1;
+    std::fs::write(path.join("NEXXO_FORMAT"), format!("nexxo-cache format {newer}\n")).unwrap();
     assert!(matches!(Cache::open(&path, &Config::default()), Err(Error::Incompatible(_))));
     assert_eq!(std::fs::read_dir(&path).unwrap().count(), 1);
+}
+
+/// A cache of format 1 (1.0's block-based tables) is emptied by the first writable open
+/// and used in format 2; a read-only open leaves it alone.
+#[test]
+fn older_format_is_replaced_by_an_empty_cache() {
+    let d = tmp();
+    let path = d.path().join("c");
+    {
+        let c = Cache::open(&path, &Config::default()).unwrap();
+        c.set(b"parse", b"old", b"value").unwrap();
+    }
+    std::fs::write(path.join("NEXXO_FORMAT"), "nexxo-cache format 1\n").unwrap();
+    let ro = Config { read_only: true, ..Config::default() };
+    assert!(matches!(Cache::open(&path, &ro), Err(Error::Incompatible(_))));
+    assert_eq!(std::fs::read_to_string(path.join("NEXXO_FORMAT")).unwrap(), "nexxo-cache format 1\n");
+    // A live writer of the old format is never pulled from under: another process holds
+    // RocksDB's lock (a POSIX record lock on LOCK, as RocksDB takes it).
+    {
+        use std::io::{BufRead, Write};
+        let mut holder = std::process::Command::new("python3")
+            .args(["-c", "import fcntl,sys; f=open(sys.argv[1],'a'); fcntl.lockf(f, fcntl.LOCK_EX|fcntl.LOCK_NB); print('held', flush=True); sys.stdin.read()"])
+            .arg(path.join("LOCK"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs the lock holder");
+        let mut line = String::new();
+        std::io::BufReader::new(holder.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "held");
+        assert!(matches!(Cache::open(&path, &Config::default()), Err(Error::Locked(_))));
+        assert!(path.join("NEXXO_FORMAT").exists() && std::fs::read_dir(&path).unwrap().count() > 2, "nothing was removed");
+        holder.stdin.take().unwrap().write_all(b"").unwrap();
+        holder.wait().unwrap();
+    }
+    let c = Cache::open(&path, &Config::default()).unwrap();
+    assert_eq!(c.get(b"parse", b"old").unwrap(), None);
+    assert_eq!(c.stats().entries, 0);
+    c.set(b"parse", b"new", b"value").unwrap();
+    drop(c);
+    let format = std::fs::read_to_string(path.join("NEXXO_FORMAT")).unwrap();
+    assert_eq!(format, format!("nexxo-cache format {}\n", nexxo_cache::store::STORE_FORMAT));
+    let c = Cache::open(&path, &Config::default()).unwrap();
+    assert_eq!(c.get(b"parse", b"new").unwrap().as_deref(), Some(&b"value"[..]));
+    assert_exact(c.store().unwrap());
 }
 
 #[test]

@@ -327,7 +327,7 @@ fn cmd_verify(mut a: Args) -> Res {
     let mut p = Progress::new("verify");
     let r = store.verify(drop_bad, &mut |d, t| p.show(d, t)).map_err(|e| cache_err(&dir, e))?;
     p.finish();
-    println!("checked {} entries ({} of values): {} damaged{}", r.checked, human_size(r.value_bytes), r.bad, if drop_bad { format!(", {} dropped", r.dropped) } else { String::new() });
+    println!("checked {} entries ({} of values): {} damaged{}", r.checked, human_size(r.value_bytes), r.bad, if drop_bad { format!(", {} dropped ({} orphaned index records removed)", r.dropped, r.dropped_index_records) } else { String::new() });
     for (cat, key) in &r.bad_keys {
         println!("  damaged: {cat}/{}", String::from_utf8_lossy(key));
     }
