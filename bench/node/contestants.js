@@ -10,8 +10,11 @@ const { ClassicLevel } = require('classic-level');
 const contestants = {
   'nexxo-node': {
     open: async (dir) => Cache.open(dir),
-    put: (c, k, v) => c.set('transform', k, v),
-    flush: async () => {},
+    // Batched asynchronous puts, as lmdb-js's below: `flush` awaits them.
+    put: (c, k, v) => {
+      c.lastPut = c.put('transform', k, v);
+    },
+    flush: async (c) => c.lastPut,
     putBatch: async (c, items) => c.batchSet(items.map(([k, v]) => ['transform', k, v])),
     get: (c, k) => c.get('transform', k),
     getBatch: (c, ks) => c.batchGet(ks.map((k) => ['transform', k])),

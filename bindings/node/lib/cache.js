@@ -6,6 +6,11 @@ const { load, NexxoCacheError, STATUS_CODES } = require('./native');
 const OK = 0;
 const NOT_FOUND = 1;
 const BUFFER_TOO_SMALL = 5;
+const MAX_KEY_LEN = 4096;
+const MAX_VALUE_LEN = 256 * 1024 * 1024;
+/** A batch of puts is written when it holds this many entries or bytes (or at the turn's end). */
+const PUT_BATCH_ENTRIES = 1000;
+const PUT_BATCH_BYTES = 4 << 20;
 const DISPOSE = typeof Symbol.dispose === 'symbol' ? Symbol.dispose : Symbol.for('nodejs.dispose');
 
 /** Closes handles that were garbage-collected without close(): a safety net only. */
@@ -79,6 +84,9 @@ class Cache {
     this._f = L.f;
     this.path = dir;
     this._cats = new Map();
+    this._known = new Set();
+    this._pend = null;
+    this._pendBuf = null;
     this._key = Buffer.allocUnsafe(16384);
     this._val = Buffer.allocUnsafe(65536);
     this._out = Buffer.allocUnsafe(65536);
@@ -122,7 +130,94 @@ class Cache {
   _ptr(op) {
     const p = this._handle && this._handle.ptr;
     if (!p) throw new NexxoCacheError('CLOSED', `nexxo-cache ${op} on ${this.path}: the cache is closed`, -1);
+    // Every other call sees the puts made before it: they are written first.
+    if (this._pend !== null) this._writePending(p);
     return p;
+  }
+
+  /**
+   * Stores a value asynchronously, batched with the other puts of this event-loop turn
+   * (as lmdb-js batches its puts): the returned promise resolves once the batch holding
+   * it is written, atomically, with the durability of `set`, and rejects with the
+   * batch's NexxoCacheError. Arguments are checked and the value copied at once, so the
+   * caller may reuse its buffers. Any other call on the cache writes pending puts first,
+   * so reads always see them. Await (or catch) the promise: an unhandled rejection
+   * ends a Node process.
+   */
+  put(category, key, value) {
+    const p = this._handle && this._handle.ptr;
+    if (!p) throw new NexxoCacheError('CLOSED', `nexxo-cache put on ${this.path}: the cache is closed`, -1);
+    const cat = this._checkedCat(category);
+    let pend = this._pend;
+    if (pend === null) {
+      let resolve;
+      let reject;
+      const promise = new Promise((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      pend = this._pend = { count: 0, at: 0, promise, resolve, reject };
+      setImmediate(() => {
+        if (this._pend === pend && this._handle.ptr) this._writePending(this._handle.ptr);
+      });
+    }
+    const keyIsString = typeof key === 'string';
+    const k = keyIsString ? null : toBytes(key, 'a key');
+    const valueIsString = typeof value === 'string';
+    const v = valueIsString ? null : toBytes(value, 'a value');
+    const klenMax = keyIsString ? key.length * 3 : k.length;
+    const vlenMax = valueIsString ? value.length * 3 : v.length;
+    const need = pend.at + cat.length + 8 + klenMax + vlenMax;
+    let buf = this._pendBuf || (this._pendBuf = Buffer.allocUnsafe(1 << 20));
+    if (buf.length < need) {
+      const bigger = ensure(buf, need);
+      buf.copy(bigger, 0, 0, pend.at);
+      buf = this._pendBuf = bigger;
+    }
+    let at = pend.at;
+    buf[at] = cat.length - 1;
+    at += 1 + cat.copy(buf, at + 1, 0, cat.length - 1);
+    const klen = keyIsString ? buf.utf8Write(key, at + 4) : k.copy(buf, at + 4);
+    if (klen === 0 || klen > MAX_KEY_LEN) {
+      throw new NexxoCacheError(klen === 0 ? 'INVALID_ARGUMENT' : 'TOO_LARGE', `nexxo-cache put(${category}) on ${this.path}: a key must be 1 to ${MAX_KEY_LEN} bytes, not ${klen}`, klen === 0 ? 2 : 4);
+    }
+    buf.writeUInt32LE(klen, at);
+    at += 4 + klen;
+    const vlen = valueIsString ? buf.utf8Write(value, at + 4) : v.copy(buf, at + 4);
+    if (vlen > MAX_VALUE_LEN) {
+      throw new NexxoCacheError('TOO_LARGE', `nexxo-cache put(${category}) on ${this.path}: a value must be at most ${MAX_VALUE_LEN} bytes, not ${vlen}`, 4);
+    }
+    buf.writeUInt32LE(vlen, at);
+    pend.at = at + 4 + vlen;
+    pend.count++;
+    if (pend.count >= PUT_BATCH_ENTRIES || pend.at >= PUT_BATCH_BYTES) this._writePending(p);
+    return pend.promise;
+  }
+
+  /** A promise that resolves when the puts made so far are written. */
+  get flushed() {
+    return this._pend === null ? Promise.resolve() : this._pend.promise;
+  }
+
+  /** Writes the pending puts as one batch and settles their promise. */
+  _writePending(p) {
+    const pend = this._pend;
+    this._pend = null;
+    const s = this._f.batchSetPacked(p, this._pendBuf, pend.at, pend.count);
+    if (s === OK) pend.resolve();
+    else pend.reject(new NexxoCacheError(codeOf(s), `nexxo-cache put (a batch of ${pend.count}) on ${this.path}: ${this._f.statusStr(s)}`, s));
+  }
+
+  /** The category's bytes, checked once against the cache's categories. */
+  _checkedCat(category) {
+    const cat = this._cat(category);
+    if (!this._known.has(category)) {
+      const raw = {};
+      const s = this._f.categoryStats(this._handle.ptr, category, raw);
+      if (s !== OK) this._check(s, 'put', category);
+      this._known.add(category);
+    }
+    return cat;
   }
 
   _check(status, op, category) {
@@ -207,28 +302,46 @@ class Cache {
 
   /** Packs [category, key, value?] records into the scratch pack buffer. */
   _pack(items, withValues) {
-    const parts = new Array(items.length);
-    let size = 0;
-    for (let i = 0; i < items.length; i++) {
+    // One pass, straight into the scratch buffer: an upper bound of the size first
+    // (UTF-8 takes at most 3 bytes per UTF-16 unit), no intermediate Buffers.
+    const n = items.length;
+    const cats = new Array(n);
+    const keys = new Array(n);
+    const values = withValues ? new Array(n) : null;
+    let bound = 0;
+    for (let i = 0; i < n; i++) {
       const it = items[i];
-      const [category, key, value] = Array.isArray(it) ? it : [it.category, it.key, it.value];
+      const isArray = Array.isArray(it);
+      const category = isArray ? it[0] : it.category;
+      const key = isArray ? it[1] : it.key;
       const cat = this._cat(category);
-      const k = typeof key === 'string' ? Buffer.from(key, 'utf8') : toBytes(key, 'a key');
-      const v = withValues ? toBytes(value, 'a value') : null;
       if (cat.length - 1 > 255) throw new NexxoCacheError('UNKNOWN_CATEGORY', `nexxo-cache: unknown category ${category}`, 3);
-      parts[i] = [cat, k, v];
-      size += 1 + (cat.length - 1) + 4 + k.length + (withValues ? 4 + v.length : 0);
+      const k = typeof key === 'string' ? key : toBytes(key, 'a key');
+      cats[i] = cat;
+      keys[i] = k;
+      bound += cat.length + 4 + (typeof k === 'string' ? k.length * 3 : k.length);
+      if (withValues) {
+        const value = isArray ? it[2] : it.value;
+        const v = typeof value === 'string' ? value : toBytes(value, 'a value');
+        values[i] = v;
+        bound += 4 + (typeof v === 'string' ? v.length * 3 : v.length);
+      }
     }
-    const buf = (this._packBuf = ensure(this._packBuf || Buffer.allocUnsafe(65536), size));
+    const buf = (this._packBuf = ensure(this._packBuf || Buffer.allocUnsafe(65536), bound));
     let at = 0;
-    for (const [cat, k, v] of parts) {
+    for (let i = 0; i < n; i++) {
+      const cat = cats[i];
       buf[at++] = cat.length - 1;
       at += cat.copy(buf, at, 0, cat.length - 1);
-      buf.writeUInt32LE(k.length, at);
-      at += 4 + k.copy(buf, at + 4);
+      const k = keys[i];
+      const klen = typeof k === 'string' ? buf.utf8Write(k, at + 4) : k.copy(buf, at + 4);
+      buf.writeUInt32LE(klen, at);
+      at += 4 + klen;
       if (withValues) {
-        buf.writeUInt32LE(v.length, at);
-        at += 4 + v.copy(buf, at + 4);
+        const v = values[i];
+        const vlen = typeof v === 'string' ? buf.utf8Write(v, at + 4) : v.copy(buf, at + 4);
+        buf.writeUInt32LE(vlen, at);
+        at += 4 + vlen;
       }
     }
     return [buf, at];
@@ -260,12 +373,14 @@ class Cache {
       break;
     }
     const out = new Array(keys.length);
+    // One copy of the whole answer; each value is a view of it.
+    const all = Buffer.from(this._out.subarray(0, Number(this._len[0])));
     let at = 0;
     for (let i = 0; i < keys.length; i++) {
-      const st = this._out.readUInt32LE(at);
-      const n = this._out.readUInt32LE(at + 4);
+      const st = all.readUInt32LE(at);
+      const n = all.readUInt32LE(at + 4);
       at += 8;
-      if (st === OK) out[i] = Buffer.from(this._out.subarray(at, at + n));
+      if (st === OK) out[i] = all.subarray(at, at + n);
       else if (st === NOT_FOUND) out[i] = undefined;
       else {
         const k = keys[i];
@@ -388,6 +503,7 @@ class Cache {
   /** Closes the cache. Idempotent; any later call throws a NexxoCacheError with code 'CLOSED'. */
   close() {
     if (this._handle && this._handle.ptr) {
+      if (this._pend !== null) this._writePending(this._handle.ptr);
       const p = this._handle.ptr;
       this._handle.ptr = null;
       finalizer.unregister(this);

@@ -145,6 +145,14 @@ export class Cache implements Disposable {
   get(category: Category, key: Bytes): Buffer | undefined;
   getString(category: Category, key: Bytes, encoding?: BufferEncoding): string | undefined;
   set(category: Category, key: Bytes, value: Bytes): void;
+  /**
+   * Asynchronous, batched with the other puts of this event-loop turn (up to 1000
+   * entries or 4 MiB a batch): resolves once the batch holding it is written, rejects
+   * with the batch's NexxoCacheError. Any other call writes pending puts first.
+   */
+  put(category: Category, key: Bytes, value: Bytes): Promise<void>;
+  /** Resolves when the puts made so far are written. */
+  readonly flushed: Promise<void>;
   delete(category: Category, key: Bytes): void;
   /** Atomic: all entries or none. */
   batchSet(entries: EntryInput[]): void;

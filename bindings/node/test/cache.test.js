@@ -253,3 +253,40 @@ test('an untrusted directory is refused (INSECURE) unless allowed, then read-onl
   Cache.open(dir, { dirMode: 0o777 }).close();
   assert.equal(code(() => Cache.open(path.join(tmp(), 'x'), { dirMode: 0o600 })), 'INVALID_ARGUMENT');
 });
+
+test('put: batched asynchronous writes, read-your-writes, errors per batch', async () => {
+  const dir = tmp();
+  const c = Cache.open(path.join(dir, 'c'));
+  const promises = [];
+  const reused = Buffer.alloc(100);
+  for (let i = 0; i < 2500; i++) {
+    reused.fill(i % 251);
+    promises.push(c.put('transform', `m${i}`, reused)); // copied at once: the buffer may be reused
+  }
+  // 2500 puts in one turn: batches of 1000, 1000 and 500.
+  assert.equal(new Set(promises).size, 3);
+  // Any other call writes pending puts first.
+  assert.deepEqual(c.get('transform', 'm2499'), Buffer.alloc(100, 2499 % 251));
+  await Promise.all(promises);
+  assert.equal(c.stats().entries, 2500);
+  assert.deepEqual(c.get('transform', 'm7'), Buffer.alloc(100, 7));
+  // Checked at once, before anything is queued.
+  assert.equal(code(() => c.put('nope', 'k', 'v')), 'UNKNOWN_CATEGORY');
+  assert.equal(code(() => c.put('parse', '', 'v')), 'INVALID_ARGUMENT');
+  assert.equal(code(() => c.put('parse', 'x'.repeat(4097), 'v')), 'TOO_LARGE');
+  // A put left pending at close() is written by close().
+  const last = c.put('meta', 'last', 'written by close');
+  c.close();
+  await last;
+  assert.equal(code(() => c.put('meta', 'k', 'v')), 'CLOSED');
+  const again = Cache.open(path.join(dir, 'c'));
+  assert.equal(again.getString('meta', 'last'), 'written by close');
+  assert.equal(again.stats().entries, 2501);
+  again.close();
+  // A batch that fails rejects its promise: a read-only handle.
+  const ro = Cache.open(path.join(dir, 'c'), { readOnly: true });
+  const p = ro.put('parse', 'k', 'v');
+  await assert.rejects(ro.flushed, (e) => e instanceof NexxoCacheError && e.code === 'READ_ONLY');
+  await assert.rejects(p, (e) => e.code === 'READ_ONLY');
+  ro.close();
+});

@@ -25,6 +25,8 @@ function use(c: Cache, m: CacheManager): void {
     // @ts-expect-error: not a mode
     Cache.open('/tmp/z', { remote: { url: 'redis://r', mode: 'sometimes' } });
   }
+  const written: Promise<void> = c.put('transform', 'src/b.ts', Buffer.alloc(3));
+  void written, c.flushed.then(() => undefined);
   const ms: ManagerStats = m.getStats();
   const label: string = ms.size + ms.hitRate + humanSize(n);
   const why: false | string = ms.disabled;
