@@ -42,6 +42,29 @@ for c, name in NAMES:
         f"| {name} | {k(m('seed-100k', c, 'write_ops_per_s'))} | {k(m('seed-100k', c, 'read_ops_per_s'))} | "
         f"{'-' if disk is None else f'{disk / 2**20:.1f} MiB'} | {m('seed-100k', c, 'peak_rss_mib'):.0f} MiB |"
     )
+def faster(a, b, label, key="read_ops_per_s"):
+    """'a reads faster' or 'b reads faster', with both figures."""
+    x, y = m(label, a, key), m(label, b, key)
+    return f"{k(x)} vs {k(y)}" if x >= 10000 and y >= 10000 else f"{x / 1000:.1f}k vs {y / 1000:.1f}k"
+
+
+remote = R.get("remote", {})
+remote_text = []
+if remote:
+    h, r = remote.get("remote-http", {}), remote.get("remote-redis", {})
+    g = lambda d, key: d.get(key, {}).get("median", float("nan"))
+    remote_text = [
+        "",
+        f"Remote tier (20,000 x 1 KiB, servers on loopback sharing the 2 cores): an empty cache warms from nginx at "
+        f"{k(g(h, 'warm_ops_per_s'))}/s one get at a time and {k(g(h, 'warm_batch_ops_per_s'))}/s through batch_get "
+        f"(Redis: {k(g(r, 'warm_ops_per_s'))}/s and {k(g(r, 'warm_batch_ops_per_s'))}/s), against "
+        f"{k(g(h, 'rebuild_store_ops_per_s'))}/s for the cache's own part of rebuilding (a miss and a set); a remote hit "
+        f"costs {g(h, 'remote_get_mean_us'):.0f} µs (nginx) / {g(r, 'remote_get_mean_us'):.0f} µs (Redis), so it pays "
+        f"whenever producing an artifact takes longer than that. Sets with uploads queued behind them run at "
+        f"{k(g(h, 'set_ops_per_s'))}/s (nginx) and {k(g(r, 'set_ops_per_s'))}/s (Redis) against {k(g(h, 'baseline_set_ops_per_s'))}/s "
+        f"without a remote: the upload threads and the server take CPU from the 2 cores here.",
+    ]
+
 text = [
     f"Run of {d['date']}, {d['machine']['cpus']} cores, {d['machine']['memory_gib']} GiB, `{d['command']}` "
     f"({d['rounds']} rounds, medians). On this shared 2-core machine the same code moves by up to ~20% "
@@ -53,18 +76,29 @@ text = [
     "",
     f"Read from Rust, nexxo-cache is {ratio('nexxo', 'rocksdb', 'seed-100k', 'read_ops_per_s'):.2f}x raw RocksDB with default "
     f"options, and through the C ABI {ratio('nexxo-c', 'rocksdb', 'seed-100k', 'read_ops_per_s'):.2f}x (the core issue's goal: "
-    f"at least 1x); a new process reading all 100,000 entries, {ratio('nexxo', 'rocksdb', 'cold-open-100k', 'read_all_ops_per_s'):.2f}x. "
-    f"LZ4 pays for itself: with it, reads are {ratio('nexxo', 'nexxo-nolz4', 'seed-100k', 'read_ops_per_s'):.2f}x and writes "
-    f"{ratio('nexxo', 'nexxo-nolz4', 'seed-100k', 'write_ops_per_s'):.2f}x what they are without (the compressed set fits the "
-    f"block cache). At a cap of about a quarter of the stored size it writes {k(m('at-cap', 'nexxo', 'write_ops_per_s'))}/s "
-    f"({m('at-cap', 'nexxo', 'write_ops_per_s') / m('seed-100k', 'nexxo', 'write_ops_per_s'):.2f}x unbounded). From Node it reads "
-    f"at {ratio('nexxo-node', 'lmdb', 'seed-100k', 'read_ops_per_s'):.2f}x lmdb-js (a new process: "
-    f"{ratio('nexxo-node', 'lmdb', 'cold-open-100k', 'read_all_ops_per_s'):.2f}x) and writes one at a time at "
-    f"{ratio('nexxo-node', 'lmdb', 'seed-100k', 'write_ops_per_s'):.2f}x, batched at "
+    f"at least 1x); a new process reading all 100,000 entries, {ratio('nexxo', 'rocksdb', 'cold-open-100k', 'read_all_ops_per_s'):.2f}x "
+    f"(C ABI {ratio('nexxo-c', 'rocksdb', 'cold-open-100k', 'read_all_ops_per_s'):.2f}x). "
+    f"With LZ4, reads are {ratio('nexxo', 'nexxo-nolz4', 'seed-100k', 'read_ops_per_s'):.2f}x and writes "
+    f"{ratio('nexxo', 'nexxo-nolz4', 'seed-100k', 'write_ops_per_s'):.2f}x what they are without it, on "
+    f"{m('seed-100k', 'nexxo-nolz4', 'disk_bytes') / m('seed-100k', 'nexxo', 'disk_bytes'):.1f}x less disk and "
+    f"{m('seed-100k', 'nexxo-nolz4', 'peak_rss_mib') / m('seed-100k', 'nexxo', 'peak_rss_mib'):.1f}x less peak RSS (the tables are "
+    f"memory-mapped). At a cap of about a quarter of "
+    f"the stored size it writes {k(m('at-cap', 'nexxo', 'write_ops_per_s'))}/s "
+    f"({m('at-cap', 'nexxo', 'write_ops_per_s') / m('seed-100k', 'nexxo', 'write_ops_per_s'):.2f}x unbounded). From Node "
+    f"(writes through the batched asynchronous `put`, as lmdb-js's) it writes at "
+    f"{ratio('nexxo-node', 'lmdb', 'seed-100k', 'write_ops_per_s'):.2f}x lmdb-js, reads at "
+    f"{ratio('nexxo-node', 'lmdb', 'seed-100k', 'read_ops_per_s'):.2f}x, and a new process reads everything at "
+    f"{ratio('nexxo-node', 'lmdb', 'cold-open-100k', 'read_all_ops_per_s'):.2f}x; batches of 1000 write at "
     f"{ratio('nexxo-node', 'lmdb', 'batch-1000', 'write_ops_per_s'):.2f}x: the performance issue's 2x over lmdb-js is not "
-    f"reached. Value sizes: raw RocksDB reads faster at 100 B ({k(m('values-100B', 'rocksdb', 'read_ops_per_s'))} vs "
-    f"{k(m('values-100B', 'nexxo', 'read_ops_per_s'))}) and at 256 KiB ({m('values-256KiB', 'rocksdb', 'read_ops_per_s') / 1000:.0f}k "
-    f"vs {m('values-256KiB', 'nexxo', 'read_ops_per_s') / 1000:.0f}k).",
+    f"reached. Opening the 100,000-entry cache takes {m('cold-open-100k', 'nexxo', 'open_ms'):.1f} ms (lmdb-js "
+    f"{m('cold-open-100k', 'lmdb', 'open_ms'):.1f} ms). Value sizes, nexxo vs raw RocksDB reads: 100 B "
+    f"{faster('nexxo', 'rocksdb', 'values-100B')}, 16 KiB {faster('nexxo', 'rocksdb', 'values-16KiB')}, 256 KiB "
+    f"{faster('nexxo', 'rocksdb', 'values-256KiB')}; at 256 KiB nexxo-cache reads at "
+    f"{m('values-256KiB', 'nexxo', 'read_ops_per_s') / m('values-256KiB', 'nexxo', 'lz4_decompress_ops_per_s'):.2f}x the speed "
+    f"of lz4_flex decompressing the same values in memory. From C, `nexxo_cache_batch_get` of 1000 keys reads "
+    f"{k(m('batch-1000', 'nexxo-c', 'batch_get_ops_per_s'))}/s against {k(m('batch-1000', 'nexxo-c', 'loop_get_ops_per_s'))}/s "
+    f"for a loop of `nexxo_cache_get` ({m('batch-1000', 'nexxo-c', 'batch_get_ops_per_s') / m('batch-1000', 'nexxo-c', 'loop_get_ops_per_s'):.2f}x).",
+    *remote_text,
 ]
 path = os.path.join(ROOT, "README.md")
 s = open(path).read()

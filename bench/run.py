@@ -193,6 +193,8 @@ COLUMNS = [
     ("write_p99_us", "write p99 µs"), ("batch_p99_us", "batch p99 µs"), ("mixed_ops_per_s", "ops/s"), ("mixed_p99_us", "p99 µs"),
     ("open_ms", "open ms"), ("first_read_ms", "first read ms"), ("read_all_ops_per_s", "reads/s"), ("hit_rate", "hit rate"),
     ("disk_bytes", "disk after compaction"), ("compression", "logical ÷ disk"), ("peak_rss_mib", "peak RSS MiB"),
+    ("loop_get_ops_per_s", "C: loop of get/s"), ("batch_get_ops_per_s", "C: batch_get/s"),
+    ("lz4_decompress_ops_per_s", "lz4_flex decompress/s (reference)"),
 ]
 RATIO_OF = ["read_ops_per_s", "write_ops_per_s", "mixed_ops_per_s", "read_all_ops_per_s"]
 

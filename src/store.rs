@@ -716,7 +716,27 @@ impl Store {
     /// Reads many values with RocksDB's batched multi-get (one call per category).
     /// Fails as a whole only for an invalid key or category; each element is that
     /// key's own outcome.
+    ///
+    /// Large batches are split across up to four threads (the machine's cores): lookups
+    /// and decoding are CPU work, and a batch is the caller saying "all of these, now".
     pub fn batch_get(&self, keys: &[(&[u8], &[u8])]) -> Vec<Result<Option<Vec<u8>>>> {
+        const PER_THREAD: usize = 256;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4).min(keys.len() / PER_THREAD);
+        if threads <= 1 {
+            return self.batch_get_here(keys);
+        }
+        let chunk = keys.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            let parts: Vec<_> = keys.chunks(chunk).skip(1).map(|part| s.spawn(move || self.batch_get_here(part))).collect();
+            let mut out = self.batch_get_here(&keys[..chunk]);
+            for p in parts {
+                out.extend(p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+            }
+            out
+        })
+    }
+
+    fn batch_get_here(&self, keys: &[(&[u8], &[u8])]) -> Vec<Result<Option<Vec<u8>>>> {
         let mut out: Vec<Result<Option<Vec<u8>>>> = Vec::with_capacity(keys.len());
         let mut by_cat: HashMap<usize, Vec<usize>> = HashMap::new();
         for (i, (cat, key)) in keys.iter().enumerate() {
