@@ -60,7 +60,7 @@ function runner(c, batched) {
 }
 
 const contestants = {
-  'nexxo set/get': runner(all['nexxo-node'], false),
+  'nexxo put/get': runner(all['nexxo-node'], false),
   'nexxo batchSet/batchGet': runner(all['nexxo-node'], true),
   'lmdb put/getBinary': runner(all.lmdb, false),
   'classic-level batch/getSync': runner(all['classic-level'], true),
@@ -88,10 +88,10 @@ async function main() {
     const table = {};
     for (const [name, r] of Object.entries(runs)) table[name] = { write: stats(r.write), read: stats(r.read) };
     results.sizes[n] = table;
-    const base = table['nexxo set/get'];
+    const base = table['nexxo put/get'];
     const batch = table['nexxo batchSet/batchGet'];
     console.log(`\n${n} entries of 1 KiB, ${ROUNDS} rounds interleaved: ops/s median (min-max)`);
-    console.log('| contestant | writes/s | reads/s | nexxo set/get ÷ it (w / r) | nexxo batch ÷ it (w / r) |');
+    console.log('| contestant | writes/s | reads/s | nexxo put/get ÷ it (w / r) | nexxo batch ÷ it (w / r) |');
     console.log('|---|---|---|---|---|');
     const f = (s) => `${Math.round(s.median).toLocaleString('en')} (${Math.round(s.min).toLocaleString('en')}-${Math.round(s.max).toLocaleString('en')})`;
     for (const [name, t] of Object.entries(table)) {
