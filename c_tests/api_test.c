@@ -894,6 +894,38 @@ TEST(policy_max_age_with_clock) {
   return 0;
 }
 
+/* A batch large enough to be split across threads: every answer in its place. */
+TEST(batch_get_many) {
+  enum { N = 3000 };
+  nexxo_cache *c = open_or_die(path_in(fresh_dir(), "c"), NULL);
+  static char keys[N][24];
+  static nexxo_key ks[N];
+  static nexxo_bytes vals[N];
+  static nexxo_status sts[N];
+  for (int i = 0; i < N; i++) {
+    snprintf(keys[i], sizeof keys[i], "k%d", i);
+    if (i % 3 != 0) OK(nexxo_cache_set(c, i % 2 ? "parse" : "bundle", K(keys[i]), (const uint8_t *)keys[i], strlen(keys[i])));
+    ks[i] = (nexxo_key){i % 2 ? "parse" : "bundle", (const uint8_t *)keys[i], strlen(keys[i])};
+  }
+  ks[1234].category = "nope";
+  OK(nexxo_cache_batch_get(c, ks, N, vals, sts));
+  for (int i = 0; i < N; i++) {
+    if (i == 1234) {
+      CHECK(sts[i] == NEXXO_UNKNOWN_CATEGORY && vals[i].data == NULL);
+    } else if (i % 3 == 0) {
+      CHECK(sts[i] == NEXXO_NOT_FOUND && vals[i].data == NULL && vals[i].len == 0);
+    } else {
+      CHECK(sts[i] == NEXXO_OK && vals[i].len == strlen(keys[i]) && memcmp(vals[i].data, keys[i], vals[i].len) == 0);
+    }
+    nexxo_bytes_free(&vals[i]);
+  }
+  nexxo_stats st;
+  OK(nexxo_cache_stats(c, &st));
+  CHECK(st.hits == 1999 && st.misses == 1000);
+  nexxo_cache_close(c);
+  return 0;
+}
+
 TEST(remote_options) {
   nexxo_options *o = nexxo_options_new();
   CHECK(o != NULL);
@@ -1060,6 +1092,7 @@ static const struct {
     ENTRY(policy_cap_keeps_hot_set),
     ENTRY(policy_category_limit),
     ENTRY(policy_max_age_with_clock),
+    ENTRY(batch_get_many),
     ENTRY(remote_options),
     ENTRY(remote_http_round_trip),
     ENTRY(remote_redis_round_trip),

@@ -6,8 +6,9 @@ set -uo pipefail
 build="${1:?usage: valgrind.sh BUILD_DIR}"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
+supp="$(cd "$(dirname "$0")" && pwd)/valgrind.supp"  # one documented false positive
 vg=(valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect,possible
-    --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99)
+    --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99 --suppressions="$supp")
 passed=0
 failed=0
 run() {
@@ -28,7 +29,7 @@ for t in $("$build/c_tests/api_test" --list); do
     # leaks are still errors.
     vg_saved=("${vg[@]}")
     vg=(valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect
-        --errors-for-leak-kinds=definite,indirect --error-exitcode=99)
+        --errors-for-leak-kinds=definite,indirect --error-exitcode=99 --suppressions="$supp")
     run "api.$t" "$build/c_tests/api_test" "$t"
     vg=("${vg_saved[@]}")
     continue
