@@ -21,29 +21,8 @@ use std::time::Instant;
 
 use nexxo_cache::{Cache, Compression, Config};
 
-fn value(i: usize, len: usize) -> Vec<u8> {
-    // JavaScript-like text: compressible the way build artifacts are.
-    let mut s = String::with_capacity(len + 128);
-    while s.len() < len {
-        s.push_str(&format!("export function C{i}_{}(p) {{ return h('ul', p.items.map((x) => h('li', x))); }}\n", s.len()));
-    }
-    s.truncate(len);
-    s.into_bytes()
-}
-
-fn key(i: usize) -> Vec<u8> {
-    format!("src/components/module{i}.tsx").into_bytes()
-}
-
-/// A fixed order unrelated to key order.
-fn order(n: usize) -> Vec<usize> {
-    let mut o: Vec<usize> = (0..n).collect();
-    for i in (1..n).rev() {
-        let j = (i.wrapping_mul(2_654_435_761)) % (i + 1);
-        o.swap(i, j);
-    }
-    o
-}
+mod common;
+use common::{key, order, value};
 
 trait Store: Send + Sync {
     fn set(&self, k: &[u8], v: &[u8]);

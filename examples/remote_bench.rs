@@ -20,30 +20,8 @@ use std::time::{Duration, Instant};
 
 use nexxo_cache::{Cache, Config};
 
-fn value(i: usize, len: usize) -> Vec<u8> {
-    let mut s = String::with_capacity(len + 128);
-    while s.len() < len {
-        s.push_str(&format!("export function C{i}_{}(p) {{ return h('ul', p.items.map((x) => h('li', x))); }}\n", s.len()));
-    }
-    s.truncate(len);
-    s.into_bytes()
-}
-
-fn key(i: usize) -> Vec<u8> {
-    format!("src/components/module{i}.tsx").into_bytes()
-}
-
-fn order(n: usize) -> Vec<usize> {
-    let mut o: Vec<usize> = (0..n).collect();
-    let mut x = 0x2545_F491_4F6C_DD1Du64;
-    for i in (1..n).rev() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        o.swap(i, (x % (i as u64 + 1)) as usize);
-    }
-    o
-}
+mod common;
+use common::{key, order, value};
 
 fn ops(n: usize, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64()

@@ -1,21 +1,13 @@
 //! The safe core, without FFI: reads and writes, exact stats, damage, locking.
 
 mod common;
-use common::{assert_exact};
+use common::{artifact, assert_exact};
 use nexxo_cache::{Cache, Config, Error};
 
 fn tmp() -> tempfile::TempDir {
     tempfile::Builder::new().prefix("nexxo-core-").tempdir().unwrap()
 }
 
-fn artifact(i: usize, len: usize) -> Vec<u8> {
-    let mut s = String::new();
-    while s.len() < len {
-        s.push_str(&format!("export const v{i}_{} = require('./m{}').default;\n", s.len(), i % 97));
-    }
-    s.truncate(len);
-    s.into_bytes()
-}
 
 
 #[test]

@@ -1,6 +1,7 @@
 //! The remote tier against real servers on loopback: nginx (WebDAV PUT, the Bazel HTTP
 //! layout) and redis-server. Every scenario runs against both.
 
+mod common;
 mod remote_servers;
 
 use std::io::{Read, Write};
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use nexxo_cache::remote::{BreakerState, Mode};
 use nexxo_cache::{Cache, Config, Error};
+use common::artifact;
 use remote_servers::{Kind, Server};
 
 fn tmp() -> tempfile::TempDir {
@@ -25,14 +27,6 @@ fn config(url: &str) -> Config {
     c
 }
 
-fn artifact(i: usize, len: usize) -> Vec<u8> {
-    let mut s = String::new();
-    while s.len() < len {
-        s.push_str(&format!("export const v{i}_{} = require('./m{}').default;\n", s.len(), i % 97));
-    }
-    s.truncate(len);
-    s.into_bytes()
-}
 
 const CATS: [&[u8]; 3] = [b"parse", b"transform", b"bundle"];
 

@@ -15,6 +15,16 @@ impl Rng {
     }
 }
 
+/// `len` bytes of JavaScript-like text for module `i`, compressible as artifacts are.
+pub fn artifact(i: usize, len: usize) -> Vec<u8> {
+    let mut s = String::new();
+    while s.len() < len {
+        s.push_str(&format!("export const v{i}_{} = require('./m{}').default;\n", s.len(), i % 97));
+    }
+    s.truncate(len);
+    s.into_bytes()
+}
+
 /// `len` incompressible bytes, different for each seed.
 pub fn noise(seed: u64, len: usize) -> Vec<u8> {
     let mut r = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
