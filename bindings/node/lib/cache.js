@@ -11,6 +11,9 @@ const MAX_VALUE_LEN = 256 * 1024 * 1024;
 /** A batch of puts is written when it holds this many entries or bytes (or at the turn's end). */
 const PUT_BATCH_ENTRIES = 1000;
 const PUT_BATCH_BYTES = 4 << 20;
+/** get() reads values into slabs of this size while at least SLAB_MIN_FREE is left. */
+const SLAB_SIZE = 64 * 1024;
+const SLAB_MIN_FREE = 16 * 1024;
 const DISPOSE = typeof Symbol.dispose === 'symbol' ? Symbol.dispose : Symbol.for('nodejs.dispose');
 
 /** Closes handles that were garbage-collected without close(): a safety net only. */
@@ -87,6 +90,8 @@ class Cache {
     this._known = new Set();
     this._pend = null;
     this._pendBuf = null;
+    this._slab = null;
+    this._slabOff = 0;
     this._key = Buffer.allocUnsafe(16384);
     this._val = Buffer.allocUnsafe(65536);
     this._out = Buffer.allocUnsafe(65536);
@@ -265,8 +270,39 @@ class Cache {
     }
   }
 
-  /** The value as a new Buffer, or undefined on a miss. */
+  /**
+   * The value as a Buffer of its own bytes, or undefined on a miss. Small values are
+   * read straight into a shared 64 KiB slab and returned as views of it (no copy, one
+   * allocation per slab, as Node's own Buffer pool does), so a value kept alive keeps
+   * its slab alive.
+   */
   get(category, key) {
+    const p = this._ptr('get');
+    const cat = this._cat(category);
+    let k;
+    let klen;
+    if (typeof key === 'string' && key.length * 3 <= this._key.length) {
+      // The common case without the array _keyBytes returns.
+      k = this._key;
+      klen = k.utf8Write(key, 0);
+    } else {
+      [k, klen] = this._keyBytes(key);
+    }
+    let slab = this._slab;
+    let off = this._slabOff;
+    if (slab === null || slab.length - off < SLAB_MIN_FREE) {
+      slab = this._slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+      off = 0;
+    }
+    const s = this._f.getInto(p, cat, k, klen, off === 0 ? slab : slab.subarray(off), slab.length - off, this._len);
+    if (s === OK) {
+      const n = Number(this._len[0]);
+      this._slabOff = (off + n + 7) & ~7;
+      return slab.subarray(off, off + n);
+    }
+    if (s === NOT_FOUND) return undefined;
+    if (s !== BUFFER_TOO_SMALL) this._check(s, 'get', category);
+    // Larger than the slab's free space: a buffer of its own.
     const n = this._getInto('get', category, key);
     return n < 0 ? undefined : Buffer.from(this._out.subarray(0, n));
   }

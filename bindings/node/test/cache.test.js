@@ -290,3 +290,14 @@ test('put: batched asynchronous writes, read-your-writes, errors per batch', asy
   await assert.rejects(p, (e) => e.code === 'READ_ONLY');
   ro.close();
 });
+
+test('get: values read into the shared slab stay intact and never alias', () => {
+  const dir = tmp();
+  const c = Cache.open(path.join(dir, 'c'));
+  const sizes = [0, 1, 7, 100, 1000, 5000, 16383, 16384, 20000, 70000, 300000];
+  sizes.forEach((n, i) => c.set('parse', `k${i}`, Buffer.alloc(n, 65 + i)));
+  const got = [];
+  for (let round = 0; round < 50; round++) sizes.forEach((n, i) => got.push([i, c.get('parse', `k${i}`)]));
+  for (const [i, v] of got) assert.deepEqual(v, Buffer.alloc(sizes[i], 65 + i), `k${i}`);
+  c.close();
+});
