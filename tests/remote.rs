@@ -454,3 +454,70 @@ fn bad_remote_options() {
     assert!(!format!("{c:?}").contains("s3cret"), "Debug never prints the key");
 }
 
+
+/// Hostile servers: hundreds of random and mutated answers, over HTTP and RESP. Each get
+/// returns (a miss, or the value when the mutation left a valid answer) and never a wrong
+/// value, never a panic, never past its timeout.
+#[test]
+fn random_answers_never_crash_hang_or_lie() {
+    use std::sync::Mutex;
+    let mut rng = common::Rng(0xDEC0_DE00_1234_5678);
+    // A valid stored value for parse/k, as a real server would hold it.
+    let d = tmp();
+    let real = Server::start(Kind::Redis, &d.path().join("server"));
+    let writer = Cache::open(d.path().join("w"), &config(&real.url())).unwrap();
+    writer.set(b"parse", b"k", &artifact(3, 600)).unwrap();
+    sync(&writer);
+    let stored = real.read_object(&real.objects()[0]);
+    drop(writer);
+    let valid_http = [format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", stored.len()).into_bytes(), stored.clone()].concat();
+    let valid_resp = [format!("${}\r\n", stored.len()).into_bytes(), stored.clone(), b"\r\n".to_vec()].concat();
+
+    for (scheme, valid) in [("http", valid_http), ("redis", valid_resp)] {
+        let answers: Arc<Mutex<Vec<Vec<u8>>>> = Arc::new(Mutex::new(Vec::new()));
+        for round in 0..150 {
+            let mut a = valid.clone();
+            match round % 3 {
+                0 => a = (0..(rng.next() % 300) as usize).map(|_| rng.next() as u8).collect(),
+                1 => {
+                    for _ in 0..(1 + rng.next() % 4) {
+                        let at = (rng.next() as usize) % a.len();
+                        a[at] ^= (rng.next() as u8) | 1;
+                    }
+                }
+                _ => a.truncate((rng.next() as usize) % a.len()),
+            }
+            answers.lock().unwrap().push(a);
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let queue = answers.clone();
+        std::thread::spawn(move || {
+            for s in listener.incoming() {
+                let Ok(mut s) = s else { continue };
+                let answer = queue.lock().unwrap().pop();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 8192];
+                    let _ = s.read(&mut buf);
+                    if let Some(a) = answer {
+                        let _ = s.write_all(&a);
+                    }
+                    // Then close: a truncated answer ends at EOF, not at the timeout.
+                });
+            }
+        });
+        let n = answers.lock().unwrap().len();
+        for i in 0..n {
+            let dir = d.path().join(format!("{scheme}-{i}"));
+            let mut cfg = config(&format!("{scheme}://127.0.0.1:{port}"));
+            cfg.remote.timeout_ms = 1000;
+            cfg.remote.retries = 0;
+            cfg.remote.cooldown_ms = 0;
+            let c = Cache::open(&dir, &cfg).unwrap();
+            match c.get(b"parse", b"k").unwrap() {
+                None => {}
+                Some(v) => assert_eq!(v, artifact(3, 600), "{scheme} answer {i} served other bytes"),
+            }
+        }
+    }
+}
