@@ -350,7 +350,9 @@ fn garbage_responses_are_misses() {
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
         b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n",
     ];
-    for reply in replies {
+    // Interim responses without end: refused after a few, no recursion, no hang.
+    let endless_interim: &'static [u8] = "HTTP/1.1 100 Continue\r\n\r\n".repeat(5000).leak().as_bytes();
+    for reply in replies.into_iter().chain([endless_interim]) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         std::thread::spawn(move || {

@@ -167,7 +167,8 @@ pub unsafe extern "C" fn nexxo_options_set_remote_retries(o: *mut nexxo_options,
 }
 
 /// How long a remote whose breaker opened is skipped before one request probes it, in
-/// milliseconds; default 30000.
+/// milliseconds; default 30000. 0 never skips a failing remote (each request pays its
+/// timeout again).
 ///
 /// `NEXXO_INVALID_ARGUMENT` when `o` is NULL.
 #[no_mangle]

@@ -13,6 +13,8 @@ use super::net::{with_conn, Conn, Failure, Outcome, Pool};
 
 const MAX_LINE: usize = 16 << 10;
 const MAX_HEADERS: usize = 128;
+/// Interim (1xx) responses accepted before the real one.
+const MAX_INTERIM: usize = 8;
 /// Error bodies longer than this are not read; the connection is dropped instead.
 const MAX_ERROR_BODY: usize = 64 << 10;
 
@@ -98,8 +100,19 @@ impl Http {
         })
     }
 
-    /// Reads one response; the flag says whether the connection may be reused.
+    /// Reads one response, after at most a few interim (1xx) ones; the flag says whether
+    /// the connection may be reused.
     fn read_response(&self, conn: &mut Conn, head_only: bool) -> Outcome<(Response, bool)> {
+        for _ in 0..MAX_INTERIM {
+            if let Some(r) = self.read_one(conn, head_only)? {
+                return Ok(r);
+            }
+        }
+        Err(Failure::Refused(format!("more than {MAX_INTERIM} interim responses")))
+    }
+
+    /// One response; `None` for an interim (1xx) one, whose real response follows.
+    fn read_one(&self, conn: &mut Conn, head_only: bool) -> Outcome<Option<(Response, bool)>> {
         let line = conn.read_line(MAX_LINE)?;
         let text = std::str::from_utf8(&line).map_err(|_| Failure::Refused("a status line that is not text".into()))?;
         let mut parts = text.splitn(3, ' ');
@@ -132,12 +145,11 @@ impl Http {
             }
         }
         if (100..200).contains(&status) {
-            // An interim response (100 Continue): the real one follows.
-            return self.read_response(conn, head_only);
+            return Ok(None);
         }
         let limit = if status == 200 { self.max_len } else { MAX_ERROR_BODY };
         if head_only || status == 204 || status == 304 {
-            return Ok((Response { status, body: Vec::new() }, keep));
+            return Ok(Some((Response { status, body: Vec::new() }, keep)));
         }
         let body = if chunked {
             read_chunked(conn, limit)?
@@ -147,7 +159,7 @@ impl Http {
                 if status == 200 {
                     return Err(Failure::Refused(format!("a {n}-byte value is over the {limit}-byte limit")));
                 }
-                return Ok((Response { status, body: Vec::new() }, false));
+                return Ok(Some((Response { status, body: Vec::new() }, false)));
             }
             conn.read_vec(n)?
         } else {
@@ -167,7 +179,7 @@ impl Http {
             }
             body
         };
-        Ok((Response { status, body }, keep))
+        Ok(Some((Response { status, body }, keep)))
     }
 }
 
