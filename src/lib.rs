@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod ffi;
 pub mod policy;
+mod prefetch;
 pub mod remote;
 pub mod stats;
 pub mod store;

@@ -266,3 +266,100 @@ fn damaged_manifest_is_repaired_or_set_aside() {
     assert_exact(c.store().unwrap());
     c.set(b"parse", b"after", b"works").unwrap();
 }
+
+#[test]
+fn prefetch_serves_current_values_once() {
+    let d = tmp();
+    let c = Cache::open(d.path().join("c"), &Config::default()).unwrap();
+    let key = |i: usize| format!("src/m{i}.ts").into_bytes();
+    for i in 0..600 {
+        c.set(if i % 2 == 0 { b"parse" } else { b"transform" }, &key(i), &artifact(i, 700)).unwrap();
+    }
+    let keys: Vec<(Vec<u8>, Vec<u8>)> = (0..650).map(|i| ((if i % 2 == 0 { "parse" } else { "transform" }).into(), key(i))).collect();
+    let refs: Vec<(&[u8], &[u8])> = keys.iter().map(|(c, k)| (&c[..], &k[..])).collect();
+    let before = c.stats();
+    assert_eq!(c.prefetch(&refs).unwrap(), 600, "absent keys are not buffered");
+    assert_eq!((c.stats().hits, c.stats().misses), (before.hits, before.misses), "a prefetch counts nothing");
+
+    // Writes after the prefetch win over what it buffered.
+    c.set(b"parse", &key(0), b"rewritten").unwrap();
+    c.delete(b"parse", &key(2)).unwrap();
+    c.clear(&[b"transform"]).unwrap();
+    assert_eq!(c.get(b"parse", &key(0)).unwrap().as_deref(), Some(&b"rewritten"[..]));
+    assert_eq!(c.get(b"parse", &key(2)).unwrap(), None);
+    assert_eq!(c.get(b"transform", &key(1)).unwrap(), None);
+    // A buffer too small leaves the value buffered; the retry gets it.
+    let mut small = [0u8; 10];
+    assert_eq!(c.get_into(b"parse", &key(4), &mut small), Err(Error::BufferTooSmall(700)));
+    let mut big = vec![0u8; 1000];
+    assert_eq!(c.get_into(b"parse", &key(4), &mut big), Ok(Some(700)));
+    assert_eq!(&big[..700], &artifact(4, 700)[..]);
+    for i in (6..600).step_by(2) {
+        assert_eq!(c.get(b"parse", &key(i)).unwrap(), Some(artifact(i, 700)), "m{i}");
+    }
+    let s = c.stats();
+    assert_eq!(s.hits - before.hits, 1 + 1 + 297, "each get counted once");
+
+    // Bad input buffers nothing and says why.
+    assert!(matches!(c.prefetch(&[(b"parse", b"")]), Err(Error::InvalidArgument(_))));
+    assert_eq!(c.prefetch(&[(b"nope", b"k")]), Err(Error::UnknownCategory("nope".into())));
+    assert_exact(c.store().unwrap());
+}
+
+#[test]
+fn prefetch_holds_at_most_half_the_memory_budget() {
+    let d = tmp();
+    let mut cfg = Config::default();
+    cfg.set_memory_budget(4 << 20).unwrap();
+    let c = Cache::open(d.path().join("c"), &cfg).unwrap();
+    let keys: Vec<Vec<u8>> = (0..4000).map(|i| format!("k{i}").into_bytes()).collect();
+    for (i, k) in keys.iter().enumerate() {
+        c.set(b"bundle", k, &common::noise(i as u64, 1024)).unwrap();
+    }
+    let refs: Vec<(&[u8], &[u8])> = keys.iter().map(|k| (&b"bundle"[..], &k[..])).collect();
+    let n = c.prefetch(&refs).unwrap();
+    assert!(n > 1000 && n < 2048, "2 MiB of 1 KiB values, in the order given: {n}");
+    // Beyond what was buffered, gets read the store as usual.
+    for (i, k) in keys.iter().enumerate().rev().take(10) {
+        assert_eq!(c.get(b"bundle", k).unwrap(), Some(common::noise(i as u64, 1024)));
+    }
+}
+
+/// A writer keeps raising every key's version while a reader prefetches and reads: the
+/// reader never sees a key go back to an older version.
+#[test]
+fn prefetch_never_serves_a_value_older_than_one_already_seen() {
+    let d = tmp();
+    let c = std::sync::Arc::new(Cache::open(d.path().join("c"), &Config::default()).unwrap());
+    let n = 300u64;
+    for k in 0..n {
+        c.set(b"meta", &k.to_le_bytes(), &0u64.to_le_bytes()).unwrap();
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (c, stop) = (c.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut v = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                v += 1;
+                for k in (0..n).filter(|k| (k + v) % 7 == 0) {
+                    c.set(b"meta", &k.to_le_bytes(), &v.to_le_bytes()).unwrap();
+                }
+            }
+            v
+        })
+    };
+    let keys: Vec<[u8; 8]> = (0..n).map(|k| k.to_le_bytes()).collect();
+    let refs: Vec<(&[u8], &[u8])> = keys.iter().map(|k| (&b"meta"[..], &k[..])).collect();
+    let mut seen = vec![0u64; n as usize];
+    for _ in 0..200 {
+        c.prefetch(&refs).unwrap();
+        for (k, key) in keys.iter().enumerate() {
+            let v = u64::from_le_bytes(c.get(b"meta", key).unwrap().unwrap().try_into().unwrap());
+            assert!(v >= seen[k], "key {k} went back from version {} to {v}", seen[k]);
+            seen[k] = v;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(writer.join().unwrap() > 0);
+}
