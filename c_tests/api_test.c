@@ -926,38 +926,6 @@ TEST(batch_get_many) {
   return 0;
 }
 
-TEST(prefetch) {
-  nexxo_cache *c = open_or_die(path_in(fresh_dir(), "c"), NULL);
-  OK(nexxo_cache_set(c, "parse", K("a"), K("value a")));
-  OK(nexxo_cache_set(c, "bundle", K("b"), K("value b")));
-  nexxo_key ks[3] = {{"parse", (const uint8_t *)"a", 1}, {"bundle", (const uint8_t *)"b", 1}, {"parse", (const uint8_t *)"zz", 2}};
-  size_t n = 99;
-  CHECK_ST(nexxo_cache_prefetch(NULL, ks, 3, &n), NEXXO_INVALID_ARGUMENT);
-  CHECK_ST(nexxo_cache_prefetch(c, NULL, 3, &n), NEXXO_INVALID_ARGUMENT);
-  nexxo_key bad = {"nope", (const uint8_t *)"k", 1};
-  CHECK_ST(nexxo_cache_prefetch(c, &bad, 1, &n), NEXXO_UNKNOWN_CATEGORY);
-  nexxo_key empty = {"parse", (const uint8_t *)"k", 0};
-  CHECK_ST(nexxo_cache_prefetch(c, &empty, 1, &n), NEXXO_INVALID_ARGUMENT);
-  CHECK(n == 99);
-  OK(nexxo_cache_prefetch(c, ks, 3, &n));
-  CHECK(n == 2);
-  OK(nexxo_cache_prefetch(c, ks, 3, NULL));
-  OK(nexxo_cache_prefetch(c, NULL, 0, NULL));
-  OK(nexxo_cache_prefetch(c, ks, 3, NULL));
-  OK(nexxo_cache_delete(c, "bundle", K("b")));
-  CHECK(get_equals(c, "parse", "a", "value a", 7));
-  CHECK(is_miss(c, "bundle", "b"));
-  CHECK(is_miss(c, "parse", "zz"));
-  uint8_t small[2];
-  size_t need = 0;
-  OK(nexxo_cache_prefetch(c, ks, 1, NULL));
-  CHECK_ST(nexxo_cache_get_into(c, "parse", K("a"), small, sizeof small, &need), NEXXO_BUFFER_TOO_SMALL);
-  CHECK(need == 7);
-  CHECK(get_equals(c, "parse", "a", "value a", 7));
-  nexxo_cache_close(c);
-  return 0;
-}
-
 TEST(remote_options) {
   nexxo_options *o = nexxo_options_new();
   CHECK(o != NULL);
@@ -1125,7 +1093,6 @@ static const struct {
     ENTRY(policy_category_limit),
     ENTRY(policy_max_age_with_clock),
     ENTRY(batch_get_many),
-    ENTRY(prefetch),
     ENTRY(remote_options),
     ENTRY(remote_http_round_trip),
     ENTRY(remote_redis_round_trip),

@@ -159,17 +159,6 @@ TEST(Cache, ConcurrentUse) {
   EXPECT_EQ(c.stats().entries, 200u);
 }
 
-TEST(Cache, Prefetch) {
-  auto c = nexxo::Cache::open(fresh_dir());
-  c.set("parse", "a", "1");
-  c.set("parse", "b", "2");
-  EXPECT_EQ(c.prefetch({{"parse", "a"}, {"parse", "b"}, {"parse", "absent"}}), 2u);
-  c.set("parse", "b", "3");
-  EXPECT_EQ(c.get("parse", "a"), bytes("1"));
-  EXPECT_EQ(c.get("parse", "b"), bytes("3"));
-  EXPECT_THROW(c.prefetch({{"nope", "k"}}), nexxo::Error);
-}
-
 TEST(Cache, RemoteOptionsAndStats) {
   nexxo::Options bad;
   bad.remote = nexxo::RemoteOptions{};

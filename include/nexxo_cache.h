@@ -518,24 +518,6 @@ enum nexxo_status nexxo_cache_batch_get(const struct nexxo_cache *c,
                                         enum nexxo_status *out_statuses);
 
 /**
- * Reads the `count` keys ahead, so that the next `nexxo_cache_get`/`get_into` of each
- * is served from memory: for a build that knows what it will read (a module graph, the
- * previous build's list). Values are read, decoded and checked now, by up to four
- * threads, and held until read (each once), overwritten or removed, or until the next
- * prefetch, which replaces them. At most half the memory budget of values is held, in
- * the order given; `*out_buffered` (unless NULL) receives how many. Absent keys are
- * simply not buffered. Writers wait while a prefetch runs. Statistics count the later
- * gets, not the prefetch. Remotes are not asked. (Added in 1.1.)
- *
- * `NEXXO_INVALID_ARGUMENT` for NULL `c`, `keys` with a count, or a NULL or bad key;
- * `NEXXO_UNKNOWN_CATEGORY`; nothing is buffered then. Thread-safe.
- */
-enum nexxo_status nexxo_cache_prefetch(const struct nexxo_cache *c,
-                                       const struct nexxo_key *keys,
-                                       size_t count,
-                                       size_t *out_buffered);
-
-/**
  * Writes the whole cache's statistics to `*out`. `entries`, `logical_bytes` and
  * `stored_bytes` are exact; `disk_bytes` is measured on disk now. Thread-safe.
  */
@@ -724,16 +706,6 @@ enum nexxo_status nexxo_cache_batch_set_packed(struct nexxo_cache *c,
                                                const uint8_t *packed,
                                                size_t len,
                                                size_t count);
-
-/**
- * Like `nexxo_cache_prefetch`, with the `count` keys packed in `packed` (`len` bytes) as
- * records of `u8 category_len, category, u32 key_len, key`. (Added in 1.1.)
- */
-enum nexxo_status nexxo_cache_prefetch_packed(const struct nexxo_cache *c,
-                                              const uint8_t *packed,
-                                              size_t len,
-                                              size_t count,
-                                              size_t *out_buffered);
 
 /**
  * Like `nexxo_cache_batch_get`, with the `count` keys packed in `packed` (`len` bytes)

@@ -265,17 +265,6 @@ class Cache {
     return s;
   }
 
-  /// Reads keys ahead so that the next get of each is served from memory; returns how
-  /// many values were buffered.
-  std::size_t prefetch(const std::vector<std::pair<std::string, Bytes>> &keys) const {
-    std::vector<nexxo_key> ks;
-    ks.reserve(keys.size());
-    for (const auto &k : keys) ks.push_back(nexxo_key{k.first.c_str(), k.second.data(), k.second.size()});
-    std::size_t n = 0;
-    check(nexxo_cache_prefetch(c_, ks.data(), ks.size(), &n), "prefetch", "");
-    return n;
-  }
-
   /// The remote tier's statistics (all zero without remotes).
   RemoteStats remote_stats() const {
     RemoteStats r{};

@@ -235,15 +235,6 @@ impl Cache {
         }
     }
 
-    /// Reads `keys` ahead so that the next get of each is served from memory (see
-    /// [`Store::prefetch`]); local store only. Returns how many values were buffered.
-    pub fn prefetch(&self, keys: &[(&[u8], &[u8])]) -> Result<usize> {
-        match &self.inner {
-            Inner::Open { store, .. } => store.prefetch(keys),
-            Inner::Disabled(d) => keys.iter().try_for_each(|(c, k)| d.check(c, k)).map(|_| 0),
-        }
-    }
-
     pub fn stats(&self) -> Stats {
         match &self.inner {
             Inner::Open { store, .. } => store.stats(),

@@ -9,7 +9,6 @@ pub mod config;
 pub mod error;
 pub mod ffi;
 pub mod policy;
-mod prefetch;
 pub mod remote;
 pub mod stats;
 pub mod store;

@@ -460,7 +460,6 @@ impl Store {
             }
             let key = &k[p.len() + 4..];
             let size = decode_size(v).unwrap_or_default();
-            self.forget_prefetched(ci, key);
             batch.delete_cf(cf, key);
             batch.delete_cf(lru, k);
             counters[ci].remove(size);

@@ -25,7 +25,6 @@ use crate::codec::{self, Header};
 use crate::config::{validate_category_name, Config};
 use crate::error::{Error, Result};
 use crate::policy::{Clock, Generations, Signal, TouchQueue};
-use crate::prefetch::{PrefetchBuffer, Take};
 use crate::stats::{disk_usage, Counters, EntrySize, Stats};
 
 pub(crate) type Db = DBWithThreadMode<SingleThreaded>;
@@ -140,8 +139,6 @@ pub struct Store {
     write_opts: WriteOptions,
     read_opts: ReadOptions,
     closed_cleanly: AtomicBool,
-    /// Values read ahead by [`Store::prefetch`].
-    prefetched: PrefetchBuffer,
 }
 
 /// What [`Store::verify`] found.
@@ -505,9 +502,7 @@ impl Store {
 
     fn open_db(path: &Path, config: &Config, clock: Clock) -> Result<Store> {
         let budget = config.memory_budget as usize;
-        // A quarter for the block cache (the category tables are memory-mapped and do not
-        // use it), a quarter for write buffers, half for prefetched values.
-        let cache = BlockCache::new_lru_cache(budget / 4);
+        let cache = BlockCache::new_lru_cache(budget - budget / 4);
         let opts = db_options(config);
 
         // Categories: the configured ones, then any the store already has.
@@ -567,7 +562,6 @@ impl Store {
         let gens = Generations::load(&db, meta, config, clock())?;
         let touches = TouchQueue::default();
 
-        let cats_len = cats.len();
         let store = Store {
             db,
             path: path.to_owned(),
@@ -584,7 +578,6 @@ impl Store {
             write_opts,
             read_opts,
             closed_cleanly: AtomicBool::new(false),
-            prefetched: PrefetchBuffer::new(cats_len),
         };
         store.publish_generation(store.lock_state().gens.current);
         Ok(store)
@@ -677,9 +670,6 @@ impl Store {
     pub fn get(&self, category: &[u8], key: &[u8]) -> Result<Option<Vec<u8>>> {
         let ci = self.category_index(category)?;
         check_key(key)?;
-        if let Take::Taken((generation, value)) = self.prefetched.take_if_fits(ci, key, usize::MAX) {
-            return Ok(Some(self.prefetch_hit(ci, key, generation, value)));
-        }
         let Some(frame) = self.read_frame(ci, key)? else { return Ok(self.miss(ci)) };
         let decoded = decode_owned(&self.cats[ci].name, key, &frame);
         self.finish_read(ci, key, &frame, decoded)
@@ -690,14 +680,6 @@ impl Store {
     pub fn get_into(&self, category: &[u8], key: &[u8], buf: &mut [u8]) -> Result<Option<usize>> {
         let ci = self.category_index(category)?;
         check_key(key)?;
-        match self.prefetched.take_if_fits(ci, key, buf.len()) {
-            Take::Absent => {}
-            Take::TooLarge(n) => return Err(Error::BufferTooSmall(n)),
-            Take::Taken((generation, value)) => {
-                buf[..value.len()].copy_from_slice(&value);
-                return Ok(Some(self.prefetch_hit(ci, key, generation, value).len()));
-            }
-        }
         let Some(frame) = self.read_frame(ci, key)? else { return Ok(self.miss(ci)) };
         let header = Header::parse(&frame);
         if let Ok(h) = &header {
@@ -708,81 +690,6 @@ impl Store {
         let name = self.cats[ci].name.as_bytes();
         let decoded = header.and_then(|h| codec::decode_with_header(name, key, &frame, &h, buf).map(|n| (h.generation, n)));
         self.finish_read(ci, key, &frame, decoded)
-    }
-
-    /// A get served from the prefetch buffer counts and touches like any hit.
-    fn prefetch_hit(&self, ci: usize, key: &[u8], generation: u32, value: Vec<u8>) -> Vec<u8> {
-        self.cats[ci].hits.fetch_add(1, Ordering::Relaxed);
-        self.note_use(ci, key, generation);
-        value
-    }
-
-    /// Reads `keys` ahead into a buffer (replacing what an earlier prefetch left unread),
-    /// so that the next get of each is served from memory. Values are decoded and checked
-    /// now, by up to four threads; at most half the memory budget of values is buffered,
-    /// in the order given. Nothing is counted until the gets. Writers wait while it runs,
-    /// so a buffered value is never older than the key's current one. Returns how many
-    /// values were buffered. Fails only for an invalid key or category.
-    pub fn prefetch(&self, keys: &[(&[u8], &[u8])]) -> Result<usize> {
-        let mut resolved = Vec::with_capacity(keys.len());
-        for (cat, key) in keys {
-            let ci = self.category_index(cat)?;
-            check_key(key)?;
-            resolved.push((ci, *key));
-        }
-        let cap = (self.config.memory_budget / 2) as usize;
-        let _writers_wait = self.lock_state();
-        self.prefetched.replace(Vec::new());
-        let values = self.read_ahead(&resolved);
-        let mut entries = Vec::new();
-        let mut bytes = 0usize;
-        for ((ci, key), v) in resolved.iter().zip(values) {
-            if let Some((generation, value)) = v {
-                bytes += key.len() + value.len();
-                if bytes > cap {
-                    break;
-                }
-                entries.push((*ci, Box::<[u8]>::from(*key), (generation, value)));
-            }
-        }
-        let n = entries.len();
-        self.prefetched.replace(entries);
-        Ok(n)
-    }
-
-    /// Decoded values of `keys` (None: absent or damaged; a later get deals with damage),
-    /// split across up to four threads for large requests. Counts nothing.
-    fn read_ahead(&self, keys: &[(usize, &[u8])]) -> Vec<Option<(u32, Vec<u8>)>> {
-        const PER_THREAD: usize = 256;
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4).min(keys.len() / PER_THREAD);
-        let read = |part: &[(usize, &[u8])]| -> Vec<Option<(u32, Vec<u8>)>> {
-            part.iter()
-                .map(|&(ci, key)| {
-                    let c = &self.cats[ci];
-                    match self.db.get_pinned_cf_opt(self.cf(&c.cf_name), key, &self.read_opts) {
-                        Ok(Some(frame)) => decode_owned(&c.name, key, &frame).ok(),
-                        _ => None,
-                    }
-                })
-                .collect()
-        };
-        if threads <= 1 {
-            return read(keys);
-        }
-        let chunk = keys.len().div_ceil(threads);
-        std::thread::scope(|s| {
-            let parts: Vec<_> = keys.chunks(chunk).skip(1).map(|part| s.spawn(move || read(part))).collect();
-            let mut out = read(&keys[..chunk]);
-            for p in parts {
-                out.extend(p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
-            }
-            out
-        })
-    }
-
-    /// Forgets buffered values of a key being written or removed (write lock held).
-    pub(crate) fn forget_prefetched(&self, ci: usize, key: &[u8]) {
-        self.prefetched.forget(ci, key);
     }
 
     fn miss<T>(&self, ci: usize) -> Option<T> {
@@ -894,10 +801,7 @@ impl Store {
             let mut batch = WriteBatch::default();
             match e {
                 Some(e) => self.remove_into(&mut batch, ci, key, &e, &mut counters),
-                None => {
-                    self.prefetched.forget(ci, key);
-                    batch.delete_cf(self.cf(&self.cats[ci].cf_name), key)
-                }
+                None => batch.delete_cf(self.cf(&self.cats[ci].cf_name), key),
             }
             counters.corrupt_dropped += 1;
             self.put_counters(&mut batch, ci, &counters);
@@ -989,7 +893,6 @@ impl Store {
 
     /// Adds the removal of an existing entry (data and index) to `batch`.
     pub(crate) fn remove_into(&self, batch: &mut WriteBatch, ci: usize, key: &[u8], e: &Existing, counters: &mut Counters) {
-        self.prefetched.forget(ci, key);
         let c = &self.cats[ci];
         batch.delete_cf(self.cf(&c.cf_name), key);
         if let Some(g) = e.generation {
@@ -1000,7 +903,6 @@ impl Store {
 
     /// Adds the storing of a frame (data and index) to `batch`.
     pub(crate) fn put_into(&self, batch: &mut WriteBatch, ci: usize, key: &[u8], frame: &[u8], generation: u32, counters: &mut Counters) -> EntrySize {
-        self.prefetched.forget(ci, key);
         let c = &self.cats[ci];
         let size = entry_size(key, frame);
         batch.put_cf(self.cf(&c.cf_name), key, frame);
@@ -1153,7 +1055,6 @@ impl Store {
         for &ci in &idx {
             let c = &self.cats[ci];
             // Point deletes of every key: category tables (PlainTable) have no DeleteRange.
-            self.prefetched.forget_category(ci);
             let cf = self.cf(&c.cf_name);
             let mut it = self.db.raw_iterator_cf(cf);
             it.seek_to_first();

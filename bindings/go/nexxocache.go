@@ -418,32 +418,6 @@ func (c *Cache) BatchSet(entries []Entry) error {
 	return c.err(s, "batchSet")
 }
 
-// Prefetch reads keys ahead so that the next Get of each is served from memory, and
-// returns how many values were buffered (at most half the memory budget's worth, in
-// the order given). A later Prefetch replaces what this one left unread; writes to a
-// buffered key win over it.
-func (c *Cache) Prefetch(keys []Key) (int, error) {
-	h, err := c.acquire("prefetch")
-	if err != nil {
-		return 0, err
-	}
-	defer c.mu.RUnlock()
-	if len(keys) == 0 {
-		return 0, nil
-	}
-	var packed []byte
-	for _, k := range keys {
-		if packed, err = appendKey(packed, k.Category, k.Key); err != nil {
-			return 0, err
-		}
-	}
-	var n C.size_t
-	if err := c.err(C.nexxo_cache_prefetch_packed(h, bytesPtr(packed), C.size_t(len(packed)), C.size_t(len(keys)), &n), "prefetch"); err != nil {
-		return 0, err
-	}
-	return int(n), nil
-}
-
 // BatchGet reads many keys at once. A key's own error (an unknown category, a bad
 // length) fails the whole call.
 func (c *Cache) BatchGet(keys []Key) ([]Lookup, error) {

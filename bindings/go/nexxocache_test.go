@@ -520,33 +520,3 @@ func TestUntrustedDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 }
-
-func TestPrefetch(t *testing.T) {
-	c, _ := open(t, nil)
-	var keys []Key
-	for i := 0; i < 700; i++ {
-		k := []byte(fmt.Sprint("m", i))
-		if i < 600 {
-			if err := c.Set("bundle", k, artifact(i, 500)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		keys = append(keys, Key{"bundle", k})
-	}
-	n, err := c.Prefetch(keys)
-	if err != nil || n != 600 {
-		t.Fatalf("prefetch: %d %v", n, err)
-	}
-	c.Set("bundle", []byte("m3"), []byte("newer"))
-	if v := mustGet(t, c, "bundle", []byte("m3")); string(v) != "newer" {
-		t.Fatalf("a write lost to the prefetch: %q", v)
-	}
-	for i := 0; i < 600; i++ {
-		if i != 3 && !bytes.Equal(mustGet(t, c, "bundle", []byte(fmt.Sprint("m", i))), artifact(i, 500)) {
-			t.Fatalf("m%d differs", i)
-		}
-	}
-	if _, err := c.Prefetch([]Key{{"nope", []byte("k")}}); !errors.Is(err, ErrUnknownCategory) {
-		t.Fatalf("unknown category: %v", err)
-	}
-}

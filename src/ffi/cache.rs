@@ -354,39 +354,6 @@ pub unsafe extern "C" fn nexxo_cache_batch_get(
     })
 }
 
-/// Reads the `count` keys ahead, so that the next `nexxo_cache_get`/`get_into` of each
-/// is served from memory: for a build that knows what it will read (a module graph, the
-/// previous build's list). Values are read, decoded and checked now, by up to four
-/// threads, and held until read (each once), overwritten or removed, or until the next
-/// prefetch, which replaces them. At most half the memory budget of values is held, in
-/// the order given; `*out_buffered` (unless NULL) receives how many. Absent keys are
-/// simply not buffered. Writers wait while a prefetch runs. Statistics count the later
-/// gets, not the prefetch. Remotes are not asked. (Added in 1.1.)
-///
-/// `NEXXO_INVALID_ARGUMENT` for NULL `c`, `keys` with a count, or a NULL or bad key;
-/// `NEXXO_UNKNOWN_CATEGORY`; nothing is buffered then. Thread-safe.
-#[no_mangle]
-pub unsafe extern "C" fn nexxo_cache_prefetch(c: *const nexxo_cache, keys: *const nexxo_key, count: usize, out_buffered: *mut usize) -> nexxo_status {
-    ffi_boundary!({
-        let c = try_ffi!(args::non_null(c));
-        let keys = try_ffi!(args::array(keys, count));
-        let mut valid = Vec::with_capacity(count);
-        for k in keys {
-            let cat = try_ffi!(args::category(k.category));
-            valid.push((cat, try_ffi!(args::key(k.key, k.key_len))));
-        }
-        match c.cache.prefetch(&valid) {
-            Ok(n) => {
-                if let Some(out) = out_buffered.as_mut() {
-                    *out = n;
-                }
-                NEXXO_OK
-            }
-            Err(e) => e.into(),
-        }
-    })
-}
-
 /// Writes the whole cache's statistics to `*out`. `entries`, `logical_bytes` and
 /// `stored_bytes` are exact; `disk_bytes` is measured on disk now. Thread-safe.
 #[no_mangle]

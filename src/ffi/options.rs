@@ -223,8 +223,7 @@ pub unsafe extern "C" fn nexxo_options_set_allow_untrusted_dir(o: *mut nexxo_opt
     })
 }
 
-/// Memory for RocksDB's block cache (1/4), its write buffers (1/4) and values held by
-/// `nexxo_cache_prefetch` (at most 1/2); default 64 MiB,
+/// Memory for RocksDB's block cache (3/4) and write buffers (1/4); default 64 MiB,
 /// at least 4 MiB.
 ///
 /// `NEXXO_INVALID_ARGUMENT` when `o` is NULL or `bytes` is under 4 MiB.

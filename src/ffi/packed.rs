@@ -72,30 +72,6 @@ pub unsafe extern "C" fn nexxo_cache_batch_set_packed(c: *mut nexxo_cache, packe
     })
 }
 
-/// Like `nexxo_cache_prefetch`, with the `count` keys packed in `packed` (`len` bytes) as
-/// records of `u8 category_len, category, u32 key_len, key`. (Added in 1.1.)
-#[no_mangle]
-pub unsafe extern "C" fn nexxo_cache_prefetch_packed(c: *const nexxo_cache, packed: *const u8, len: usize, count: usize, out_buffered: *mut usize) -> nexxo_status {
-    ffi_boundary!({
-        let c = try_ffi!(args::non_null(c));
-        let mut r = Reader { buf: try_ffi!(args::array(packed, len)) };
-        let mut keys = Vec::with_capacity(count.min(len / 5 + 1));
-        for _ in 0..count {
-            keys.push(try_ffi!(r.key()));
-        }
-        try_ffi!(r.finish());
-        match c.cache.prefetch(&keys) {
-            Ok(n) => {
-                if let Some(out) = out_buffered.as_mut() {
-                    *out = n;
-                }
-                NEXXO_OK
-            }
-            Err(e) => e.into(),
-        }
-    })
-}
-
 /// Like `nexxo_cache_batch_get`, with the `count` keys packed in `packed` (`len` bytes)
 /// as records of `u8 category_len, category, u32 key_len, key`, and the results written
 /// to the caller's buffer `out` (`cap` bytes) as records of `u32 status, u32 value_len,

@@ -394,20 +394,6 @@ class Cache {
     this._check(this._f.batchSetPacked(p, buf, len, entries.length), 'batchSet');
   }
 
-  /**
-   * Reads keys ahead (each [category, key] or {category, key}) so that the next get of
-   * each is served from memory; returns how many values were buffered (at most half the
-   * memory budget's worth, in the order given). A later prefetch replaces what this one
-   * left unread; writes to a buffered key win over it.
-   */
-  prefetch(keys) {
-    const p = this._ptr('prefetch');
-    if (keys.length === 0) return 0;
-    const [buf, len] = this._pack(keys, false);
-    this._check(this._f.prefetchPacked(p, buf, len, keys.length, this._len), 'prefetch');
-    return Number(this._len[0]);
-  }
-
   /** Reads many keys at once; each is [category, key] or {category, key}. */
   batchGet(keys) {
     const p = this._ptr('batchGet');

@@ -157,8 +157,6 @@ export class Cache implements Disposable {
   /** Atomic: all entries or none. */
   batchSet(entries: EntryInput[]): void;
   batchGet(keys: KeyInput[]): Array<Buffer | undefined>;
-  /** Reads keys ahead so that their next get is served from memory; returns how many were buffered. */
-  prefetch(keys: KeyInput[]): number;
   stats(): Stats;
   categoryStats(category: Category): Stats;
   /** The library's JSON statistics: totals and every category. */

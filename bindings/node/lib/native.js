@@ -153,7 +153,6 @@ function load(explicit) {
     setRemoteCooldown: fn('uint32_t nexxo_options_set_remote_cooldown(void *o, uint32_t ms)'),
     setRemoteTtl: fn('uint32_t nexxo_options_set_remote_ttl(void *o, uint64_t seconds)'),
     setRemoteQueue: fn('uint32_t nexxo_options_set_remote_queue(void *o, uint64_t max_bytes, uint32_t close_wait_ms)'),
-    prefetchPacked: fn('uint32_t nexxo_cache_prefetch_packed(void *c, const uint8_t *packed, size_t len, size_t count, _Out_ size_t *out_buffered)'),
     remoteStats: fn('uint32_t nexxo_cache_remote_stats(void *c, _Out_ nexxo_remote_stats *out)'),
     remoteSync: fn('uint32_t nexxo_cache_remote_sync(void *c, uint32_t timeout_ms)'),
   };

@@ -301,22 +301,3 @@ test('get: values read into the shared slab stay intact and never alias', () => 
   for (const [i, v] of got) assert.deepEqual(v, Buffer.alloc(sizes[i], 65 + i), `k${i}`);
   c.close();
 });
-
-test('prefetch: the next gets are served from what it read, writes still win', () => {
-  const dir = tmp();
-  const c = Cache.open(path.join(dir, 'c'));
-  for (let i = 0; i < 1000; i++) c.set('transform', `m${i}`, `module ${i}`);
-  const keys = [];
-  for (let i = 0; i < 1100; i++) keys.push(['transform', `m${i}`]);
-  const before = c.stats();
-  assert.equal(c.prefetch(keys), 1000);
-  assert.equal(c.stats().hits, before.hits);
-  c.set('transform', 'm5', 'newer');
-  assert.equal(c.getString('transform', 'm5'), 'newer');
-  for (let i = 0; i < 1000; i++) if (i !== 5) assert.equal(c.getString('transform', `m${i}`), `module ${i}`);
-  assert.equal(c.get('transform', 'm1050'), undefined);
-  assert.equal(c.stats().hits - before.hits, 1000);
-  assert.equal(code(() => c.prefetch([['nope', 'k']])), 'UNKNOWN_CATEGORY');
-  assert.equal(c.prefetch([]), 0);
-  c.close();
-});

@@ -259,17 +259,6 @@ pub const Cache = struct {
         return out;
     }
 
-    /// Reads keys ahead so that the next get of each is served from memory; returns how
-    /// many values were buffered (at most half the memory budget's worth, in order).
-    pub fn prefetch(self: Cache, allocator: std.mem.Allocator, keys: []const Key) Error!usize {
-        const ck = try allocator.alloc(c.nexxo_key, keys.len);
-        defer allocator.free(ck);
-        for (keys, ck) |k, *out| out.* = .{ .category = k.category.ptr, .key = ptr(k.key), .key_len = k.key.len };
-        var n: usize = 0;
-        try check(c.nexxo_cache_prefetch(self.handle, if (keys.len == 0) null else ck.ptr, keys.len, &n));
-        return n;
-    }
-
     /// Frees what `batchGet` returned.
     pub fn freeBatch(allocator: std.mem.Allocator, values: []?[]u8) void {
         for (values) |v| if (v) |b| allocator.free(b);

@@ -301,31 +301,3 @@ test "remote: bad options, and a dead remote is only counted" {
     try testing.expectEqual(@as(u64, 1), r.errors);
     try testing.expectEqual(@as(u64, 1), r.open_breakers);
 }
-
-test "prefetch serves the next gets; writes win" {
-    var tmp = testing.tmpDir(.{});
-    defer tmp.cleanup();
-    const p = try cachePath(&tmp, "c");
-    defer alloc.free(p);
-    var cache = try nx.Cache.open(p, .{});
-    defer cache.close();
-    var buf: [700]u8 = undefined;
-    var kb: [16][8]u8 = undefined;
-    var keys: [16]nx.Key = undefined;
-    for (0..16) |i| {
-        const k = try std.fmt.bufPrint(&kb[i], "k{d}", .{i});
-        if (i < 12) try cache.set("meta", k, artifact(&buf, i));
-        keys[i] = .{ .category = "meta", .key = k };
-    }
-    try testing.expectEqual(@as(usize, 12), try cache.prefetch(alloc, &keys));
-    try cache.set("meta", keys[0].key, "newer");
-    const v0 = (try cache.get(alloc, "meta", keys[0].key)).?;
-    defer alloc.free(v0);
-    try testing.expectEqualStrings("newer", v0);
-    for (1..12) |i| {
-        const v = (try cache.get(alloc, "meta", keys[i].key)).?;
-        defer alloc.free(v);
-        try testing.expectEqualSlices(u8, artifact(&buf, i), v);
-    }
-    try testing.expectError(error.UnknownCategory, cache.prefetch(alloc, &.{.{ .category = "nope", .key = "k" }}));
-}
