@@ -92,6 +92,15 @@ impl Config {
         self.categories().any(|c| c == name)
     }
 
+    /// `name` as a category these options have, else `Error::UnknownCategory`.
+    fn known_category<'a>(&self, name: &'a [u8]) -> Result<&'a str> {
+        let name = validate_category_name(name).map_err(|_| Error::UnknownCategory(String::from_utf8_lossy(name).into_owned()))?;
+        if !self.has_category(name) {
+            return Err(Error::UnknownCategory(name.to_owned()));
+        }
+        Ok(name)
+    }
+
     /// Adds a category. Adding one that exists already is a no-op.
     pub fn add_category(&mut self, name: &[u8]) -> Result<()> {
         let name = validate_category_name(name)?;
@@ -108,10 +117,7 @@ impl Config {
     /// Bounds one category's stored bytes (0 removes the bound). The category must be
     /// built in or added before.
     pub fn set_category_max_size(&mut self, name: &[u8], bytes: u64) -> Result<()> {
-        let name = validate_category_name(name).map_err(|_| Error::UnknownCategory(String::from_utf8_lossy(name).into_owned()))?;
-        if !self.has_category(name) {
-            return Err(Error::UnknownCategory(name.to_owned()));
-        }
+        let name = self.known_category(name)?;
         self.category_max_size.retain(|(n, _)| n != name);
         if bytes > 0 {
             self.category_max_size.push((name.to_owned(), bytes));
@@ -122,10 +128,7 @@ impl Config {
     /// Keeps a category off the remotes (or lets it back on). The category must be
     /// built in or added before.
     pub fn set_remote_local_only(&mut self, name: &[u8], local_only: bool) -> Result<()> {
-        let name = validate_category_name(name).map_err(|_| Error::UnknownCategory(String::from_utf8_lossy(name).into_owned()))?;
-        if !self.has_category(name) {
-            return Err(Error::UnknownCategory(name.to_owned()));
-        }
+        let name = self.known_category(name)?;
         self.remote.set_local_only(name, local_only);
         Ok(())
     }
