@@ -315,9 +315,8 @@ struct Endpoint {
 }
 
 impl Endpoint {
-    /// The entry's name on this server.
-    fn entry(&self, ns: &str, category: &[u8], key: &[u8]) -> String {
-        let name = envelope::entry_name(ns, category, key);
+    /// The entry's name on this server, from its [`envelope::entry_name`].
+    fn entry(&self, ns: &str, category: &[u8], name: String) -> String {
         match self.client {
             Client::Http(_) => name,
             // Readable prefixes, so that an operator can see and expire a cache or a category.
@@ -595,8 +594,9 @@ impl Shared {
     }
 
     fn fetch(&self, category: &[u8], key: &[u8]) -> Option<Vec<u8>> {
+        let name = envelope::entry_name(&self.name, category, key);
         for e in &self.endpoints {
-            let entry = e.entry(&self.name, category, key);
+            let entry = e.entry(&self.name, category, name.clone());
             let start = Instant::now();
             let got = self.call(e, |d| e.get(&entry, d));
             if got.is_some() {
@@ -660,8 +660,9 @@ impl Shared {
 
     fn send(&self, job: &Job) {
         let sealed = envelope::seal(self.secret.as_deref(), &self.name, &job.category, &job.key, &job.value, self.compression);
+        let name = envelope::entry_name(&self.name, &job.category, &job.key);
         for e in &self.endpoints {
-            let entry = e.entry(&self.name, &job.category, &job.key);
+            let entry = e.entry(&self.name, &job.category, name.clone());
             // Last write wins, as on a local store: no HEAD first, which could keep a stale value.
             match self.call(e, |d| e.put(&entry, &sealed, d)) {
                 Some(Ok(())) => {
