@@ -36,6 +36,28 @@ function ensure(buf, n) {
   return Buffer.allocUnsafe(size);
 }
 
+/** The bytes `s` (a string or bytes) takes at most in a packed record. */
+function boundOf(s) {
+  return typeof s === 'string' ? s.length * 3 : s.length;
+}
+
+/**
+ * Writes one packed record at `at`: u8 category length, category (`cat` is its
+ * NUL-terminated bytes), u32 key length, key, and with `value` given, u32 value length,
+ * value. Strings are written as UTF-8. Returns the offset after the record.
+ */
+function writeRecord(buf, at, cat, key, value) {
+  buf[at++] = cat.length - 1;
+  at += cat.copy(buf, at, 0, cat.length - 1);
+  const klen = typeof key === 'string' ? buf.utf8Write(key, at + 4) : key.copy(buf, at + 4);
+  buf.writeUInt32LE(klen, at);
+  at += 4 + klen;
+  if (value === undefined) return at;
+  const vlen = typeof value === 'string' ? buf.utf8Write(value, at + 4) : value.copy(buf, at + 4);
+  buf.writeUInt32LE(vlen, at);
+  return at + 4 + vlen;
+}
+
 function toBytes(v, what) {
   if (Buffer.isBuffer(v)) return v;
   if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
@@ -166,34 +188,26 @@ class Cache {
         if (this._pend === pend && this._handle.ptr) this._writePending(this._handle.ptr);
       });
     }
-    const keyIsString = typeof key === 'string';
-    const k = keyIsString ? null : toBytes(key, 'a key');
-    const valueIsString = typeof value === 'string';
-    const v = valueIsString ? null : toBytes(value, 'a value');
-    const klenMax = keyIsString ? key.length * 3 : k.length;
-    const vlenMax = valueIsString ? value.length * 3 : v.length;
-    const need = pend.at + cat.length + 8 + klenMax + vlenMax;
+    const k = typeof key === 'string' ? key : toBytes(key, 'a key');
+    const v = typeof value === 'string' ? value : toBytes(value, 'a value');
+    const need = pend.at + cat.length + 8 + boundOf(k) + boundOf(v);
     let buf = this._pendBuf || (this._pendBuf = Buffer.allocUnsafe(1 << 20));
     if (buf.length < need) {
       const bigger = ensure(buf, need);
       buf.copy(bigger, 0, 0, pend.at);
       buf = this._pendBuf = bigger;
     }
-    let at = pend.at;
-    buf[at] = cat.length - 1;
-    at += 1 + cat.copy(buf, at + 1, 0, cat.length - 1);
-    const klen = keyIsString ? buf.utf8Write(key, at + 4) : k.copy(buf, at + 4);
+    // Written past the pending batch's end, which moves only once the record checks out.
+    const end = writeRecord(buf, pend.at, cat, k, v);
+    const klen = buf.readUInt32LE(pend.at + cat.length);
     if (klen === 0 || klen > MAX_KEY_LEN) {
       throw new NexxoCacheError(klen === 0 ? 'INVALID_ARGUMENT' : 'TOO_LARGE', `nexxo-cache put(${category}) on ${this.path}: a key must be 1 to ${MAX_KEY_LEN} bytes, not ${klen}`, klen === 0 ? 2 : 4);
     }
-    buf.writeUInt32LE(klen, at);
-    at += 4 + klen;
-    const vlen = valueIsString ? buf.utf8Write(value, at + 4) : v.copy(buf, at + 4);
+    const vlen = buf.readUInt32LE(pend.at + cat.length + 4 + klen);
     if (vlen > MAX_VALUE_LEN) {
       throw new NexxoCacheError('TOO_LARGE', `nexxo-cache put(${category}) on ${this.path}: a value must be at most ${MAX_VALUE_LEN} bytes, not ${vlen}`, 4);
     }
-    buf.writeUInt32LE(vlen, at);
-    pend.at = at + 4 + vlen;
+    pend.at = end;
     pend.count++;
     if (pend.count >= PUT_BATCH_ENTRIES || pend.at >= PUT_BATCH_BYTES) this._writePending(p);
     return pend.promise;
@@ -279,15 +293,7 @@ class Cache {
   get(category, key) {
     const p = this._ptr('get');
     const cat = this._cat(category);
-    let k;
-    let klen;
-    if (typeof key === 'string' && key.length * 3 <= this._key.length) {
-      // The common case without the array _keyBytes returns.
-      k = this._key;
-      klen = k.utf8Write(key, 0);
-    } else {
-      [k, klen] = this._keyBytes(key);
-    }
+    const [k, klen] = this._keyBytes(key);
     let slab = this._slab;
     let off = this._slabOff;
     if (slab === null || slab.length - off < SLAB_MIN_FREE) {
@@ -355,31 +361,17 @@ class Cache {
       const k = typeof key === 'string' ? key : toBytes(key, 'a key');
       cats[i] = cat;
       keys[i] = k;
-      bound += cat.length + 4 + (typeof k === 'string' ? k.length * 3 : k.length);
+      bound += cat.length + 4 + boundOf(k);
       if (withValues) {
         const value = isArray ? it[2] : it.value;
         const v = typeof value === 'string' ? value : toBytes(value, 'a value');
         values[i] = v;
-        bound += 4 + (typeof v === 'string' ? v.length * 3 : v.length);
+        bound += 4 + boundOf(v);
       }
     }
     const buf = (this._packBuf = ensure(this._packBuf || Buffer.allocUnsafe(65536), bound));
     let at = 0;
-    for (let i = 0; i < n; i++) {
-      const cat = cats[i];
-      buf[at++] = cat.length - 1;
-      at += cat.copy(buf, at, 0, cat.length - 1);
-      const k = keys[i];
-      const klen = typeof k === 'string' ? buf.utf8Write(k, at + 4) : k.copy(buf, at + 4);
-      buf.writeUInt32LE(klen, at);
-      at += 4 + klen;
-      if (withValues) {
-        const v = values[i];
-        const vlen = typeof v === 'string' ? buf.utf8Write(v, at + 4) : v.copy(buf, at + 4);
-        buf.writeUInt32LE(vlen, at);
-        at += 4 + vlen;
-      }
-    }
+    for (let i = 0; i < n; i++) at = writeRecord(buf, at, cats[i], keys[i], withValues ? values[i] : undefined);
     return [buf, at];
   }
 
