@@ -359,6 +359,33 @@ fn aside_path(path: &Path, now: u64) -> PathBuf {
     unreachable!()
 }
 
+/// RocksDB's log, kept to what someone debugging a store needs: warnings and errors,
+/// appended to `<store>/LOG` (created at the first one, moved to `LOG.old` past 1 MiB
+/// when a process first writes to it). RocksDB's own file logger writes ~1000 lines
+/// (its options, file summary) at every open: measured, that was about a fifth of an
+/// open's time.
+fn warn_logger(path: &Path) -> rocksdb::InfoLogger {
+    let log_path = path.join("LOG");
+    let file: Mutex<Option<std::fs::File>> = Mutex::new(None);
+    rocksdb::InfoLogger::new_callback_logger(rocksdb::LogLevel::Warn, move |level, msg| {
+        if !matches!(level, rocksdb::LogLevel::Warn | rocksdb::LogLevel::Error | rocksdb::LogLevel::Fatal) {
+            return;
+        }
+        let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
+        if f.is_none() {
+            if std::fs::metadata(&log_path).is_ok_and(|m| m.len() > 1 << 20) {
+                let _ = std::fs::rename(&log_path, log_path.with_file_name("LOG.old"));
+            }
+            *f = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).ok();
+        }
+        if let Some(f) = f.as_mut() {
+            use std::io::Write;
+            let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            let _ = writeln!(f, "{secs} {level:?} {}", msg.trim_end());
+        }
+    })
+}
+
 fn db_options(config: &Config) -> Options {
     let budget = config.memory_budget as usize;
     let mut o = Options::default();
@@ -503,35 +530,52 @@ impl Store {
     fn open_db(path: &Path, config: &Config, clock: Clock) -> Result<Store> {
         let budget = config.memory_budget as usize;
         let cache = BlockCache::new_lru_cache(budget - budget / 4);
-        let opts = db_options(config);
+        let mut opts = db_options(config);
+        opts.set_info_logger(warn_logger(path));
 
         // Categories: the configured ones, then any the store already has.
         let mut names: Vec<String> = config.categories().map(str::to_owned).collect();
-        // Only a store that exists is asked for its column families: on a missing store
-        // rust-rocksdb 0.25's list_cf leaks the array RocksDB returns with the error.
-        let existing = if path.join("CURRENT").exists() { Db::list_cf(&opts, path)? } else { Vec::new() };
-        for cf in &existing {
-            if let Some(name) = cf.strip_prefix(CATEGORY_CF_PREFIX) {
-                if validate_category_name(name.as_bytes()).is_ok() && !names.iter().any(|n| n == name) {
-                    names.push(name.to_owned());
+        let add_existing = |names: &mut Vec<String>, existing: &[String]| {
+            for cf in existing {
+                if let Some(name) = cf.strip_prefix(CATEGORY_CF_PREFIX) {
+                    if validate_category_name(name.as_bytes()).is_ok() && !names.iter().any(|n| n == name) {
+                        names.push(name.to_owned());
+                    }
                 }
             }
-        }
-        let mut descriptors = vec![
-            ColumnFamilyDescriptor::new(META_CF, small_cf_options(config, &cache)),
-            ColumnFamilyDescriptor::new(LRU_CF, small_cf_options(config, &cache)),
-        ];
-        for n in &names {
-            descriptors.push(ColumnFamilyDescriptor::new(format!("{CATEGORY_CF_PREFIX}{n}"), category_cf_options(config)));
-        }
-
+        };
+        let descriptors = |names: &[String]| {
+            let mut d = vec![
+                ColumnFamilyDescriptor::new(META_CF, small_cf_options(config, &cache)),
+                ColumnFamilyDescriptor::new(LRU_CF, small_cf_options(config, &cache)),
+            ];
+            for n in names {
+                d.push(ColumnFamilyDescriptor::new(format!("{CATEGORY_CF_PREFIX}{n}"), category_cf_options(config)));
+            }
+            d
+        };
+        // Only a store that exists is asked for its column families: on a missing store
+        // rust-rocksdb 0.25's list_cf leaks the array RocksDB returns with the error.
+        let exists = path.join("CURRENT").exists();
         let db = if config.read_only {
+            let existing = if exists { Db::list_cf(&opts, path)? } else { Vec::new() };
+            add_existing(&mut names, &existing);
             // A category configured now but never created cannot be opened read-only.
-            descriptors.retain(|d| existing.iter().any(|e| e == d.name()));
             names.retain(|n| existing.iter().any(|e| *e == format!("{CATEGORY_CF_PREFIX}{n}")));
-            Db::open_cf_descriptors_read_only(&opts, path, descriptors, false)?
+            let mut d = descriptors(&names);
+            d.retain(|d| existing.iter().any(|e| e == d.name()));
+            Db::open_cf_descriptors_read_only(&opts, path, d, false)?
         } else {
-            Db::open_cf_descriptors(&opts, path, descriptors)?
+            // A writable open names the configured categories (missing ones are created);
+            // only a store holding others is asked for its list (which reads the MANIFEST
+            // a second time) and opened again with them.
+            match Db::open_cf_descriptors(&opts, path, descriptors(&names)) {
+                Err(e) if exists && e.kind() == rocksdb::ErrorKind::InvalidArgument && e.as_ref().contains("Column families not opened") => {
+                    add_existing(&mut names, &Db::list_cf(&opts, path)?);
+                    Db::open_cf_descriptors(&opts, path, descriptors(&names))?
+                }
+                other => other?,
+            }
         };
 
         let mut write_opts = WriteOptions::default();

@@ -168,6 +168,20 @@ fn custom_categories_persist() {
 }
 
 #[test]
+fn opens_write_no_rocksdb_info_log() {
+    // RocksDB's file logger dumped ~1000 lines of options at every open (a fifth of an
+    // open's time); only warnings and errors are logged now, to <store>/LOG.
+    let d = tmp();
+    let path = d.path().join("c");
+    for _ in 0..2 {
+        let c = Cache::open(&path, &Config::default()).unwrap();
+        c.set(b"parse", b"k", b"v").unwrap();
+    }
+    let logs: Vec<_> = std::fs::read_dir(&path).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name()).filter(|n| n.to_string_lossy().starts_with("LOG")).collect();
+    assert!(logs.is_empty(), "{logs:?}");
+}
+
+#[test]
 fn stats_json_is_well_formed() {
     let d = tmp();
     let c = Cache::open(d.path().join("c\"quoted"), &Config::default()).unwrap();
