@@ -132,6 +132,9 @@ function load(explicit) {
     close: fn('void nexxo_cache_close(void *c)'),
     // Categories and keys are passed as bytes (pre-encoded, NUL-terminated categories).
     getInto: fn('uint32_t nexxo_cache_get_into(void *c, const uint8_t *category, const uint8_t *key, size_t key_len, uint8_t *buf, size_t cap, _Out_ size_t *out_len)'),
+    // The same function with its buffers passed as addresses (see cache.js, `addressOf`):
+    // numbers cross koffi's boundary faster than Buffers, and an address can point inside one.
+    getIntoAt: fn('uint32_t nexxo_cache_get_into(uintptr_t c, uintptr_t category, uintptr_t key, size_t key_len, uintptr_t buf, size_t cap, uintptr_t out_len)'),
     set: fn('uint32_t nexxo_cache_set(void *c, const uint8_t *category, const uint8_t *key, size_t key_len, const uint8_t *value, size_t value_len)'),
     del: fn('uint32_t nexxo_cache_delete(void *c, const uint8_t *category, const uint8_t *key, size_t key_len)'),
     batchSetPacked: fn('uint32_t nexxo_cache_batch_set_packed(void *c, const uint8_t *packed, size_t len, size_t count)'),
