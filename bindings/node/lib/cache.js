@@ -60,8 +60,11 @@ function boundOf(s) {
  * value. Strings are written as UTF-8. Returns the offset after the record.
  */
 function writeRecord(buf, at, cat, key, value) {
-  buf[at++] = cat.length - 1;
-  at += cat.copy(buf, at, 0, cat.length - 1);
+  const cl = cat.length - 1;
+  buf[at++] = cl;
+  // Categories are short: a loop beats Buffer#copy's call overhead.
+  for (let j = 0; j < cl; j++) buf[at + j] = cat[j];
+  at += cl;
   const klen = typeof key === 'string' ? buf.utf8Write(key, at + 4) : key.copy(buf, at + 4);
   buf.writeUInt32LE(klen, at);
   at += 4 + klen;
@@ -136,6 +139,8 @@ class Cache {
     this._val = Buffer.allocUnsafe(65536);
     this._out = Buffer.allocUnsafe(65536);
     this._len = new BigUint64Array(1);
+    /** batchGet's output buffer size per key: the largest answer per key seen, plus a quarter. */
+    this._batchPerKey = 1024 + 8;
 
     const f = this._f;
     const o = f.optionsNew();
@@ -375,13 +380,11 @@ class Cache {
 
   /** Packs [category, key, value?] records into the scratch pack buffer. */
   _pack(items, withValues) {
-    // One pass, straight into the scratch buffer: an upper bound of the size first
-    // (UTF-8 takes at most 3 bytes per UTF-16 unit), no intermediate Buffers.
+    // One pass straight into the scratch buffer, grown (with a copy) only when the next
+    // record might not fit: UTF-8 takes at most 3 bytes per UTF-16 unit.
     const n = items.length;
-    const cats = new Array(n);
-    const keys = new Array(n);
-    const values = withValues ? new Array(n) : null;
-    let bound = 0;
+    let buf = this._packBuf || (this._packBuf = Buffer.allocUnsafe(65536));
+    let at = 0;
     for (let i = 0; i < n; i++) {
       const it = items[i];
       const isArray = Array.isArray(it);
@@ -390,19 +393,20 @@ class Cache {
       const cat = this._cat(category);
       if (cat.length - 1 > 255) throw new NexxoCacheError('UNKNOWN_CATEGORY', `nexxo-cache: unknown category ${category}`, 3);
       const k = typeof key === 'string' ? key : toBytes(key, 'a key');
-      cats[i] = cat;
-      keys[i] = k;
-      bound += cat.length + 4 + boundOf(k);
+      let v;
+      let need = at + cat.length + 4 + boundOf(k);
       if (withValues) {
         const value = isArray ? it[2] : it.value;
-        const v = typeof value === 'string' ? value : toBytes(value, 'a value');
-        values[i] = v;
-        bound += 4 + boundOf(v);
+        v = typeof value === 'string' ? value : toBytes(value, 'a value');
+        need += 4 + boundOf(v);
       }
+      if (need > buf.length) {
+        const bigger = ensure(buf, need);
+        buf.copy(bigger, 0, 0, at);
+        buf = this._packBuf = bigger;
+      }
+      at = writeRecord(buf, at, cat, k, v);
     }
-    const buf = (this._packBuf = ensure(this._packBuf || Buffer.allocUnsafe(65536), bound));
-    let at = 0;
-    for (let i = 0; i < n; i++) at = writeRecord(buf, at, cats[i], keys[i], withValues ? values[i] : undefined);
     return [buf, at];
   }
 
@@ -422,18 +426,24 @@ class Cache {
     const p = this._ptr('batchGet');
     if (keys.length === 0) return [];
     const [buf, len] = this._pack(keys, false);
+    // The answer is written straight into a buffer of its own, which the values are views
+    // of: sized from the largest answer per key seen so far, since a buffer found too
+    // small means reading everything again.
+    let all = Buffer.allocUnsafeSlow(Math.max(SLAB_SIZE, Math.ceil(keys.length * this._batchPerKey)));
     for (;;) {
-      const s = this._f.batchGetPacked(p, buf, len, keys.length, this._out, this._out.length, this._len);
+      const s = this._f.batchGetPacked(p, buf, len, keys.length, all, all.length, this._len);
       if (s === BUFFER_TOO_SMALL) {
-        this._out = ensure(this._out, Number(this._len[0]));
+        all = Buffer.allocUnsafeSlow(Number(this._len[0]));
         continue;
       }
       this._check(s, 'batchGet');
       break;
     }
+    const used = Number(this._len[0]);
+    this._batchPerKey = Math.max(this._batchPerKey, (used / keys.length) * 1.25);
+    // Values keep the whole buffer alive: one mostly unused is traded for a copy.
+    if (used < all.length / 2) all = Buffer.from(all.subarray(0, used));
     const out = new Array(keys.length);
-    // One copy of the whole answer; each value is a view of it.
-    const all = Buffer.from(this._out.subarray(0, Number(this._len[0])));
     let at = 0;
     for (let i = 0; i < keys.length; i++) {
       const st = all.readUInt32LE(at);

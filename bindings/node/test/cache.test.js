@@ -82,6 +82,29 @@ test('batchSet is atomic and batchGet reads many', () => {
   c.close();
 });
 
+test('get and batchGet values stay intact across slabs, retries and later reads', () => {
+  const c = Cache.open(path.join(tmp(), 'c'));
+  const val = (i, n) => Buffer.from(`v${i}:`.padEnd(n, String.fromCharCode(97 + (i % 26))));
+  // Many gets: values are views of shared slabs, which must never be reused under them.
+  const keys = Array.from({ length: 300 }, (_, i) => (i % 3 === 0 ? `ключ/${i}/é` : `k${i}`));
+  keys.forEach((k, i) => c.set('transform', k, val(i, 700 + (i % 5) * 300)));
+  const got = keys.map((k) => c.get('transform', k));
+  got.forEach((v, i) => assert.ok(v.equals(val(i, 700 + (i % 5) * 300)), `get ${keys[i]}`));
+  assert.equal(code(() => c.get('transform', 'x'.repeat(6000))), 'TOO_LARGE');
+  // batchGet: an answer larger than the buffer it guessed is read again into a larger one.
+  const big = Array.from({ length: 300 }, (_, i) => ['bundle', `b${i}`, val(i, 8192 + i)]);
+  c.batchSet(big);
+  const first = c.batchGet(big.map(([cat, k]) => [cat, k]));
+  // A small answer after a big one: copied out of its mostly unused buffer.
+  const small = c.batchGet([['transform', keys[1]], ['transform', 'missing']]);
+  const again = c.batchGet(big.map(([cat, k]) => [cat, k]));
+  first.forEach((v, i) => assert.ok(v.equals(big[i][2]), `batchGet ${i}`));
+  again.forEach((v, i) => assert.ok(v.equals(big[i][2])));
+  assert.ok(small[0].equals(val(1, 1000)) && small[1] === undefined);
+  got.forEach((v, i) => assert.ok(v.equals(val(i, 700 + (i % 5) * 300)), `get ${keys[i]} after`));
+  c.close();
+});
+
 test('stats are exact numbers; categoryStats, statsJson', () => {
   const c = Cache.open(path.join(tmp(), 'c'));
   let logical = 0;
