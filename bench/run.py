@@ -40,7 +40,7 @@ NODE = ["nexxo-node", "lmdb", "classic-level"]
 FFI = ["nexxo-c", "nexxo-go"]
 # Which nexxo each contestant is compared with: the one in the same runtime; the C and
 # Go rows are compared with the Rust API, which shows what their FFI costs.
-BASELINE = {c: "nexxo" for c in RUST + FFI + ["nexxo-nolz4"]} | {c: "nexxo-node" for c in NODE}
+BASELINE = {c: "nexxo" for c in RUST + FFI + ["nexxo-nolz4"]} | {c: "nexxo-node" for c in NODE} | {f"{c}-batch": "nexxo-node-batch" for c in NODE}
 LABELS = {
     "nexxo": "nexxo-cache (Rust API)",
     "nexxo-nolz4": "nexxo-cache (Rust API), LZ4 off",
@@ -49,6 +49,9 @@ LABELS = {
     "nexxo-c": "nexxo-cache (C ABI)",
     "nexxo-go": "nexxo-cache (Go, cgo)",
     "nexxo-node": "nexxo-cache (Node, koffi)",
+    "nexxo-node-batch": "nexxo-cache (Node, batchGet of 1000)",
+    "lmdb-batch": "lmdb-js 3.5.6 (Node, getMany of 1000)",
+    "classic-level-batch": "classic-level 3.0.0 (Node, getMany of 1000)",
     "lmdb": "lmdb-js 3.5.6 (Node)",
     "classic-level": "classic-level 3.0.0 (Node)",
     "remote-http": "nginx WebDAV on loopback (Bazel HTTP layout)",
@@ -59,7 +62,8 @@ LABELS = {
 PLAN = [
     ("seed-1k", "write-read", 1000, 1024, RUST + FFI + NODE, "the seed's workload: 1000 artifacts of 1 KiB, written one by one, read in an order unrelated to key order"),
     ("seed-100k", "write-read", 100000, 1024, RUST + ["nexxo-nolz4"] + FFI + NODE, "the same at a real project's size: 100,000 artifacts"),
-    ("cold-open-100k", "cold-open", 100000, 1024, ["nexxo", "rocksdb", "nexxo-c", "nexxo-go", "nexxo-node", "lmdb", "classic-level"], "a new process opens seed-100k's store and reads every entry: the next build"),
+    ("cold-open-100k", "cold-open", 100000, 1024, ["nexxo", "rocksdb", "nexxo-c", "nexxo-go", "nexxo-node", "lmdb", "classic-level"], "a new process opens seed-100k's store and reads every entry: the next build. Node's open ms is with the native library already loaded (lmdb-js and classic-level load theirs at require)"),
+    ("cold-open-batch-100k", "cold-open-batch", 100000, 1024, [f"{c}-batch" for c in NODE], "the same, each Node contestant reading through its batch read, 1000 keys a call, in the same order"),
     ("values-100B", "write-read", 100000, 100, ["nexxo", "rocksdb", "memory", "nexxo-node", "lmdb"], "100,000 values of 100 bytes"),
     ("values-16KiB", "write-read", 10000, 16384, ["nexxo", "rocksdb", "memory", "nexxo-node", "lmdb"], "10,000 values of 16 KiB"),
     ("values-256KiB", "write-read", 500, 262144, ["nexxo", "rocksdb", "memory", "nexxo-node", "lmdb"], "500 values of 256 KiB"),
@@ -67,13 +71,13 @@ PLAN = [
     ("mixed-90-10", "mixed", 100000, 1024, RUST, "2 threads, 90% gets and 10% sets over 100,000 entries (100,000 operations each)"),
     ("at-cap", "at-cap", 100000, 1024, ["nexxo"], "100,000 artifacts into a cache capped at 1/16 of their logical size (about a quarter of their stored size), eviction working; compare with seed-100k's nexxo row"),
 ]
-QUICK = {"seed-1k", "seed-100k", "cold-open-100k", "batch-1000"}
+QUICK = {"seed-1k", "seed-100k", "cold-open-100k", "cold-open-batch-100k", "batch-1000"}
 
 
 def run_one(contestant, workload, count, length, directory):
     """Runs one worker; wait4 gives its own peak RSS."""
-    if contestant in NODE:
-        cmd = ["node", NODE_WORKER, contestant, workload, str(count), str(length), directory]
+    if contestant in NODE or contestant.removesuffix("-batch") in NODE:
+        cmd = ["node", NODE_WORKER, contestant.removesuffix("-batch"), workload, str(count), str(length), directory]
     elif contestant == "nexxo-c":
         cmd = [C_WORKER, workload, str(count), str(length), directory]
     elif contestant == "nexxo-go":
@@ -118,14 +122,14 @@ def main():
                 # Rotate the order each round, so that no contestant always runs first.
                 order = contestants[rnd % len(contestants):] + contestants[: rnd % len(contestants)]
                 for c in order:
-                    if workload == "cold-open":
-                        directory = os.path.join(scratch, f"seed-100k-{c}-{rnd}")
+                    if workload.startswith("cold-open"):
+                        directory = os.path.join(scratch, f"seed-100k-{c.removesuffix('-batch')}-{rnd}")
                     else:
                         directory = os.path.join(scratch, f"{label}-{c}-{rnd}")
                     r = run_one(c, workload, count, length, directory)
                     runs.setdefault(label, {}).setdefault(c, []).append(r)
-                    if label != "seed-100k":
-                        # seed-100k's stores are kept for cold-open; the rest go now.
+                    if label != "seed-100k" and not workload.startswith("cold-open"):
+                        # seed-100k's stores are kept for the cold-open rows; the rest go now.
                         shutil.rmtree(directory, ignore_errors=True)
                 print(f"round {rnd + 1}/{args.rounds}: {label} done", file=sys.stderr)
             for label, var in REMOTES:
@@ -189,14 +193,15 @@ def fmt(v, metric):
 
 
 COLUMNS = [
-    ("write_ops_per_s", "writes/s"), ("read_ops_per_s", "reads/s"), ("read_p50_us", "read p50 µs"), ("read_p99_us", "read p99 µs"),
+    ("write_ops_per_s", "writes/s"), ("read_ops_per_s", "reads/s"), ("untimed_read_ops_per_s", "reads/s, no timer per read"),
+    ("batch_read_ops_per_s", "reads/s, batch read of 1000"), ("read_p50_us", "read p50 µs"), ("read_p99_us", "read p99 µs"),
     ("write_p99_us", "write p99 µs"), ("batch_p99_us", "batch p99 µs"), ("mixed_ops_per_s", "ops/s"), ("mixed_p99_us", "p99 µs"),
     ("open_ms", "open ms"), ("first_read_ms", "first read ms"), ("read_all_ops_per_s", "reads/s"), ("hit_rate", "hit rate"),
     ("disk_bytes", "disk after compaction"), ("compression", "logical ÷ disk"), ("peak_rss_mib", "peak RSS MiB"),
     ("loop_get_ops_per_s", "C: loop of get/s"), ("batch_get_ops_per_s", "C: batch_get/s"),
     ("lz4_decompress_ops_per_s", "lz4_flex decompress/s (reference)"),
 ]
-RATIO_OF = ["read_ops_per_s", "write_ops_per_s", "mixed_ops_per_s", "read_all_ops_per_s"]
+RATIO_OF = ["read_ops_per_s", "untimed_read_ops_per_s", "batch_read_ops_per_s", "write_ops_per_s", "mixed_ops_per_s", "read_all_ops_per_s"]
 
 
 REMOTE_ABOUT = (
