@@ -29,7 +29,7 @@ const now = () => process.hrtime.bigint();
 const secs = (t) => Number(now() - t) / 1e9;
 
 /** A contestant writing one by one or in batches of 1000, then reading one by one or in batches. */
-function runner(c, batched) {
+function runner(c, batched, batchedReads = batched) {
   return {
     async write(w) {
       const h = await c.open(path.join(tmp(), 'db'));
@@ -46,9 +46,9 @@ function runner(c, batched) {
     },
     async read(h, w) {
       const t = now();
-      if (batched && c.getBatch) {
+      if (batchedReads) {
         for (let i = 0; i < w.order.length; i += 1000) {
-          for (const v of c.getBatch(h, w.order.slice(i, i + 1000).map((j) => w.keys[j]))) if (v === undefined) throw new Error('miss');
+          for (const v of await c.getBatch(h, w.order.slice(i, i + 1000).map((j) => w.keys[j]))) if (v === undefined) throw new Error('miss');
         }
       } else {
         for (const i of w.order) if (c.get(h, w.keys[i]) === undefined) throw new Error('miss');
@@ -63,7 +63,8 @@ const contestants = {
   'nexxo put/get': runner(all['nexxo-node'], false),
   'nexxo batchSet/batchGet': runner(all['nexxo-node'], true),
   'lmdb put/getBinary': runner(all.lmdb, false),
-  'classic-level batch/getSync': runner(all['classic-level'], true),
+  'lmdb put/getMany': runner(all.lmdb, false, true),
+  'classic-level batch/getSync': runner(all['classic-level'], true, false),
 };
 
 function stats(xs) {
