@@ -1008,9 +1008,13 @@ impl Store {
         self.apply_touches(&mut st, crate::policy::TOUCHES_PER_WRITE)?;
         let generation = st.gens.current;
         let mut counters = st.counters.clone();
-        let mut batch = WriteBatch::default();
+        // Sized up front: each record's frame and key, its index record (category, key,
+        // generation, size) and RocksDB's per-record overhead; growing it by doubling
+        // copied the batch a dozen times.
+        let reserve: usize = prepared.iter().zip(&frames).map(|((ci, k, _), f)| f.len() + 2 * k.len() + self.cats[*ci].name.len() + 48).sum();
+        let mut batch = WriteBatch::with_capacity_bytes(reserve + 256);
         // Earlier entries of this batch shadow the store for later ones with the same key.
-        let mut shadow: HashMap<(usize, &[u8]), Existing> = HashMap::new();
+        let mut shadow: HashMap<(usize, &[u8]), Existing> = HashMap::with_capacity(prepared.len());
         let mut added = 0u64;
         let mut written = vec![false; prepared.len()];
         for (((ci, key, _), frame), written) in prepared.iter().zip(frames.iter_mut()).zip(written.iter_mut()) {
