@@ -17,6 +17,7 @@ const SLAB_MIN_FREE = 16 * 1024;
 /** Key scratch space; the native out-length (a size_t) sits right after it. */
 const KEY_SCRATCH = 16384;
 const LE = require('node:os').endianness() === 'LE';
+const ENCODER = new TextEncoder();
 const DISPOSE = typeof Symbol.dispose === 'symbol' ? Symbol.dispose : Symbol.for('nodejs.dispose');
 
 /** Closes handles that were garbage-collected without close(): a safety net only. */
@@ -134,6 +135,7 @@ class Cache {
     this._key = Buffer.allocUnsafeSlow(KEY_SCRATCH + 8);
     // get() passes addresses (getIntoAt): the key scratch, the out-length after it, the slab.
     this._keyAddr = addressOf(L.koffi, this._key);
+    this._keyScratch = this._key.subarray(0, KEY_SCRATCH);
     const lenWords = new Uint32Array(this._key.buffer, this._key.byteOffset + KEY_SCRATCH, 2);
     this._lenLow = LE ? () => lenWords[0] : () => lenWords[1];
     this._val = Buffer.allocUnsafe(65536);
@@ -330,7 +332,7 @@ class Cache {
     if (typeof key === 'string' && key.length * 3 <= KEY_SCRATCH && h !== 0 && this._keyAddr !== 0 && this._slabAddr !== 0 && cat.addr !== 0) {
       // The fast path: every buffer passed as an address (about a quarter of a get's cost
       // in Node is koffi's handling of Buffer arguments).
-      const klen = this._key.utf8Write(key, 0, KEY_SCRATCH);
+      const klen = ENCODER.encodeInto(key, this._keyScratch).written;
       s = this._f.getIntoAt(h, cat.addr, this._keyAddr, klen, this._slabAddr + off, slab.length - off, this._keyAddr + KEY_SCRATCH);
       if (s === OK) n = this._lenLow();
     } else {
