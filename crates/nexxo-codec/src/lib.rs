@@ -110,6 +110,7 @@ fn checksum(category: &[u8], key: &[u8], codec: Codec, value: &[u8]) -> u64 {
 
 /// Encodes `value` for `category`/`key`. LZ4 is used when `compression` allows it and the
 /// compressed payload saves at least 1/16 of the value; otherwise the value is stored raw.
+/// A compressed frame keeps the capacity of LZ4's worst case: meant to be copied on.
 ///
 /// # Panics
 /// If `value` is longer than [`MAX_FRAME_VALUE_LEN`]; callers check the public limit first.
@@ -123,7 +124,8 @@ pub fn encode(category: &[u8], key: &[u8], value: &[u8], generation: u32, compre
             if n <= value.len() - value.len() / 16 {
                 frame.truncate(HEADER_LEN + n);
                 write_header(&mut frame, Codec::Lz4, generation, value.len(), sum_raw(Codec::Lz4));
-                frame.shrink_to_fit();
+                // Not shrunk: both callers copy the frame on (into a write batch, into an
+                // envelope) and drop it; shrinking cost a reallocation and a copy per value.
                 return frame;
             }
         }
