@@ -193,7 +193,8 @@ def fmt(v, metric):
 
 
 COLUMNS = [
-    ("write_ops_per_s", "writes/s"), ("read_ops_per_s", "reads/s"), ("untimed_read_ops_per_s", "reads/s, no timer per read"),
+    ("write_ops_per_s", "writes/s"), ("untimed_write_ops_per_s", "writes/s, no timer per write"),
+    ("read_ops_per_s", "reads/s"), ("untimed_read_ops_per_s", "reads/s, no timer per read"),
     ("batch_read_ops_per_s", "reads/s, batch read of 1000"), ("read_p50_us", "read p50 µs"), ("read_p99_us", "read p99 µs"),
     ("write_p99_us", "write p99 µs"), ("batch_p99_us", "batch p99 µs"), ("mixed_ops_per_s", "ops/s"), ("mixed_p99_us", "p99 µs"),
     ("open_ms", "open ms"), ("first_read_ms", "first read ms"), ("read_all_ops_per_s", "reads/s"), ("hit_rate", "hit rate"),
@@ -201,7 +202,7 @@ COLUMNS = [
     ("loop_get_ops_per_s", "C: loop of get/s"), ("batch_get_ops_per_s", "C: batch_get/s"),
     ("lz4_decompress_ops_per_s", "lz4_flex decompress/s (reference)"),
 ]
-RATIO_OF = ["read_ops_per_s", "untimed_read_ops_per_s", "batch_read_ops_per_s", "write_ops_per_s", "mixed_ops_per_s", "read_all_ops_per_s"]
+RATIO_OF = ["read_ops_per_s", "untimed_read_ops_per_s", "batch_read_ops_per_s", "write_ops_per_s", "untimed_write_ops_per_s", "mixed_ops_per_s", "read_all_ops_per_s"]
 
 
 REMOTE_ABOUT = (
