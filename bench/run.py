@@ -193,7 +193,7 @@ def fmt(v, metric):
 
 
 COLUMNS = [
-    ("write_ops_per_s", "writes/s"), ("untimed_write_ops_per_s", "writes/s, no timer per write"),
+    ("write_ops_per_s", "writes/s"), ("untimed_write_ops_per_s", "writes/s, second store, no timer"),
     ("read_ops_per_s", "reads/s"), ("untimed_read_ops_per_s", "reads/s, no timer per read"),
     ("batch_read_ops_per_s", "reads/s, batch read of 1000"), ("read_p50_us", "read p50 µs"), ("read_p99_us", "read p99 µs"),
     ("write_p99_us", "write p99 µs"), ("batch_p99_us", "batch p99 µs"), ("mixed_ops_per_s", "ops/s"), ("mixed_p99_us", "p99 µs"),

@@ -7,7 +7,7 @@
 // per read (untimed_read_ops_per_s) and through its batch read, 1000 keys a call
 // (batch_read_ops_per_s): the per-read timer costs about as much as a read here. After
 // write-read, the writes are also repeated into a second new store without a timer per
-// write (untimed_write_ops_per_s).
+// write (untimed_write_ops_per_s; the process is warmed up by then, for every contestant).
 
 const fs = require('node:fs');
 const path = require('node:path');
