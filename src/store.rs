@@ -341,10 +341,22 @@ fn distrust(path: &Path, dir_mode: u32) -> Option<String> {
     None
 }
 
-/// Column family handles for one batch of writes (see `Store::write_cfs`).
+/// Column family handles for one batch of writes, each looked up (by name, in RocksDB's
+/// map) at its first use rather than three or four times per entry.
 struct WriteCfs<'a> {
-    cats: Vec<&'a ColumnFamily>,
-    lru: &'a ColumnFamily,
+    store: &'a Store,
+    cats: Vec<std::cell::OnceCell<&'a ColumnFamily>>,
+    lru: std::cell::OnceCell<&'a ColumnFamily>,
+}
+
+impl<'a> WriteCfs<'a> {
+    fn cat(&self, ci: usize) -> &'a ColumnFamily {
+        self.cats[ci].get_or_init(|| self.store.cf(&self.store.cats[ci].cf_name))
+    }
+
+    fn lru(&self) -> &'a ColumnFamily {
+        self.lru.get_or_init(|| self.store.cf(LRU_CF))
+    }
 }
 
 /// The sibling a damaged store is moved to: `<path>.corrupt-<unix seconds>[-n]`.
@@ -907,14 +919,12 @@ impl Store {
         self.existing_in(&self.write_cfs(), ci, key)
     }
 
-    /// The column families a write touches, looked up once (by name, in RocksDB's map)
-    /// for a whole batch rather than three or four times per entry.
     fn write_cfs(&self) -> WriteCfs<'_> {
-        WriteCfs { cats: self.cats.iter().map(|c| self.cf(&c.cf_name)).collect(), lru: self.cf(LRU_CF) }
+        WriteCfs { store: self, cats: vec![std::cell::OnceCell::new(); self.cats.len()], lru: std::cell::OnceCell::new() }
     }
 
     fn existing_in(&self, cfs: &WriteCfs<'_>, ci: usize, key: &[u8]) -> Result<Option<Existing>> {
-        match self.db.get_pinned_cf_opt(cfs.cats[ci], key, &self.read_opts) {
+        match self.db.get_pinned_cf_opt(cfs.cat(ci), key, &self.read_opts) {
             Ok(None) => Ok(None),
             Ok(Some(frame)) => self.existing_from_frame(ci, key, &frame).map(Some),
             // A damaged table: the index record still describes the entry.
@@ -956,9 +966,9 @@ impl Store {
     }
 
     fn remove_into_cfs(&self, cfs: &WriteCfs<'_>, batch: &mut WriteBatch, ci: usize, key: &[u8], e: &Existing, counters: &mut Counters) {
-        batch.delete_cf(cfs.cats[ci], key);
+        batch.delete_cf(cfs.cat(ci), key);
         if let Some(g) = e.generation {
-            batch.delete_cf(cfs.lru, lru_key(&self.cats[ci].name, g, key));
+            batch.delete_cf(cfs.lru(), lru_key(&self.cats[ci].name, g, key));
         }
         counters.remove(e.size);
     }
@@ -971,8 +981,8 @@ impl Store {
     #[allow(clippy::too_many_arguments)]
     fn put_into_cfs(&self, cfs: &WriteCfs<'_>, batch: &mut WriteBatch, ci: usize, key: &[u8], frame: &[u8], generation: u32, counters: &mut Counters) -> EntrySize {
         let size = entry_size(key, frame);
-        batch.put_cf(cfs.cats[ci], key, frame);
-        batch.put_cf(cfs.lru, lru_key(&self.cats[ci].name, generation, key), encode_size(size));
+        batch.put_cf(cfs.cat(ci), key, frame);
+        batch.put_cf(cfs.lru(), lru_key(&self.cats[ci].name, generation, key), encode_size(size));
         counters.add(size);
         size
     }
