@@ -428,35 +428,64 @@ class Cache {
     const p = this._ptr('batchGet');
     if (keys.length === 0) return [];
     const [buf, len] = this._pack(keys, false);
-    // The answer is written straight into a buffer of its own, which the values are views
-    // of: sized from the largest answer per key seen so far, since a buffer found too
-    // small means reading everything again.
-    let all = Buffer.allocUnsafeSlow(Math.max(SLAB_SIZE, Math.ceil(keys.length * this._batchPerKey)));
+    return this._readPacked(p, 'batchGet', buf, len, keys.length, (i) => (Array.isArray(keys[i]) ? keys[i][0] : keys[i].category));
+  }
+
+  /**
+   * Reads many keys of one category at once (as lmdb-js's getMany, synchronously): the
+   * values in key order, each a Buffer or undefined. batchGet without a [category, key]
+   * pair per key.
+   */
+  getMany(category, keys) {
+    const p = this._ptr('getMany');
+    const cat = this._cat(category);
+    if (cat.length - 1 > 255) throw new NexxoCacheError('UNKNOWN_CATEGORY', `nexxo-cache: unknown category ${category}`, 3);
+    if (keys.length === 0) return [];
+    let buf = this._packBuf || (this._packBuf = Buffer.allocUnsafe(65536));
+    let at = 0;
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i];
+      const k = typeof key === 'string' ? key : toBytes(key, 'a key');
+      const need = at + cat.length + 4 + boundOf(k);
+      if (need > buf.length) {
+        const bigger = ensure(buf, need);
+        buf.copy(bigger, 0, 0, at);
+        buf = this._packBuf = bigger;
+      }
+      at = writeRecord(buf, at, cat, k);
+    }
+    return this._readPacked(p, 'getMany', buf, at, keys.length, () => category);
+  }
+
+  /**
+   * Runs a packed batch read. The answer is written straight into a buffer of its own,
+   * which the values are views of: sized from the largest answer per key seen so far,
+   * since a buffer found too small means reading everything again.
+   */
+  _readPacked(p, op, buf, len, count, categoryOf) {
+    let all = Buffer.allocUnsafeSlow(Math.max(SLAB_SIZE, Math.ceil(count * this._batchPerKey)));
     for (;;) {
-      const s = this._f.batchGetPacked(p, buf, len, keys.length, all, all.length, this._len);
+      const s = this._f.batchGetPacked(p, buf, len, count, all, all.length, this._len);
       if (s === BUFFER_TOO_SMALL) {
         all = Buffer.allocUnsafeSlow(Number(this._len[0]));
         continue;
       }
-      this._check(s, 'batchGet');
+      this._check(s, op);
       break;
     }
     const used = Number(this._len[0]);
-    this._batchPerKey = Math.max(this._batchPerKey, (used / keys.length) * 1.25);
+    this._batchPerKey = Math.max(this._batchPerKey, (used / count) * 1.25);
     // Values keep the whole buffer alive: one mostly unused is traded for a copy.
     if (used < all.length / 2) all = Buffer.from(all.subarray(0, used));
-    const out = new Array(keys.length);
+    const out = new Array(count);
     let at = 0;
-    for (let i = 0; i < keys.length; i++) {
+    for (let i = 0; i < count; i++) {
       const st = all.readUInt32LE(at);
       const n = all.readUInt32LE(at + 4);
       at += 8;
       if (st === OK) out[i] = all.subarray(at, at + n);
       else if (st === NOT_FOUND) out[i] = undefined;
-      else {
-        const k = keys[i];
-        this._check(st, 'batchGet', Array.isArray(k) ? k[0] : k.category);
-      }
+      else this._check(st, op, categoryOf(i));
       at += n;
     }
     return out;

@@ -157,6 +157,8 @@ export class Cache implements Disposable {
   /** Atomic: all entries or none. */
   batchSet(entries: EntryInput[]): void;
   batchGet(keys: KeyInput[]): Array<Buffer | undefined>;
+  /** Many keys of one category, in order (batchGet without a pair per key). */
+  getMany(category: Category, keys: Bytes[]): Array<Buffer | undefined>;
   stats(): Stats;
   categoryStats(category: Category): Stats;
   /** The library's JSON statistics: totals and every category. */
@@ -219,6 +221,7 @@ export class CacheManager {
   delete(category: Category, key: Bytes): void;
   batchSet(entries: EntryInput[]): void;
   batchGet(keys: KeyInput[]): Array<Buffer | undefined>;
+  getMany(category: Category, keys: Bytes[]): Array<Buffer | undefined>;
   getStats(): ManagerStats;
   /** null without remotes. */
   getRemoteStats(): RemoteStats | null;

@@ -99,6 +99,10 @@ class CacheManager {
     return this._run('batchGet', keys.map(() => undefined), (c) => c.batchGet(keys));
   }
 
+  getMany(category, keys) {
+    return this._run('getMany', keys.map(() => undefined), (c) => c.getMany(category, keys));
+  }
+
   /** The remote tier's statistics, or null without remotes (or with the cache disabled). */
   getRemoteStats() {
     const r = this._run('getRemoteStats', null, (c) => c.remoteStats());

@@ -105,6 +105,28 @@ test('get and batchGet values stay intact across slabs, retries and later reads'
   c.close();
 });
 
+test('getMany reads many keys of one category in order', () => {
+  const c = Cache.open(path.join(tmp(), 'c'));
+  c.batchSet([['transform', 'a', 'A'], ['transform', 'ключ', 'K'], ['parse', 'a', 'P'], ['transform', Buffer.from([0, 1]), 'B']]);
+  const got = c.getMany('transform', ['a', 'missing', 'ключ', Buffer.from([0, 1]), new Uint8Array([0, 1])]);
+  assert.deepEqual(got.map((b) => b && b.toString()), ['A', undefined, 'K', 'B', 'B']);
+  assert.deepEqual(c.getMany('parse', ['a']).map(String), ['P']);
+  assert.deepEqual(c.getMany('transform', []), []);
+  assert.equal(code(() => c.getMany('nope', ['a'])), 'UNKNOWN_CATEGORY');
+  assert.equal(code(() => c.getMany('transform', ['a', ''])), 'INVALID_ARGUMENT');
+  // Pending puts are written first, as for every other call.
+  c.put('transform', 'late', 'L');
+  assert.equal(c.getMany('transform', ['late'])[0].toString(), 'L');
+  const many = Array.from({ length: 1500 }, (_, i) => `k${i}`);
+  c.batchSet(many.map((k, i) => ['bundle', k, `v${i}`.repeat(100)]));
+  assert.ok(c.getMany('bundle', many).every((b, i) => b.toString() === `v${i}`.repeat(100)));
+  const s = c.categoryStats('transform');
+  assert.equal(s.hits, 6);
+  assert.equal(s.misses, 1);
+  c.close();
+  assert.equal(code(() => c.getMany('transform', ['a'])), 'CLOSED');
+});
+
 test('stats are exact numbers; categoryStats, statsJson', () => {
   const c = Cache.open(path.join(tmp(), 'c'));
   let logical = 0;

@@ -81,6 +81,7 @@ test('a missing library disables the manager with one warning', () => {
   assert.equal(m.get('transform', 'k'), undefined);
   m.batchSet([['parse', 'a', 'b']]);
   assert.deepEqual(m.batchGet([['parse', 'a']]), [undefined]);
+  assert.deepEqual(m.getMany('parse', ['a', 'b']), [undefined, undefined]);
   const s = m.getStats();
   assert.match(s.disabled, /^LIBRARY_NOT_FOUND: /);
   assert.equal(s.entries, 0);

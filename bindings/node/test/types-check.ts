@@ -8,6 +8,7 @@ function use(c: Cache, m: CacheManager): void {
   const s: string | undefined = c.getString('parse', 'k');
   c.batchSet([['parse', 'a', 'b'], { category: 'meta', key: 'k', value: Buffer.alloc(1) }]);
   const many: Array<Buffer | undefined> = c.batchGet([['parse', 'a']]);
+  const ofOne: Array<Buffer | undefined> = c.getMany('parse', ['a', Buffer.from('b')]);
   const st: Stats = c.stats();
   const n: number = st.storedBytes + c.enforcePolicy().evictedEntries;
   c.clear(['parse', 'bundle']);
@@ -32,7 +33,7 @@ function use(c: Cache, m: CacheManager): void {
   const why: false | string = ms.disabled;
   m.clear('parse', 'meta');
   getCacheManager('.', { logger: { warn: (msg: string) => void msg } }).set('bundle', 'k', 'v');
-  void [v, s, many, label, why];
+  void [v, s, many, ofOne, m.getMany('meta', ['k']), label, why];
   // @ts-expect-error values are bytes or strings, not numbers
   c.set('parse', 'k', 42);
   // @ts-expect-error compression is 'lz4' or 'none'
