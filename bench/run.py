@@ -49,7 +49,7 @@ LABELS = {
     "nexxo-c": "nexxo-cache (C ABI)",
     "nexxo-go": "nexxo-cache (Go, cgo)",
     "nexxo-node": "nexxo-cache (Node, koffi)",
-    "nexxo-node-batch": "nexxo-cache (Node, batchGet of 1000)",
+    "nexxo-node-batch": "nexxo-cache (Node, getMany of 1000)",
     "lmdb-batch": "lmdb-js 3.5.6 (Node, getMany of 1000)",
     "classic-level-batch": "classic-level 3.0.0 (Node, getMany of 1000)",
     "lmdb": "lmdb-js 3.5.6 (Node)",

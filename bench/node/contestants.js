@@ -21,7 +21,7 @@ const contestants = {
     putBatch: async (c, items) => c.batchSet(items.map(([k, v]) => ['transform', k, v])),
     get: (c, k) => c.get('transform', k),
     // Synchronous; each element a Buffer or undefined.
-    getBatch: async (c, ks) => c.batchGet(ks.map((k) => ['transform', k])),
+    getBatch: async (c, ks) => c.getMany('transform', ks),
     close: async (c) => c.close(),
   },
   lmdb: {
