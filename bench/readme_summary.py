@@ -18,8 +18,13 @@ def k(v):
     return f"{v / 1000:,.0f}k"
 
 
+def cross(a_label, a, a_key, b_label, b, b_key):
+    x, y = m(a_label, a, a_key), m(b_label, b, b_key)
+    return None if x is None or y is None else x / y
+
+
 def ratio(a, b, label, key):
-    return m(label, a, key) / m(label, b, key)
+    return cross(label, a, key, label, b, key)
 
 
 NAMES = [
@@ -64,11 +69,6 @@ if remote:
         f"{k(g(h, 'set_ops_per_s'))}/s (nginx) and {k(g(r, 'set_ops_per_s'))}/s (Redis) against {k(g(h, 'baseline_set_ops_per_s'))}/s "
         f"without a remote: the upload threads and the server take CPU from the 2 cores here.",
     ]
-
-
-def cross(a_label, a, a_key, b_label, b, b_key):
-    x, y = m(a_label, a, a_key), m(b_label, b, b_key)
-    return None if x is None or y is None else x / y
 
 
 # The performance issue's Node goals, each nexxo / lmdb-js in this run. Reads and writes are

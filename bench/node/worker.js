@@ -47,6 +47,21 @@ async function readBatched(h, order, from) {
   return hits;
 }
 
+/** Puts every key one by one, awaiting every 1000th; with `wl`, times each put into it. */
+async function putAll(h, wl) {
+  for (let i = 0; i < n; i++) {
+    if (wl) {
+      const s = now();
+      c.put(h, keys[i], values[i % 64]);
+      wl.push(Number(now() - s) / 1e3);
+    } else {
+      c.put(h, keys[i], values[i % 64]);
+    }
+    if (i % 1000 === 999) await c.flush(h);
+  }
+  await c.flush(h);
+}
+
 async function main() {
   const out = { contestant: name, workload, count: n, value_len: len };
   if (c.prepare) c.prepare();
@@ -78,13 +93,7 @@ async function main() {
         wl.push(Number(now() - s) / 1e3);
       }
     } else {
-      for (let i = 0; i < n; i++) {
-        const s = now();
-        c.put(h, keys[i], values[i % 64]);
-        wl.push(Number(now() - s) / 1e3);
-        if (i % 1000 === 999) await c.flush(h);
-      }
-      await c.flush(h);
+      await putAll(h, wl);
     }
     out.write_ops_per_s = n / (Number(now() - t) / 1e9);
     out[workload === 'batch' ? 'batch_p50_us' : 'write_p50_us'] = pct(wl, 0.5);
@@ -121,11 +130,7 @@ async function main() {
       const d2 = `${dir}.untimed`;
       const h2 = await c.open(d2);
       t = now();
-      for (let i = 0; i < n; i++) {
-        c.put(h2, keys[i], values[i % 64]);
-        if (i % 1000 === 999) await c.flush(h2);
-      }
-      await c.flush(h2);
+      await putAll(h2, null);
       out.untimed_write_ops_per_s = n / (Number(now() - t) / 1e9);
       await c.close(h2);
       fs.rmSync(d2, { recursive: true, force: true });

@@ -6,6 +6,7 @@ const { load, NexxoCacheError, STATUS_CODES } = require('./native');
 const OK = 0;
 const NOT_FOUND = 1;
 const BUFFER_TOO_SMALL = 5;
+const TIMED_OUT = 14;
 const MAX_KEY_LEN = 4096;
 const MAX_VALUE_LEN = 256 * 1024 * 1024;
 /** A batch of puts is written when it holds this many entries or bytes (or at the turn's end). */
@@ -48,6 +49,14 @@ function ensure(buf, n) {
   let size = buf.length;
   while (size < n) size *= 2;
   return Buffer.allocUnsafe(size);
+}
+
+/** `buf` when it holds `need` bytes, else a larger buffer holding its first `used` bytes. */
+function grown(buf, used, need) {
+  if (buf.length >= need) return buf;
+  const bigger = ensure(buf, need);
+  buf.copy(bigger, 0, 0, used);
+  return bigger;
 }
 
 /** The bytes `s` (a string or bytes) takes at most in a packed record. */
@@ -216,12 +225,7 @@ class Cache {
     const k = typeof key === 'string' ? key : toBytes(key, 'a key');
     const v = typeof value === 'string' ? value : toBytes(value, 'a value');
     const need = pend.at + cat.length + 8 + boundOf(k) + boundOf(v);
-    let buf = this._pendBuf || (this._pendBuf = Buffer.allocUnsafe(1 << 20));
-    if (buf.length < need) {
-      const bigger = ensure(buf, need);
-      buf.copy(bigger, 0, 0, pend.at);
-      buf = this._pendBuf = bigger;
-    }
+    const buf = (this._pendBuf = grown(this._pendBuf || Buffer.allocUnsafe(1 << 20), pend.at, need));
     // Written past the pending batch's end, which moves only once the record checks out.
     const end = writeRecord(buf, pend.at, cat, k, v);
     const klen = buf.readUInt32LE(pend.at + cat.length);
@@ -382,10 +386,7 @@ class Cache {
 
   /** Packs [category, key, value?] records into the scratch pack buffer. */
   _pack(items, withValues) {
-    // One pass straight into the scratch buffer, grown (with a copy) only when the next
-    // record might not fit: UTF-8 takes at most 3 bytes per UTF-16 unit.
     const n = items.length;
-    let buf = this._packBuf || (this._packBuf = Buffer.allocUnsafe(65536));
     let at = 0;
     for (let i = 0; i < n; i++) {
       const it = items[i];
@@ -396,20 +397,24 @@ class Cache {
       if (cat.length - 1 > 255) throw new NexxoCacheError('UNKNOWN_CATEGORY', `nexxo-cache: unknown category ${category}`, 3);
       const k = typeof key === 'string' ? key : toBytes(key, 'a key');
       let v;
-      let need = at + cat.length + 4 + boundOf(k);
       if (withValues) {
         const value = isArray ? it[2] : it.value;
         v = typeof value === 'string' ? value : toBytes(value, 'a value');
-        need += 4 + boundOf(v);
       }
-      if (need > buf.length) {
-        const bigger = ensure(buf, need);
-        buf.copy(bigger, 0, 0, at);
-        buf = this._packBuf = bigger;
-      }
-      at = writeRecord(buf, at, cat, k, v);
+      at = this._packRecord(at, cat, k, v);
     }
-    return [buf, at];
+    return [this._packBuf, at];
+  }
+
+  /**
+   * Writes one record at `at` of the pack scratch, grown (with a copy) only when the
+   * record might not fit (UTF-8 takes at most 3 bytes per UTF-16 unit). Returns the
+   * offset after it.
+   */
+  _packRecord(at, cat, k, v) {
+    const need = at + cat.length + 4 + boundOf(k) + (v === undefined ? 0 : 4 + boundOf(v));
+    const buf = (this._packBuf = grown(this._packBuf || Buffer.allocUnsafe(65536), at, need));
+    return writeRecord(buf, at, cat, k, v);
   }
 
   /**
@@ -441,20 +446,12 @@ class Cache {
     const cat = this._cat(category);
     if (cat.length - 1 > 255) throw new NexxoCacheError('UNKNOWN_CATEGORY', `nexxo-cache: unknown category ${category}`, 3);
     if (keys.length === 0) return [];
-    let buf = this._packBuf || (this._packBuf = Buffer.allocUnsafe(65536));
     let at = 0;
     for (let i = 0; i < keys.length; i++) {
       const key = keys[i];
-      const k = typeof key === 'string' ? key : toBytes(key, 'a key');
-      const need = at + cat.length + 4 + boundOf(k);
-      if (need > buf.length) {
-        const bigger = ensure(buf, need);
-        buf.copy(bigger, 0, 0, at);
-        buf = this._packBuf = bigger;
-      }
-      at = writeRecord(buf, at, cat, k);
+      at = this._packRecord(at, cat, typeof key === 'string' ? key : toBytes(key, 'a key'));
     }
-    return this._readPacked(p, 'getMany', buf, at, keys.length, () => category);
+    return this._readPacked(p, 'getMany', this._packBuf, at, keys.length, () => category);
   }
 
   /**
@@ -566,7 +563,7 @@ class Cache {
    */
   remoteSync(timeoutMs = 30000) {
     const s = this._f.remoteSync(this._ptr('remoteSync'), timeoutMs);
-    if (s === 14) return false;
+    if (s === TIMED_OUT) return false;
     this._check(s, 'remoteSync');
     return true;
   }
