@@ -715,8 +715,9 @@ enum nexxo_status nexxo_cache_batch_set_packed(struct nexxo_cache *c,
  * the bytes written.
  *
  * `NEXXO_BUFFER_TOO_SMALL`: `*out_len` is the size needed and `out` is unspecified;
- * retry with a larger buffer (the reads are done again, and counted again in the hit
- * and miss statistics). Thread-safe.
+ * retry with a larger buffer (the reads are done again). Such a call counts no hits or
+ * misses, except with a remote configured, whose reads are counted on every try.
+ * Values are decoded straight into `out`. Thread-safe.
  */
 enum nexxo_status nexxo_cache_batch_get_packed(const struct nexxo_cache *c,
                                                const uint8_t *packed,

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::policy::{system_clock, Background, Clock, PolicyReport};
 use crate::remote::{Remote, RemoteStats};
 use crate::stats::Stats;
-use crate::store::{check_key, check_value, Store};
+use crate::store::{check_key, check_value, PackedRead, Store};
 
 /// A cache handle. Every method takes `&self` and may be called from many threads.
 pub struct Cache {
@@ -233,6 +233,38 @@ impl Cache {
             }
             Inner::Disabled(d) => keys.iter().map(|(c, k)| d.check(c, k).and_then(|_| d.miss())).collect(),
         }
+    }
+
+    /// Like [`Cache::batch_get`], with the answer laid out in `out` as
+    /// [`Store::batch_get_into`] does: for each key, `gap` bytes left for the caller, then
+    /// its value if found. Without a reachable remote the values are decoded straight
+    /// into `out`; with one, misses are fetched first and everything is copied in.
+    pub fn batch_get_into(&self, keys: &[(&[u8], &[u8])], out: &mut [u8], gap: usize) -> PackedRead {
+        if let Inner::Open { store, remote, .. } = &self.inner {
+            if !remote.as_ref().is_some_and(Remote::reachable) {
+                return store.batch_get_into(keys, out, gap);
+            }
+        }
+        let results = self.batch_get(keys);
+        let need = results.iter().map(|r| gap + r.as_ref().ok().and_then(|v| v.as_ref()).map_or(0, Vec::len)).sum();
+        if need > out.len() {
+            return PackedRead::TooSmall(need);
+        }
+        let mut at = 0;
+        let outcomes = results
+            .into_iter()
+            .map(|r| {
+                at += gap;
+                r.map(|found| {
+                    found.map(|v| {
+                        out[at..at + v.len()].copy_from_slice(&v);
+                        at += v.len();
+                        v.len()
+                    })
+                })
+            })
+            .collect();
+        PackedRead::Written(outcomes, at)
     }
 
     pub fn stats(&self) -> Stats {

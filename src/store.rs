@@ -191,6 +191,38 @@ fn decode_owned(category: &str, key: &[u8], frame: &[u8]) -> Result<(u32, Vec<u8
     Ok((h.generation, out))
 }
 
+/// What a batch read's lookup found for one key.
+enum Looked<'a> {
+    /// A frame to decode (category index, frame, its parsed header).
+    Frame(usize, rocksdb::DBPinnableSlice<'a>, Header),
+    /// Not there (or dropped as damaged): a miss of this category, not yet counted.
+    Miss(usize),
+    Failed(Error),
+}
+
+/// The bytes a packed answer needs: `gap` per key plus every found value.
+fn packed_len(looked: &[Looked<'_>], gap: usize) -> usize {
+    looked.iter().map(|l| gap + if let Looked::Frame(_, _, h) = l { h.value_len as usize } else { 0 }).sum()
+}
+
+/// The threads a batch read of `n` keys is split across: one per 256 keys, at most one
+/// per core and at most four. The core count is read once (it reads cgroup files).
+fn batch_threads(n: usize) -> usize {
+    const PER_THREAD: usize = 256;
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    cores.min(4).min(n / PER_THREAD)
+}
+
+/// The answer of [`Store::batch_get_into`].
+pub enum PackedRead {
+    /// Each key's outcome (its value's length, `None` for a miss, or its error) and the
+    /// bytes of `out` written.
+    Written(Vec<Result<Option<usize>>>, usize),
+    /// `out` is too short: the bytes needed. Nothing was counted.
+    TooSmall(usize),
+}
+
 fn entry_size(key: &[u8], frame: &[u8]) -> EntrySize {
     EntrySize {
         logical: key.len() as u64 + codec::accounted_value_len(frame),
@@ -782,8 +814,7 @@ impl Store {
     /// Large batches are split across up to four threads (the machine's cores): lookups
     /// and decoding are CPU work, and a batch is the caller saying "all of these, now".
     pub fn batch_get(&self, keys: &[(&[u8], &[u8])]) -> Vec<Result<Option<Vec<u8>>>> {
-        const PER_THREAD: usize = 256;
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4).min(keys.len() / PER_THREAD);
+        let threads = batch_threads(keys.len());
         if threads <= 1 {
             return self.batch_get_here(keys);
         }
@@ -799,38 +830,165 @@ impl Store {
     }
 
     fn batch_get_here(&self, keys: &[(&[u8], &[u8])]) -> Vec<Result<Option<Vec<u8>>>> {
-        let mut out: Vec<Result<Option<Vec<u8>>>> = Vec::with_capacity(keys.len());
-        let mut by_cat: HashMap<usize, Vec<usize>> = HashMap::new();
+        let looked = self.look_up(keys);
+        keys.iter()
+            .zip(looked)
+            .map(|((_, key), l)| match l {
+                Looked::Frame(ci, frame, h) => {
+                    let mut v = vec![0u8; h.value_len as usize];
+                    let decoded = codec::decode_with_header(self.cats[ci].name.as_bytes(), key, &frame, &h, &mut v).map(|_| (h.generation, v));
+                    self.finish_read(ci, key, &frame, decoded)
+                }
+                Looked::Miss(ci) => Ok(self.miss(ci)),
+                Looked::Failed(e) => Err(e),
+            })
+            .collect()
+    }
+
+    /// Like [`Store::batch_get`], with the values decoded straight into `out`: for each
+    /// key in order, `gap` bytes left for the caller, then the value's bytes if it was
+    /// found. No value is copied on the way and no vector is allocated per value.
+    /// Reads are counted (hits, misses, recency) only when `out` was large enough.
+    pub fn batch_get_into(&self, keys: &[(&[u8], &[u8])], out: &mut [u8], gap: usize) -> PackedRead {
+        let threads = batch_threads(keys.len());
+        if threads <= 1 {
+            let looked = self.look_up(keys);
+            let need = packed_len(&looked, gap);
+            if need > out.len() {
+                return PackedRead::TooSmall(need);
+            }
+            let (outcomes, len) = self.decode_looked(keys, looked, out, gap);
+            return PackedRead::Written(outcomes, len);
+        }
+        // Each thread looks its part up and reports the bytes its answer needs; once all
+        // have, each decodes into its own slice of `out`. A value that fails to decode
+        // leaves its slice's tail unused: the parts are moved together afterwards.
+        let chunk = keys.len().div_ceil(threads);
+        let parts = std::thread::scope(|s| {
+            let others: Vec<_> = keys
+                .chunks(chunk)
+                .skip(1)
+                .map(|part| {
+                    let (size_tx, size_rx) = std::sync::mpsc::channel::<usize>();
+                    let (out_tx, out_rx) = std::sync::mpsc::channel::<Option<&mut [u8]>>();
+                    let thread = s.spawn(move || {
+                        let looked = self.look_up(part);
+                        size_tx.send(packed_len(&looked, gap)).ok()?;
+                        let out = out_rx.recv().ok()??;
+                        Some(self.decode_looked(part, looked, out, gap))
+                    });
+                    (thread, size_rx, out_tx)
+                })
+                .collect();
+            let looked = self.look_up(&keys[..chunk]);
+            // A thread that panicked reports nothing; its join below resumes the panic.
+            let sizes: Vec<usize> = std::iter::once(packed_len(&looked, gap)).chain(others.iter().map(|(_, rx, _)| rx.recv().unwrap_or(0))).collect();
+            let total: usize = sizes.iter().sum();
+            let cap = out.len();
+            let fits = total <= cap;
+            let mut rest = &mut out[..total.min(cap)];
+            let mut mine = None;
+            for (i, &size) in sizes.iter().enumerate() {
+                let part = if fits {
+                    let (part, tail) = std::mem::take(&mut rest).split_at_mut(size);
+                    rest = tail;
+                    Some(part)
+                } else {
+                    None
+                };
+                match i {
+                    0 => mine = part,
+                    _ => drop(others[i - 1].2.send(part)),
+                }
+            }
+            let first = mine.map(|m| self.decode_looked(&keys[..chunk], looked, m, gap));
+            let rest: Vec<_> = others.into_iter().map(|(t, _, _)| t.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect();
+            (sizes, first.into_iter().chain(rest.into_iter().flatten()).collect::<Vec<_>>())
+        });
+        let (sizes, decoded) = parts;
+        let total: usize = sizes.iter().sum();
+        if total > out.len() {
+            return PackedRead::TooSmall(total);
+        }
+        let mut outcomes = Vec::with_capacity(keys.len());
+        let (mut len, mut start) = (0, 0);
+        for ((part, written), size) in decoded.into_iter().zip(sizes) {
+            if start != len {
+                out.copy_within(start..start + written, len);
+            }
+            outcomes.extend(part);
+            len += written;
+            start += size;
+        }
+        PackedRead::Written(outcomes, len)
+    }
+
+    /// Looks keys up (one multi-get per category), parsing each frame's header.
+    fn look_up<'s>(&'s self, keys: &[(&[u8], &[u8])]) -> Vec<Looked<'s>> {
+        let mut out = Vec::with_capacity(keys.len());
+        // Batches name few categories: a list beats a hash map.
+        let mut by_cat: Vec<(usize, Vec<usize>)> = Vec::new();
         for (i, (cat, key)) in keys.iter().enumerate() {
             match self.category_index(cat).and_then(|ci| check_key(key).map(|_| ci)) {
                 Ok(ci) => {
-                    by_cat.entry(ci).or_default().push(i);
-                    out.push(Ok(None));
+                    match by_cat.iter_mut().find(|(c, _)| *c == ci) {
+                        Some((_, idxs)) => idxs.push(i),
+                        None => by_cat.push((ci, vec![i])),
+                    }
+                    out.push(Looked::Miss(ci));
                 }
-                Err(e) => out.push(Err(e)),
+                Err(e) => out.push(Looked::Failed(e)),
             }
         }
         for (ci, idxs) in by_cat {
-            let c = &self.cats[ci];
-            let cf = self.cf(&c.cf_name);
+            let cf = self.cf(&self.cats[ci].cf_name);
             let results = self.db.batched_multi_get_cf_opt(cf, idxs.iter().map(|&i| keys[i].1), false, &self.read_opts);
             for (&i, r) in idxs.iter().zip(results) {
                 let key = keys[i].1;
                 out[i] = match r {
                     Err(e) if e.kind() == rocksdb::ErrorKind::Corruption => {
                         self.drop_unreadable(ci, key);
-                        Ok(self.miss(ci))
+                        Looked::Miss(ci)
                     }
-                    Err(e) => Err(e.into()),
-                    Ok(None) => Ok(self.miss(ci)),
-                    Ok(Some(frame)) => {
-                        let decoded = decode_owned(&c.name, key, &frame);
-                        self.finish_read(ci, key, &frame, decoded)
-                    }
+                    Err(e) => Looked::Failed(e.into()),
+                    Ok(None) => Looked::Miss(ci),
+                    Ok(Some(frame)) => match Header::parse(&frame) {
+                        Ok(h) => Looked::Frame(ci, frame, h),
+                        Err(_) => match self.drop_corrupt(ci, key, &frame) {
+                            Ok(()) => Looked::Miss(ci),
+                            Err(e) => Looked::Failed(e),
+                        },
+                    },
                 };
             }
         }
         out
+    }
+
+    /// Decodes looked-up frames into `out` (see [`Store::batch_get_into`]) and counts
+    /// the reads. Returns each key's outcome and the bytes written.
+    fn decode_looked(&self, keys: &[(&[u8], &[u8])], looked: Vec<Looked<'_>>, out: &mut [u8], gap: usize) -> (Vec<Result<Option<usize>>>, usize) {
+        let mut at = 0;
+        let outcomes = keys
+            .iter()
+            .zip(looked)
+            .map(|((_, key), l)| {
+                at += gap;
+                match l {
+                    Looked::Frame(ci, frame, h) => {
+                        let decoded = codec::decode_with_header(self.cats[ci].name.as_bytes(), key, &frame, &h, &mut out[at..]).map(|n| (h.generation, n));
+                        let r = self.finish_read(ci, key, &frame, decoded);
+                        if let Ok(Some(n)) = r {
+                            at += n;
+                        }
+                        r
+                    }
+                    Looked::Miss(ci) => Ok(self.miss(ci)),
+                    Looked::Failed(e) => Err(e),
+                }
+            })
+            .collect();
+        (outcomes, at)
     }
 
     /// Reads a frame; a read that RocksDB finds damaged becomes a miss (see

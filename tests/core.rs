@@ -124,6 +124,76 @@ fn damaged_frame_in_batch_get() {
     assert_eq!(c.stats().corrupt_dropped, 1);
 }
 
+/// The packed batch read decodes straight into the caller's buffer, split across threads
+/// for large batches: damaged values in any part leave no hole, misses and errors keep
+/// their places, and a buffer found too small counts nothing.
+#[test]
+fn batch_get_into_lays_out_every_part_with_damage() {
+    use nexxo_cache::store::PackedRead;
+    let d = tmp();
+    let c = Cache::open(d.path().join("c"), &Config::default()).unwrap();
+    let store = c.store().unwrap();
+    let n = 1500;
+    let key = |i: usize| format!("k{i}");
+    let value = |i: usize| if i % 7 == 0 { Vec::new() } else { artifact(i, 40 + (i * 37) % 3000) };
+    for i in 0..n {
+        c.set(b"transform", key(i).as_bytes(), &value(i)).unwrap();
+    }
+    // Frames whose header is fine but whose value fails its checksum (raw: checked before
+    // the copy; LZ4: decompressed, then checked), early and late in the batch.
+    let damaged = [3usize, 250, 700, 1100, 1499];
+    for (j, &i) in damaged.iter().enumerate() {
+        let compression = if j % 2 == 0 { nexxo_cache::Compression::None } else { nexxo_cache::Compression::Lz4 };
+        let mut frame = nexxo_cache::codec::encode(b"transform", key(i).as_bytes(), &artifact(i, 2000), 1, compression);
+        let last = frame.len() - 1;
+        frame[last] ^= 0x40;
+        store.debug_put_raw(b"transform", key(i).as_bytes(), &frame).unwrap();
+    }
+    let mut names: Vec<(Vec<u8>, Vec<u8>)> = (0..n).map(|i| (b"transform".to_vec(), key(i).into_bytes())).collect();
+    names[10].1 = b"missing".to_vec();
+    names[900].0 = b"nope".to_vec();
+    names[1200].1 = Vec::new();
+    let keys: Vec<(&[u8], &[u8])> = names.iter().map(|(c, k)| (&c[..], &k[..])).collect();
+    let before = c.stats();
+
+    let mut small = vec![0u8; 100];
+    let PackedRead::TooSmall(need) = c.batch_get_into(&keys, &mut small, 8) else { panic!("100 bytes cannot hold the answer") };
+    let after = c.stats();
+    assert_eq!((after.hits, after.misses), (before.hits, before.misses), "a too-small call counts nothing");
+
+    let mut out = vec![0xAAu8; need + 16];
+    let PackedRead::Written(outcomes, len) = c.batch_get_into(&keys, &mut out, 8) else { panic!("the answer fits") };
+    assert_eq!(outcomes.len(), n);
+    let mut at = 0;
+    let (mut hits, mut misses) = (0, 0);
+    for (i, r) in outcomes.iter().enumerate() {
+        at += 8;
+        match i {
+            10 => assert_eq!(r, &Ok(None)),
+            900 => assert_eq!(r, &Err(Error::UnknownCategory("nope".into()))),
+            1200 => assert!(matches!(r, Err(Error::InvalidArgument(_)))),
+            _ if damaged.contains(&i) => assert_eq!(r, &Ok(None), "damaged {i}"),
+            _ => {
+                let v = value(i);
+                assert_eq!(r, &Ok(Some(v.len())), "key {i}");
+                assert!(out[at..at + v.len()] == v[..], "value of key {i}");
+                at += v.len();
+            }
+        }
+        match r {
+            Ok(Some(_)) => hits += 1,
+            Ok(None) => misses += 1,
+            Err(_) => {}
+        }
+    }
+    assert_eq!(len, at, "the parts are moved together over the damaged values' room");
+    assert!(len < need);
+    let s = c.stats();
+    assert_eq!((s.hits - before.hits, s.misses - before.misses), (hits, misses));
+    assert_eq!(s.corrupt_dropped, damaged.len() as u64);
+    assert_exact(store);
+}
+
 #[test]
 fn invalid_batch_writes_nothing() {
     let d = tmp();

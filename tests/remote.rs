@@ -127,6 +127,16 @@ fn batch_get_and_get_into(kind: Kind) {
     assert_eq!(c.get_into(b"parse", b"k1", &mut big), Ok(Some(3000)));
     assert_eq!(&big[..3000], &artifact(1, 3000)[..]);
     assert_eq!(c.remote_stats().unwrap().totals.gets, 1);
+
+    // The packed batch read (bindings' batchGet) fetches local misses too, laid out in order.
+    let e = Cache::open(d.path().join("e"), &config(&server.url())).unwrap();
+    let keys: [(&[u8], &[u8]); 3] = [(b"parse", b"k2"), (b"parse", b"none"), (b"parse", b"k1")];
+    let mut out = vec![0u8; 8 * 3 + 3010];
+    let nexxo_cache::store::PackedRead::Written(outcomes, len) = e.batch_get_into(&keys, &mut out, 8) else { panic!("the answer fits") };
+    assert_eq!(outcomes, vec![Ok(Some(10)), Ok(None), Ok(Some(3000))]);
+    assert_eq!(len, out.len());
+    assert_eq!(&out[8..18], &artifact(2, 10)[..]);
+    assert_eq!(&out[34..], &artifact(1, 3000)[..]);
 }
 on_both!(batch_get_and_get_into);
 

@@ -7,6 +7,7 @@
 use super::args;
 use super::cache::nexxo_cache;
 use super::status::nexxo_status::{self, *};
+use crate::store::PackedRead;
 
 /// Reads records from a packed buffer.
 struct Reader<'a> {
@@ -79,8 +80,9 @@ pub unsafe extern "C" fn nexxo_cache_batch_set_packed(c: *mut nexxo_cache, packe
 /// the bytes written.
 ///
 /// `NEXXO_BUFFER_TOO_SMALL`: `*out_len` is the size needed and `out` is unspecified;
-/// retry with a larger buffer (the reads are done again, and counted again in the hit
-/// and miss statistics). Thread-safe.
+/// retry with a larger buffer (the reads are done again). Such a call counts no hits or
+/// misses, except with a remote configured, whose reads are counted on every try.
+/// Values are decoded straight into `out`. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn nexxo_cache_batch_get_packed(
     c: *const nexxo_cache,
@@ -101,24 +103,26 @@ pub unsafe extern "C" fn nexxo_cache_batch_get_packed(
             keys.push(try_ffi!(r.key()));
         }
         try_ffi!(r.finish());
-        let results = c.cache.batch_get(&keys);
-        let needed: usize = results.iter().map(|r| 8 + r.as_ref().ok().and_then(|v| v.as_ref()).map_or(0, Vec::len)).sum();
-        if needed > out.len() {
-            *out_len = needed;
-            return NEXXO_BUFFER_TOO_SMALL;
-        }
+        let (outcomes, written) = match c.cache.batch_get_into(&keys, out, 8) {
+            PackedRead::TooSmall(needed) => {
+                *out_len = needed;
+                return NEXXO_BUFFER_TOO_SMALL;
+            }
+            PackedRead::Written(outcomes, written) => (outcomes, written),
+        };
+        // The values are in place; each record's header goes in the gap before it.
         let mut at = 0;
-        for r in &results {
-            let (status, value): (nexxo_status, &[u8]) = match r {
-                Ok(Some(v)) => (NEXXO_OK, v),
-                Ok(None) => (NEXXO_NOT_FOUND, &[]),
-                Err(e) => (e.into(), &[]),
+        for r in &outcomes {
+            let (status, len) = match r {
+                Ok(Some(n)) => (NEXXO_OK, *n),
+                Ok(None) => (NEXXO_NOT_FOUND, 0),
+                Err(e) => (e.into(), 0),
             };
             out[at..at + 4].copy_from_slice(&(status as u32).to_le_bytes());
-            out[at + 4..at + 8].copy_from_slice(&(value.len() as u32).to_le_bytes());
-            out[at + 8..at + 8 + value.len()].copy_from_slice(value);
-            at += 8 + value.len();
+            out[at + 4..at + 8].copy_from_slice(&(len as u32).to_le_bytes());
+            at += 8 + len;
         }
+        debug_assert_eq!(at, written);
         *out_len = at;
         NEXXO_OK
     })
