@@ -15,8 +15,6 @@ const PUT_BATCH_BYTES = 4 << 20;
 /** get() reads values into slabs of this size while at least SLAB_MIN_FREE is left. */
 const SLAB_SIZE = 64 * 1024;
 const SLAB_MIN_FREE = 16 * 1024;
-/** batchGet's output scratch is reused up to this size; larger answers get a buffer per call. */
-const BATCH_SCRATCH_KEEP = 8 << 20;
 /** Key scratch space; the native out-length (a size_t) sits right after it. */
 const KEY_SCRATCH = 16384;
 const LE = require('node:os').endianness() === 'LE';
@@ -154,8 +152,6 @@ class Cache {
     this._len = new BigUint64Array(1);
     /** batchGet's output buffer size per key: the largest answer per key seen, plus a quarter. */
     this._batchPerKey = 1024 + 8;
-    /** batchGet's reused output scratch (see _readPacked). */
-    this._batchOut = null;
 
     const f = this._f;
     const o = f.optionsNew();
@@ -459,22 +455,16 @@ class Cache {
   }
 
   /**
-   * Runs a packed batch read. The native call writes the answer into a scratch buffer
-   * this Cache reuses (fresh memory costs a page fault per 4 KiB, which was a third of a
-   * batch read of 1 KiB values), sized from the largest answer per key seen so far, since
-   * a buffer found too small means reading everything again. Each value is then copied
-   * into a Buffer of its own (small ones from Node's Buffer pool, as Buffer.allocUnsafe
-   * does). An answer larger than BATCH_SCRATCH_KEEP gets a buffer for this call only,
-   * which the values are views of (no copy: that memory is fresh either way).
+   * Runs a packed batch read. The answer is written straight into a buffer of its own,
+   * which the values are views of: sized from the largest answer per key seen so far,
+   * since a buffer found too small means reading everything again.
    */
   _readPacked(p, op, buf, len, count, categoryOf) {
-    const guess = Math.ceil(count * this._batchPerKey);
-    let all = this._batchOut;
-    if (all === null || all.length < guess) all = this._batchScratch(guess);
+    let all = Buffer.allocUnsafeSlow(Math.max(SLAB_SIZE, Math.ceil(count * this._batchPerKey)));
     for (;;) {
       const s = this._f.batchGetPacked(p, buf, len, count, all, all.length, this._len);
       if (s === BUFFER_TOO_SMALL) {
-        all = this._batchScratch(Number(this._len[0]));
+        all = Buffer.allocUnsafeSlow(Number(this._len[0]));
         continue;
       }
       this._check(s, op);
@@ -482,35 +472,20 @@ class Cache {
     }
     const used = Number(this._len[0]);
     this._batchPerKey = Math.max(this._batchPerKey, (used / count) * 1.25);
-    const views = all !== this._batchOut;
+    // Values keep the whole buffer alive: one mostly unused is traded for a copy.
+    if (used < all.length / 2) all = Buffer.from(all.subarray(0, used));
     const out = new Array(count);
     let at = 0;
     for (let i = 0; i < count; i++) {
       const st = all.readUInt32LE(at);
       const n = all.readUInt32LE(at + 4);
       at += 8;
-      if (st === OK) {
-        if (views) {
-          out[i] = all.subarray(at, at + n);
-        } else {
-          const v = Buffer.allocUnsafe(n);
-          all.copy(v, 0, at, at + n);
-          out[i] = v;
-        }
-      } else if (st === NOT_FOUND) out[i] = undefined;
+      if (st === OK) out[i] = all.subarray(at, at + n);
+      else if (st === NOT_FOUND) out[i] = undefined;
       else this._check(st, op, categoryOf(i));
       at += n;
     }
     return out;
-  }
-
-  /** An output buffer of at least `n` bytes: the reused scratch when n is not too large. */
-  _batchScratch(n) {
-    if (n > BATCH_SCRATCH_KEEP) return Buffer.allocUnsafeSlow(n);
-    let size = 64 * 1024;
-    while (size < n) size *= 2;
-    this._batchOut = Buffer.allocUnsafeSlow(size);
-    return this._batchOut;
   }
 
   _stats(raw) {
@@ -628,7 +603,6 @@ class Cache {
       if (this._pend !== null) this._writePending(this._handle.ptr);
       const p = this._handle.ptr;
       this._handle.ptr = null;
-      this._batchOut = null;
       finalizer.unregister(this);
       this._f.close(p);
     }

@@ -91,14 +91,15 @@ test('get and batchGet values stay intact across slabs, retries and later reads'
   const got = keys.map((k) => c.get('transform', k));
   got.forEach((v, i) => assert.ok(v.equals(val(i, 700 + (i % 5) * 300)), `get ${keys[i]}`));
   assert.equal(code(() => c.get('transform', 'x'.repeat(6000))), 'TOO_LARGE');
-  // batchGet: an answer larger than the buffer it guessed is read again into a larger one;
-  // the values are copied out of that reused buffer, so later calls never change them.
+  // batchGet: an answer larger than the buffer it guessed is read again into a larger one.
+  // Each answer's values are views of a buffer of that answer's own, which later calls
+  // never change; a small answer after a big one is copied out of its mostly unused buffer.
   const big = Array.from({ length: 300 }, (_, i) => ['bundle', `b${i}`, val(i, 8192 + i)]);
   c.batchSet(big);
   const first = c.batchGet(big.map(([cat, k]) => [cat, k]));
   const small = c.batchGet([['transform', keys[1]], ['transform', 'missing']]);
   first.forEach((v, i) => assert.ok(v.equals(big[i][2]), `batchGet ${i} after a smaller one`));
-  // An answer over 8 MiB gets a buffer of its own, which its values are views of.
+  // Values of 256 KiB: far over the guess per key.
   const huge = Array.from({ length: 40 }, (_, i) => ['optimize', `h${i}`, val(i, (256 << 10) + i)]);
   c.batchSet(huge);
   const hugeGot = c.getMany('optimize', huge.map(([, k]) => k));
