@@ -110,31 +110,44 @@ fn checksum(category: &[u8], key: &[u8], codec: Codec, value: &[u8]) -> u64 {
 
 /// Encodes `value` for `category`/`key`. LZ4 is used when `compression` allows it and the
 /// compressed payload saves at least 1/16 of the value; otherwise the value is stored raw.
-/// A compressed frame keeps the capacity of LZ4's worst case: meant to be copied on.
 ///
 /// # Panics
 /// If `value` is longer than [`MAX_FRAME_VALUE_LEN`]; callers check the public limit first.
 pub fn encode(category: &[u8], key: &[u8], value: &[u8], generation: u32, compression: Compression) -> Vec<u8> {
+    let mut frame = Vec::new();
+    encode_append(category, key, value, generation, compression, &mut Vec::new(), &mut frame);
+    frame
+}
+
+/// [`encode`], appending the frame to `out`; returns its length. `scratch` is LZ4's
+/// output space, for the caller to keep across calls: it grows to the largest bound
+/// needed and is never cleared again, so a batch of frames costs no allocation or
+/// zeroing per value (when `out` has room).
+///
+/// # Panics
+/// If `value` is longer than [`MAX_FRAME_VALUE_LEN`]; callers check the public limit first.
+pub fn encode_append(category: &[u8], key: &[u8], value: &[u8], generation: u32, compression: Compression, scratch: &mut Vec<u8>, out: &mut Vec<u8>) -> usize {
     assert!(value.len() <= MAX_FRAME_VALUE_LEN, "value longer than a frame can hold");
     let sum_raw = |codec| checksum(category, key, codec, value);
+    let start = out.len();
     if compression == Compression::Lz4 && value.len() >= MIN_COMPRESS_LEN {
         let bound = lz4_flex::block::get_maximum_output_size(value.len());
-        let mut frame = vec![0u8; HEADER_LEN + bound];
-        if let Ok(n) = lz4_flex::block::compress_into(value, &mut frame[HEADER_LEN..]) {
+        if scratch.len() < bound {
+            scratch.resize(bound, 0);
+        }
+        if let Ok(n) = lz4_flex::block::compress_into(value, &mut scratch[..bound]) {
             if n <= value.len() - value.len() / 16 {
-                frame.truncate(HEADER_LEN + n);
-                write_header(&mut frame, Codec::Lz4, generation, value.len(), sum_raw(Codec::Lz4));
-                // Not shrunk: both callers copy the frame on (into a write batch, into an
-                // envelope) and drop it; shrinking cost a reallocation and a copy per value.
-                return frame;
+                out.resize(start + HEADER_LEN, 0);
+                out.extend_from_slice(&scratch[..n]);
+                write_header(&mut out[start..], Codec::Lz4, generation, value.len(), sum_raw(Codec::Lz4));
+                return HEADER_LEN + n;
             }
         }
     }
-    let mut frame = Vec::with_capacity(HEADER_LEN + value.len());
-    frame.resize(HEADER_LEN, 0);
-    frame.extend_from_slice(value);
-    write_header(&mut frame, Codec::Raw, generation, value.len(), sum_raw(Codec::Raw));
-    frame
+    out.resize(start + HEADER_LEN, 0);
+    out.extend_from_slice(value);
+    write_header(&mut out[start..], Codec::Raw, generation, value.len(), sum_raw(Codec::Raw));
+    HEADER_LEN + value.len()
 }
 
 fn write_header(frame: &mut [u8], codec: Codec, generation: u32, value_len: usize, sum: u64) {
@@ -231,6 +244,29 @@ mod tests {
                 assert_eq!(decode(b"transform", b"k", &f).unwrap(), v);
             }
         }
+    }
+
+    /// Frames appended into one buffer, with one LZ4 scratch reused across values of
+    /// growing and shrinking sizes, are each the frame `encode` makes.
+    #[test]
+    fn append_lays_frames_end_to_end() {
+        let noise: Vec<u8> = (0..5000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let values = [js(100), js(70_000), Vec::new(), noise, js(1024), b"tiny".to_vec()];
+        let (mut scratch, mut out) = (Vec::new(), Vec::new());
+        let mut lens = Vec::new();
+        for (i, v) in values.iter().enumerate() {
+            let key = format!("k{i}");
+            lens.push(encode_append(b"transform", key.as_bytes(), v, 3, Compression::Lz4, &mut scratch, &mut out));
+        }
+        let mut at = 0;
+        for (i, (v, n)) in values.iter().zip(lens).enumerate() {
+            let key = format!("k{i}");
+            let frame = &out[at..at + n];
+            assert_eq!(frame, &encode(b"transform", key.as_bytes(), v, 3, Compression::Lz4)[..], "frame {i}");
+            assert_eq!(&decode(b"transform", key.as_bytes(), frame).unwrap(), v);
+            at += n;
+        }
+        assert_eq!(at, out.len());
     }
 
     #[test]
