@@ -1447,7 +1447,16 @@ impl Store {
                     self.compact_cf(&c.cf_name)?;
                 }
                 self.compact_cf(LRU_CF)?;
-                self.compact_cf(META_CF)
+                self.compact_cf(META_CF)?;
+                // A log file stays until every column family has flushed what it holds, and
+                // the evictor's writes meanwhile (counters, recency) can keep a small family
+                // holding logs of many MiB: flushed again, they are all obsolete. RocksDB
+                // deletes obsolete files from a background job, maybe after a flush returns;
+                // turning deletions off and on purges them in this thread, so the disk use a
+                // caller reads next is the compacted one.
+                self.db.flush_cfs_opt(&self.all_cfs(), &rocksdb::FlushOptions::default())?;
+                self.db.disable_file_deletions()?;
+                Ok(self.db.enable_file_deletions()?)
             }
         }
     }
