@@ -81,7 +81,7 @@ pub unsafe extern "C" fn nexxo_cache_batch_set_packed(c: *mut nexxo_cache, packe
 ///
 /// `NEXXO_BUFFER_TOO_SMALL`: `*out_len` is the size needed and `out` is unspecified;
 /// retry with a larger buffer (the reads are done again). Such a call counts no hits or
-/// misses, except with a remote configured, whose reads are counted on every try.
+/// misses, except while a remote tier is reachable: then reads count on every try.
 /// Values are decoded straight into `out`. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn nexxo_cache_batch_get_packed(
