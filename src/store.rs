@@ -185,10 +185,27 @@ pub(crate) fn check_value(value: &[u8]) -> Result<()> {
 
 /// Decodes a frame into a new vector: (its generation, the value).
 fn decode_owned(category: &str, key: &[u8], frame: &[u8]) -> Result<(u32, Vec<u8>), codec::CodecError> {
-    let h = Header::parse(frame)?;
+    decode_owned_with(category, key, frame, &Header::parse(frame)?)
+}
+
+/// [`decode_owned`] with the frame's header already parsed.
+fn decode_owned_with(category: &str, key: &[u8], frame: &[u8], h: &Header) -> Result<(u32, Vec<u8>), codec::CodecError> {
     let mut out = vec![0u8; h.value_len as usize];
-    codec::decode_with_header(category.as_bytes(), key, frame, &h, &mut out)?;
+    codec::decode_with_header(category.as_bytes(), key, frame, h, &mut out)?;
     Ok((h.generation, out))
+}
+
+/// Indices grouped by category index, in order of first appearance. Batches name few
+/// categories: a list beats a hash map.
+fn by_category(cats: impl Iterator<Item = (usize, usize)>) -> Vec<(usize, Vec<usize>)> {
+    let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
+    for (i, ci) in cats {
+        match groups.iter_mut().find(|(c, _)| *c == ci) {
+            Some((_, idxs)) => idxs.push(i),
+            None => groups.push((ci, vec![i])),
+        }
+    }
+    groups
 }
 
 /// What a batch read's lookup found for one key.
@@ -330,7 +347,6 @@ pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     e
 }
 
-/// A key greater than every valid key (keys are at most `MAX_KEY_LEN` bytes).
 /// What a directory holds, judged before RocksDB touches it.
 enum DirState {
     /// Missing or empty: a new cache may be made here.
@@ -888,8 +904,7 @@ impl Store {
             .zip(looked)
             .map(|((_, key), l)| match l {
                 Looked::Frame(ci, frame, h) => {
-                    let mut v = vec![0u8; h.value_len as usize];
-                    let decoded = codec::decode_with_header(self.cats[ci].name.as_bytes(), key, &frame, &h, &mut v).map(|_| (h.generation, v));
+                    let decoded = decode_owned_with(&self.cats[ci].name, key, &frame, &h);
                     self.finish_read(ci, key, &frame, decoded)
                 }
                 Looked::Miss(ci) => Ok(self.miss(ci)),
@@ -978,22 +993,15 @@ impl Store {
 
     /// Looks keys up (one multi-get per category), parsing each frame's header.
     fn look_up<'s>(&'s self, keys: &[(&[u8], &[u8])]) -> Vec<Looked<'s>> {
-        let mut out = Vec::with_capacity(keys.len());
-        // Batches name few categories: a list beats a hash map.
-        let mut by_cat: Vec<(usize, Vec<usize>)> = Vec::new();
-        for (i, (cat, key)) in keys.iter().enumerate() {
-            match self.category_index(cat).and_then(|ci| check_key(key).map(|_| ci)) {
-                Ok(ci) => {
-                    match by_cat.iter_mut().find(|(c, _)| *c == ci) {
-                        Some((_, idxs)) => idxs.push(i),
-                        None => by_cat.push((ci, vec![i])),
-                    }
-                    out.push(Looked::Miss(ci));
-                }
-                Err(e) => out.push(Looked::Failed(e)),
-            }
-        }
-        for (ci, idxs) in by_cat {
+        let mut out: Vec<Looked<'s>> = keys
+            .iter()
+            .map(|(cat, key)| match self.category_index(cat).and_then(|ci| check_key(key).map(|_| ci)) {
+                Ok(ci) => Looked::Miss(ci),
+                Err(e) => Looked::Failed(e),
+            })
+            .collect();
+        let valid = out.iter().enumerate().filter_map(|(i, l)| if let Looked::Miss(ci) = l { Some((i, *ci)) } else { None });
+        for (ci, idxs) in by_category(valid) {
             let cf = self.cf(&self.cats[ci].cf_name);
             let results = self.db.batched_multi_get_cf_opt(cf, idxs.iter().map(|&i| keys[i].1), false, &self.read_opts);
             for (&i, r) in idxs.iter().zip(results) {
@@ -1135,7 +1143,12 @@ impl Store {
     }
 
     fn existing_in(&self, cfs: &WriteCfs<'_>, ci: usize, key: &[u8]) -> Result<Option<Existing>> {
-        match self.db.get_pinned_cf_opt(cfs.cat(ci), key, &self.read_opts) {
+        self.existing_from_read(ci, key, self.db.get_pinned_cf_opt(cfs.cat(ci), key, &self.read_opts))
+    }
+
+    /// What a read of `key` (a get or one key of a multi-get) says the store holds.
+    fn existing_from_read(&self, ci: usize, key: &[u8], read: std::result::Result<Option<rocksdb::DBPinnableSlice<'_>>, rocksdb::Error>) -> Result<Option<Existing>> {
+        match read {
             Ok(None) => Ok(None),
             Ok(Some(frame)) => self.existing_from_frame(ci, key, &frame).map(Some),
             // A damaged table: the index record still describes the entry.
@@ -1154,26 +1167,10 @@ impl Store {
             return entries.iter().map(|(ci, key, _)| self.existing_in(cfs, *ci, key)).collect();
         }
         let mut out = vec![None; entries.len()];
-        let mut by_cat: Vec<(usize, Vec<usize>)> = Vec::new();
-        for (i, (ci, _, _)) in entries.iter().enumerate() {
-            match by_cat.iter_mut().find(|(c, _)| c == ci) {
-                Some((_, idxs)) => idxs.push(i),
-                None => by_cat.push((*ci, vec![i])),
-            }
-        }
-        for (ci, idxs) in by_cat {
+        for (ci, idxs) in by_category(entries.iter().enumerate().map(|(i, (ci, _, _))| (i, *ci))) {
             let results = self.db.batched_multi_get_cf_opt(cfs.cat(ci), idxs.iter().map(|&i| entries[i].1), false, &self.read_opts);
             for (&i, r) in idxs.iter().zip(results) {
-                let key = entries[i].1;
-                out[i] = match r {
-                    Ok(None) => None,
-                    Ok(Some(frame)) => Some(self.existing_from_frame(ci, key, &frame)?),
-                    Err(e) if e.kind() == rocksdb::ErrorKind::Corruption => {
-                        self.mark_damaged();
-                        self.existing_from_index(ci, key)?
-                    }
-                    Err(e) => return Err(e.into()),
-                };
+                out[i] = self.existing_from_read(ci, entries[i].1, r)?;
             }
         }
         Ok(out)
