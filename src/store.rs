@@ -320,10 +320,18 @@ pub(crate) fn lru_prefix(category: &str) -> Vec<u8> {
 }
 
 pub(crate) fn lru_key(category: &str, generation: u32, key: &[u8]) -> Vec<u8> {
-    let mut k = lru_prefix(category);
-    k.extend_from_slice(&generation.to_be_bytes());
-    k.extend_from_slice(key);
+    let mut k = Vec::with_capacity(1 + category.len() + 4 + key.len());
+    lru_key_into(&mut k, category, generation, key);
     k
+}
+
+/// Writes `lru_key(category, generation, key)` over `out`'s contents.
+fn lru_key_into(out: &mut Vec<u8>, category: &str, generation: u32, key: &[u8]) {
+    out.clear();
+    out.push(category.len() as u8);
+    out.extend_from_slice(category.as_bytes());
+    out.extend_from_slice(&generation.to_be_bytes());
+    out.extend_from_slice(key);
 }
 
 pub(crate) fn encode_size(s: EntrySize) -> [u8; 16] {
@@ -455,6 +463,8 @@ struct WriteCfs<'a> {
     store: &'a Store,
     cats: Vec<std::cell::OnceCell<&'a ColumnFamily>>,
     lru: std::cell::OnceCell<&'a ColumnFamily>,
+    /// Where index keys are built: RocksDB copies each into the batch.
+    lru_key: std::cell::RefCell<Vec<u8>>,
 }
 
 impl<'a> WriteCfs<'a> {
@@ -464,6 +474,16 @@ impl<'a> WriteCfs<'a> {
 
     fn lru(&self) -> &'a ColumnFamily {
         self.lru.get_or_init(|| self.store.cf(LRU_CF))
+    }
+
+    /// Puts (`Some(value)`) or deletes the index record of `key` in `batch`.
+    fn index(&self, batch: &mut WriteBatch, ci: usize, generation: u32, key: &[u8], value: Option<&[u8]>) {
+        let mut k = self.lru_key.borrow_mut();
+        lru_key_into(&mut k, &self.store.cats[ci].name, generation, key);
+        match value {
+            Some(v) => batch.put_cf(self.lru(), &*k, v),
+            None => batch.delete_cf(self.lru(), &*k),
+        }
     }
 }
 
@@ -1139,7 +1159,12 @@ impl Store {
     }
 
     fn write_cfs(&self) -> WriteCfs<'_> {
-        WriteCfs { store: self, cats: vec![std::cell::OnceCell::new(); self.cats.len()], lru: std::cell::OnceCell::new() }
+        WriteCfs {
+            store: self,
+            cats: vec![std::cell::OnceCell::new(); self.cats.len()],
+            lru: std::cell::OnceCell::new(),
+            lru_key: std::cell::RefCell::new(Vec::with_capacity(64)),
+        }
     }
 
     fn existing_in(&self, cfs: &WriteCfs<'_>, ci: usize, key: &[u8]) -> Result<Option<Existing>> {
@@ -1208,7 +1233,7 @@ impl Store {
     fn remove_into_cfs(&self, cfs: &WriteCfs<'_>, batch: &mut WriteBatch, ci: usize, key: &[u8], e: &Existing, counters: &mut Counters) {
         batch.delete_cf(cfs.cat(ci), key);
         if let Some(g) = e.generation {
-            batch.delete_cf(cfs.lru(), lru_key(&self.cats[ci].name, g, key));
+            cfs.index(batch, ci, g, key, None);
         }
         counters.remove(e.size);
     }
@@ -1222,7 +1247,7 @@ impl Store {
     fn put_into_cfs(&self, cfs: &WriteCfs<'_>, batch: &mut WriteBatch, ci: usize, key: &[u8], frame: &[u8], generation: u32, counters: &mut Counters) -> EntrySize {
         let size = entry_size(key, frame);
         batch.put_cf(cfs.cat(ci), key, frame);
-        batch.put_cf(cfs.lru(), lru_key(&self.cats[ci].name, generation, key), encode_size(size));
+        cfs.index(batch, ci, generation, key, Some(&encode_size(size)));
         counters.add(size);
         size
     }
