@@ -45,6 +45,7 @@ LABELS = {
     "nexxo": "nexxo-cache (Rust API)",
     "nexxo-nolz4": "nexxo-cache (Rust API), LZ4 off",
     "rocksdb": "raw RocksDB, default options (Rust)",
+    "rocksdb-floor": "raw RocksDB, empty store, one column family (Rust)",
     "memory": "in-memory HashMap (Rust): the limit",
     "nexxo-c": "nexxo-cache (C ABI)",
     "nexxo-go": "nexxo-cache (Go, cgo)",
@@ -64,6 +65,7 @@ PLAN = [
     ("seed-100k", "write-read", 100000, 1024, RUST + ["nexxo-nolz4"] + FFI + NODE, "the same at a real project's size: 100,000 artifacts"),
     ("cold-open-100k", "cold-open", 100000, 1024, ["nexxo", "rocksdb", "nexxo-c", "nexxo-go", "nexxo-node", "lmdb", "classic-level"], "a new process opens seed-100k's store and reads every entry: the next build. Node's open ms is with the native library already loaded (lmdb-js and classic-level load theirs at require)"),
     ("cold-open-batch-100k", "cold-open-batch", 100000, 1024, [f"{c}-batch" for c in NODE], "the same, each Node contestant reading through its batch read, 1000 keys a call, in the same order"),
+    ("open-floor", "open-floor", 0, 0, ["rocksdb-floor"], "raw RocksDB (defaults, info log off) opening an empty store with one column family in a new process: the least an open of any RocksDB-based cache costs here, to set beside lmdb-js's open of the 100,000-entry store above"),
     ("values-100B", "write-read", 100000, 100, ["nexxo", "rocksdb", "memory", "nexxo-node", "lmdb"], "100,000 values of 100 bytes"),
     ("values-16KiB", "write-read", 10000, 16384, ["nexxo", "rocksdb", "memory", "nexxo-node", "lmdb"], "10,000 values of 16 KiB"),
     ("values-256KiB", "write-read", 500, 262144, ["nexxo", "rocksdb", "memory", "nexxo-node", "lmdb"], "500 values of 256 KiB"),
@@ -71,7 +73,7 @@ PLAN = [
     ("mixed-90-10", "mixed", 100000, 1024, RUST, "2 threads, 90% gets and 10% sets over 100,000 entries (100,000 operations each)"),
     ("at-cap", "at-cap", 100000, 1024, ["nexxo"], "100,000 artifacts into a cache capped at 1/16 of their logical size (about a quarter of their stored size), eviction working; compare with seed-100k's nexxo row"),
 ]
-QUICK = {"seed-1k", "seed-100k", "cold-open-100k", "cold-open-batch-100k", "batch-1000"}
+QUICK = {"seed-1k", "seed-100k", "cold-open-100k", "cold-open-batch-100k", "open-floor", "batch-1000"}
 
 
 def run_one(contestant, workload, count, length, directory):
@@ -83,7 +85,7 @@ def run_one(contestant, workload, count, length, directory):
     elif contestant == "nexxo-go":
         cmd = [GO_WORKER, workload, str(count), str(length), directory]
     else:
-        cmd = [RUST_WORKER, contestant, workload, str(count), str(length), directory]
+        cmd = [RUST_WORKER, contestant.removesuffix("-floor"), workload, str(count), str(length), directory]
     return run_cmd(cmd)
 
 

@@ -14,6 +14,9 @@
 //!                open, to the first get, and to read everything
 //!   at-cap       count sets into a cache capped at 1/16 of their logical size (about a
 //!                quarter of what they take stored), nexxo only
+//!   open-floor   `rocksdb` only: a child process creates an empty store with one column
+//!                family, this process opens it: the least time any cache built on RocksDB
+//!                takes to open (count and value_len are ignored)
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -122,9 +125,23 @@ fn disk_bytes(dir: &str) -> u64 {
     nexxo_cache::stats::disk_usage(std::path::Path::new(dir))
 }
 
+/// RocksDB at its leanest for an open: defaults, and an info log that writes nothing
+/// (its file logger would write ~1000 lines of options at every open).
+fn floor_options() -> rocksdb::Options {
+    let mut o = rocksdb::Options::default();
+    o.create_if_missing(true);
+    o.set_log_level(rocksdb::LogLevel::Fatal);
+    o.set_info_logger(rocksdb::InfoLogger::new_callback_logger(rocksdb::LogLevel::Fatal, |_, _| {}));
+    o
+}
+
 fn main() {
     let a: Vec<String> = std::env::args().collect();
     let (contestant, workload) = (a[1].as_str(), a[2].as_str());
+    if workload == "create-empty" {
+        drop(rocksdb::DB::open(&floor_options(), &a[5]).unwrap());
+        return;
+    }
     let n: usize = a[3].parse().unwrap();
     let len: usize = a[4].parse().unwrap();
     let dir = a[5].as_str();
@@ -241,6 +258,15 @@ fn main() {
             put("first_read_ms", first_s * 1e3);
             put("read_all_ops_per_s", n as f64 / (all - opened));
             put("hit_rate", hits as f64 / n as f64);
+        }
+        "open-floor" => {
+            assert_eq!(contestant, "rocksdb", "open-floor measures raw RocksDB only");
+            let made = std::process::Command::new(std::env::current_exe().unwrap()).args([contestant, "create-empty", "0", "0", dir]).status().unwrap();
+            assert!(made.success(), "creating the empty store failed");
+            let t = Instant::now();
+            let db = rocksdb::DB::open(&floor_options(), dir).unwrap();
+            put("open_ms", t.elapsed().as_secs_f64() * 1e3);
+            drop(db);
         }
         other => panic!("unknown workload {other}"),
     }
