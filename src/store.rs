@@ -234,19 +234,43 @@ fn work_threads(units: usize) -> usize {
     cores.min(4).min(units)
 }
 
-/// `f` over `items` split into `threads` parts (the first on this thread), the results
-/// in order. A panic in any part is resumed here.
+/// The threads batch reads run their other parts on (the caller runs the first): made
+/// once, one fewer than the most a batch uses.
+fn read_pool() -> &'static rayon_core::ThreadPool {
+    static POOL: std::sync::OnceLock<rayon_core::ThreadPool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon_core::ThreadPoolBuilder::new()
+            .num_threads(work_threads(usize::MAX).saturating_sub(1).max(1))
+            .thread_name(|i| format!("nexxo-read-{i}"))
+            .build()
+            .expect("building the batch-read threads")
+    })
+}
+
+/// `f` over `items` split into `threads` parts (the first on this thread, the others on
+/// [`read_pool`]), the results in order. A panic in any part is resumed here.
 fn in_parallel<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&[T]) -> Vec<R> + Sync) -> Vec<R> {
     if threads <= 1 {
         return f(items);
     }
     let chunk = items.len().div_ceil(threads);
     let f = &f;
-    std::thread::scope(|s| {
-        let parts: Vec<_> = items.chunks(chunk).skip(1).map(|part| s.spawn(move || f(part))).collect();
+    read_pool().in_place_scope(|s| {
+        let parts: Vec<_> = items
+            .chunks(chunk)
+            .skip(1)
+            .map(|part| {
+                let (tx, rx) = std::sync::mpsc::channel();
+                s.spawn(move |_| drop(tx.send(f(part))));
+                rx
+            })
+            .collect();
         let mut out = f(&items[..chunk]);
         for p in parts {
-            out.extend(p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+            // A part that panicked sends nothing: the scope resumes its panic as it ends.
+            if let Ok(r) = p.recv() {
+                out.extend(r);
+            }
         }
         out
     })
@@ -952,20 +976,23 @@ impl Store {
         // have, each decodes into its own slice of `out`. A value that fails to decode
         // leaves its slice's tail unused: the parts are moved together afterwards.
         let chunk = keys.len().div_ceil(threads);
-        let parts = std::thread::scope(|s| {
+        let parts = read_pool().in_place_scope(|s| {
             let others: Vec<_> = keys
                 .chunks(chunk)
                 .skip(1)
                 .map(|part| {
                     let (size_tx, size_rx) = std::sync::mpsc::channel::<usize>();
                     let (out_tx, out_rx) = std::sync::mpsc::channel::<Option<&mut [u8]>>();
-                    let thread = s.spawn(move || {
+                    let (done_tx, done_rx) = std::sync::mpsc::channel();
+                    s.spawn(move |_| {
                         let looked = self.look_up(part);
-                        size_tx.send(packed_len(&looked, gap)).ok()?;
-                        let out = out_rx.recv().ok()??;
-                        Some(self.decode_looked(part, looked, out, gap))
+                        if size_tx.send(packed_len(&looked, gap)).is_err() {
+                            return;
+                        }
+                        let r = out_rx.recv().ok().flatten().map(|out| self.decode_looked(part, looked, out, gap));
+                        let _ = done_tx.send(r);
                     });
-                    (thread, size_rx, out_tx)
+                    (done_rx, size_rx, out_tx)
                 })
                 .collect();
             let looked = self.look_up(&keys[..chunk]);
@@ -990,7 +1017,7 @@ impl Store {
                 }
             }
             let first = mine.map(|m| self.decode_looked(&keys[..chunk], looked, m, gap));
-            let rest: Vec<_> = others.into_iter().map(|(t, _, _)| t.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect();
+            let rest: Vec<_> = others.into_iter().map(|(done, _, _)| done.recv().ok().flatten()).collect();
             (sizes, first.into_iter().chain(rest.into_iter().flatten()).collect::<Vec<_>>())
         });
         let (sizes, decoded) = parts;
