@@ -613,6 +613,7 @@ fn category_cf_options(config: &Config) -> Options {
     // 1 KiB entry (more than 10 per 100 B one); reads and batch writes (whose existence
     // check probes the memtable) measured no slower.
     o.set_memtable_prefix_bloom_ratio(0.01);
+    o.set_arena_block_size(ARENA_BLOCK);
     o.set_enable_blob_files(true);
     o.set_min_blob_size(MIN_BLOB_SIZE);
     o.set_enable_blob_gc(true);
@@ -628,6 +629,15 @@ fn small_cf_options(config: &Config, cache: &BlockCache) -> Options {
     o.set_write_buffer_size(((config.memory_budget / 16) as usize).max(1 << 20));
     o
 }
+
+/// The blocks a category's memtables are carved from. RocksDB's default, an eighth of
+/// the write buffer (1 MiB here), is above glibc's initial mmap threshold (128 KiB): a
+/// block could come from a new mapping, faulted in page by page as the memtable filled
+/// and unmapped at its flush. Blocks of 64 KiB come from the heap, whose freed blocks the
+/// next memtable reuses. C batch writes of 1000 x 1 KiB, 5 interleaved runs of 3 stores:
+/// 1.04-1.19 -> 0.98-1.11 µs per entry (the same for the index and meta column families
+/// measured no better, so they keep the default).
+const ARENA_BLOCK: usize = 64 << 10;
 
 impl Store {
     /// Opens (or creates) the store at `path`.
