@@ -235,27 +235,29 @@ fn work_threads(units: usize) -> usize {
 }
 
 /// The threads batch reads run their other parts on (the caller runs the first): made
-/// once, one fewer than the most a batch uses.
-fn read_pool() -> &'static rayon_core::ThreadPool {
-    static POOL: std::sync::OnceLock<rayon_core::ThreadPool> = std::sync::OnceLock::new();
+/// at the first batch that splits, one fewer than the most a batch uses. None when they
+/// could not be started (a thread limit): batches then run on the caller's thread alone.
+fn read_pool() -> Option<&'static rayon_core::ThreadPool> {
+    static POOL: std::sync::OnceLock<Option<rayon_core::ThreadPool>> = std::sync::OnceLock::new();
     POOL.get_or_init(|| {
         rayon_core::ThreadPoolBuilder::new()
             .num_threads(work_threads(usize::MAX).saturating_sub(1).max(1))
             .thread_name(|i| format!("nexxo-read-{i}"))
             .build()
-            .expect("building the batch-read threads")
+            .ok()
     })
+    .as_ref()
 }
 
 /// `f` over `items` split into `threads` parts (the first on this thread, the others on
 /// [`read_pool`]), the results in order. A panic in any part is resumed here.
 fn in_parallel<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&[T]) -> Vec<R> + Sync) -> Vec<R> {
-    if threads <= 1 {
+    let Some(pool) = (threads > 1).then(read_pool).flatten() else {
         return f(items);
-    }
+    };
     let chunk = items.len().div_ceil(threads);
     let f = &f;
-    read_pool().in_place_scope(|s| {
+    pool.in_place_scope(|s| {
         let parts: Vec<_> = items
             .chunks(chunk)
             .skip(1)
@@ -973,7 +975,7 @@ impl Store {
     /// Reads are counted (hits, misses, recency) only when `out` was large enough.
     pub fn batch_get_into(&self, keys: &[(&[u8], &[u8])], out: &mut [u8], gap: usize) -> PackedRead {
         let threads = work_threads(keys.len() / READ_KEYS_PER_THREAD);
-        if threads <= 1 {
+        let Some(pool) = (threads > 1).then(read_pool).flatten() else {
             let looked = self.look_up(keys);
             let need = packed_len(&looked, gap);
             if need > out.len() {
@@ -981,12 +983,12 @@ impl Store {
             }
             let (outcomes, len) = self.decode_looked(keys, looked, out, gap);
             return PackedRead::Written(outcomes, len);
-        }
+        };
         // Each thread looks its part up and reports the bytes its answer needs; once all
         // have, each decodes into its own slice of `out`. A value that fails to decode
         // leaves its slice's tail unused: the parts are moved together afterwards.
         let chunk = keys.len().div_ceil(threads);
-        let parts = read_pool().in_place_scope(|s| {
+        let parts = pool.in_place_scope(|s| {
             let others: Vec<_> = keys
                 .chunks(chunk)
                 .skip(1)
