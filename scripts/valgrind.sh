@@ -6,7 +6,7 @@ set -uo pipefail
 build="${1:?usage: valgrind.sh BUILD_DIR}"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-supp="$(cd "$(dirname "$0")" && pwd)/valgrind.supp"  # one documented false positive
+supp="$(cd "$(dirname "$0")" && pwd)/valgrind.supp"  # documented false positives
 vg=(valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect,possible
     --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99 --suppressions="$supp")
 passed=0
