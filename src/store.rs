@@ -340,9 +340,13 @@ fn counters_key(category: &str) -> Vec<u8> {
 /// The prefix of a category's keys in the recency index.
 pub(crate) fn lru_prefix(category: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + category.len());
-    k.push(category.len() as u8);
-    k.extend_from_slice(category.as_bytes());
+    push_lru_prefix(&mut k, category);
     k
+}
+
+fn push_lru_prefix(out: &mut Vec<u8>, category: &str) {
+    out.push(category.len() as u8);
+    out.extend_from_slice(category.as_bytes());
 }
 
 pub(crate) fn lru_key(category: &str, generation: u32, key: &[u8]) -> Vec<u8> {
@@ -354,8 +358,7 @@ pub(crate) fn lru_key(category: &str, generation: u32, key: &[u8]) -> Vec<u8> {
 /// Writes `lru_key(category, generation, key)` over `out`'s contents.
 fn lru_key_into(out: &mut Vec<u8>, category: &str, generation: u32, key: &[u8]) {
     out.clear();
-    out.push(category.len() as u8);
-    out.extend_from_slice(category.as_bytes());
+    push_lru_prefix(out, category);
     out.extend_from_slice(&generation.to_be_bytes());
     out.extend_from_slice(key);
 }
@@ -1008,7 +1011,8 @@ impl Store {
                 })
                 .collect();
             let looked = self.look_up(&keys[..chunk]);
-            // A thread that panicked reports nothing; its join below resumes the panic.
+            // A part that panicked reports nothing (size 0, no answer): the scope resumes its
+            // panic as it ends.
             let sizes: Vec<usize> = std::iter::once(packed_len(&looked, gap)).chain(others.iter().map(|(_, rx, _)| rx.recv().unwrap_or(0))).collect();
             let total: usize = sizes.iter().sum();
             let cap = out.len();

@@ -386,31 +386,35 @@ class Cache {
 
   /** Packs [category, key, value?] records into the scratch pack buffer. */
   _pack(items, withValues) {
+    // One pass, straight into the scratch buffer: an upper bound of the size first
+    // (UTF-8 takes at most 3 bytes per UTF-16 unit), no intermediate Buffers. One size
+    // check for the whole call: a check per record measured 0.06-0.08 µs more per key.
     const n = items.length;
     const cats = new Array(n);
-    const ks = new Array(n);
-    const vs = withValues ? new Array(n) : null;
-    let need = 0;
+    const keys = new Array(n);
+    const values = withValues ? new Array(n) : null;
+    let bound = 0;
     for (let i = 0; i < n; i++) {
       const it = items[i];
       const isArray = Array.isArray(it);
       const category = isArray ? it[0] : it.category;
       const key = isArray ? it[1] : it.key;
-      const cat = (cats[i] = this._cat(category));
+      const cat = this._cat(category);
       if (cat.length - 1 > 255) throw new NexxoCacheError('UNKNOWN_CATEGORY', `nexxo-cache: unknown category ${category}`, 3);
-      const k = (ks[i] = typeof key === 'string' ? key : toBytes(key, 'a key'));
-      need += cat.length + 4 + boundOf(k);
+      const k = typeof key === 'string' ? key : toBytes(key, 'a key');
+      cats[i] = cat;
+      keys[i] = k;
+      bound += cat.length + 4 + boundOf(k);
       if (withValues) {
         const value = isArray ? it[2] : it.value;
-        const v = (vs[i] = typeof value === 'string' ? value : toBytes(value, 'a value'));
-        need += 4 + boundOf(v);
+        const v = typeof value === 'string' ? value : toBytes(value, 'a value');
+        values[i] = v;
+        bound += 4 + boundOf(v);
       }
     }
-    // One size check for the whole call (a check per record measured 0.06-0.08 µs more
-    // per key in getMany).
-    const buf = (this._packBuf = ensure(this._packBuf || Buffer.allocUnsafe(65536), need));
+    const buf = (this._packBuf = ensure(this._packBuf || Buffer.allocUnsafe(65536), bound));
     let at = 0;
-    for (let i = 0; i < n; i++) at = writeRecord(buf, at, cats[i], ks[i], withValues ? vs[i] : undefined);
+    for (let i = 0; i < n; i++) at = writeRecord(buf, at, cats[i], keys[i], withValues ? values[i] : undefined);
     return [buf, at];
   }
 
@@ -451,8 +455,7 @@ class Cache {
       const k = (ks[i] = typeof key === 'string' ? key : toBytes(key, 'a key'));
       need += boundOf(k);
     }
-    // One size check for the whole call (a check per record measured 0.06-0.08 µs more
-    // per key).
+    // As _pack: one size check for the whole call.
     const buf = (this._packBuf = ensure(this._packBuf || Buffer.allocUnsafe(65536), need + n * (cat.length + 4)));
     let at = 0;
     for (let i = 0; i < n; i++) at = writeRecord(buf, at, cat, ks[i]);
