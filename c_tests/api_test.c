@@ -553,24 +553,35 @@ TEST(read_only_handle) {
   return 0;
 }
 
-TEST(second_handle_in_process_is_locked) {
+TEST(second_handle_in_process_shares) {
   const char *p = path_in(fresh_dir(), "c");
   nexxo_cache *c = open_or_die(p, NULL);
-  nexxo_cache *d = NULL;
-  CHECK_ST(nexxo_cache_open(p, NULL, &d), NEXXO_LOCKED);
-  CHECK(d == NULL);
-  nexxo_cache_close(c);
-  d = open_or_die(p, NULL); /* free again after close */
+  nexxo_cache *d = open_or_die(p, NULL);
+  OK(nexxo_cache_set(c, "parse", K("k"), (const uint8_t *)"v", 1));
+  CHECK(get_equals(d, "parse", "k", "v", 1));
+  OK(nexxo_cache_set(d, "parse", K("k2"), (const uint8_t *)"w", 1));
+  CHECK(get_equals(c, "parse", "k2", "w", 1));
+  nexxo_stats st;
+  OK(nexxo_cache_stats(d, &st));
+  CHECK(st.entries == 2 && st.hits == 1 && st.writes == 1); /* d's own counts */
+  nexxo_cache_close(c); /* d goes on */
+  OK(nexxo_cache_set(d, "parse", K("k3"), (const uint8_t *)"x", 1));
+  CHECK(get_equals(d, "parse", "k", "v", 1));
+  nexxo_cache_close(d);
+  d = open_or_die(p, NULL);
+  OK(nexxo_cache_stats(d, &st));
+  CHECK(st.entries == 3);
   nexxo_cache_close(d);
   return 0;
 }
 
-/* A child process holds the cache for writing; this process must get NEXXO_LOCKED at
- * once, a read-only view beside it, and the disabled fallback. */
-TEST(second_process_locked) {
+/* A child process opens the cache first; this process opens it too, with default
+ * options, and both read and write it: each sees the other's acknowledged writes at
+ * once. When the child closes, this handle goes on (it takes the store over). */
+TEST(second_process_shares) {
   const char *p = path_in(fresh_dir(), "c");
-  int ready[2], done[2];
-  CHECK(pipe(ready) == 0 && pipe(done) == 0);
+  int ready[2], done[2], checked[2];
+  CHECK(pipe(ready) == 0 && pipe(done) == 0 && pipe(checked) == 0);
   pid_t pid = fork();
   CHECK(pid >= 0);
   if (pid == 0) {
@@ -580,36 +591,36 @@ TEST(second_process_locked) {
     if (write(ready[1], "r", 1) != 1) _exit(5);
     char ch;
     if (read(done[0], &ch, 1) != 1) _exit(6);
+    if (!get_equals(c, "parse", "from-parent", "world", 5)) _exit(7);
+    if (write(checked[1], "c", 1) != 1) _exit(8);
     nexxo_cache_close(c);
     _exit(0);
   }
   char ch;
   CHECK(read(ready[0], &ch, 1) == 1);
-  nexxo_cache *c = NULL;
-  CHECK_ST(nexxo_cache_open(p, NULL, &c), NEXXO_LOCKED);
-  nexxo_options *o = nexxo_options_new();
-  OK(nexxo_options_set_read_only(o, true));
-  c = open_or_die(p, o);
+  nexxo_cache *c = open_or_die(p, NULL);
   CHECK(get_equals(c, "parse", "from-child", "hello", 5));
-  nexxo_cache_close(c);
-  nexxo_options_free(o);
-  o = nexxo_options_new();
-  OK(nexxo_options_set_fallback_disabled(o, true));
-  c = open_or_die(p, o);
+  OK(nexxo_cache_set(c, "parse", K("from-parent"), (const uint8_t *)"world", 5));
   nexxo_stats st;
   OK(nexxo_cache_stats(c, &st));
-  CHECK(st.disabled && st.disabled_reason == NEXXO_LOCKED);
-  CHECK(is_miss(c, "parse", "from-child"));
-  OK(nexxo_cache_set(c, "parse", K("x"), (const uint8_t *)"dropped", 7));
-  CHECK(is_miss(c, "parse", "x"));
-  CHECK_ST(nexxo_cache_set(c, "nope", K("x"), (const uint8_t *)"v", 1), NEXXO_UNKNOWN_CATEGORY);
-  nexxo_cache_close(c);
-  nexxo_options_free(o);
+  CHECK(!st.disabled && st.entries == 2 && st.hits == 1 && st.writes == 1);
   CHECK(write(done[1], "d", 1) == 1);
+  CHECK(read(checked[0], &ch, 1) == 1);
+  /* A read-only handle opened beside still works. */
+  nexxo_options *o = nexxo_options_new();
+  OK(nexxo_options_set_read_only(o, true));
+  nexxo_cache *ro = open_or_die(p, o);
+  CHECK(get_equals(ro, "parse", "from-child", "hello", 5));
+  CHECK_ST(nexxo_cache_set(ro, "parse", K("x"), (const uint8_t *)"v", 1), NEXXO_READ_ONLY);
+  nexxo_cache_close(ro);
+  nexxo_options_free(o);
   int status = 0;
   CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  c = open_or_die(p, NULL);
+  /* The child closed: this handle goes on. */
+  OK(nexxo_cache_set(c, "parse", K("after"), (const uint8_t *)"!", 1));
   CHECK(get_equals(c, "parse", "from-child", "hello", 5));
+  OK(nexxo_cache_stats(c, &st));
+  CHECK(st.entries == 3);
   nexxo_cache_close(c);
   return 0;
 }
@@ -1083,8 +1094,8 @@ static const struct {
     ENTRY(clear_several_categories),
     ENTRY(compact_flush_enforce),
     ENTRY(read_only_handle),
-    ENTRY(second_handle_in_process_is_locked),
-    ENTRY(second_process_locked),
+    ENTRY(second_handle_in_process_shares),
+    ENTRY(second_process_shares),
     ENTRY(fallback_on_bad_path),
     ENTRY(foreign_directories_are_left_alone),
     ENTRY(concurrent_threads),

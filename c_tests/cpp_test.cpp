@@ -79,9 +79,10 @@ TEST(Cache, ErrorsCarryTheStatus) {
   std::string long_key(NEXXO_MAX_KEY_LEN + 1, 'k');
   EXPECT_EQ(c.try_set("parse", long_key, "v"), NEXXO_TOO_LARGE);
   nexxo::Cache second;
-  EXPECT_EQ(nexxo::Cache::try_open(dir, {}, second), NEXXO_LOCKED);
-  EXPECT_FALSE(second.is_open());
-  EXPECT_THROW(nexxo::Cache::open(dir), nexxo::Error);
+  EXPECT_EQ(nexxo::Cache::try_open(dir, {}, second), NEXXO_OK); /* shares the store */
+  EXPECT_TRUE(second.is_open());
+  second = nexxo::Cache();
+  EXPECT_THROW(nexxo::Cache::open(dir + "/NEXXO_FORMAT"), nexxo::Error); /* not a directory */
   nexxo::Options bad;
   bad.memory_budget = 1024;
   EXPECT_EQ(nexxo::Cache::try_open(fresh_dir(), bad, second), NEXXO_INVALID_ARGUMENT);

@@ -45,7 +45,7 @@
 /**
  * Minor version; a change adds to the ABI without breaking it.
  */
-#define NEXXO_CACHE_VERSION_MINOR 1
+#define NEXXO_CACHE_VERSION_MINOR 2
 
 /**
  * Patch version.
@@ -402,14 +402,24 @@ void nexxo_bytes_free(struct nexxo_bytes *b);
  * `opts` may be NULL for the defaults; the library keeps no pointer to it. `path` is
  * NUL-terminated, any bytes the file system accepts.
  *
+ * Every open of the same directory shares one store: handles in one process share it
+ * directly (a handle's close leaves the others working), and the processes of the same
+ * user reach it through the first one to open it, which serves the others over a Unix
+ * socket in the cache directory; when that process exits or dies another takes over
+ * within about a second, with no reopen. A write acknowledged to any handle is durable
+ * and readable by every handle at once. Hits, misses, writes and deletes in
+ * `nexxo_stats` count what this handle did; entries and bytes are the cache's.
+ *
  * Statuses: `NEXXO_INVALID_ARGUMENT` (NULL `path` or `out`, empty path);
- * `NEXXO_LOCKED` at once when another process (or another open handle) holds the
- * directory for writing; `NEXXO_IO_ERROR` (cannot create or read it, or a read-only open
+ * `NEXXO_LOCKED` when the directory is held by a process that does not share it (a
+ * nexxo-cache before 1.2), after waiting up to 2 s; `NEXXO_IO_ERROR` (cannot create or read it, or a read-only open
  * of a directory holding no cache); `NEXXO_INCOMPATIBLE` (a newer on-disk format, or a
  * non-empty directory that is not a nexxo cache: it is left untouched);
  * `NEXXO_CORRUPTION` (damage that could neither be repaired nor set aside);
  * `NEXXO_INSECURE` (an existing directory owned by another user, writable by group or
- * others beyond the directory mode, or reached through another user's symlink).
+ * others beyond the directory mode, or reached through another user's symlink, or a
+ * process of another user serving it). `NEXXO_INCOMPATIBLE` also when `opts` names a
+ * category the store, as another handle or process opened it, does not have.
  *
  * Damaged store files are repaired; what cannot be repaired is moved aside to the
  * sibling `<path>.corrupt-<unix seconds>` and an empty cache is started; then

@@ -23,7 +23,7 @@ run() {
 }
 for t in $("$build/c_tests/api_test" --list); do
   [ "$t" = policy_cap_keeps_hot_set ] && continue
-  if [ "$t" = second_process_locked ]; then
+  if [ "$t" = second_process_shares ]; then
     # Its forked child _exits while RocksDB's process-wide background threads run;
     # valgrind calls their thread stacks "possibly lost". Definite and indirect
     # leaks are still errors.

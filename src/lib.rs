@@ -12,6 +12,7 @@ pub mod policy;
 pub mod remote;
 pub mod stats;
 pub mod store;
+mod share;
 
 pub use cache::Cache;
 pub use codec::Compression;

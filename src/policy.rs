@@ -483,7 +483,7 @@ impl Store {
             return Ok((0, 0));
         }
         self.put_counters(&mut batch, ci, &counters[ci]);
-        self.write(batch)?;
+        self.write_removing(batch)?;
         st.counters = counters;
         // Nothing older than the last evicted record is left, and nothing is ever
         // indexed under a generation older than the current one.

@@ -139,6 +139,9 @@ pub struct Store {
     write_opts: WriteOptions,
     read_opts: ReadOptions,
     closed_cleanly: AtomicBool,
+    /// Called after a write that overwrote or removed entries (see
+    /// [`Store::write_removing`]); set by the process that serves the store to others.
+    pub(crate) on_replace: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 /// What [`Store::verify`] found.
@@ -394,6 +397,12 @@ enum DirState {
     Cache,
 }
 
+/// Refuses, before anything is written into it, a directory that is not a cache this
+/// build may open (see [`Store::open`]'s errors).
+pub(crate) fn judge_dir(path: &Path) -> Result<()> {
+    read_dir_state(path).map(|_| ())
+}
+
 fn read_dir_state(path: &Path) -> Result<DirState> {
     let md = match std::fs::symlink_metadata(path) {
         Ok(md) => md,
@@ -425,8 +434,13 @@ fn read_dir_state(path: &Path) -> Result<DirState> {
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut entries = std::fs::read_dir(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
-            if entries.next().is_none() {
+            let entries = std::fs::read_dir(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+            // The files of sharing (the election lock, a socket) and a format marker being
+            // written are there before the marker: the directory is new all the same.
+            let ours = |name: &std::ffi::OsStr| {
+                name == crate::share::ELECTION_FILE || name == crate::share::SOCKET_FILE || name.to_string_lossy().starts_with(FORMAT_TMP_PREFIX)
+            };
+            if entries.filter_map(|e| e.ok()).all(|e| ours(&e.file_name())) {
                 Ok(DirState::New)
             } else {
                 Err(Error::Incompatible(format!(
@@ -439,7 +453,7 @@ fn read_dir_state(path: &Path) -> Result<DirState> {
     }
 }
 
-fn create_dir(path: &Path, mode: u32) -> Result<()> {
+pub(crate) fn create_dir(path: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -449,7 +463,7 @@ fn create_dir(path: &Path, mode: u32) -> Result<()> {
 }
 
 impl Error {
-    fn with_context(self, ctx: &str) -> Error {
+    pub(crate) fn with_context(self, ctx: &str) -> Error {
         match self {
             Error::Io(m) => Error::Io(format!("{ctx}: {m}")),
             Error::NoSpace(m) => Error::NoSpace(format!("{ctx}: {m}")),
@@ -458,12 +472,19 @@ impl Error {
     }
 }
 
+const FORMAT_TMP_PREFIX: &str = "NEXXO_FORMAT.tmp";
+
 fn write_format_file(path: &Path) -> Result<()> {
-    let tmp = path.join(format!("{FORMAT_FILE}.tmp"));
+    let tmp = path.join(format!("{FORMAT_TMP_PREFIX}.{}", std::process::id()));
     std::fs::write(&tmp, format!("nexxo-cache format {STORE_FORMAT}\n"))?;
     std::fs::File::open(&tmp)?.sync_all()?;
     std::fs::rename(&tmp, path.join(FORMAT_FILE))?;
     Ok(())
+}
+
+/// Whether `path` (an existing directory) may be used as a cache as it is.
+pub(crate) fn is_trusted(path: &Path, dir_mode: u32) -> bool {
+    distrust(path, dir_mode).is_none()
 }
 
 /// Why an existing cache directory is not to be trusted, if it is not: a value someone
@@ -692,6 +713,20 @@ impl Store {
         }
     }
 
+    /// Opens a reader that follows the store another process writes (a RocksDB secondary
+    /// instance): reads go straight to the tables and what it has replayed of the
+    /// write-ahead log; [`Store::catch_up`] replays what was written since. It never
+    /// writes (a read-only handle); `scratch` is a directory of its own for RocksDB.
+    pub fn open_follower(path: &Path, scratch: &Path, config: &Config, clock: Clock) -> Result<Store> {
+        let config = Config { read_only: true, ..config.clone() };
+        Self::open_db_as(path, &config, clock, Some(scratch))
+    }
+
+    /// Replays what the writing process wrote since the last catch-up (a follower only).
+    pub fn catch_up(&self) -> Result<()> {
+        Ok(self.db.try_catch_up_with_primary()?)
+    }
+
     /// Repairs a damaged store, or moves it aside and starts empty.
     fn recover(path: &Path, config: &Config, clock: Clock, first_error: String) -> Result<Store> {
         let repaired = Db::repair(&db_options(config), path).is_ok();
@@ -718,6 +753,12 @@ impl Store {
     }
 
     fn open_db(path: &Path, config: &Config, clock: Clock) -> Result<Store> {
+        Self::open_db_as(path, config, clock, None)
+    }
+
+    /// Opens RocksDB: read-write, read-only (`config.read_only`), or as a follower of
+    /// another process's store (`follower`: its scratch directory).
+    fn open_db_as(path: &Path, config: &Config, clock: Clock, follower: Option<&Path>) -> Result<Store> {
         let budget = config.memory_budget as usize;
         let cache = BlockCache::new_lru_cache(budget - budget / 4);
         let mut opts = db_options(config);
@@ -754,7 +795,10 @@ impl Store {
             names.retain(|n| existing.iter().any(|e| *e == format!("{CATEGORY_CF_PREFIX}{n}")));
             let mut d = descriptors(&names);
             d.retain(|d| existing.iter().any(|e| e == d.name()));
-            Db::open_cf_descriptors_read_only(&opts, path, d, false)?
+            match follower {
+                Some(scratch) => Db::open_cf_descriptors_as_secondary(&opts, path, scratch, d)?,
+                None => Db::open_cf_descriptors_read_only(&opts, path, d, false)?,
+            }
         } else {
             // A writable open names the configured categories (missing ones are created);
             // only a store holding others is asked for its list (which reads the MANIFEST
@@ -812,6 +856,7 @@ impl Store {
             write_opts,
             read_opts,
             closed_cleanly: AtomicBool::new(false),
+            on_replace: std::sync::OnceLock::new(),
         };
         store.publish_generation(store.lock_state().gens.current);
         Ok(store)
@@ -1149,7 +1194,7 @@ impl Store {
             }
             counters.corrupt_dropped += 1;
             self.put_counters(&mut batch, ci, &counters);
-            self.write(batch)?;
+            self.write_removing(batch)?;
             st.counters[ci] = counters;
             Ok(())
         })();
@@ -1189,7 +1234,7 @@ impl Store {
         self.remove_into(&mut batch, ci, key, &existing, &mut counters);
         counters.corrupt_dropped += 1;
         batch.put_cf(self.cf(META_CF), counters_key(&c.name), counters.encode());
-        self.db.write_opt(batch, &self.write_opts)?;
+        self.write_removing(batch)?;
         st.counters[ci] = counters;
         Ok(())
     }
@@ -1303,6 +1348,17 @@ impl Store {
         Ok(self.db.write_opt(batch, &self.write_opts)?)
     }
 
+    /// [`Store::write`] of a batch that overwrites or removes entries: once written, the
+    /// readers that follow this store from other processes are told (before the write is
+    /// acknowledged) to catch up before their next read.
+    pub(crate) fn write_removing(&self, batch: WriteBatch) -> Result<()> {
+        self.write(batch)?;
+        if let Some(notify) = self.on_replace.get() {
+            notify();
+        }
+        Ok(())
+    }
+
     /// Stores one value, replacing what the key held.
     pub fn set(&self, category: &[u8], key: &[u8], value: &[u8]) -> Result<()> {
         self.batch_set(&[(category, key, value)])
@@ -1375,6 +1431,7 @@ impl Store {
         let mut shadow: HashMap<(usize, &[u8]), Existing, BatchHash> = HashMap::with_capacity_and_hasher(prepared.len(), BatchHash);
         let mut added = 0u64;
         let mut written = vec![false; prepared.len()];
+        let mut replaced = false;
         let cfs = self.write_cfs();
         let stored = self.existing_many(&cfs, &prepared)?;
         for ((((ci, key, _), frame), written), stored) in prepared.iter().zip(frames.iter_mut()).zip(written.iter_mut()).zip(stored) {
@@ -1388,6 +1445,7 @@ impl Store {
             }
             *written = true;
             if let Some(old) = old {
+                replaced = true;
                 // A repeated key in one batch deletes and re-puts the same index record;
                 // a WriteBatch applies its operations in order, so the last put wins.
                 self.remove_into_cfs(&cfs, &mut batch, *ci, key, &old, &mut counters[*ci]);
@@ -1409,7 +1467,7 @@ impl Store {
         if let Some(g) = &advanced {
             g.write_into(&mut batch, self.cf(META_CF));
         }
-        self.write(batch)?;
+        if replaced { self.write_removing(batch)? } else { self.write(batch)? }
         st.counters = counters;
         if let Some(g) = advanced {
             self.publish_generation(g.generation);
@@ -1428,20 +1486,25 @@ impl Store {
 
     /// Removes a key. Removing a key that is absent is not an error.
     pub fn delete(&self, category: &[u8], key: &[u8]) -> Result<()> {
+        self.remove(category, key).map(|_| ())
+    }
+
+    /// [`Store::delete`], returning whether the key held an entry.
+    pub fn remove(&self, category: &[u8], key: &[u8]) -> Result<bool> {
         let ci = self.category_index(category)?;
         check_key(key)?;
         self.check_writable()?;
         let mut st = self.lock_state();
-        let Some(old) = self.existing(ci, key)? else { return Ok(()) };
+        let Some(old) = self.existing(ci, key)? else { return Ok(false) };
         let mut counters = st.counters[ci];
         let mut batch = WriteBatch::default();
         self.remove_into(&mut batch, ci, key, &old, &mut counters);
         self.put_counters(&mut batch, ci, &counters);
-        self.write(batch)?;
+        self.write_removing(batch)?;
         st.counters[ci] = counters;
         drop(st);
         self.cats[ci].deletes.fetch_add(1, Ordering::Relaxed);
-        Ok(())
+        Ok(true)
     }
 
     /// Removes every entry of the given categories (all of them when `categories` is
@@ -1476,7 +1539,7 @@ impl Store {
             counters[ci] = counters[ci].emptied();
             self.put_counters(&mut batch, ci, &counters[ci]);
         }
-        self.write(batch)?;
+        self.write_removing(batch)?;
         st.counters = counters;
         drop(st);
         for &ci in &idx {
@@ -1707,7 +1770,7 @@ impl Store {
         let generation = st.gens.current;
         self.put_into(&mut batch, ci, key, frame, generation, &mut counters);
         self.put_counters(&mut batch, ci, &counters);
-        self.write(batch)?;
+        self.write_removing(batch)?;
         st.counters[ci] = counters;
         Ok(())
     }

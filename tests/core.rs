@@ -205,18 +205,58 @@ fn invalid_batch_writes_nothing() {
     assert_eq!(c.stats().entries, 0);
 }
 
+/// Every open of a directory in one process shares its store: a second handle reads
+/// and writes it, keeps its own hit/miss counts, and outlives the first.
 #[test]
-fn locked_read_only_and_disabled() {
+fn second_open_shares_the_store() {
     let d = tmp();
     let path = d.path().join("c");
     let c = Cache::open(&path, &Config::default()).unwrap();
     c.set(b"parse", b"k", b"v").unwrap();
-    assert!(matches!(Cache::open(&path, &Config::default()), Err(Error::Locked(_))));
+    let c2 = Cache::open(&path, &Config::default()).unwrap();
+    assert_eq!(c2.get(b"parse", b"k").unwrap().as_deref(), Some(&b"v"[..]));
+    c2.set(b"parse", b"k2", b"v2").unwrap();
+    assert_eq!(c.get(b"parse", b"k2").unwrap().as_deref(), Some(&b"v2"[..]));
+    assert_eq!(c2.get(b"parse", b"nope").unwrap(), None);
+    let (s1, s2) = (c.stats(), c2.stats());
+    assert_eq!((s1.hits, s1.misses, s1.writes), (1, 0, 1), "the first handle's own counts");
+    assert_eq!((s2.hits, s2.misses, s2.writes), (1, 1, 1), "the second handle's own counts");
+    assert_eq!((s1.entries, s2.entries), (2, 2), "entries are the cache's");
     let ro = Cache::open(&path, &Config { read_only: true, ..Config::default() }).unwrap();
-    assert_eq!(ro.get(b"parse", b"k").unwrap().as_deref(), Some(&b"v"[..]));
+    assert_eq!(ro.get(b"parse", b"k2").unwrap().as_deref(), Some(&b"v2"[..]), "a read-only handle shares the live store");
     assert_eq!(ro.set(b"parse", b"k", b"w"), Err(Error::ReadOnly));
-    let dis = Cache::open(&path, &Config { fallback_disabled: true, ..Config::default() }).unwrap();
-    assert!(matches!(dis.disabled_reason(), Some(Error::Locked(_))));
+    assert_eq!(ro.delete(b"parse", b"k"), Err(Error::ReadOnly));
+    assert!(ro.stats().read_only);
+    drop(c);
+    c2.set(b"parse", b"k3", b"v3").unwrap();
+    assert_eq!(ro.get(b"parse", b"k3").unwrap().as_deref(), Some(&b"v3"[..]));
+    drop((c2, ro));
+    let c = Cache::open(&path, &Config::default()).unwrap();
+    assert_eq!(c.stats().entries, 3);
+    assert_exact(c.store().unwrap());
+}
+
+/// A handle that names a category the shared store lacks is refused with the reason.
+#[test]
+fn a_second_open_with_a_new_category_is_incompatible() {
+    let d = tmp();
+    let path = d.path().join("c");
+    let _c = Cache::open(&path, &Config::default()).unwrap();
+    let mut cfg = Config::default();
+    cfg.add_category(b"lint").unwrap();
+    match Cache::open(&path, &cfg) {
+        Err(Error::Incompatible(m)) => assert!(m.contains("\"lint\""), "{m}"),
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+}
+
+#[test]
+fn disabled_fallback() {
+    let d = tmp();
+    let file = d.path().join("file");
+    std::fs::write(&file, b"x").unwrap();
+    let dis = Cache::open(&file, &Config { fallback_disabled: true, ..Config::default() }).unwrap();
+    assert!(matches!(dis.disabled_reason(), Some(Error::Io(_))));
     dis.set(b"parse", b"k", b"w").unwrap();
     assert_eq!(dis.get(b"parse", b"k").unwrap(), None);
     assert_eq!(dis.stats().misses, 1);

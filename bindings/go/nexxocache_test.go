@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -122,8 +123,10 @@ func TestErrors(t *testing.T) {
 	if _, ok, _ := c.Get("parse", []byte("a")); ok {
 		t.Error("a failed batch wrote something")
 	}
-	if _, err := Open(dir, nil); !errors.Is(err, ErrLocked) {
+	if second, err := Open(dir, nil); err != nil {
 		t.Errorf("second open: %v", err)
+	} else {
+		second.Close()
 	}
 	file := filepath.Join(t.TempDir(), "file")
 	os.WriteFile(file, []byte("x"), 0o600)
@@ -363,7 +366,7 @@ func TestConcurrentGoroutines(t *testing.T) {
 	<-done
 }
 
-// TestHelperProcess is run as a child by TestSecondProcessLocked.
+// TestHelperProcess is run as a child by TestSecondProcessShares.
 func TestHelperProcess(t *testing.T) {
 	dir := os.Getenv("NEXXO_HELPER_DIR")
 	if dir == "" {
@@ -378,37 +381,90 @@ func TestHelperProcess(t *testing.T) {
 	fmt.Println("ready")
 	buf := make([]byte, 1)
 	os.Stdin.Read(buf)
+	v, ok, err := c.Get("parse", []byte("parent"))
+	if err != nil || !ok || string(v) != "world" {
+		fmt.Println("parent's write not seen:", string(v), ok, err)
+		os.Exit(4)
+	}
 	c.Close()
 	os.Exit(0)
 }
 
-func TestSecondProcessLocked(t *testing.T) {
+func TestSecondProcessShares(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "c")
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
 	cmd.Env = append(os.Environ(), "NEXXO_HELPER_DIR="+dir)
+	cmd.Stderr = os.Stderr
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	line := make([]byte, 6)
-	if _, err := stdout.Read(line); err != nil || string(line) != "ready\n" {
+	if _, err := io.ReadFull(stdout, line); err != nil || string(line) != "ready\n" {
 		t.Fatalf("child said %q: %v", line, err)
 	}
-	if _, err := Open(dir, nil); !errors.Is(err, ErrLocked) {
-		t.Fatalf("second writer: %v", err)
+	c, err := Open(dir, nil)
+	if err != nil {
+		t.Fatalf("second process: %v", err)
 	}
-	ro, err := Open(dir, &Options{ReadOnly: true})
+	defer c.Close()
+	if got := mustGet(t, c, "parse", []byte("child")); string(got) != "hello" {
+		t.Fatal(string(got))
+	}
+	if err := c.Set("parse", []byte("parent"), []byte("world")); err != nil {
+		t.Fatal(err)
+	}
+	stdin.Write([]byte("x"))
+	io.Copy(os.Stdout, stdout)
+	if err := cmd.Wait(); err != nil {
+		t.Fatal("child:", err)
+	}
+	// The child closed: this handle goes on.
+	if err := c.Set("parse", []byte("after"), []byte("!")); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustGet(t, c, "parse", []byte("child")); string(got) != "hello" {
+		t.Fatal(string(got))
+	}
+}
+
+// Goroutines that each open their own handle of one directory share the store.
+func TestGoroutinesShareOneCache(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "c")
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			c, err := Open(dir, nil)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			for i := 0; i < 200; i++ {
+				if err := c.Set("transform", []byte(fmt.Sprintf("g%d/%d", g, i)), []byte(fmt.Sprint(i))); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	c, err := Open(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := mustGet(t, ro, "parse", []byte("child")); string(got) != "hello" {
-		t.Fatal(string(got))
-	}
-	ro.Close()
-	stdin.Write([]byte("x"))
-	if err := cmd.Wait(); err != nil {
-		t.Fatal("child:", err)
+	defer c.Close()
+	s, err := c.Stats()
+	if err != nil || s.Entries != 1600 {
+		t.Fatalf("entries %d: %v", s.Entries, err)
 	}
 }
 

@@ -27,8 +27,7 @@ commands:
   verify  <dir> [--drop]                     read every entry and check its checksum
   bench   [<dir>] [--entries N]              the seed workload: N artifacts written and read
 
-`nexxo-cache <command> --help` explains one command. stats, get and verify (without
---drop) open the cache read-only when another process holds it, and say so.
+`nexxo-cache <command> --help` explains one command. a cache in use by another process (a build) is read and written through that process.
 
 exit codes: 0 ok; 1 get found nothing or verify found damage; 2 bad usage; 3 cache error
 ";
@@ -62,20 +61,13 @@ fn cache_err(path: &str, e: Error) -> Fail {
 }
 
 
-/// Opens `dir`; for read-only commands, falls back to a read-only open when another
-/// process holds the cache, and says so on stderr.
-fn open(dir: &str, config: &Config, read_only_fallback: bool) -> Res<Cache> {
+/// Opens `dir`. A cache in use by another process is reached through that process
+/// (see the README's "Many workers, one cache").
+fn open(dir: &str, config: &Config) -> Res<Cache> {
     if !PathBuf::from(dir).exists() {
         return Err(Fail::Cache(format!("{dir}: no such cache directory")));
     }
-    match Cache::open(dir, config) {
-        Ok(c) => Ok(c),
-        Err(Error::Locked(_)) if read_only_fallback => {
-            eprintln!("nexxo-cache: {dir} is in use by another process; opened read-only");
-            Cache::open(dir, &Config { read_only: true, ..config.clone() }).map_err(|e| cache_err(dir, e))
-        }
-        Err(e) => Err(cache_err(dir, e)),
-    }
+    Cache::open(dir, config).map_err(|e| cache_err(dir, e))
 }
 
 struct Args {
@@ -145,7 +137,7 @@ fn cmd_stats(mut a: Args) -> Res {
     let dir = a.positional("<dir>")?;
     let json = a.flag(&["--json"]);
     a.done()?;
-    let c = open(&dir, &Config::default(), true)?;
+    let c = open(&dir, &Config::default())?;
     if json {
         println!("{}", c.stats_json());
         return Ok(());
@@ -173,7 +165,7 @@ fn cmd_get(mut a: Args) -> Res {
     let cat = a.positional("<category>")?;
     let key = a.positional("<key>")?;
     a.done()?;
-    let c = open(&dir, &Config::default(), true)?;
+    let c = open(&dir, &Config::default())?;
     match c.get(cat.as_bytes(), key.as_bytes()).map_err(|e| cache_err(&dir, e))? {
         None => Err(Fail::Found(format!("{dir}: no value for {cat}/{key}"))),
         Some(v) => {
@@ -203,7 +195,7 @@ fn cmd_set(mut a: Args) -> Res {
         (Some(_), Some(_)) => return Err(Fail::Usage("give VALUE or -f FILE, not both".into())),
     };
     a.done()?;
-    let c = open(&dir, &Config::default(), false)?;
+    let c = open(&dir, &Config::default())?;
     c.set(cat.as_bytes(), key.as_bytes(), &value).map_err(|e| cache_err(&dir, e))
 }
 
@@ -212,7 +204,7 @@ fn cmd_delete(mut a: Args) -> Res {
     let cat = a.positional("<category>")?;
     let key = a.positional("<key>")?;
     a.done()?;
-    let c = open(&dir, &Config::default(), false)?;
+    let c = open(&dir, &Config::default())?;
     c.delete(cat.as_bytes(), key.as_bytes()).map_err(|e| cache_err(&dir, e))
 }
 
@@ -223,7 +215,7 @@ fn cmd_clear(mut a: Args) -> Res {
         cats.push(c);
     }
     a.done()?;
-    let c = open(&dir, &Config::default(), false)?;
+    let c = open(&dir, &Config::default())?;
     let before = c.stats().entries;
     let names: Vec<&[u8]> = cats.iter().map(|c| c.as_bytes()).collect();
     c.clear(&names).map_err(|e| cache_err(&dir, e))?;
@@ -263,7 +255,7 @@ fn cmd_compact(mut a: Args) -> Res {
     let dir = a.positional("<dir>")?;
     let cat = a.positional("category").ok();
     a.done()?;
-    let c = open(&dir, &Config::default(), false)?;
+    let c = open(&dir, &Config::default())?;
     let before = c.stats().disk_bytes;
     let cats: Vec<String> = match &cat {
         Some(x) => vec![x.clone()],
@@ -292,11 +284,12 @@ fn cmd_enforce(mut a: Args) -> Res {
         config.max_age_secs = number(&v, "--max-age")?;
     }
     let limits = a.values("--limit")?;
+    let explicit = config != Config::default() || !limits.is_empty();
     let dir = a.positional("<dir>")?;
     a.done()?;
     // Categories the cache already has must be known before limits can name them.
     if !limits.is_empty() {
-        let probe = open(&dir, &Config { read_only: true, ..Config::default() }, false)?;
+        let probe = open(&dir, &Config { read_only: true, ..Config::default() })?;
         for name in probe.categories() {
             let _ = config.add_category(name.as_bytes());
         }
@@ -305,7 +298,12 @@ fn cmd_enforce(mut a: Args) -> Res {
         let (cat, bytes) = l.split_once('=').ok_or_else(|| Fail::Usage(format!("--limit takes CATEGORY=BYTES, not {l:?}")))?;
         config.set_category_max_size(cat.as_bytes(), number(bytes, "--limit")?).map_err(|e| Fail::Usage(e.to_string()))?;
     }
-    let c = open(&dir, &config, false)?;
+    let c = open(&dir, &config)?;
+    if let (Some(pid), true) = (c.owner_pid(), explicit) {
+        return Err(Fail::Cache(format!(
+            "{dir}: in use by process {pid}, which evicts by the limits it opened the cache with; run enforce with limits once it has closed the cache (without limits, enforce applies that process's)"
+        )));
+    }
     let r = c.enforce_policy().map_err(|e| cache_err(&dir, e))?;
     println!(
         "evicted {} entries ({}); stored {} -> {}; compacted: {}",
@@ -322,10 +320,9 @@ fn cmd_verify(mut a: Args) -> Res {
     let drop_bad = a.flag(&["--drop"]);
     let dir = a.positional("<dir>")?;
     a.done()?;
-    let c = open(&dir, &Config::default(), !drop_bad)?;
-    let store = c.store().ok_or_else(|| Fail::Cache(format!("{dir}: the cache is disabled")))?;
+    let c = open(&dir, &Config::default())?;
     let mut p = Progress::new("verify");
-    let r = store.verify(drop_bad, &mut |d, t| p.show(d, t)).map_err(|e| cache_err(&dir, e))?;
+    let r = c.verify(drop_bad, &mut |d, t| p.show(d, t)).map_err(|e| cache_err(&dir, e))?;
     p.finish();
     println!("checked {} entries ({} of values): {} damaged{}", r.checked, human_size(r.value_bytes), r.bad, if drop_bad { format!(", {} dropped ({} orphaned index records removed)", r.dropped, r.dropped_index_records) } else { String::new() });
     for (cat, key) in &r.bad_keys {

@@ -205,7 +205,8 @@ test('errors carry the C status as a code, with operation and path', () => {
   assert.equal(code(() => c.categoryStats('nope')), 'UNKNOWN_CATEGORY');
   assert.equal(code(() => c.clear(['parse', 'nope'])), 'UNKNOWN_CATEGORY');
   assert.equal(code(() => c.compact('nope')), 'UNKNOWN_CATEGORY');
-  assert.equal(code(() => Cache.open(dir)), 'LOCKED');
+  const second = Cache.open(dir); // shares the store
+  second.close();
   assert.throws(() => c.set('parse', 'k', 42), TypeError);
   c.close();
   c.close(); // idempotent
@@ -265,7 +266,7 @@ test('fallbackDisabled gives a disabled cache', () => {
   c.close();
 });
 
-test('a second process gets LOCKED, and read-only opens beside it', async () => {
+test('a second process shares the cache: each reads what the other wrote, at once', async () => {
   const dir = path.join(tmp(), 'c');
   const lib = path.resolve(__dirname, '..', 'lib', 'index.js');
   const child = spawn(process.execPath, ['-e', `
@@ -273,21 +274,33 @@ test('a second process gets LOCKED, and read-only opens beside it', async () => 
     const c = Cache.open(${JSON.stringify(dir)});
     c.set('parse', 'from-child', 'hello');
     process.stdout.write('ready\\n');
-    process.stdin.on('data', () => { c.close(); process.exit(0); });
+    process.stdin.once('data', () => {
+      process.stdout.write(String(c.getString('parse', 'from-parent')) + '\\n');
+      c.close();
+      process.exit(0);
+    });
   `], { stdio: ['pipe', 'pipe', 'inherit'] });
-  await new Promise((resolve, reject) => {
-    child.stdout.once('data', resolve);
+  const line = () => new Promise((resolve, reject) => {
+    child.stdout.once('data', (d) => resolve(d.toString().trim()));
     child.once('exit', (c) => reject(new Error(`child exited ${c}`)));
   });
-  assert.equal(code(() => Cache.open(dir)), 'LOCKED');
+  assert.equal(await line(), 'ready');
+  const c = Cache.open(dir);
+  assert.equal(c.getString('parse', 'from-child'), 'hello');
+  c.set('parse', 'from-parent', 'world');
+  assert.equal(c.stats().entries, 2);
   const ro = Cache.open(dir, { readOnly: true });
   assert.equal(ro.getString('parse', 'from-child'), 'hello');
   ro.close();
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.stdin.write('done\n');
-  assert.equal(await exited, 0);
-  const c = Cache.open(dir);
+  const answer = line();
+  child.stdin.write('go\n');
+  assert.equal(await answer, 'world');
+  await new Promise((resolve) => (child.exitCode === null ? child.once('exit', resolve) : resolve()));
+  assert.equal(child.exitCode, 0);
+  // The child closed; this handle goes on without reopening.
+  c.set('parse', 'after', '!');
   assert.equal(c.getString('parse', 'from-child'), 'hello');
+  assert.equal(c.stats().entries, 3);
   c.close();
 });
 

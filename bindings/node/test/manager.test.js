@@ -117,7 +117,7 @@ test('caller errors still throw', () => {
   m.close();
 });
 
-test('two processes: the second manager is disabled (LOCKED), the build goes on', async () => {
+test('two processes: both managers work on one cache', async () => {
   const root = tmp();
   const lib = path.resolve(__dirname, '..', 'lib', 'index.js');
   const child = spawn(process.execPath, ['-e', `
@@ -125,18 +125,56 @@ test('two processes: the second manager is disabled (LOCKED), the build goes on'
     const m = getCacheManager(${JSON.stringify(root)});
     m.set('transform', 'k', 'child');
     process.stdout.write(m.disabled ? 'disabled\\n' : 'ready\\n');
-    process.stdin.on('data', () => { m.close(); process.exit(0); });
+    process.stdin.on('data', () => {
+      process.stdout.write(String(m.get('transform', 'p')) + '\\n');
+      m.close();
+      process.exit(0);
+    });
   `], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const first = await new Promise((resolve) => child.stdout.once('data', (d) => resolve(d.toString().trim())));
-  assert.equal(first, 'ready');
+  const line = () => new Promise((resolve) => child.stdout.once('data', (d) => resolve(d.toString().trim())));
+  assert.equal(await line(), 'ready');
   const log = quietLogger();
   const m = new CacheManager(root, { logger: log });
-  assert.equal(m.disabled, true);
-  assert.match(m.getStats().disabled, /^LOCKED: /);
-  assert.equal(m.get('transform', 'k'), undefined);
-  assert.equal(log.messages.length, 1);
-  m.close();
+  assert.equal(m.disabled, false);
+  assert.equal(m.get('transform', 'k').toString(), 'child');
+  m.set('transform', 'p', 'parent');
+  assert.equal(log.messages.length, 0);
+  const answer = line();
   const exited = new Promise((resolve) => child.once('exit', resolve));
   child.stdin.write('x');
+  assert.equal(await answer, 'parent');
   assert.equal(await exited, 0);
+  assert.equal(m.get('transform', 'k').toString(), 'child'); // goes on after the child closed
+  m.close();
+});
+
+test('worker_threads: every getCacheManager of one root shares the cache', async () => {
+  const root = tmp();
+  const lib = path.resolve(__dirname, '..', 'lib', 'index.js');
+  const { Worker } = require('node:worker_threads');
+  const code = `
+    const { workerData, parentPort } = require('node:worker_threads');
+    const { getCacheManager } = require(${JSON.stringify(lib)});
+    const m = getCacheManager(workerData.root);
+    for (let i = 0; i < 1000; i++) m.set('transform', 'w' + workerData.id + '/' + i, 'v' + i);
+    parentPort.postMessage({ disabled: m.disabled, stats: m.getStats() });
+    parentPort.once('message', () => { m.close(); parentPort.postMessage('closed'); });
+  `;
+  const m = getCacheManager(root, { logger: quietLogger() });
+  const workers = [0, 1, 2, 3].map((id) => new Worker(code, { eval: true, workerData: { root, id } }));
+  const first = await Promise.all(workers.map((w) => new Promise((resolve, reject) => {
+    w.once('message', resolve);
+    w.once('error', reject);
+  })));
+  for (const r of first) assert.equal(r.disabled, false);
+  for (let id = 0; id < 4; id++) {
+    for (let i = 0; i < 1000; i += 97) assert.equal(m.get('transform', `w${id}/${i}`).toString(), `v${i}`);
+  }
+  await Promise.all(workers.map((w) => new Promise((resolve) => {
+    w.once('message', resolve);
+    w.postMessage('close');
+  })));
+  await Promise.all(workers.map((w) => w.terminate()));
+  assert.equal(m.getStats().entries, 4000); // the main thread's handle outlived the workers'
+  m.close();
 });

@@ -89,7 +89,15 @@ test "errors a caller can provoke" {
         .{ .category = "nope", .key = "b", .value = "2" },
     }));
     try testing.expect((try cache.get(alloc, "parse", "a")) == null);
-    try testing.expectError(error.Locked, nx.Cache.open(path, .{}));
+    {
+        // A second handle of the same directory shares the store.
+        var second = try nx.Cache.open(path, .{});
+        defer second.close();
+        try cache.set("parse", "shared", "yes");
+        const got = (try second.get(alloc, "parse", "shared")).?;
+        defer alloc.free(got);
+        try testing.expectEqualStrings("yes", got);
+    }
     try testing.expectError(error.InvalidArgument, nx.Cache.open(path, .{ .memory_budget = 1024 }));
     try testing.expectError(error.InvalidArgument, nx.Cache.open(path, .{ .categories = &.{"Bad Name"} }));
     try testing.expectError(error.UnknownCategory, nx.Cache.open(path, .{ .category_max_size = &.{.{ .category = "nope", .max_size = 1 }} }));

@@ -1,0 +1,69 @@
+//! A counter in a small file of the cache directory, mapped by every process that shares
+//! the cache: the owner adds one after each write that overwrites or removes entries
+//! (before the write is acknowledged); a client that reads the store directly catches up
+//! whenever the counter moved since its last catch-up, so it never serves an entry that an
+//! acknowledged write replaced or removed. Writes of new keys do not move it: a key a
+//! client does not find is asked of the owner.
+
+use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{Error, Result};
+
+pub const CHANGES_FILE: &str = "nexxo.changes";
+const LEN: usize = 4096;
+
+pub(crate) struct Changes {
+    map: *mut libc::c_void,
+}
+
+// The mapping is only touched through the atomic at its start.
+unsafe impl Send for Changes {}
+unsafe impl Sync for Changes {}
+
+impl Changes {
+    /// Maps `dir`'s counter file, creating it (zero) when missing.
+    pub fn open(dir: &Path) -> Result<Changes> {
+        let path = dir.join(CHANGES_FILE);
+        let io = |e: std::io::Error| Error::from(e).with_context(&path.display().to_string());
+        let f: File = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(io)?;
+        if f.metadata().map_err(io)?.len() < LEN as u64 {
+            f.set_len(LEN as u64).map_err(io)?;
+        }
+        let map = unsafe { libc::mmap(std::ptr::null_mut(), LEN, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, f.as_raw_fd(), 0) };
+        if map == libc::MAP_FAILED {
+            return Err(io(std::io::Error::last_os_error()));
+        }
+        Ok(Changes { map })
+    }
+
+    fn counter(&self) -> &AtomicU64 {
+        // Page-aligned, so aligned for an AtomicU64; lives as long as `self`.
+        unsafe { &*(self.map as *const AtomicU64) }
+    }
+
+    pub fn bump(&self) {
+        self.counter().fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn load(&self) -> u64 {
+        self.counter().load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Changes {
+    fn drop(&mut self) {
+        unsafe { libc::munmap(self.map, LEN) };
+    }
+}

@@ -1,0 +1,98 @@
+//! The operating-system pieces of sharing: the cache directory's socket (its path may be
+//! longer than a socket address holds), peer credentials, and the election lock.
+
+use std::fs::File;
+use std::os::unix::io::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// The socket the owning process serves, inside the cache directory (mode 0700).
+pub const SOCKET_FILE: &str = "nexxo.sock";
+/// Held (flock) while a process decides whether it serves or connects, and while an
+/// owner stops serving: the two never interleave, so an opener always finds either a
+/// serving owner or no owner at all.
+pub const ELECTION_FILE: &str = "NEXXO_OPEN.lock";
+
+/// Longest path a `sockaddr_un` holds, less its terminating NUL.
+const SUN_PATH_MAX: usize = 107;
+
+/// Runs `f` with a path naming `dir`'s socket that fits a socket address: the socket's
+/// own path when short enough, else a path through `/proc/self/fd` to the open directory.
+fn with_socket_path<T>(dir: &Path, f: impl FnOnce(&Path) -> std::io::Result<T>) -> std::io::Result<T> {
+    let direct = dir.join(SOCKET_FILE);
+    if direct.as_os_str().len() <= SUN_PATH_MAX {
+        return f(&direct);
+    }
+    let d = File::open(dir)?;
+    let via = PathBuf::from(format!("/proc/self/fd/{}/{SOCKET_FILE}", d.as_raw_fd()));
+    let r = f(&via);
+    drop(d);
+    r
+}
+
+/// Binds `dir`'s socket, removing a stale one first.
+pub fn bind(dir: &Path) -> Result<UnixListener> {
+    remove_socket(dir);
+    let l = with_socket_path(dir, |p| UnixListener::bind(p)).map_err(|e| Error::Io(format!("{}: cannot serve the cache to other processes: {e}", dir.join(SOCKET_FILE).display())))?;
+    Ok(l)
+}
+
+pub fn remove_socket(dir: &Path) {
+    let _ = std::fs::remove_file(dir.join(SOCKET_FILE));
+}
+
+pub fn connect(dir: &Path) -> std::io::Result<UnixStream> {
+    with_socket_path(dir, |p| UnixStream::connect(p))
+}
+
+/// The user id of the process at the other end of `s`.
+pub fn peer_uid(s: &UnixStream) -> Option<u32> {
+    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    let rc = unsafe { libc::getsockopt(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_PEERCRED, &mut cred as *mut _ as *mut libc::c_void, &mut len) };
+    (rc == 0).then_some(cred.uid)
+}
+
+/// The election lock of a cache directory, held until dropped.
+pub struct ElectionLock {
+    _file: File,
+}
+
+impl ElectionLock {
+    /// Waits for the lock. Holders keep it for an open or a close of the store (a few
+    /// milliseconds), so the wait is short; a holder that dies releases it.
+    pub fn acquire(dir: &Path) -> Result<ElectionLock> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = dir.join(ELECTION_FILE);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(|e| Error::from(e).with_context(&path.display().to_string()))?;
+        loop {
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                return Ok(ElectionLock { _file: file });
+            }
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EINTR) {
+                return Err(Error::from(e).with_context(&path.display().to_string()));
+            }
+        }
+    }
+}
+
+/// A pipe: (read end, write end), both close-on-exec.
+pub fn pipe() -> Result<(File, File)> {
+    use std::os::unix::io::FromRawFd;
+    let mut fds = [0; 2];
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(Error::from(std::io::Error::last_os_error()));
+    }
+    Ok(unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) })
+}
