@@ -201,8 +201,22 @@ fn a_write_acknowledged_in_one_process_is_read_at_once_in_another() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path().join("c");
     let c = Cache::open(&dir, &Config::default()).unwrap();
+    // Entries there before the child opens: its direct reader has them.
+    let big = "B".repeat(100 << 10); // a blob file's value
+    c.set(b"parse", b"pre", b"first").unwrap();
+    c.set(b"parse", b"big", big.as_bytes()).unwrap();
     let mut kid = spawn(&format!("echo,{}", dir.display()));
     assert_eq!(kid.line(), "open");
+    assert_eq!(kid.ask("get pre"), "first");
+    assert_eq!(kid.ask("get big"), big);
+    // Overwritten and removed by the owner: the child's next read sees it, at once.
+    c.set(b"parse", b"pre", b"second").unwrap();
+    assert_eq!(kid.ask("get pre"), "second");
+    c.delete(b"parse", b"pre").unwrap();
+    assert_eq!(kid.ask("get pre"), "miss");
+    c.set(b"parse", b"big", b"small now").unwrap();
+    assert_eq!(kid.ask("get big"), "small now");
+    c.delete(b"parse", b"big").unwrap();
     for i in 0..50 {
         assert_eq!(kid.ask(&format!("set k{i} from-child-{i}")), "ok");
         assert_eq!(c.get(b"parse", format!("k{i}").as_bytes()).unwrap().as_deref(), Some(format!("from-child-{i}").as_bytes()));
