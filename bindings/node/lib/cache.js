@@ -21,6 +21,36 @@ const LE = require('node:os').endianness() === 'LE';
 const ENCODER = new TextEncoder();
 const DISPOSE = typeof Symbol.dispose === 'symbol' ? Symbol.dispose : Symbol.for('nodejs.dispose');
 
+/**
+ * Caches holding puts not yet written. They are written when the process exits (an
+ * 'exit' listener runs synchronously, and so does the native write), so a build that
+ * ends, or calls process.exit(), without awaiting its sets loses none of them.
+ */
+const withPending = new Set();
+let exitHooked = false;
+function hookExit() {
+  if (exitHooked) return;
+  exitHooked = true;
+  process.on('exit', () => {
+    for (const c of withPending) {
+      try {
+        if (c._pend !== null && c._handle.ptr) c._writePending(c._handle.ptr);
+      } catch {
+        // Exiting: nothing left to tell.
+      }
+    }
+  });
+}
+
+const RESOLVED = Promise.resolve();
+const ASCII = /^[\x00-\x7f]*$/;
+
+/** A key as one string per byte sequence: ASCII strings as they are, else latin1 of the bytes. */
+function keyId(category, key) {
+  const k = typeof key === 'string' ? (ASCII.test(key) ? key : Buffer.from(key, 'utf8').toString('latin1')) : toBytes(key, 'a key').toString('latin1');
+  return `${category}\0${k}`;
+}
+
 /** Closes handles that were garbage-collected without close(): a safety net only. */
 const finalizer = new FinalizationRegistry(({ f, handle }) => {
   if (handle.ptr) {
@@ -138,6 +168,10 @@ class Cache {
     this._known = new Set();
     this._pend = null;
     this._pendBuf = null;
+    /** Pending puts by key (see keyId): the offset and length of the value in _pendBuf. */
+    this._pendKeys = new Map();
+    /** Reads answered from pending sets, by category: hits the library did not see. */
+    this._pendHits = new Map();
     this._slab = null;
     this._slabOff = 0;
     this._slabAddr = 0;
@@ -181,6 +215,12 @@ class Cache {
       f.optionsFree(o);
     }
     finalizer.register(this, { f, handle: this._handle }, this);
+    // Writes to a read-only handle are refused when made, not when their batch is written
+    // (an untrusted directory allowed to open is read-only: asked of the library).
+    const st = options.allowUntrustedDir || options.fallbackDisabled ? this.stats() : null;
+    this._readOnly = !!options.readOnly || (st !== null && st.readOnly);
+    // A disabled cache (fallbackDisabled) drops writes: they are not kept pending either.
+    this._dropsWrites = st !== null && st.disabled;
   }
 
   /** True once close() was called. */
@@ -189,10 +229,18 @@ class Cache {
   }
 
   _ptr(op) {
+    const p = this._live(op);
+    // Every other call sees the puts made before it: they are written first. (Reads of
+    // one key look at the pending puts instead, so that a build's get-miss-set loop
+    // keeps its sets batched.)
+    if (this._pend !== null) this._writePending(p);
+    return p;
+  }
+
+  /** The native handle, without writing pending puts. */
+  _live(op) {
     const p = this._handle && this._handle.ptr;
     if (!p) throw new NexxoCacheError('CLOSED', `nexxo-cache ${op} on ${this.path}: the cache is closed`, -1);
-    // Every other call sees the puts made before it: they are written first.
-    if (this._pend !== null) this._writePending(p);
     return p;
   }
 
@@ -209,6 +257,17 @@ class Cache {
     const p = this._handle && this._handle.ptr;
     if (!p) throw new NexxoCacheError('CLOSED', `nexxo-cache put on ${this.path}: the cache is closed`, -1);
     const cat = this._checkedCat(category);
+    if (this._readOnly) {
+      toBytes(key, 'a key');
+      toBytes(value, 'a value');
+      throw new NexxoCacheError('READ_ONLY', `nexxo-cache set(${category}) on ${this.path}: the cache was opened read-only`, 9);
+    }
+    if (this._dropsWrites) {
+      const klen = Buffer.byteLength(toBytes(key, 'a key'));
+      if (klen === 0 || klen > MAX_KEY_LEN) throw new NexxoCacheError(klen === 0 ? 'INVALID_ARGUMENT' : 'TOO_LARGE', `nexxo-cache set(${category}) on ${this.path}: a key must be 1 to ${MAX_KEY_LEN} bytes, not ${klen}`, klen === 0 ? 2 : 4);
+      toBytes(value, 'a value');
+      return RESOLVED;
+    }
     let pend = this._pend;
     if (pend === null) {
       let resolve;
@@ -218,6 +277,8 @@ class Cache {
         reject = rej;
       });
       pend = this._pend = { count: 0, at: 0, promise, resolve, reject };
+      hookExit();
+      withPending.add(this);
       setImmediate(() => {
         if (this._pend === pend && this._handle.ptr) this._writePending(this._handle.ptr);
       });
@@ -236,10 +297,30 @@ class Cache {
     if (vlen > MAX_VALUE_LEN) {
       throw new NexxoCacheError('TOO_LARGE', `nexxo-cache put(${category}) on ${this.path}: a value must be at most ${MAX_VALUE_LEN} bytes, not ${vlen}`, 4);
     }
+    this._pendKeys.set(keyId(category, key), [pend.at + cat.length + 8 + klen, vlen]);
     pend.at = end;
     pend.count++;
     if (pend.count >= PUT_BATCH_ENTRIES || pend.at >= PUT_BATCH_BYTES) this._writePending(p);
     return pend.promise;
+  }
+
+  /**
+   * Stores a value: a batched asynchronous write, as `put` (the seed's `set`, made as
+   * fast as lmdb-js's `put`). The promise resolves once the batch holding the write is in
+   * the write-ahead log (it then survives kill -9 of this process) and rejects with the
+   * batch's NexxoCacheError. Reads (`get`, `getString`) see it at once; any other call
+   * writes pending sets first; `close()` and process exit write them too.
+   */
+  set(category, key, value) {
+    return this.put(category, key, value);
+  }
+
+  /** The value of a pending set as a Buffer of its own, or undefined when none is pending. */
+  _pending(category, key) {
+    const at = this._pendKeys.get(keyId(category, key));
+    if (at === undefined) return undefined;
+    this._pendHits.set(category, (this._pendHits.get(category) || 0) + 1);
+    return Buffer.from(this._pendBuf.subarray(at[0], at[0] + at[1]));
   }
 
   /** A promise that resolves when the puts made so far are written. */
@@ -251,6 +332,8 @@ class Cache {
   _writePending(p) {
     const pend = this._pend;
     this._pend = null;
+    this._pendKeys.clear();
+    withPending.delete(this);
     const s = this._f.batchSetPacked(p, this._pendBuf, pend.at, pend.count);
     if (s === OK) pend.resolve();
     else pend.reject(new NexxoCacheError(codeOf(s), `nexxo-cache put (a batch of ${pend.count}) on ${this.path}: ${this._f.statusStr(s)}`, s));
@@ -299,7 +382,7 @@ class Cache {
 
   /** Reads a value into the scratch output buffer; returns its length or -1 on a miss. */
   _getInto(op, category, key) {
-    const p = this._ptr(op);
+    const p = this._live(op);
     const cat = this._cat(category);
     const [k, klen] = this._keyBytes(key);
     for (;;) {
@@ -321,8 +404,12 @@ class Cache {
    * its slab alive.
    */
   get(category, key) {
-    const p = this._ptr('get');
+    const p = this._live('get');
     const cat = this._cat(category);
+    if (this._pend !== null) {
+      const v = this._pending(category, key);
+      if (v !== undefined) return v;
+    }
     let slab = this._slab;
     let off = this._slabOff;
     if (slab === null || slab.length - off < SLAB_MIN_FREE) {
@@ -357,11 +444,17 @@ class Cache {
 
   /** The value decoded as a string (UTF-8 unless told), or undefined on a miss. */
   getString(category, key, encoding = 'utf8') {
+    if (this._pend !== null) {
+      this._cat(category);
+      const v = this._pending(category, key);
+      if (v !== undefined) return v.toString(encoding);
+    }
     const n = this._getInto('getString', category, key);
     return n < 0 ? undefined : this._out.toString(encoding, 0, n);
   }
 
-  set(category, key, value) {
+  /** Stores a value with one synchronous native write (no batching); throws on failure. */
+  setSync(category, key, value) {
     const p = this._ptr('set');
     const cat = this._cat(category);
     const [k, klen] = this._keyBytes(key);
@@ -496,10 +589,21 @@ class Cache {
     return out;
   }
 
-  _stats(raw) {
+  /** Reads of pending sets (answered here, not by the library): of one category, or all. */
+  _pendingHits(category) {
+    if (category !== undefined) return this._pendHits.get(category) || 0;
+    let n = 0;
+    for (const v of this._pendHits.values()) n += v;
+    return n;
+  }
+
+  _stats(raw, category) {
+    const extra = this._pendingHits(category);
+    const hits = Number(raw.hits) + extra;
+    const misses = Number(raw.misses);
     return {
-      hits: Number(raw.hits),
-      misses: Number(raw.misses),
+      hits,
+      misses,
       writes: Number(raw.writes),
       deletes: Number(raw.deletes),
       entries: Number(raw.entries),
@@ -508,7 +612,7 @@ class Cache {
       diskBytes: Number(raw.disk_bytes),
       evictions: Number(raw.evictions),
       corruptDropped: Number(raw.corrupt_dropped),
-      hitRate: raw.hit_rate,
+      hitRate: extra === 0 ? raw.hit_rate : hits / (hits + misses),
       readOnly: raw.read_only,
       disabled: raw.disabled,
       disabledReason: raw.disabled ? codeOf(raw.disabled_reason) : null,
@@ -526,7 +630,7 @@ class Cache {
   categoryStats(category) {
     const raw = {};
     this._check(this._f.categoryStats(this._ptr('categoryStats'), category, raw), 'categoryStats', category);
-    return this._stats(raw);
+    return this._stats(raw, category);
   }
 
   /** The library's JSON statistics (totals and every category), parsed. */
@@ -534,7 +638,15 @@ class Cache {
     const b = {};
     this._check(this._f.statsJson(this._ptr('statsJson'), b), 'statsJson');
     try {
-      return JSON.parse(Buffer.from(this._L.koffi.view(b.data, Number(b.len))).toString('utf8'));
+      const j = JSON.parse(Buffer.from(this._L.koffi.view(b.data, Number(b.len))).toString('utf8'));
+      const add = (o, n) => {
+        if (!o || n === 0) return;
+        o.hits += n;
+        o.hit_rate = o.hits / (o.hits + o.misses);
+      };
+      add(j.totals, this._pendingHits());
+      for (const [c, n] of this._pendHits) add(j.categories && j.categories[c], n);
+      return j;
     } finally {
       this._f.bytesFree(b);
     }

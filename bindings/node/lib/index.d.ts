@@ -144,9 +144,19 @@ export class Cache implements Disposable {
   readonly closed: boolean;
   get(category: Category, key: Bytes): Buffer | undefined;
   getString(category: Category, key: Bytes, encoding?: BufferEncoding): string | undefined;
-  set(category: Category, key: Bytes, value: Bytes): void;
   /**
-   * Asynchronous, batched with the other puts of this event-loop turn (up to 1000
+   * Stores a value, batched with the other sets of this event-loop turn (up to 1000
+   * entries or 4 MiB a batch; past that the batch is written at once, so a synchronous
+   * loop holds at most one batch): resolves once the batch is in the write-ahead log
+   * (durable against kill -9), rejects with the batch's NexxoCacheError. `get` and
+   * `getString` see pending sets at once; any other call, `close()` and process exit
+   * write them first. Await (or catch) the promise.
+   */
+  set(category: Category, key: Bytes, value: Bytes): Promise<void>;
+  /** One synchronous native write, not batched; throws on failure. */
+  setSync(category: Category, key: Bytes, value: Bytes): void;
+  /**
+   * The same as `set`: asynchronous, batched with the other puts of this event-loop turn (up to 1000
    * entries or 4 MiB a batch): resolves once the batch holding it is written, rejects
    * with the batch's NexxoCacheError. Any other call writes pending puts first.
    */
@@ -217,7 +227,12 @@ export class CacheManager {
   readonly closed: boolean;
   get(category: Category, key: Bytes): Buffer | undefined;
   getString(category: Category, key: Bytes): string | undefined;
-  set(category: Category, key: Bytes, value: Bytes): void;
+  /**
+   * Batched with the other sets of this event-loop turn (see Cache#set); resolves once
+   * durable, rejects if its batch failed. A failure also counts in getStats().failures
+   * with one warning, so an un-awaited set never ends the process.
+   */
+  set(category: Category, key: Bytes, value: Bytes): Promise<void>;
   delete(category: Category, key: Bytes): void;
   batchSet(entries: EntryInput[]): void;
   batchGet(keys: KeyInput[]): Array<Buffer | undefined>;

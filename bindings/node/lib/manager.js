@@ -18,6 +18,8 @@ function humanSize(bytes) {
   return u === 0 ? `${bytes} B` : `${v.toFixed(2)} ${UNITS[u]}`;
 }
 
+const RESOLVED = Promise.resolve();
+
 /** Errors that mean the caller's code is wrong: they are thrown, not absorbed. */
 const CALLER_ERRORS = new Set(['INVALID_ARGUMENT', 'UNKNOWN_CATEGORY', 'CLOSED']);
 
@@ -83,8 +85,24 @@ class CacheManager {
     return this._run('getString', undefined, (c) => c.getString(category, key));
   }
 
+  /**
+   * Stores a value: batched with the other sets of this event-loop turn (see Cache#set).
+   * Returns a promise that resolves once the write is durable (in the write-ahead log) and
+   * rejects if its batch failed; a failure is also taken as the other failures of the
+   * cache are (one warning, counted in getStats().failures), so a set that nobody awaits
+   * never ends the process.
+   */
   set(category, key, value) {
-    this._run('set', undefined, (c) => c.set(category, key, value));
+    const p = this._run('set', RESOLVED, (c) => c.set(category, key, value));
+    if (p !== RESOLVED && p !== this._watched) {
+      // One watcher per batch (every set of a batch shares its promise).
+      this._watched = p;
+      p.catch((e) => {
+        this._warnOnce(e.code || 'set', `nexxo-cache set failed (${e.message}); continuing without those cache entries`);
+        this._failures = (this._failures || 0) + 1;
+      });
+    }
+    return p;
   }
 
   delete(category, key) {

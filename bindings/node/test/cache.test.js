@@ -348,12 +348,92 @@ test('put: batched asynchronous writes, read-your-writes, errors per batch', asy
   assert.equal(again.getString('meta', 'last'), 'written by close');
   assert.equal(again.stats().entries, 2501);
   again.close();
-  // A batch that fails rejects its promise: a read-only handle.
+  // A read-only handle refuses a write when it is made.
   const ro = Cache.open(path.join(dir, 'c'), { readOnly: true });
-  const p = ro.put('parse', 'k', 'v');
-  await assert.rejects(ro.flushed, (e) => e instanceof NexxoCacheError && e.code === 'READ_ONLY');
-  await assert.rejects(p, (e) => e.code === 'READ_ONLY');
+  assert.equal(code(() => ro.put('parse', 'k', 'v')), 'READ_ONLY');
+  assert.equal(code(() => ro.set('parse', 'k', 'v')), 'READ_ONLY');
   ro.close();
+});
+
+test('set: batched, read-your-writes before the batch is written, batches bounded', async () => {
+  const dir = path.join(tmp(), 'c');
+  const c = Cache.open(dir);
+  const mine = Buffer.from('first');
+  const p = c.set('transform', 'k', mine);
+  assert.ok(p instanceof Promise);
+  mine.write('XXXXX'); // the caller may reuse its buffer at once
+  assert.equal(c.get('transform', 'k').toString(), 'first', 'a pending set is read');
+  assert.equal(c.getString('transform', 'k'), 'first');
+  c.set('transform', 'k', 'second');
+  assert.equal(c.getString('transform', 'k'), 'second', 'the later pending set wins');
+  c.set('transform', Buffer.from('é', 'utf8'), 'bytes key');
+  assert.equal(c.getString('transform', 'é'), 'bytes key', 'a key given as bytes and as a string is one key');
+  assert.equal(c.get('transform', 'nope'), undefined);
+  assert.ok(c._pend !== null, 'still pending: reads of one key do not write the batch');
+  c.delete('transform', 'k'); // any other call writes pending sets first
+  assert.equal(c.get('transform', 'k'), undefined);
+  await p;
+  const s = c.stats();
+  assert.equal(s.hits, 4);
+  assert.equal(s.writes, 3);
+  assert.equal(s.entries, 1);
+  // 100,000 sets in one turn of 1 KiB each (100 MB): at most one batch (4 MiB) is held.
+  const before = process.memoryUsage().arrayBuffers;
+  let most = 0;
+  const v = Buffer.alloc(1024, 'x');
+  for (let i = 0; i < 100000; i++) {
+    c.set('parse', `m${i}`, v);
+    if (c._pend !== null) most = Math.max(most, c._pend.at);
+  }
+  assert.ok(most <= (4 << 20) + 2048, `pending bytes reached ${most}`);
+  assert.ok(process.memoryUsage().arrayBuffers - before < 32 << 20, 'memory held stays bounded');
+  await c.flushed;
+  assert.equal(c.categoryStats('parse').entries, 100000);
+  c.close();
+});
+
+test('set: process exit and close write pending sets; none is lost', async () => {
+  const dir = path.join(tmp(), 'c');
+  const lib = path.resolve(__dirname, '..', 'lib', 'index.js');
+  for (const ending of ['process.exit(0)', 'c.close()', '']) {
+    const r = require('node:child_process').spawnSync(process.execPath, ['-e', `
+      const { Cache } = require(${JSON.stringify(lib)});
+      const c = Cache.open(${JSON.stringify(dir)});
+      for (let i = 0; i < 2500; i++) c.set('parse', 'k' + i, 'v' + i); // not awaited
+      ${ending};
+    `], { stdio: 'inherit' });
+    assert.equal(r.status, 0);
+    const c = Cache.open(dir);
+    assert.equal(c.stats().entries, 2500, `after ${ending || 'the end of the script'}`);
+    assert.equal(c.getString('parse', 'k2499'), 'v2499');
+    c.clear();
+    c.close();
+  }
+});
+
+test('set: a batch that fails rejects its promise (a full disk)', async (t) => {
+  const mnt = fs.mkdtempSync(path.join(os.tmpdir(), 'nexxo-full-'));
+  if (require('node:child_process').spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=24m', 'tmpfs', mnt]).status !== 0) {
+    t.skip('cannot mount a tmpfs here (not root)');
+    return;
+  }
+  try {
+    const c = Cache.open(path.join(mnt, 'c'));
+    const v = require('node:crypto').randomBytes(64 << 10);
+    let failed = null;
+    for (let i = 0; i < 2000 && !failed; i++) {
+      try {
+        await c.set('bundle', `b${i}`, v);
+      } catch (e) {
+        failed = e;
+      }
+    }
+    assert.ok(failed instanceof NexxoCacheError, 'a write failed');
+    assert.equal(failed.code, 'NO_SPACE');
+    c.close();
+  } finally {
+    require('node:child_process').spawnSync('umount', [mnt]);
+  }
 });
 
 test('get: values read into the shared slab stay intact and never alias', () => {

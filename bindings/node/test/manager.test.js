@@ -178,3 +178,30 @@ test('worker_threads: every getCacheManager of one root shares the cache', async
   assert.equal(m.getStats().entries, 4000); // the main thread's handle outlived the workers'
   m.close();
 });
+
+test('set: a failing batch (full disk) is one warning and a failure count, never a crash', async (t) => {
+  const mnt = fs.mkdtempSync(path.join(os.tmpdir(), 'nexxo-full-'));
+  if (require('node:child_process').spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=24m', 'tmpfs', mnt]).status !== 0) {
+    t.skip('cannot mount a tmpfs here (not root)');
+    return;
+  }
+  try {
+    const log = quietLogger();
+    const m = new CacheManager(mnt, { logger: log });
+    const v = require('node:crypto').randomBytes(64 << 10);
+    let rejected = 0;
+    for (let i = 0; i < 1000; i++) {
+      const p = m.set('bundle', `b${i}`, v); // most are not awaited
+      if (i % 50 === 49) await p.catch(() => rejected++);
+    }
+    await new Promise((r) => setImmediate(r));
+    assert.ok(rejected > 0, 'awaited sets saw the failure');
+    assert.ok(m.getStats().failures > 0);
+    assert.equal(log.messages.length, 1);
+    assert.match(log.messages[0], /NO_SPACE|no space/i);
+    assert.equal(m.disabled, false, 'the manager goes on');
+    m.close();
+  } finally {
+    require('node:child_process').spawnSync('umount', [mnt]);
+  }
+});
