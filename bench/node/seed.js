@@ -59,7 +59,19 @@ function runner(c, batched, batchedReads = batched) {
   };
 }
 
+// The seed's API: getCacheManager(root), then set and get one key at a time.
+const manager = {
+  open: async (dir) => require('../../bindings/node/lib/index.js').getCacheManager(dir, { logger: { warn: (m) => { throw new Error(m); } } }),
+  put: (m, k, v) => {
+    m.lastSet = m.set('transform', k, v);
+  },
+  flush: async (m) => m.lastSet,
+  get: (m, k) => m.get('transform', k),
+  close: async (m) => m.close(),
+};
+
 const contestants = {
+  'nexxo CacheManager set/get': runner(manager, false),
   'nexxo put/get': runner(all['nexxo-node'], false),
   'nexxo batchSet/batchGet': runner(all['nexxo-node'], true),
   'lmdb put/getBinary': runner(all.lmdb, false),
@@ -89,10 +101,10 @@ async function main() {
     const table = {};
     for (const [name, r] of Object.entries(runs)) table[name] = { write: stats(r.write), read: stats(r.read) };
     results.sizes[n] = table;
-    const base = table['nexxo put/get'];
+    const base = table['nexxo CacheManager set/get'];
     const batch = table['nexxo batchSet/batchGet'];
     console.log(`\n${n} entries of 1 KiB, ${ROUNDS} rounds interleaved: ops/s median (min-max)`);
-    console.log('| contestant | writes/s | reads/s | nexxo put/get ÷ it (w / r) | nexxo batch ÷ it (w / r) |');
+    console.log('| contestant | writes/s | reads/s | nexxo CacheManager ÷ it (w / r) | nexxo batch ÷ it (w / r) |');
     console.log('|---|---|---|---|---|');
     const f = (s) => `${Math.round(s.median).toLocaleString('en')} (${Math.round(s.min).toLocaleString('en')}-${Math.round(s.max).toLocaleString('en')})`;
     for (const [name, t] of Object.entries(table)) {
