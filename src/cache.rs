@@ -277,7 +277,7 @@ impl Cache {
             Inner::Open(h) => {
                 if h.read_only {
                     // Arguments are judged first, as a writable handle does.
-                    h.shared.categories().iter().any(|n| n.as_bytes() == category).then_some(()).ok_or_else(|| Error::UnknownCategory(String::from_utf8_lossy(category).into_owned()))?;
+                    h.counts(category).ok_or_else(|| Error::UnknownCategory(String::from_utf8_lossy(category).into_owned()))?;
                     check_key(key)?;
                     return Err(Error::ReadOnly);
                 }
@@ -298,9 +298,7 @@ impl Cache {
                 if h.read_only {
                     // Validated as the store would, then refused.
                     for (c, k, v) in entries {
-                        if !h.names.iter().any(|n| n.as_bytes() == *c) {
-                            return Err(Error::UnknownCategory(String::from_utf8_lossy(c).into_owned()));
-                        }
+                        h.counts(c).ok_or_else(|| Error::UnknownCategory(String::from_utf8_lossy(c).into_owned()))?;
                         check_key(k)?;
                         check_value(v)?;
                     }

@@ -255,6 +255,7 @@ fn kill_9_of_the_owner_loses_no_acknowledged_write() {
     let mut rng = Rng(0xC0FF_EE00_1234_5678 ^ std::process::id() as u64);
     let mut expected: Vec<(u64, u64)> = Vec::new();
     let mut mid_write = 0;
+    let mut stall = Duration::ZERO;
     for round in 0..rounds {
         let base = round * 10;
         let owner = spawn(&format!("writer,{},{base},1000000", dir.display()));
@@ -268,9 +269,18 @@ fn kill_9_of_the_owner_loses_no_acknowledged_write() {
         std::thread::sleep(Duration::from_millis(5 + rng.next() % 60));
         let mut owner = owner;
         owner.child.kill().unwrap();
-        let before: Vec<Vec<String>> = clients.iter().map(Kid::so_far).collect();
+        let killed = std::time::Instant::now();
+        let mut before: Vec<Vec<String>> = clients.iter().map(Kid::so_far).collect();
         if before.iter().all(|b| !b.iter().any(|l| l == "done")) {
             mid_write += 1;
+        }
+        // How long a client waits after the kill for its next write to be acknowledged
+        // (a measurement, printed below: no timing is asserted).
+        for (k, b) in clients.iter().zip(before.iter_mut()) {
+            if !b.iter().any(|l| l == "done") {
+                b.push(k.line());
+                stall = stall.max(killed.elapsed());
+            }
         }
         owner.child.wait().unwrap();
         drop(owner.stdin.take());
@@ -294,7 +304,10 @@ fn kill_9_of_the_owner_loses_no_acknowledged_write() {
     }
     assert_exact(c.store().unwrap());
     assert!(mid_write * 2 >= rounds, "the owner was killed while both clients were writing in only {mid_write} of {rounds} rounds");
-    eprintln!("owner killed in {rounds} rounds ({mid_write} while both clients were writing): {} acknowledged writes checked", expected.len());
+    eprintln!(
+        "owner killed in {rounds} rounds ({mid_write} while both clients were writing): {} acknowledged writes checked; longest wait for a client's next acknowledgement after a kill: {stall:?}",
+        expected.len()
+    );
 }
 
 /// A peer that sends garbage, or stops in the middle of a message, is dropped or left

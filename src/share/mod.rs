@@ -53,6 +53,8 @@ pub use sys::{ELECTION_FILE, SOCKET_FILE};
 /// How long an opener keeps trying when the store is locked by a process that does not
 /// serve it (one that is starting or stopping is waited for by the election lock).
 const LOCKED_WAIT: Duration = Duration::from_secs(2);
+/// The longest wait for the election lock (held for milliseconds by a live process).
+const ELECTION_WAIT: Duration = Duration::from_secs(10);
 /// Connection failures in a row after which a request gives up.
 const MAX_FAILOVERS: u32 = 4;
 
@@ -486,7 +488,13 @@ fn check_categories(config: &Config, have: &[String], how: &str) -> Result<()> {
 /// Serve or connect: under the election lock, connect to a serving owner, else open the
 /// store and serve it.
 fn elect(dir: &Path, config: &Config, clock: &Clock) -> Result<Role> {
-    let _lock = sys::ElectionLock::acquire(dir)?;
+    let Some(_lock) = sys::ElectionLock::acquire(dir, ELECTION_WAIT)? else {
+        return Err(Error::Locked(format!(
+            "{}: another process has held {ELECTION_FILE} for {} s (stopped in the middle of opening or closing the cache?)",
+            dir.display(),
+            ELECTION_WAIT.as_secs()
+        )));
+    };
     let deadline = Instant::now() + LOCKED_WAIT;
     loop {
         match Client::connect(dir) {
@@ -531,7 +539,8 @@ impl Drop for Shared {
         let Some(mut owner) = self.owner.take() else { return };
         // Clients that lose this owner elect the next one under the election lock; held
         // here until the store is closed, so none opens it while it is still open here.
-        let _lock = if self.registered { sys::ElectionLock::acquire(&self.dir).ok() } else { None };
+        // Bounded: closing goes on without it if a stopped process holds it.
+        let _lock = if self.registered { sys::ElectionLock::acquire(&self.dir, ELECTION_WAIT).ok().flatten() } else { None };
         if let Some(mut s) = owner.server.take() {
             s.stop();
         }

@@ -61,9 +61,10 @@ pub struct ElectionLock {
 }
 
 impl ElectionLock {
-    /// Waits for the lock. Holders keep it for an open or a close of the store (a few
-    /// milliseconds), so the wait is short; a holder that dies releases it.
-    pub fn acquire(dir: &Path) -> Result<ElectionLock> {
+    /// Waits for the lock, at most `wait`: `Ok(None)` when it is still held then. Holders
+    /// keep it for an open or a close of the store (milliseconds) and a holder that dies
+    /// releases it; only a stopped holder (SIGSTOP, a debugger) makes the wait run out.
+    pub fn acquire(dir: &Path, wait: std::time::Duration) -> Result<Option<ElectionLock>> {
         use std::os::unix::fs::OpenOptionsExt;
         let path = dir.join(ELECTION_FILE);
         let file = std::fs::OpenOptions::new()
@@ -75,14 +76,22 @@ impl ElectionLock {
             .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
             .open(&path)
             .map_err(|e| Error::from(e).with_context(&path.display().to_string()))?;
+        let deadline = std::time::Instant::now() + wait;
+        let mut pause = std::time::Duration::from_micros(200);
         loop {
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
-                return Ok(ElectionLock { _file: file });
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                return Ok(Some(ElectionLock { _file: file }));
             }
             let e = std::io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EINTR) {
-                return Err(Error::from(e).with_context(&path.display().to_string()));
+            match e.raw_os_error() {
+                Some(libc::EWOULDBLOCK) | Some(libc::EINTR) => {}
+                _ => return Err(Error::from(e).with_context(&path.display().to_string())),
             }
+            if std::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(std::time::Duration::from_millis(10));
         }
     }
 }
