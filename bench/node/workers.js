@@ -8,7 +8,10 @@
 // aggregate rate is all workers' operations over the phase's wall time.
 //
 //   node bench/node/workers.js [--workers 1,2,4,8] [--mode process|thread] [--n 1000]
-//        [--rounds 3] [--contestants nexxo,lmdb,files] [--json out.json]
+//        [--rounds 3] [--contestants nexxo,lmdb,files] [--second-build] [--json out.json]
+//
+// --second-build: one process first writes every worker's keys and closes the store; the
+// workers then only read (what the next build of a project does).
 
 const fs = require('node:fs');
 const os = require('node:os');
@@ -65,7 +68,8 @@ function percentile(sorted, p) {
 }
 
 /** One worker: open, then a write phase and a read phase, each on the parent's go. */
-async function worker({ contestant, dir, id, n }, send, next) {
+async function worker(data, send, next) {
+  const { contestant, dir, id, n } = data;
   const c = contestants[contestant];
   const h = c.open(dir);
   const keys = Array.from({ length: n }, (_, i) => `w${id}/src/components/module${i}.tsx`);
@@ -75,7 +79,7 @@ async function worker({ contestant, dir, id, n }, send, next) {
   send({ ready: true });
   await next();
   let t0 = process.hrtime.bigint();
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < n && !data.prefilled; i++) {
     const t = process.hrtime.bigint();
     c.set(h, keys[i], values[i]);
     lat[i] = Number(process.hrtime.bigint() - t);
@@ -106,11 +110,21 @@ async function worker({ contestant, dir, id, n }, send, next) {
 }
 
 /** Runs W workers of one contestant on a fresh directory; returns the phase rates. */
-async function runOnce(contestant, workers, mode, n) {
+async function runOnce(contestant, workers, mode, n, secondBuild) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nexxo-workers-'));
+  if (secondBuild) {
+    // An earlier build wrote every worker's keys and ended: this one only reads them.
+    const c = contestants[contestant];
+    const h = c.open(dir);
+    for (let id = 0; id < workers; id++) {
+      for (let i = 0; i < n; i++) c.set(h, `w${id}/src/components/module${i}.tsx`, moduleText(id * n + i));
+    }
+    await c.flush(h);
+    c.close(h);
+  }
   const kids = [];
   for (let id = 0; id < workers; id++) {
-    const data = { contestant, dir, id, n };
+    const data = { contestant, dir, id, n, prefilled: secondBuild };
     const k = mode === 'process'
       ? fork(__filename, ['--child', JSON.stringify(data)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
       : new Worker(__filename, { workerData: data });
@@ -182,18 +196,19 @@ async function main() {
   const n = Number(arg('n', '1000'));
   const rounds = Number(arg('rounds', '3'));
   const names = arg('contestants', 'nexxo,lmdb,files').split(',');
+  const secondBuild = process.argv.includes('--second-build');
   const out = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, mode, n, rounds, rows: [] };
   const fmt = (x) => Math.round(x).toLocaleString('en');
   const span = (xs) => {
     const s = [...xs].sort((a, b) => a - b);
     return `${fmt(s[Math.floor(s.length / 2)])} (${fmt(s[0])}-${fmt(s[s.length - 1])})`;
   };
-  console.log(`\n${mode === 'process' ? 'processes' : 'worker_threads'} x ${n} entries of 1 KiB each, one store, ${rounds} rounds interleaved`);
+  console.log(`\n${mode === 'process' ? 'processes' : 'worker_threads'} x ${n} entries of 1 KiB each, one store, ${rounds} rounds interleaved${secondBuild ? ': a second build (reads of what an earlier build wrote; the writes column is empty)' : ''}`);
   console.log('| workers | contestant | writes/s (all) | reads/s (all) | set p50 / p99 µs | get p50 / p99 µs |');
   console.log('|---|---|---|---|---|---|');
   for (const w of counts) {
     const runs = Object.fromEntries(names.map((c) => [c, []]));
-    for (let r = 0; r < rounds; r++) for (const c of names) runs[c].push(await runOnce(c, w, mode, n));
+    for (let r = 0; r < rounds; r++) for (const c of names) runs[c].push(await runOnce(c, w, mode, n, secondBuild));
     for (const c of names) {
       const rs = runs[c];
       const us = (k) => (rs.map((x) => x[k]).sort((a, b) => a - b)[Math.floor(rs.length / 2)] / 1000).toFixed(1);
