@@ -139,9 +139,9 @@ pub struct Store {
     write_opts: WriteOptions,
     read_opts: ReadOptions,
     closed_cleanly: AtomicBool,
-    /// Called after a write that overwrote or removed entries (see
+    /// Called after every write, with whether it overwrote or removed entries (see
     /// [`Store::write_removing`]); set by the process that serves the store to others.
-    pub(crate) on_replace: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
+    pub(crate) on_write: std::sync::OnceLock<Box<dyn Fn(bool) + Send + Sync>>,
 }
 
 /// What [`Store::verify`] found.
@@ -856,7 +856,7 @@ impl Store {
             write_opts,
             read_opts,
             closed_cleanly: AtomicBool::new(false),
-            on_replace: std::sync::OnceLock::new(),
+            on_write: std::sync::OnceLock::new(),
         };
         store.publish_generation(store.lock_state().gens.current);
         Ok(store)
@@ -1345,18 +1345,22 @@ impl Store {
     }
 
     pub(crate) fn write(&self, batch: WriteBatch) -> Result<()> {
-        Ok(self.db.write_opt(batch, &self.write_opts)?)
+        self.write_noting(batch, false)
+    }
+
+    fn write_noting(&self, batch: WriteBatch, replaced: bool) -> Result<()> {
+        self.db.write_opt(batch, &self.write_opts)?;
+        if let Some(notify) = self.on_write.get() {
+            notify(replaced);
+        }
+        Ok(())
     }
 
     /// [`Store::write`] of a batch that overwrites or removes entries: once written, the
     /// readers that follow this store from other processes are told (before the write is
     /// acknowledged) to catch up before their next read.
     pub(crate) fn write_removing(&self, batch: WriteBatch) -> Result<()> {
-        self.write(batch)?;
-        if let Some(notify) = self.on_replace.get() {
-            notify();
-        }
-        Ok(())
+        self.write_noting(batch, true)
     }
 
     /// Stores one value, replacing what the key held.

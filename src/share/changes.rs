@@ -3,7 +3,8 @@
 //! (before the write is acknowledged); a client that reads the store directly catches up
 //! whenever the counter moved since its last catch-up, so it never serves an entry that an
 //! acknowledged write replaced or removed. Writes of new keys do not move it: a key a
-//! client does not find is asked of the owner.
+//! client does not find is asked of the owner. A second counter moves with every write: a
+//! client's reader catches up in the background when it moved, ahead of its reads.
 
 use std::fs::File;
 use std::os::unix::fs::OpenOptionsExt;
@@ -48,17 +49,29 @@ impl Changes {
         Ok(Changes { map })
     }
 
-    fn counter(&self) -> &AtomicU64 {
-        // Page-aligned, so aligned for an AtomicU64; lives as long as `self`.
-        unsafe { &*(self.map as *const AtomicU64) }
+    /// The counter at `index` (0: writes that replaced or removed entries; 1: every
+    /// write, which lets readers catch up ahead of their reads).
+    fn counter(&self, index: usize) -> &AtomicU64 {
+        // Page-aligned, so aligned for AtomicU64s; lives as long as `self`.
+        unsafe { &*(self.map as *const AtomicU64).add(index) }
     }
 
-    pub fn bump(&self) {
-        self.counter().fetch_add(1, Ordering::SeqCst);
+    /// Called by the owner after each write, before it is acknowledged.
+    pub fn note_write(&self, replaced: bool) {
+        self.counter(1).fetch_add(1, Ordering::SeqCst);
+        if replaced {
+            self.counter(0).fetch_add(1, Ordering::SeqCst);
+        }
     }
 
+    /// Writes that replaced or removed entries.
     pub fn load(&self) -> u64 {
-        self.counter().load(Ordering::SeqCst)
+        self.counter(0).load(Ordering::SeqCst)
+    }
+
+    /// Every write.
+    pub fn writes(&self) -> u64 {
+        self.counter(1).load(Ordering::SeqCst)
     }
 }
 

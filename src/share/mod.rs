@@ -508,7 +508,7 @@ fn elect(dir: &Path, config: &Config, clock: &Clock) -> Result<Role> {
         match Store::open(dir, config, clock.clone()) {
             Ok(store) => {
                 let changes = Changes::open(dir)?;
-                let _ = store.on_replace.set(Box::new(move || changes.bump()));
+                let _ = store.on_write.set(Box::new(move |replaced| changes.note_write(replaced)));
                 let store = Arc::new(store);
                 // Without a server this process still works; others then wait for it.
                 let server = Server::start(dir, store.clone()).ok();
