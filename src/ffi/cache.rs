@@ -138,9 +138,10 @@ fn status_of(r: Result<(), Error>) -> nexxo_status {
 /// directly (a handle's close leaves the others working), and the processes of the same
 /// user reach it through the first one to open it, which serves the others over a Unix
 /// socket in the cache directory; when that process exits or dies another takes over
-/// within a fraction of a second (62 ms at most in 40 kills measured), with no reopen. A write acknowledged to any handle is durable
-/// and readable by every handle at once. Hits, misses, writes and deletes in
-/// `nexxo_stats` count what this handle did; entries and bytes are the cache's.
+/// within a fraction of a second (62 ms at most in 40 kills measured), with no reopen.
+/// A write acknowledged to any handle is durable and readable by every handle at once.
+/// Hits, misses, writes and deletes in `nexxo_stats` count what this handle did;
+/// entries and bytes are the cache's.
 ///
 /// Statuses: `NEXXO_INVALID_ARGUMENT` (NULL `path` or `out`, empty path);
 /// `NEXXO_LOCKED` when the directory is held by a process that does not share it (a
