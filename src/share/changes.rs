@@ -6,8 +6,6 @@
 //! client does not find is asked of the owner. A second counter moves with every write: a
 //! client's reader catches up in the background when it moved, ahead of its reads.
 
-use std::fs::File;
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,15 +28,7 @@ impl Changes {
     pub fn open(dir: &Path) -> Result<Changes> {
         let path = dir.join(CHANGES_FILE);
         let io = |e: std::io::Error| Error::from(e).with_context(&path.display().to_string());
-        let f: File = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-            .open(&path)
-            .map_err(io)?;
+        let f = super::sys::open_private(&path)?;
         if f.metadata().map_err(io)?.len() < LEN as u64 {
             f.set_len(LEN as u64).map_err(io)?;
         }

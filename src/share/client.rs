@@ -49,7 +49,7 @@ impl Client {
         Ok(Client { dir: dir.to_owned(), pool: Mutex::new(vec![conn]), categories: info.0, owner_pid: info.1 })
     }
 
-    fn open_conn(dir: &Path) -> Result<(Conn, (Vec<String>, u32, bool)), NoOwner> {
+    fn open_conn(dir: &Path) -> Result<(Conn, (Vec<String>, u32)), NoOwner> {
         let s = sys::connect(dir).map_err(|_| NoOwner::Absent)?;
         let me = unsafe { libc::geteuid() };
         match sys::peer_uid(&s) {
@@ -74,13 +74,13 @@ impl Client {
             };
             let pid = r.u32()?;
             let _version = r.string()?;
-            let read_only = r.u8()? != 0;
+            let _owner_read_only = r.u8()?;
             let mut cats = Vec::new();
             for _ in 0..r.count(4)? {
                 cats.push(r.string()?);
             }
             r.end()?;
-            Ok::<_, proto::ProtoError>(Ok((cats, pid, read_only)))
+            Ok::<_, proto::ProtoError>(Ok((cats, pid)))
         })();
         match info {
             Ok(Ok(info)) => {

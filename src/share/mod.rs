@@ -276,15 +276,15 @@ impl Shared {
 
     /// The value from this process's direct reader, when it is a client and has it.
     fn follower_get(&self, cat: &[u8], key: &[u8]) -> Option<Vec<u8>> {
-        if self.owner.get().is_some() {
-            return None;
-        }
         let g = self.client.read().unwrap_or_else(|p| p.into_inner());
         g.follower.as_ref()?.get(cat, key)
     }
 
     pub fn get(&self, cat: &[u8], key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.check_fork()?;
+        if let Some(s) = self.store() {
+            return s.get(cat, key);
+        }
         if let Some(v) = self.follower_get(cat, key) {
             return Ok(Some(v));
         }
@@ -293,7 +293,8 @@ impl Shared {
 
     /// Reads into `buf` (see [`Store::get_into`]).
     pub fn get_into(&self, cat: &[u8], key: &[u8], buf: &mut [u8]) -> Result<Option<usize>> {
-        if let Some(s) = self.store().filter(|_| self.check_fork().is_ok()) {
+        self.check_fork()?;
+        if let Some(s) = self.store() {
             return s.get_into(cat, key, buf);
         }
         match self.get(cat, key)? {
@@ -370,7 +371,8 @@ impl Shared {
     }
 
     pub fn batch_set(&self, entries: &[(&[u8], &[u8], &[u8])]) -> Result<()> {
-        if let Some(s) = self.store().filter(|_| self.check_fork().is_ok()) {
+        self.check_fork()?;
+        if let Some(s) = self.store() {
             return s.batch_set(entries);
         }
         // A batch larger than a frame holds is sent in parts, each atomic on its own.

@@ -55,6 +55,21 @@ pub fn peer_uid(s: &UnixStream) -> Option<u32> {
     (rc == 0).then_some(cred.uid)
 }
 
+/// Opens (creating, mode 0600) a file of the cache directory's own: never through a
+/// symlink, closed on exec.
+pub fn open_private(path: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| Error::from(e).with_context(&path.display().to_string()))
+}
+
 /// The election lock of a cache directory, held until dropped.
 pub struct ElectionLock {
     _file: File,
@@ -65,17 +80,8 @@ impl ElectionLock {
     /// keep it for an open or a close of the store (milliseconds) and a holder that dies
     /// releases it; only a stopped holder (SIGSTOP, a debugger) makes the wait run out.
     pub fn acquire(dir: &Path, wait: std::time::Duration) -> Result<Option<ElectionLock>> {
-        use std::os::unix::fs::OpenOptionsExt;
         let path = dir.join(ELECTION_FILE);
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-            .open(&path)
-            .map_err(|e| Error::from(e).with_context(&path.display().to_string()))?;
+        let file = open_private(&path)?;
         let deadline = std::time::Instant::now() + wait;
         let mut pause = std::time::Duration::from_micros(200);
         loop {
