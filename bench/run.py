@@ -2,7 +2,7 @@
 """The benchmark suite: nexxo-cache side by side with raw RocksDB, lmdb-js, classic-level
 and an in-memory map, on the same data, in one run.
 
-Every measurement is one worker process (examples/bench_worker.rs for Rust contestants,
+Every measurement is one worker process (crates/nexxo-core/examples/bench_worker.rs for Rust contestants,
 bench/node/worker.js for Node ones), so that its peak RSS is its own. Contestants run
 interleaved, round after round, so that machine noise affects all alike; the report
 gives the median and the spread (min-max) of the rounds.
@@ -208,7 +208,7 @@ RATIO_OF = ["read_ops_per_s", "untimed_read_ops_per_s", "batch_read_ops_per_s", 
 
 
 REMOTE_ABOUT = (
-    f"the remote tier (examples/remote_bench.rs), {REMOTE_COUNT:,} artifacts of 1 KiB, HMAC-signed. "
+    f"the remote tier (crates/nexxo-core/examples/remote_bench.rs), {REMOTE_COUNT:,} artifacts of 1 KiB, HMAC-signed. "
     "set: cache A's sets with uploads queued behind them; baseline set: the same without a remote; "
     "upload: A's sets until its queue drained to the server; warm: a new, empty cache B reads every artifact "
     "(each a remote hit, verified and backfilled); warm batch_get: the same through batch_get, 1000 keys a call, whose remote misses go out 8 at a time; local after: B reads them again, now locally; "

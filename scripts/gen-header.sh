@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates include/nexxo_cache.h from src/ffi with cbindgen.
+# Regenerates include/nexxo_cache.h from the C ABI crate (src/) with cbindgen.
 # With --check, fails (exit 1) when the committed header differs from a fresh one.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"

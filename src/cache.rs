@@ -1,533 +1,474 @@
-//! The public handle: a view of the directory's shared store (see [`crate::share`])
-//! with its own remote tier and its own hit/miss counts, or a disabled cache that a
-//! build can use as if nothing had failed.
+//! `nexxo_cache`: open, read, write, stats and maintenance.
 
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::ffi::{c_char, CStr, OsStr};
+use std::os::unix::ffi::OsStrExt;
 
-use crate::config::Config;
-use crate::error::{Error, Result};
-use crate::policy::{system_clock, Clock, PolicyReport};
-use crate::remote::{Remote, RemoteStats};
-use crate::share::Shared;
-use crate::stats::Stats;
-use crate::store::{check_key, check_value, PackedRead, Store, VerifyReport};
+use crate::args;
+use crate::bytes::nexxo_bytes;
+use crate::options::nexxo_options;
+use crate::status::{nexxo_status, nexxo_status::*};
+use nexxo_core::cache::Cache;
+use nexxo_core::config::Config;
+use nexxo_core::error::Error;
+use nexxo_core::clock::system_clock;
+use nexxo_core::evict::PolicyReport;
+use nexxo_core::stats::Stats;
 
-/// A cache handle. Every method takes `&self` and may be called from many threads.
-pub struct Cache {
-    inner: Inner,
+/// An open cache. Create with `nexxo_cache_open`, free with `nexxo_cache_close`.
+pub struct nexxo_cache {
+    pub(crate) cache: Cache,
 }
 
-enum Inner {
-    Open(Handle),
-    Disabled(Disabled),
+/// One entry of `nexxo_cache_batch_set`. The library does not keep the pointers.
+#[repr(C)]
+pub struct nexxo_entry {
+    /// NUL-terminated category name.
+    pub category: *const c_char,
+    pub key: *const u8,
+    pub key_len: usize,
+    /// May be NULL when `value_len` is 0.
+    pub value: *const u8,
+    pub value_len: usize,
 }
 
-/// An open handle. Handles of one directory in one process share the store; each keeps
-/// its own counts of what it did, so that its statistics say what this handle saw.
-struct Handle {
-    // Dropped first: queued uploads drain (within the close wait), then the shared store
-    // is released (closed when this was its last handle).
-    remote: Option<Remote>,
-    shared: Arc<Shared>,
-    read_only: bool,
-    names: Vec<String>,
-    counts: Box<[Counts]>,
+/// One key of `nexxo_cache_batch_get`. The library does not keep the pointers.
+#[repr(C)]
+pub struct nexxo_key {
+    /// NUL-terminated category name.
+    pub category: *const c_char,
+    pub key: *const u8,
+    pub key_len: usize,
 }
 
-/// One category's counts of one handle.
-#[derive(Default)]
-struct Counts {
-    hits: AtomicU64,
-    misses: AtomicU64,
-    writes: AtomicU64,
-    deletes: AtomicU64,
+/// Statistics of a cache or of one category.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct nexxo_stats {
+    /// Gets that found a value, since this handle was opened.
+    pub hits: u64,
+    /// Gets that found nothing, since this handle was opened.
+    pub misses: u64,
+    /// Entries written (set and batch_set), since this handle was opened.
+    pub writes: u64,
+    /// Entries removed by delete, since this handle was opened.
+    pub deletes: u64,
+    /// Live entries, exact.
+    pub entries: u64,
+    /// Keys + values as given by callers, exact.
+    pub logical_bytes: u64,
+    /// Keys + values as stored (framed, after compression), exact.
+    pub stored_bytes: u64,
+    /// The cache directory's size on disk (for a category: its SST and blob files).
+    pub disk_bytes: u64,
+    /// Entries removed by the eviction policy, lifetime.
+    pub evictions: u64,
+    /// Entries dropped for a failed checksum, lifetime.
+    pub corrupt_dropped: u64,
+    /// hits / (hits + misses), 0 when both are 0.
+    pub hit_rate: f64,
+    pub read_only: bool,
+    pub disabled: bool,
+    /// `NEXXO_OK` unless disabled; then the status that caused it.
+    pub disabled_reason: nexxo_status,
+    /// Open found damaged files and repaired them or set them aside.
+    pub recovered: bool,
 }
 
-impl Handle {
-    fn counts(&self, category: &[u8]) -> Option<&Counts> {
-        self.names.iter().position(|n| n.as_bytes() == category).map(|i| &self.counts[i])
-    }
+/// What `nexxo_cache_enforce_policy` did.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct nexxo_policy_report {
+    pub evicted_entries: u64,
+    /// Stored bytes removed.
+    pub evicted_bytes: u64,
+    pub stored_bytes_before: u64,
+    pub stored_bytes_after: u64,
+    /// A compaction ran to return deleted data's space to the file system.
+    pub compacted: bool,
+}
 
-    fn count(&self, category: &[u8], found: Option<bool>) {
-        if let (Some(c), Some(found)) = (self.counts(category), found) {
-            let n = if found { &c.hits } else { &c.misses };
-            n.fetch_add(1, Ordering::Relaxed);
+impl From<&Stats> for nexxo_stats {
+    fn from(s: &Stats) -> Self {
+        nexxo_stats {
+            hits: s.hits,
+            misses: s.misses,
+            writes: s.writes,
+            deletes: s.deletes,
+            entries: s.entries,
+            logical_bytes: s.logical_bytes,
+            stored_bytes: s.stored_bytes,
+            disk_bytes: s.disk_bytes,
+            evictions: s.evictions,
+            corrupt_dropped: s.corrupt_dropped,
+            hit_rate: s.hit_rate(),
+            read_only: s.read_only,
+            disabled: s.disabled.is_some(),
+            disabled_reason: s.disabled.as_ref().map_or(NEXXO_OK, nexxo_status::from),
+            recovered: s.recovered,
         }
-    }
-
-    fn count_writes(&self, category: &[u8], n: u64) {
-        if let Some(c) = self.counts(category) {
-            c.writes.fetch_add(n, Ordering::Relaxed);
-        }
-    }
-
-    /// Overwrites the per-handle fields of `s` with this handle's counts (of one
-    /// category, or of all).
-    fn own_counts(&self, s: &mut Stats, category: Option<&[u8]>) {
-        s.hits = 0;
-        s.misses = 0;
-        s.writes = 0;
-        s.deletes = 0;
-        for (n, c) in self.names.iter().zip(self.counts.iter()) {
-            if category.is_none_or(|cat| cat == n.as_bytes()) {
-                s.hits += c.hits.load(Ordering::Relaxed);
-                s.misses += c.misses.load(Ordering::Relaxed);
-                s.writes += c.writes.load(Ordering::Relaxed);
-                s.deletes += c.deletes.load(Ordering::Relaxed);
-            }
-        }
-        s.read_only |= self.read_only;
-    }
-
-    fn check_writable(&self) -> Result<()> {
-        if self.read_only {
-            Err(Error::ReadOnly)
-        } else {
-            Ok(())
-        }
-    }
-}
-
-/// A cache that could not be opened: gets miss, writes are dropped.
-struct Disabled {
-    reason: Error,
-    categories: Vec<String>,
-    read_only: bool,
-    misses: AtomicU64,
-}
-
-impl Disabled {
-    fn check(&self, category: &[u8], key: &[u8]) -> Result<()> {
-        self.check_categories(&[category])?;
-        check_key(key)
-    }
-
-    fn check_categories(&self, cats: &[&[u8]]) -> Result<()> {
-        for c in cats {
-            if !self.categories.iter().any(|n| n.as_bytes() == *c) {
-                return Err(Error::UnknownCategory(String::from_utf8_lossy(c).into_owned()));
-            }
-        }
-        Ok(())
-    }
-
-    fn miss(&self) -> Result<Option<Vec<u8>>> {
-        self.misses.fetch_add(1, Ordering::Relaxed);
-        Ok(None)
     }
 }
 
-/// Whether `fallback_disabled` turns this open error into a disabled cache.
-fn falls_back(e: &Error) -> bool {
-    matches!(e, Error::Io(_) | Error::NoSpace(_) | Error::Locked(_) | Error::Corruption(_) | Error::Incompatible(_) | Error::Insecure(_))
+impl From<PolicyReport> for nexxo_policy_report {
+    fn from(r: PolicyReport) -> Self {
+        nexxo_policy_report {
+            evicted_entries: r.evicted_entries,
+            evicted_bytes: r.evicted_bytes,
+            stored_bytes_before: r.stored_bytes_before,
+            stored_bytes_after: r.stored_bytes_after,
+            compacted: r.compacted,
+        }
+    }
 }
 
-impl Cache {
-    /// Opens the cache at `path` (created with its parents when missing). Every open of
-    /// the same directory, from this process or another of the same user, shares one
-    /// store (see [`crate::share`]).
-    pub fn open(path: impl AsRef<Path>, config: &Config) -> Result<Cache> {
-        Self::open_with_clock(path, config, system_clock())
+fn status_of(r: Result<(), Error>) -> nexxo_status {
+    match r {
+        Ok(()) => NEXXO_OK,
+        Err(e) => e.into(),
     }
+}
 
-    /// Like [`Cache::open`] with a clock for `max_age` (seconds since the epoch).
-    pub fn open_with_clock(path: impl AsRef<Path>, config: &Config, clock: Clock) -> Result<Cache> {
-        match Shared::open(path.as_ref(), config, clock) {
-            Ok(shared) => {
-                let remote = Remote::start(&config.remote, config.compression)?;
-                let names = shared.categories();
-                let counts = names.iter().map(|_| Counts::default()).collect();
-                let read_only = config.read_only || shared.is_read_only();
-                Ok(Cache { inner: Inner::Open(Handle { remote, shared, read_only, names, counts }) })
-            }
-            Err(e) if config.fallback_disabled && falls_back(&e) => Ok(Self::disabled(config, e)),
-            Err(e) => Err(e),
+/// Opens the cache in directory `path` (created with its parents, mode 0700 unless
+/// `nexxo_options_set_dir_mode` says otherwise, when missing) and writes the handle to
+/// `*out`. Category names and keys never become file names.
+///
+/// `opts` may be NULL for the defaults; the library keeps no pointer to it. `path` is
+/// NUL-terminated, any bytes the file system accepts.
+///
+/// Every open of the same directory shares one store: handles in one process share it
+/// directly (a handle's close leaves the others working), and the processes of the same
+/// user reach it through the first one to open it, which serves the others over a Unix
+/// socket in the cache directory; when that process exits or dies another takes over
+/// within a fraction of a second (62 ms at most in 40 kills measured), with no reopen.
+/// A write acknowledged to any handle is durable and readable by every handle at once.
+/// Hits, misses, writes and deletes in `nexxo_stats` count what this handle did;
+/// entries and bytes are the cache's.
+///
+/// Statuses: `NEXXO_INVALID_ARGUMENT` (NULL `path` or `out`, empty path);
+/// `NEXXO_LOCKED` when the directory is held by a process that does not share it (a
+/// nexxo-cache before 1.2), after waiting up to 2 s; `NEXXO_IO_ERROR` (cannot create or read it, or a read-only open
+/// of a directory holding no cache); `NEXXO_INCOMPATIBLE` (a newer on-disk format, or a
+/// non-empty directory that is not a nexxo cache: it is left untouched);
+/// `NEXXO_CORRUPTION` (damage that could neither be repaired nor set aside);
+/// `NEXXO_INSECURE` (an existing directory owned by another user, writable by group or
+/// others beyond the directory mode, or reached through another user's symlink, or a
+/// process of another user serving it). `NEXXO_INCOMPATIBLE` also when `opts` names a
+/// category the store, as another handle or process opened it, does not have.
+///
+/// Damaged store files are repaired; what cannot be repaired is moved aside to the
+/// sibling `<path>.corrupt-<unix seconds>` and an empty cache is started; then
+/// `nexxo_stats.recovered` is true.
+///
+/// With `nexxo_options_set_fallback_disabled`, failures for I/O, lock, corruption or
+/// format reasons return `NEXXO_OK` and a disabled handle: gets miss, writes are dropped
+/// and return `NEXXO_OK`, and `nexxo_stats.disabled_reason` holds the cause.
+#[no_mangle]
+pub unsafe extern "C" fn nexxo_cache_open(path: *const c_char, opts: *const nexxo_options, out: *mut *mut nexxo_cache) -> nexxo_status {
+    ffi_boundary!({
+        if path.is_null() {
+            return NEXXO_INVALID_ARGUMENT;
         }
-    }
-
-    /// A disabled cache for `config`'s categories.
-    pub fn disabled(config: &Config, reason: Error) -> Cache {
-        Cache {
-            inner: Inner::Disabled(Disabled {
-                reason,
-                categories: config.categories().map(str::to_owned).collect(),
-                read_only: config.read_only,
-                misses: AtomicU64::new(0),
-            }),
-        }
-    }
-
-    /// Why the cache is disabled, if it is.
-    pub fn disabled_reason(&self) -> Option<&Error> {
-        match &self.inner {
-            Inner::Disabled(d) => Some(&d.reason),
-            Inner::Open(_) => None,
-        }
-    }
-
-    /// The store, when this process holds it (`None` for a disabled cache, and while
-    /// another process serves the cache to this one).
-    pub fn store(&self) -> Option<&Store> {
-        match &self.inner {
-            Inner::Open(h) => h.shared.store(),
-            Inner::Disabled(_) => None,
-        }
-    }
-
-    /// The id of the process serving the cache to this one; `None` when this process
-    /// holds the store itself (or the cache is disabled).
-    pub fn owner_pid(&self) -> Option<u32> {
-        match &self.inner {
-            Inner::Open(h) => h.shared.owner_pid(),
-            Inner::Disabled(_) => None,
-        }
-    }
-
-    /// The remote tier, when remotes are configured and not off.
-    pub fn remote(&self) -> Option<&Remote> {
-        match &self.inner {
-            Inner::Open(h) => h.remote.as_ref(),
-            Inner::Disabled(_) => None,
-        }
-    }
-
-    /// After a local miss: the value from a remote, written back locally when the handle
-    /// is writable and the key is still empty. A failed backfill is not an error: the
-    /// value was verified and is returned all the same.
-    fn from_remote(h: &Handle, category: &[u8], key: &[u8]) -> Option<Vec<u8>> {
-        let remote = h.remote.as_ref()?;
-        let value = remote.fetch(category, key)?;
-        if !h.read_only && matches!(h.shared.fill(category, key, &value), Ok(true)) {
-            h.count_writes(category, 1);
-            remote.note_backfill();
-        }
-        Some(value)
-    }
-
-    /// The remote values of `misses` (indices into `keys`), fetched by up to
-    /// `REMOTE_FETCHERS` threads at once: a remote hit costs a network round trip, and a
-    /// cold cache warming from a remote is bound by those, not by CPU.
-    fn fetch_many(h: &Handle, keys: &[(&[u8], &[u8])], misses: &[usize]) -> Vec<(usize, Option<Vec<u8>>)> {
-        const REMOTE_FETCHERS: usize = 8;
-        let threads = misses.len().min(REMOTE_FETCHERS);
-        if threads <= 1 {
-            return misses.iter().map(|&i| (i, Self::from_remote(h, keys[i].0, keys[i].1))).collect();
-        }
-        let next = AtomicU64::new(0);
-        let worker = || {
-            let mut got = Vec::new();
-            loop {
-                let n = next.fetch_add(1, Ordering::Relaxed) as usize;
-                let Some(&i) = misses.get(n) else { break got };
-                got.push((i, Self::from_remote(h, keys[i].0, keys[i].1)));
+        let out = try_ffi!(args::out(out));
+        let path = OsStr::from_bytes(CStr::from_ptr(path).to_bytes());
+        let default_config;
+        let (config, clock) = match opts.as_ref() {
+            Some(o) => (&o.config, o.clock.clone()),
+            None => {
+                default_config = Config::default();
+                (&default_config, None)
             }
         };
-        std::thread::scope(|s| {
-            let handles: Vec<_> = (0..threads).map(|_| s.spawn(worker)).collect();
-            handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
-        })
-    }
-
-    /// Reads a value: the local store first, then the remotes (see [`crate::remote`]).
-    pub fn get(&self, category: &[u8], key: &[u8]) -> Result<Option<Vec<u8>>> {
-        match &self.inner {
-            Inner::Open(h) => {
-                let local = h.shared.get(category, key)?;
-                h.count(category, Some(local.is_some()));
-                match local {
-                    Some(v) => Ok(Some(v)),
-                    None => Ok(Self::from_remote(h, category, key)),
-                }
+        match Cache::open_with_clock(path, config, clock.unwrap_or_else(system_clock)) {
+            Ok(cache) => {
+                *out = Box::into_raw(Box::new(nexxo_cache { cache }));
+                NEXXO_OK
             }
-            Inner::Disabled(d) => d.check(category, key).and_then(|_| d.miss()),
+            Err(e) => e.into(),
         }
-    }
-
-    pub fn get_into(&self, category: &[u8], key: &[u8], buf: &mut [u8]) -> Result<Option<usize>> {
-        match &self.inner {
-            Inner::Open(h) => {
-                let local = h.shared.get_into(category, key, buf)?;
-                h.count(category, Some(local.is_some()));
-                match local {
-                    Some(n) => Ok(Some(n)),
-                    None => match Self::from_remote(h, category, key) {
-                        // Backfilled (when writable): a retry with a larger buffer is a local hit.
-                        Some(v) if v.len() > buf.len() => Err(Error::BufferTooSmall(v.len())),
-                        Some(v) => {
-                            buf[..v.len()].copy_from_slice(&v);
-                            Ok(Some(v.len()))
-                        }
-                        None => Ok(None),
-                    },
-                }
-            }
-            Inner::Disabled(d) => d.check(category, key).and_then(|_| d.miss()).map(|_| None),
-        }
-    }
-
-    /// Stores a value; with a read-write remote it is also queued for upload.
-    pub fn set(&self, category: &[u8], key: &[u8], value: &[u8]) -> Result<()> {
-        self.batch_set(&[(category, key, value)])
-    }
-
-    pub fn delete(&self, category: &[u8], key: &[u8]) -> Result<()> {
-        match &self.inner {
-            Inner::Open(h) => {
-                if h.read_only {
-                    // Arguments are judged first, as a writable handle does.
-                    h.counts(category).ok_or_else(|| Error::UnknownCategory(String::from_utf8_lossy(category).into_owned()))?;
-                    check_key(key)?;
-                    return Err(Error::ReadOnly);
-                }
-                if h.shared.remove(category, key)? {
-                    if let Some(c) = h.counts(category) {
-                        c.deletes.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                Ok(())
-            }
-            Inner::Disabled(d) => d.check(category, key),
-        }
-    }
-
-    pub fn batch_set(&self, entries: &[(&[u8], &[u8], &[u8])]) -> Result<()> {
-        match &self.inner {
-            Inner::Open(h) => {
-                if h.read_only {
-                    // Validated as the store would, then refused.
-                    for (c, k, v) in entries {
-                        h.counts(c).ok_or_else(|| Error::UnknownCategory(String::from_utf8_lossy(c).into_owned()))?;
-                        check_key(k)?;
-                        check_value(v)?;
-                    }
-                    return Err(Error::ReadOnly);
-                }
-                h.shared.batch_set(entries)?;
-                for (c, _, _) in entries {
-                    h.count_writes(c, 1);
-                }
-                if let Some(r) = &h.remote {
-                    for (c, k, v) in entries {
-                        r.upload(c, k, v);
-                    }
-                }
-                Ok(())
-            }
-            Inner::Disabled(d) => entries.iter().try_for_each(|(c, k, v)| d.check(c, k).and_then(|_| check_value(v))),
-        }
-    }
-
-    pub fn batch_get(&self, keys: &[(&[u8], &[u8])]) -> Vec<Result<Option<Vec<u8>>>> {
-        match &self.inner {
-            Inner::Open(h) => {
-                let mut out = h.shared.batch_get(keys);
-                for ((c, _), r) in keys.iter().zip(&out) {
-                    h.count(c, r.as_ref().ok().map(Option::is_some));
-                }
-                if h.remote.as_ref().is_some_and(Remote::reachable) {
-                    let misses: Vec<usize> = (0..keys.len()).filter(|&i| matches!(out[i], Ok(None))).collect();
-                    for (i, v) in Self::fetch_many(h, keys, &misses) {
-                        out[i] = Ok(v);
-                    }
-                }
-                out
-            }
-            Inner::Disabled(d) => keys.iter().map(|(c, k)| d.check(c, k).and_then(|_| d.miss())).collect(),
-        }
-    }
-
-    /// Like [`Cache::batch_get`], with the answer laid out in `out` as
-    /// [`Store::batch_get_into`] does: for each key, `gap` bytes left for the caller, then
-    /// its value if found. When this process holds the store and no remote is reachable,
-    /// the values are decoded straight into `out`; otherwise they are read first and
-    /// copied in.
-    pub fn batch_get_into(&self, keys: &[(&[u8], &[u8])], out: &mut [u8], gap: usize) -> PackedRead {
-        if let Inner::Open(h) = &self.inner {
-            if let Some(store) = h.shared.store().filter(|_| !h.remote.as_ref().is_some_and(Remote::reachable)) {
-                let r = store.batch_get_into(keys, out, gap);
-                if let PackedRead::Written(outcomes, _) = &r {
-                    for ((c, _), o) in keys.iter().zip(outcomes) {
-                        h.count(c, o.as_ref().ok().map(Option::is_some));
-                    }
-                }
-                return r;
-            }
-        }
-        let results = self.batch_get(keys);
-        let need = results.iter().map(|r| gap + r.as_ref().ok().and_then(|v| v.as_ref()).map_or(0, Vec::len)).sum();
-        if need > out.len() {
-            return PackedRead::TooSmall(need);
-        }
-        let mut at = 0;
-        let outcomes = results
-            .into_iter()
-            .map(|r| {
-                at += gap;
-                r.map(|found| {
-                    found.map(|v| {
-                        out[at..at + v.len()].copy_from_slice(&v);
-                        at += v.len();
-                        v.len()
-                    })
-                })
-            })
-            .collect();
-        PackedRead::Written(outcomes, at)
-    }
-
-    pub fn stats(&self) -> Stats {
-        match &self.inner {
-            Inner::Open(h) => {
-                let mut s = h.shared.stats().unwrap_or_else(|e| Stats { disabled: Some(e), ..Default::default() });
-                h.own_counts(&mut s, None);
-                s
-            }
-            Inner::Disabled(d) => Stats {
-                misses: d.misses.load(Ordering::Relaxed),
-                read_only: d.read_only,
-                disabled: Some(d.reason.clone()),
-                ..Default::default()
-            },
-        }
-    }
-
-    pub fn category_stats(&self, category: &[u8]) -> Result<Stats> {
-        match &self.inner {
-            Inner::Open(h) => {
-                let mut s = h.shared.category_stats(category)?;
-                h.own_counts(&mut s, Some(category));
-                Ok(s)
-            }
-            Inner::Disabled(d) => d.check_categories(&[category]).map(|_| Stats {
-                read_only: d.read_only,
-                disabled: Some(d.reason.clone()),
-                ..Default::default()
-            }),
-        }
-    }
-
-    /// The category names, built-in ones first.
-    pub fn categories(&self) -> Vec<String> {
-        match &self.inner {
-            Inner::Open(h) => h.names.clone(),
-            Inner::Disabled(d) => d.categories.clone(),
-        }
-    }
-
-    pub fn enforce_policy(&self) -> Result<PolicyReport> {
-        match &self.inner {
-            Inner::Open(h) => h.check_writable().and_then(|_| h.shared.enforce_policy()),
-            Inner::Disabled(_) => Ok(PolicyReport::default()),
-        }
-    }
-
-    pub fn compact(&self, category: Option<&[u8]>) -> Result<()> {
-        match &self.inner {
-            Inner::Open(h) => {
-                if let Some(c) = category {
-                    h.counts(c).ok_or_else(|| Error::UnknownCategory(String::from_utf8_lossy(c).into_owned()))?;
-                }
-                h.check_writable().and_then(|_| h.shared.compact(category))
-            }
-            Inner::Disabled(d) => category.map_or(Ok(()), |c| d.check_categories(&[c])),
-        }
-    }
-
-    pub fn clear(&self, categories: &[&[u8]]) -> Result<()> {
-        match &self.inner {
-            Inner::Open(h) => {
-                for c in categories {
-                    h.counts(c).ok_or_else(|| Error::UnknownCategory(String::from_utf8_lossy(c).into_owned()))?;
-                }
-                h.check_writable().and_then(|_| h.shared.clear(categories))
-            }
-            Inner::Disabled(d) => d.check_categories(categories),
-        }
-    }
-
-    /// Reads every entry and checks its checksum (see [`Store::verify`]); with `drop_bad`
-    /// damaged entries are removed. `progress` is called only when this process holds
-    /// the store.
-    pub fn verify(&self, drop_bad: bool, progress: &mut dyn FnMut(u64, u64)) -> Result<VerifyReport> {
-        match &self.inner {
-            Inner::Open(h) => {
-                if drop_bad {
-                    h.check_writable()?;
-                }
-                h.shared.verify(drop_bad, progress)
-            }
-            Inner::Disabled(d) => Err(d.reason.clone()),
-        }
-    }
-
-    /// The remote tier's statistics; `None` without remotes (or with them off).
-    pub fn remote_stats(&self) -> Option<RemoteStats> {
-        self.remote().map(Remote::stats)
-    }
-
-    /// Waits until queued uploads have been sent (or have failed), at most `timeout`.
-    /// `true` when the queue drained; also `true` when there is nothing to upload to.
-    pub fn remote_sync(&self, timeout: std::time::Duration) -> bool {
-        self.remote().is_none_or(|r| r.sync(timeout))
-    }
-
-    pub fn flush(&self) -> Result<()> {
-        match &self.inner {
-            Inner::Open(h) => h.check_writable().and_then(|_| h.shared.flush()),
-            Inner::Disabled(_) => Ok(()),
-        }
-    }
-
-    /// The cache directory.
-    pub fn path(&self) -> Option<&Path> {
-        match &self.inner {
-            Inner::Open(h) => Some(h.shared.path()),
-            Inner::Disabled(_) => None,
-        }
-    }
-
-    /// Totals and every category as one JSON object:
-    /// `{"version":..,"path":..,"totals":{..},"categories":{"parse":{..},..}}`.
-    /// `disabled_reason` is the C status name (`"NEXXO_LOCKED"`), empty when enabled.
-    pub fn stats_json(&self) -> String {
-        let totals = self.stats();
-        let reason = totals.disabled.as_ref().map_or("", Error::code);
-        let mut out = format!("{{\"version\":\"{}\",", env!("CARGO_PKG_VERSION"));
-        if let Some(path) = self.path() {
-            out.push_str(&format!("\"path\":{},", json_string(&path.to_string_lossy())));
-        }
-        out.push_str(&format!("\"totals\":{},\"categories\":{{", totals.to_json_object(reason)));
-        for (i, name) in self.categories().iter().enumerate() {
-            if let Ok(s) = self.category_stats(name.as_bytes()) {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&format!("\"{name}\":{}", s.to_json_object(reason)));
-            }
-        }
-        out.push('}');
-        if let Some(r) = self.remote_stats() {
-            out.push_str(&format!(",\"remote\":{}", r.to_json()));
-        }
-        out.push('}');
-        out
-    }
+    })
 }
 
-/// A JSON string literal.
-pub(crate) fn json_string(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 2);
-    o.push('"');
-    for ch in s.chars() {
-        match ch {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
-            c => o.push(c),
+/// Closes a cache: stops its background work, persists what was acknowledged and
+/// flushes memory tables so the next open is fast, then frees the handle.
+///
+/// NULL is a no-op. Must not race with any other call on the same handle.
+#[no_mangle]
+pub unsafe extern "C" fn nexxo_cache_close(c: *mut nexxo_cache) {
+    ffi_boundary!({
+        if !c.is_null() {
+            drop(Box::from_raw(c));
         }
-    }
-    o.push('"');
-    o
+    })
+}
+
+/// Reads the value of `key` in `category` into a new buffer at `*out`, which the caller
+/// frees with `nexxo_bytes_free`.
+///
+/// `NEXXO_OK` with the value (an empty value is `{NULL, 0}`); `NEXXO_NOT_FOUND` on a miss,
+/// with `*out` set to `{NULL, 0}`. A stored value whose checksum fails is a miss: the
+/// entry is deleted and counted in `corrupt_dropped`. Errors: `NEXXO_INVALID_ARGUMENT`
+/// (NULL `c`, `category`, `out`, or `key` with `key_len > 0`; `key_len == 0`),
+/// `NEXXO_TOO_LARGE` (`key_len > NEXXO_MAX_KEY_LEN`), `NEXXO_UNKNOWN_CATEGORY`,
+/// `NEXXO_IO_ERROR`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn nexxo_cache_get(c: *const nexxo_cache, category: *const c_char, key: *const u8, key_len: usize, out: *mut nexxo_bytes) -> nexxo_status {
+    ffi_boundary!({
+        let c = try_ffi!(args::non_null(c));
+        let category = try_ffi!(args::category(category));
+        let key = try_ffi!(args::key(key, key_len));
+        let out = try_ffi!(args::out(out));
+        match c.cache.get(category, key) {
+            Ok(Some(v)) => {
+                *out = nexxo_bytes::from_vec(v);
+                NEXXO_OK
+            }
+            Ok(None) => {
+                *out = nexxo_bytes::EMPTY;
+                NEXXO_NOT_FOUND
+            }
+            Err(e) => e.into(),
+        }
+    })
+}
+
+/// Reads a value into the caller's buffer `buf` of `cap` bytes; on `NEXXO_OK`,
+/// `*out_len` is the value's length.
+///
+/// `NEXXO_BUFFER_TOO_SMALL` when the value is longer than `cap`: `*out_len` is the size
+/// needed (retry with a larger buffer; the entry may have changed meanwhile).
+/// `NEXXO_NOT_FOUND` on a miss. On any status but `NEXXO_OK` the contents of `buf` are
+/// unspecified. `buf` may be NULL only when `cap` is 0. `NEXXO_INVALID_ARGUMENT` also
+/// when `out_len` is NULL or `cap` exceeds `PTRDIFF_MAX`. Otherwise as `nexxo_cache_get`.
+/// Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn nexxo_cache_get_into(
+    c: *const nexxo_cache,
+    category: *const c_char,
+    key: *const u8,
+    key_len: usize,
+    buf: *mut u8,
+    cap: usize,
+    out_len: *mut usize,
+) -> nexxo_status {
+    ffi_boundary!({
+        let c = try_ffi!(args::non_null(c));
+        let category = try_ffi!(args::category(category));
+        let key = try_ffi!(args::key(key, key_len));
+        let out_len = try_ffi!(args::out(out_len));
+        let buf = try_ffi!(args::array_mut(buf, cap));
+        match c.cache.get_into(category, key, buf) {
+            Ok(Some(n)) => {
+                *out_len = n;
+                NEXXO_OK
+            }
+            Ok(None) => NEXXO_NOT_FOUND,
+            Err(Error::BufferTooSmall(n)) => {
+                *out_len = n;
+                NEXXO_BUFFER_TOO_SMALL
+            }
+            Err(e) => e.into(),
+        }
+    })
+}
+
+/// Stores `value` under `key` in `category`, replacing any value there.
+///
+/// An acknowledged write survives the process being killed right after; with
+/// `nexxo_options_set_sync_writes` also power loss. `value` may be NULL when `value_len`
+/// is 0. Errors: `NEXXO_INVALID_ARGUMENT`, `NEXXO_TOO_LARGE` (key or value over its
+/// limit), `NEXXO_UNKNOWN_CATEGORY`, `NEXXO_READ_ONLY`, `NEXXO_NO_SPACE`,
+/// `NEXXO_IO_ERROR`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn nexxo_cache_set(c: *mut nexxo_cache, category: *const c_char, key: *const u8, key_len: usize, value: *const u8, value_len: usize) -> nexxo_status {
+    ffi_boundary!({
+        let c = try_ffi!(args::non_null(c));
+        let category = try_ffi!(args::category(category));
+        let key = try_ffi!(args::key(key, key_len));
+        let value = try_ffi!(args::value(value, value_len));
+        status_of(c.cache.set(category, key, value))
+    })
+}
+
+/// Removes `key` from `category`; `NEXXO_OK` also when it was absent. Errors as for
+/// `nexxo_cache_set`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn nexxo_cache_delete(c: *mut nexxo_cache, category: *const c_char, key: *const u8, key_len: usize) -> nexxo_status {
+    ffi_boundary!({
+        let c = try_ffi!(args::non_null(c));
+        let category = try_ffi!(args::category(category));
+        let key = try_ffi!(args::key(key, key_len));
+        status_of(c.cache.delete(category, key))
+    })
+}
+
+/// Stores `count` entries atomically: after a crash either all of them are there or
+/// none. An invalid entry fails the whole batch, with that entry's status, before
+/// anything is written. A key given twice keeps the later value. `entries` may be NULL
+/// when `count` is 0. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn nexxo_cache_batch_set(c: *mut nexxo_cache, entries: *const nexxo_entry, count: usize) -> nexxo_status {
+    ffi_boundary!({
+        let c = try_ffi!(args::non_null(c));
+        let entries = try_ffi!(args::array(entries, count));
+        let mut converted = Vec::with_capacity(entries.len());
+        for e in entries {
+            let category = try_ffi!(args::category(e.category));
+            let key = try_ffi!(args::key(e.key, e.key_len));
+            let value = try_ffi!(args::value(e.value, e.value_len));
+            converted.push((category, key, value));
+        }
+        status_of(c.cache.batch_set(&converted))
+    })
+}
+
+/// Reads `count` keys at once (RocksDB's batched multi-get). For each `i`,
+/// `out_statuses[i]` is `NEXXO_OK` (then `out_values[i]` holds the value, to be freed
+/// with `nexxo_bytes_free`), `NEXXO_NOT_FOUND`, or that key's error; `out_values[i]` is
+/// `{NULL, 0}` whenever `out_statuses[i]` is not `NEXXO_OK`.
+///
+/// Returns `NEXXO_OK` when the call ran; `NEXXO_INVALID_ARGUMENT` when `c` is NULL, or
+/// an array is NULL with `count > 0` (then nothing is written). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn nexxo_cache_batch_get(
+    c: *const nexxo_cache,
+    keys: *const nexxo_key,
+    count: usize,
+    out_values: *mut nexxo_bytes,
+    out_statuses: *mut nexxo_status,
+) -> nexxo_status {
+    ffi_boundary!({
+        let c = try_ffi!(args::non_null(c));
+        let keys = try_ffi!(args::array(keys, count));
+        let values = try_ffi!(args::array_mut(out_values, count));
+        let statuses = try_ffi!(args::array_mut(out_statuses, count));
+        let mut valid = Vec::with_capacity(count);
+        let mut slots = Vec::with_capacity(count);
+        for (i, k) in keys.iter().enumerate() {
+            values[i] = nexxo_bytes::EMPTY;
+            match args::category(k.category).and_then(|cat| args::key(k.key, k.key_len).map(|key| (cat, key))) {
+                Ok(pair) => {
+                    valid.push(pair);
+                    slots.push(i);
+                    statuses[i] = NEXXO_OK;
+                }
+                Err(s) => statuses[i] = s,
+            }
+        }
+        for (i, r) in slots.into_iter().zip(c.cache.batch_get(&valid)) {
+            statuses[i] = match r {
+                Ok(Some(v)) => {
+                    values[i] = nexxo_bytes::from_vec(v);
+                    NEXXO_OK
+                }
+                Ok(None) => NEXXO_NOT_FOUND,
+                Err(e) => e.into(),
+            };
+        }
+        NEXXO_OK
+    })
+}
+
+/// Writes the whole cache's statistics to `*out`. `entries`, `logical_bytes` and
+/// `stored_bytes` are exact; `disk_bytes` is measured on disk now. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn nexxo_cache_stats(c: *const nexxo_cache, out: *mut nexxo_stats) -> nexxo_status {
+    ffi_boundary!({
+        let c = try_ffi!(args::non_null(c));
+        let out = try_ffi!(args::out(out));
+        *out = (&c.cache.stats()).into();
+        NEXXO_OK
+    })
+}
+
+/// Writes one category's statistics to `*out`; its `disk_bytes` counts that category's
+/// SST and blob files only. `NEXXO_UNKNOWN_CATEGORY` for an unknown one. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn nexxo_cache_category_stats(c: *const nexxo_cache, category: *const c_char, out: *mut nexxo_stats) -> nexxo_status {
+    ffi_boundary!({
+        let c = try_ffi!(args::non_null(c));
+        let category = try_ffi!(args::category(category));
+        let out = try_ffi!(args::out(out));
+        match c.cache.category_stats(category) {
+            Ok(s) => {
+                *out = (&s).into();
+                NEXXO_OK
+            }
+            Err(e) => e.into(),
+        }
+    })
+}
+
+/// Writes the statistics as UTF-8 JSON to a new buffer at `*out` (free it with
+/// `nexxo_bytes_free`): `{"version", "path", "totals": {...}, "categories": {"parse":
+/// {...}, ...}}`, each object with the fields of `nexxo_stats` (`disabled_reason` as the
+/// status's enumerator name). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn nexxo_cache_stats_json(c: *const nexxo_cache, out: *mut nexxo_bytes) -> nexxo_status {
+    ffi_boundary!({
+        let c = try_ffi!(args::non_null(c));
+        let out = try_ffi!(args::out(out));
+        let reason = c.cache.disabled_reason().map(|e| nexxo_status::from(e).name()).unwrap_or_default();
+        *out = nexxo_bytes::from_vec(c.cache.stats_json(&reason).into_bytes());
+        NEXXO_OK
+    })
+}
+
+/// Applies the eviction policy now: entries older than the max age, then the size
+/// limits (down to 90% of each), then a compaction when deleted data makes it
+/// worthwhile. Writes what it did to `*out` unless `out` is NULL. Writes trigger
+/// eviction on their own; this call is for doing it at a chosen time.
+/// `NEXXO_READ_ONLY` on a read-only handle. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn nexxo_cache_enforce_policy(c: *mut nexxo_cache, out: *mut nexxo_policy_report) -> nexxo_status {
+    ffi_boundary!({
+        let c = try_ffi!(args::non_null(c));
+        match c.cache.enforce_policy() {
+            Ok(r) => {
+                if let Some(out) = out.as_mut() {
+                    *out = r.into();
+                }
+                NEXXO_OK
+            }
+            Err(e) => e.into(),
+        }
+    })
+}
+
+/// Compacts one category, or all when `category` is NULL, returning the disk space of
+/// deleted and overwritten entries. Runs in the calling thread; other calls proceed
+/// meanwhile. `NEXXO_READ_ONLY` on a read-only handle. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn nexxo_cache_compact(c: *mut nexxo_cache, category: *const c_char) -> nexxo_status {
+    ffi_boundary!({
+        let c = try_ffi!(args::non_null(c));
+        let category = if category.is_null() { None } else { Some(CStr::from_ptr(category).to_bytes()) };
+        status_of(c.cache.compact(category))
+    })
+}
+
+/// Removes every entry of the `count` categories named in `categories`, in one atomic
+/// write, then compacts them. `count == 0` clears every category (`categories` may then
+/// be NULL). An unknown or NULL name fails the call before anything is removed.
+/// Lifetime counters (`evictions`, `corrupt_dropped`) are kept. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn nexxo_cache_clear(c: *mut nexxo_cache, categories: *const *const c_char, count: usize) -> nexxo_status {
+    ffi_boundary!({
+        let c = try_ffi!(args::non_null(c));
+        let names = try_ffi!(args::array(categories, count));
+        let mut cats = Vec::with_capacity(count);
+        for &n in names {
+            cats.push(try_ffi!(args::category(n)));
+        }
+        status_of(c.cache.clear(&cats))
+    })
+}
+
+/// Makes everything acknowledged so far durable on stable storage (syncs the log).
+/// `NEXXO_READ_ONLY` on a read-only handle. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn nexxo_cache_flush(c: *mut nexxo_cache) -> nexxo_status {
+    ffi_boundary!({
+        let c = try_ffi!(args::non_null(c));
+        status_of(c.cache.flush())
+    })
 }

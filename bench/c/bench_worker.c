@@ -1,6 +1,6 @@
 /* One benchmark run of nexxo-cache through the C ABI, for bench/run.py; prints one JSON
  * object. Usage: bench_worker_c <workload> <count> <value_len> <dir>, workloads
- * write-read, batch, cold-open (as examples/bench_worker.rs). */
+ * write-read, batch, cold-open (as crates/nexxo-core/examples/bench_worker.rs). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -3,10 +3,12 @@
 
 const { load, NexxoCacheError, STATUS_CODES } = require('./native');
 
-const OK = 0;
-const NOT_FOUND = 1;
-const BUFFER_TOO_SMALL = 5;
-const TIMED_OUT = 14;
+const OK = STATUS_CODES.indexOf('OK');
+const NOT_FOUND = STATUS_CODES.indexOf('NOT_FOUND');
+const BUFFER_TOO_SMALL = STATUS_CODES.indexOf('BUFFER_TOO_SMALL');
+const TIMED_OUT = STATUS_CODES.indexOf('TIMED_OUT');
+// NEXXO_MAX_KEY_LEN and NEXXO_MAX_VALUE_LEN (macros koffi cannot read; tests/bindings.rs
+// checks these against the header).
 const MAX_KEY_LEN = 4096;
 const MAX_VALUE_LEN = 256 * 1024 * 1024;
 /** A batch of puts is written when it holds this many entries or bytes (or at the turn's end). */
@@ -129,7 +131,7 @@ function applyRemote(f, o, r, set) {
   for (const u of urls) set('remote.urls', f.addRemote(o, u));
   if (r.mode !== undefined) {
     const m = REMOTE_MODES[r.mode];
-    if (m === undefined) throw new NexxoCacheError('INVALID_ARGUMENT', `options.remote.mode must be 'read-write', 'read-only' or 'off', not ${r.mode}`, 2);
+    if (m === undefined) throw new NexxoCacheError('INVALID_ARGUMENT', `options.remote.mode must be 'read-write', 'read-only' or 'off', not ${r.mode}`);
     set('remote.mode', f.setRemoteMode(o, m));
   }
   if (r.name !== undefined) set('remote.name', f.setRemoteName(o, r.name));
@@ -189,7 +191,7 @@ class Cache {
 
     const f = this._f;
     const o = f.optionsNew();
-    if (!o) throw new NexxoCacheError('PANIC', 'nexxo_options_new failed (out of memory)', 12);
+    if (!o) throw new NexxoCacheError('PANIC', 'nexxo_options_new failed (out of memory)');
     try {
       const set = (op, s) => this._check(s, `options.${op}`);
       if (options.maxSize !== undefined) set('maxSize', f.setMaxSize(o, options.maxSize));
@@ -198,7 +200,7 @@ class Cache {
       if (options.maxAge !== undefined) set('maxAge', f.setMaxAge(o, options.maxAge));
       if (options.compression !== undefined) {
         const c = { none: 0, lz4: 1 }[options.compression];
-        if (c === undefined) throw new NexxoCacheError('INVALID_ARGUMENT', `options.compression must be 'lz4' or 'none', not ${options.compression}`, 2);
+        if (c === undefined) throw new NexxoCacheError('INVALID_ARGUMENT', `options.compression must be 'lz4' or 'none', not ${options.compression}`);
         set('compression', f.setCompression(o, c));
       }
       if (options.syncWrites !== undefined) set('syncWrites', f.setSyncWrites(o, !!options.syncWrites));
@@ -260,11 +262,11 @@ class Cache {
     if (this._readOnly) {
       toBytes(key, 'a key');
       toBytes(value, 'a value');
-      throw new NexxoCacheError('READ_ONLY', `nexxo-cache set(${category}) on ${this.path}: the cache was opened read-only`, 9);
+      throw new NexxoCacheError('READ_ONLY', `nexxo-cache set(${category}) on ${this.path}: the cache was opened read-only`);
     }
     if (this._dropsWrites) {
       const klen = Buffer.byteLength(toBytes(key, 'a key'));
-      if (klen === 0 || klen > MAX_KEY_LEN) throw new NexxoCacheError(klen === 0 ? 'INVALID_ARGUMENT' : 'TOO_LARGE', `nexxo-cache set(${category}) on ${this.path}: a key must be 1 to ${MAX_KEY_LEN} bytes, not ${klen}`, klen === 0 ? 2 : 4);
+      if (klen === 0 || klen > MAX_KEY_LEN) throw new NexxoCacheError(klen === 0 ? 'INVALID_ARGUMENT' : 'TOO_LARGE', `nexxo-cache set(${category}) on ${this.path}: a key must be 1 to ${MAX_KEY_LEN} bytes, not ${klen}`);
       toBytes(value, 'a value');
       return RESOLVED;
     }
@@ -291,11 +293,11 @@ class Cache {
     const end = writeRecord(buf, pend.at, cat, k, v);
     const klen = buf.readUInt32LE(pend.at + cat.length);
     if (klen === 0 || klen > MAX_KEY_LEN) {
-      throw new NexxoCacheError(klen === 0 ? 'INVALID_ARGUMENT' : 'TOO_LARGE', `nexxo-cache put(${category}) on ${this.path}: a key must be 1 to ${MAX_KEY_LEN} bytes, not ${klen}`, klen === 0 ? 2 : 4);
+      throw new NexxoCacheError(klen === 0 ? 'INVALID_ARGUMENT' : 'TOO_LARGE', `nexxo-cache put(${category}) on ${this.path}: a key must be 1 to ${MAX_KEY_LEN} bytes, not ${klen}`);
     }
     const vlen = buf.readUInt32LE(pend.at + cat.length + 4 + klen);
     if (vlen > MAX_VALUE_LEN) {
-      throw new NexxoCacheError('TOO_LARGE', `nexxo-cache put(${category}) on ${this.path}: a value must be at most ${MAX_VALUE_LEN} bytes, not ${vlen}`, 4);
+      throw new NexxoCacheError('TOO_LARGE', `nexxo-cache put(${category}) on ${this.path}: a value must be at most ${MAX_VALUE_LEN} bytes, not ${vlen}`);
     }
     this._pendKeys.set(keyId(category, key), [pend.at + cat.length + 8 + klen, vlen]);
     pend.at = end;
@@ -493,7 +495,7 @@ class Cache {
       const category = isArray ? it[0] : it.category;
       const key = isArray ? it[1] : it.key;
       const cat = this._cat(category);
-      if (cat.length - 1 > 255) throw new NexxoCacheError('UNKNOWN_CATEGORY', `nexxo-cache: unknown category ${category}`, 3);
+      if (cat.length - 1 > 255) throw new NexxoCacheError('UNKNOWN_CATEGORY', `nexxo-cache: unknown category ${category}`);
       const k = typeof key === 'string' ? key : toBytes(key, 'a key');
       cats[i] = cat;
       keys[i] = k;
@@ -538,7 +540,7 @@ class Cache {
   getMany(category, keys) {
     const p = this._ptr('getMany');
     const cat = this._cat(category);
-    if (cat.length - 1 > 255) throw new NexxoCacheError('UNKNOWN_CATEGORY', `nexxo-cache: unknown category ${category}`, 3);
+    if (cat.length - 1 > 255) throw new NexxoCacheError('UNKNOWN_CATEGORY', `nexxo-cache: unknown category ${category}`);
     if (keys.length === 0) return [];
     const n = keys.length;
     const ks = new Array(n);

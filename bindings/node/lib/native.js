@@ -5,6 +5,8 @@
 const fs = require('node:fs');
 const path = require('node:path');
 
+// The C statuses by value (include/nexxo_cache.h's nexxo_status; tests/bindings.rs checks
+// this list against the header).
 const STATUS_CODES = [
   'OK', 'NOT_FOUND', 'INVALID_ARGUMENT', 'UNKNOWN_CATEGORY', 'TOO_LARGE', 'BUFFER_TOO_SMALL',
   'LOCKED', 'IO_ERROR', 'NO_SPACE', 'CORRUPTION', 'READ_ONLY', 'INCOMPATIBLE', 'PANIC', 'INSECURE',
@@ -13,7 +15,8 @@ const STATUS_CODES = [
 
 /** An error of the cache: `code` is the C status's name without `NEXXO_`. */
 class NexxoCacheError extends Error {
-  constructor(code, message, status) {
+  /** `status` defaults to the C status named `code`; -1 for the binding's own codes. */
+  constructor(code, message, status = STATUS_CODES.indexOf(code)) {
     super(message);
     this.name = 'NexxoCacheError';
     this.code = code;

@@ -1,0 +1,194 @@
+//! Options for opening a cache: a plain builder that validates each value as it is set.
+
+use crate::codec::Compression;
+use crate::error::{Error, Result};
+use crate::limits::{validate_category_name, MAX_CATEGORIES};
+use crate::remote::RemoteConfig;
+
+pub use crate::limits::MAX_CATEGORY_NAME_LEN;
+
+/// The categories every cache has, in this order.
+pub const BUILTIN_CATEGORIES: [&str; 5] = ["parse", "transform", "bundle", "optimize", "meta"];
+/// Default bound on the whole cache's stored bytes: 2 GiB.
+pub const DEFAULT_MAX_SIZE: u64 = 2 << 30;
+/// Default memory budget for RocksDB's block cache and write buffers: 64 MiB.
+pub const DEFAULT_MEMORY_BUDGET: u64 = 64 << 20;
+/// Smallest memory budget accepted: 4 MiB.
+pub const MIN_MEMORY_BUDGET: u64 = 4 << 20;
+/// Permissions of the directories a cache creates: the owner only.
+pub const DEFAULT_DIR_MODE: u32 = 0o700;
+
+/// How to open a cache. `Config::default()` gives the documented defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Bound on stored bytes of the whole cache; 0 means unbounded.
+    pub max_size: u64,
+    /// Per-category bounds on stored bytes, for categories that have one.
+    pub category_max_size: Vec<(String, u64)>,
+    /// Entries unused for longer than this many seconds are evicted; 0 means never.
+    pub max_age_secs: u64,
+    /// Categories beyond the built-in ones.
+    pub extra_categories: Vec<String>,
+    pub compression: Compression,
+    /// fsync the write-ahead log on every write.
+    pub sync_writes: bool,
+    pub read_only: bool,
+    /// Give a disabled cache instead of an error when the store cannot be opened.
+    pub fallback_disabled: bool,
+    /// Bytes for RocksDB's block cache and write buffers together.
+    pub memory_budget: u64,
+    /// Permissions of directories the cache creates; also the most an existing cache
+    /// directory may grant (write bits beyond these make it untrusted). Default 0o700.
+    pub dir_mode: u32,
+    /// Open an untrusted cache directory (see [`crate::Error::Insecure`]) read-only
+    /// instead of refusing it.
+    pub allow_untrusted_dir: bool,
+    /// Remote cache servers behind the local store (see [`crate::remote`]).
+    pub remote: RemoteConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_size: DEFAULT_MAX_SIZE,
+            category_max_size: Vec::new(),
+            max_age_secs: 0,
+            extra_categories: Vec::new(),
+            compression: Compression::Lz4,
+            sync_writes: false,
+            read_only: false,
+            fallback_disabled: false,
+            memory_budget: DEFAULT_MEMORY_BUDGET,
+            dir_mode: DEFAULT_DIR_MODE,
+            allow_untrusted_dir: false,
+            remote: RemoteConfig::default(),
+        }
+    }
+}
+
+
+impl Config {
+    /// Every category this configuration names: the built-in ones, then the added ones.
+    pub fn categories(&self) -> impl Iterator<Item = &str> {
+        BUILTIN_CATEGORIES.iter().copied().chain(self.extra_categories.iter().map(String::as_str))
+    }
+
+    fn has_category(&self, name: &str) -> bool {
+        self.categories().any(|c| c == name)
+    }
+
+    /// `name` as a category these options have, else `Error::UnknownCategory`.
+    fn known_category<'a>(&self, name: &'a [u8]) -> Result<&'a str> {
+        let name = validate_category_name(name).map_err(|_| Error::UnknownCategory(String::from_utf8_lossy(name).into_owned()))?;
+        if !self.has_category(name) {
+            return Err(Error::UnknownCategory(name.to_owned()));
+        }
+        Ok(name)
+    }
+
+    /// Adds a category. Adding one that exists already is a no-op.
+    pub fn add_category(&mut self, name: &[u8]) -> Result<()> {
+        let name = validate_category_name(name)?;
+        if self.has_category(name) {
+            return Ok(());
+        }
+        if BUILTIN_CATEGORIES.len() + self.extra_categories.len() >= MAX_CATEGORIES {
+            return Err(Error::InvalidArgument(format!("a cache has at most {MAX_CATEGORIES} categories")));
+        }
+        self.extra_categories.push(name.to_owned());
+        Ok(())
+    }
+
+    /// Bounds one category's stored bytes (0 removes the bound). The category must be
+    /// built in or added before.
+    pub fn set_category_max_size(&mut self, name: &[u8], bytes: u64) -> Result<()> {
+        let name = self.known_category(name)?;
+        self.category_max_size.retain(|(n, _)| n != name);
+        if bytes > 0 {
+            self.category_max_size.push((name.to_owned(), bytes));
+        }
+        Ok(())
+    }
+
+    /// Keeps a category off the remotes (or lets it back on). The category must be
+    /// built in or added before.
+    pub fn set_remote_local_only(&mut self, name: &[u8], local_only: bool) -> Result<()> {
+        let name = self.known_category(name)?;
+        self.remote.set_local_only(name, local_only);
+        Ok(())
+    }
+
+    /// The bound of one category, 0 when it has none.
+    pub fn category_limit(&self, name: &str) -> u64 {
+        self.category_max_size.iter().find(|(n, _)| n == name).map_or(0, |(_, b)| *b)
+    }
+
+    /// Sets the directory mode: at most 0o777, and the owner keeps read, write, search.
+    pub fn set_dir_mode(&mut self, mode: u32) -> Result<()> {
+        if mode > 0o777 || mode & 0o700 != 0o700 {
+            return Err(Error::InvalidArgument(format!("directory mode {mode:#o} must be within 0o777 and include 0o700")));
+        }
+        self.dir_mode = mode;
+        Ok(())
+    }
+
+    pub fn set_memory_budget(&mut self, bytes: u64) -> Result<()> {
+        if bytes < MIN_MEMORY_BUDGET {
+            return Err(Error::InvalidArgument(format!(
+                "memory budget {bytes} is below the minimum of {MIN_MEMORY_BUDGET} bytes"
+            )));
+        }
+        self.memory_budget = bytes;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn category_names() {
+        assert!(validate_category_name(b"lint-results_2").is_ok());
+        for bad in [&b""[..], b"Upper", b"a b", b"a/b", b"\xff", &[b'a'; 33]] {
+            assert!(matches!(validate_category_name(bad), Err(Error::InvalidArgument(_))), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn add_category_is_idempotent() {
+        let mut c = Config::default();
+        c.add_category(b"lint").unwrap();
+        c.add_category(b"lint").unwrap();
+        c.add_category(b"parse").unwrap();
+        assert_eq!(c.categories().collect::<Vec<_>>(), ["parse", "transform", "bundle", "optimize", "meta", "lint"]);
+    }
+
+    #[test]
+    fn category_limits_need_a_known_category() {
+        let mut c = Config::default();
+        assert_eq!(c.set_category_max_size(b"lint", 10), Err(Error::UnknownCategory("lint".into())));
+        c.add_category(b"lint").unwrap();
+        c.set_category_max_size(b"lint", 10).unwrap();
+        c.set_category_max_size(b"lint", 20).unwrap();
+        assert_eq!(c.category_limit("lint"), 20);
+        c.set_category_max_size(b"lint", 0).unwrap();
+        assert_eq!(c.category_limit("lint"), 0);
+    }
+
+    #[test]
+    fn too_many_categories() {
+        let mut c = Config::default();
+        for i in 0..(MAX_CATEGORIES - BUILTIN_CATEGORIES.len()) {
+            c.add_category(format!("c{i}").as_bytes()).unwrap();
+        }
+        assert!(matches!(c.add_category(b"one-more"), Err(Error::InvalidArgument(_))));
+    }
+
+    #[test]
+    fn memory_budget_has_a_floor() {
+        let mut c = Config::default();
+        assert!(c.set_memory_budget(1024).is_err());
+        c.set_memory_budget(MIN_MEMORY_BUDGET).unwrap();
+    }
+}

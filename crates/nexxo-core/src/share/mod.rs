@@ -1,0 +1,552 @@
+//! Many workers, one cache: every thread and process of a build that opens the same
+//! directory reads and writes the same store.
+//!
+//! - **In one process** every writable open of a directory shares one [`Shared`]
+//!   (a registry keyed by the canonical path): one RocksDB instance, one evictor; each
+//!   handle keeps its own hit/miss counts, and a handle's close leaves the others working.
+//! - **Across processes** the first process to open the directory becomes its *owner*:
+//!   it holds RocksDB's lock and serves the others over a Unix socket in the cache
+//!   directory (`nexxo.sock`, inside the 0700 directory, same-user peers only), as
+//!   sccache's server does but with no separate daemon. Every other process is a
+//!   *client*: its requests go to the owner, which applies them to the store as its own
+//!   calls (one write path, one write-ahead log, exact counters). A request is answered
+//!   once applied, so a write acknowledged to any process is durable as the owner's own
+//!   (survives kill -9 of either) and readable by every process at once.
+//! - **Election**: deciding between serving and connecting happens under an exclusive
+//!   `flock` of `NEXXO_OPEN.lock`, which an owner also holds while it stops serving: an
+//!   opener finds either a serving owner or none (then it opens the store and serves).
+//!   N processes creating a new directory at once are serialized by it too.
+//! - **Failover**: when the owner exits or is killed, its clients see their connections
+//!   end; the first to take the election lock opens the store (RocksDB's lock was
+//!   released by the kernel) and serves, the others connect to it, and the request that
+//!   failed is sent again (every request is idempotent). No handle is reopened.
+//!
+//! Read-only opens that find no writable handle of the directory in this process open a
+//! RocksDB read-only instance as before: a snapshot of the store at open.
+
+mod changes;
+mod client;
+mod follower;
+mod proto;
+mod server;
+mod sys;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use changes::Changes;
+use client::{Client, Lost, NoOwner};
+use follower::Follower;
+use proto::{Fields, Frame, Op, ProtoError};
+use server::Server;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::clock::Clock;
+use crate::evict::{Background, PolicyReport};
+use crate::stats::Stats;
+use crate::store::{Store, VerifyReport};
+
+pub use sys::ELECTION_FILE;
+
+/// How long an opener keeps trying when the store is locked by a process that does not
+/// serve it (one that is starting or stopping is waited for by the election lock).
+const LOCKED_WAIT: Duration = Duration::from_secs(2);
+/// The longest wait for the election lock (held for milliseconds by a live process).
+const ELECTION_WAIT: Duration = Duration::from_secs(10);
+/// Connection failures in a row after which a request gives up.
+const MAX_FAILOVERS: u32 = 4;
+
+/// The process that holds the store.
+struct Owner {
+    // Dropped in this order: the server (no more requests), the evictor, the store.
+    server: Option<Server>,
+    _background: Option<Background>,
+    store: Arc<Store>,
+}
+
+struct ClientState {
+    client: Option<Client>,
+    /// Reads the store directly; `None` when it could not be opened (reads then go to
+    /// the owner).
+    follower: Option<Follower>,
+    /// Bumped at each failover, so that threads whose requests failed together elect once.
+    epoch: u64,
+}
+
+/// One directory's store as this process reaches it: owned here, or through its owner.
+pub(crate) struct Shared {
+    dir: PathBuf,
+    config: Config,
+    clock: Clock,
+    /// Set once this process owns the store (at open, or when it takes over).
+    owner: OnceLock<Owner>,
+    client: RwLock<ClientState>,
+    /// Whether this is in the registry (a writable open) or a private read-only instance.
+    registered: bool,
+    fork_generation: u64,
+}
+
+/// What `fork()` leaves a child: handles it must not use (their threads are gone).
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+fn fork_generation() -> u64 {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    extern "C" fn child() {
+        FORK_GENERATION.fetch_add(1, Ordering::SeqCst);
+    }
+    HOOK.call_once(|| unsafe {
+        libc::pthread_atfork(None, None, Some(child));
+    });
+    FORK_GENERATION.load(Ordering::Relaxed)
+}
+
+/// Writable opens of this process, by canonical directory.
+static REGISTRY: Mutex<Vec<(PathBuf, u64, Weak<Shared>)>> = Mutex::new(Vec::new());
+
+enum Role {
+    Owner(Owner),
+    Client(Client),
+}
+
+impl Shared {
+    /// The shared store of `path` for an open with `config`.
+    pub fn open(path: &Path, config: &Config, clock: Clock) -> Result<Arc<Shared>> {
+        if path.as_os_str().is_empty() {
+            return Err(Error::InvalidArgument("the cache path is empty".into()));
+        }
+        let gen = fork_generation();
+        if config.read_only {
+            if let Some(s) = std::fs::canonicalize(path).ok().and_then(|c| lookup(&c, gen)) {
+                return Ok(s);
+            }
+            let store = Store::open(path, config, clock.clone())?;
+            return Ok(Arc::new(Self::local(path, config, clock, store)));
+        }
+        crate::store::judge_dir(path)?;
+        if std::fs::symlink_metadata(path).is_err() {
+            crate::store::create_dir(path, config.dir_mode)?;
+        }
+        if !crate::store::is_trusted(path, config.dir_mode) {
+            // Refused, or opened read-only (allow_untrusted_dir): never shared.
+            let store = Store::open(path, config, clock.clone())?;
+            return Ok(Arc::new(Self::local(path, config, clock, store)));
+        }
+        let dir = std::fs::canonicalize(path).map_err(|e| Error::from(e).with_context(&path.display().to_string()))?;
+        let mut reg = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
+        reg.retain(|(_, _, w)| w.strong_count() > 0);
+        if let Some(s) = reg.iter().find(|(d, g, _)| *d == dir && *g == gen).and_then(|(_, _, w)| w.upgrade()) {
+            check_categories(config, &s.categories(), "opened by another handle of this process")?;
+            return Ok(s);
+        }
+        let shared = Shared {
+            dir: dir.clone(),
+            config: config.clone(),
+            clock: clock.clone(),
+            owner: OnceLock::new(),
+            client: RwLock::new(ClientState { client: None, follower: None, epoch: 0 }),
+            registered: true,
+            fork_generation: gen,
+        };
+        match elect(&dir, config, &clock)? {
+            Role::Owner(o) => drop(shared.owner.set(o)),
+            Role::Client(c) => {
+                let mut g = shared.client.write().unwrap_or_else(|p| p.into_inner());
+                g.client = Some(c);
+                g.follower = Follower::open(&dir, config, clock.clone());
+            }
+        }
+        let shared = Arc::new(shared);
+        reg.push((dir, gen, Arc::downgrade(&shared)));
+        Ok(shared)
+    }
+
+    fn local(path: &Path, config: &Config, clock: Clock, store: Store) -> Shared {
+        let store = Arc::new(store);
+        let background = (!store.is_read_only()).then(|| Background::start(store.clone()));
+        let s = Shared {
+            dir: path.to_owned(),
+            config: config.clone(),
+            clock,
+            owner: OnceLock::new(),
+            client: RwLock::new(ClientState { client: None, follower: None, epoch: 0 }),
+            registered: false,
+            fork_generation: fork_generation(),
+        };
+        let _ = s.owner.set(Owner { server: None, _background: background, store });
+        s
+    }
+
+    /// The store, when this process holds it.
+    pub fn store(&self) -> Option<&Store> {
+        self.owner.get().map(|o| &*o.store)
+    }
+
+    /// The process serving this cache, when this one is not it.
+    pub fn owner_pid(&self) -> Option<u32> {
+        if self.owner.get().is_some() {
+            return None;
+        }
+        self.client.read().unwrap_or_else(|p| p.into_inner()).client.as_ref().map(|c| c.owner_pid)
+    }
+
+    pub fn path(&self) -> &Path {
+        match self.owner.get() {
+            Some(o) => o.store.path(),
+            None => &self.dir,
+        }
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.store().is_some_and(Store::is_read_only)
+    }
+
+    pub fn categories(&self) -> Vec<String> {
+        if let Some(s) = self.store() {
+            return s.category_names().map(str::to_owned).collect();
+        }
+        let g = self.client.read().unwrap_or_else(|p| p.into_inner());
+        g.client.as_ref().map(|c| c.categories.clone()).unwrap_or_default()
+    }
+
+    fn check_fork(&self) -> Result<()> {
+        if self.fork_generation != FORK_GENERATION.load(Ordering::Relaxed) {
+            return Err(Error::InvalidArgument("this cache handle was opened before fork(): a child process must open its own".into()));
+        }
+        Ok(())
+    }
+
+    /// Runs a request here when this process holds the store, else through the owner,
+    /// electing a new one when the owner is gone.
+    fn run<T>(&self, local: impl Fn(&Store) -> Result<T>, request: impl FnOnce() -> Frame, long: bool, decode: impl Fn(&mut Fields<'_>) -> Result<T, ProtoError>) -> Result<T> {
+        self.check_fork()?;
+        if let Some(o) = self.owner.get() {
+            return local(&o.store);
+        }
+        let request = request().finish();
+        let mut failures = 0;
+        loop {
+            if let Some(o) = self.owner.get() {
+                return local(&o.store);
+            }
+            let (epoch, answer) = {
+                let g = self.client.read().unwrap_or_else(|p| p.into_inner());
+                match &g.client {
+                    Some(c) => (g.epoch, c.call(&request, long)),
+                    None => (g.epoch, Err(Lost("no process serves the cache".into()))),
+                }
+            };
+            match answer {
+                Ok(body) => return client::decode(&body, |r| decode(r)),
+                Err(Lost(why)) => {
+                    failures += 1;
+                    if failures > MAX_FAILOVERS {
+                        return Err(Error::Io(format!("{}: lost the process serving the cache: {why}", self.dir.display())));
+                    }
+                    self.take_over(epoch)?;
+                }
+            }
+        }
+    }
+
+    /// After a failed connection: elect a new owner (maybe this process), once per epoch.
+    fn take_over(&self, epoch: u64) -> Result<()> {
+        let mut g = self.client.write().unwrap_or_else(|p| p.into_inner());
+        if self.owner.get().is_some() || g.epoch != epoch {
+            return Ok(());
+        }
+        match elect(&self.dir, &self.config, &self.clock)? {
+            Role::Owner(o) => {
+                let _ = self.owner.set(o);
+                g.client = None;
+                g.follower = None;
+            }
+            Role::Client(c) => {
+                check_categories(&self.config, &c.categories, "served by another process")?;
+                g.client = Some(c);
+                // The reader follows the directory whoever writes it: it is kept.
+            }
+        }
+        g.epoch += 1;
+        Ok(())
+    }
+
+    // ---- requests ----
+
+    /// The value from this process's direct reader, when it is a client and has it.
+    fn follower_get(&self, cat: &[u8], key: &[u8]) -> Option<Vec<u8>> {
+        let g = self.client.read().unwrap_or_else(|p| p.into_inner());
+        g.follower.as_ref()?.get(cat, key)
+    }
+
+    pub fn get(&self, cat: &[u8], key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.check_fork()?;
+        if let Some(s) = self.store() {
+            return s.get(cat, key);
+        }
+        if let Some(v) = self.follower_get(cat, key) {
+            return Ok(Some(v));
+        }
+        self.run(|s| s.get(cat, key), || Frame::request(Op::Get).bytes(cat).bytes(key), false, |r| Ok(proto::get_found(r)?.map(<[u8]>::to_vec)))
+    }
+
+    /// Reads into `buf` (see [`Store::get_into`]).
+    pub fn get_into(&self, cat: &[u8], key: &[u8], buf: &mut [u8]) -> Result<Option<usize>> {
+        self.check_fork()?;
+        if let Some(s) = self.store() {
+            return s.get_into(cat, key, buf);
+        }
+        match self.get(cat, key)? {
+            None => Ok(None),
+            Some(v) if v.len() > buf.len() => Err(Error::BufferTooSmall(v.len())),
+            Some(v) => {
+                buf[..v.len()].copy_from_slice(&v);
+                Ok(Some(v.len()))
+            }
+        }
+    }
+
+    pub fn batch_get(&self, keys: &[(&[u8], &[u8])]) -> Vec<Result<Option<Vec<u8>>>> {
+        if let Err(e) = self.check_fork() {
+            return keys.iter().map(|_| Err(e.clone())).collect();
+        }
+        if let Some(s) = self.store() {
+            return s.batch_get(keys);
+        }
+        // Keys the direct reader has are answered here; the others by the owner.
+        let local = {
+            let g = self.client.read().unwrap_or_else(|p| p.into_inner());
+            g.follower.as_ref().and_then(|f| f.batch_get(keys))
+        };
+        if let Some(local) = local {
+            let missing: Vec<usize> = (0..keys.len()).filter(|&i| local[i].is_none()).collect();
+            if missing.is_empty() {
+                return local.into_iter().map(Ok).collect();
+            }
+            let asked: Vec<(&[u8], &[u8])> = missing.iter().map(|&i| keys[i]).collect();
+            let mut answers = self.batch_get_from_owner(&asked).into_iter();
+            let mut out: Vec<Result<Option<Vec<u8>>>> = local.into_iter().map(Ok).collect();
+            for i in missing {
+                out[i] = answers.next().unwrap_or(Ok(None));
+            }
+            return out;
+        }
+        self.batch_get_from_owner(keys)
+    }
+
+    fn batch_get_from_owner(&self, keys: &[(&[u8], &[u8])]) -> Vec<Result<Option<Vec<u8>>>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for part in split_batch(keys, |(c, k)| c.len() + k.len() + 8) {
+            let got = self.run(
+                |s| Ok(s.batch_get(part)),
+                || {
+                    let mut f = Frame::request(Op::BatchGet).u32(part.len() as u32);
+                    for (c, k) in part {
+                        f.push_bytes(c);
+                        f.push_bytes(k);
+                    }
+                    f
+                },
+                false,
+                |r| {
+                    let mut v = Vec::with_capacity(part.len());
+                    for _ in 0..part.len() {
+                        v.push(match r.u8()? {
+                            0 => Ok(None),
+                            1 => Ok(Some(r.bytes()?.to_vec())),
+                            2 => Err(proto::get_error(r)?),
+                            t => return Err(ProtoError(format!("unknown outcome {t}"))),
+                        });
+                    }
+                    Ok(v)
+                },
+            );
+            match got {
+                Ok(v) => out.extend(v),
+                Err(e) => out.extend(part.iter().map(|_| Err(e.clone()))),
+            }
+        }
+        out
+    }
+
+    pub fn batch_set(&self, entries: &[(&[u8], &[u8], &[u8])]) -> Result<()> {
+        self.check_fork()?;
+        if let Some(s) = self.store() {
+            return s.batch_set(entries);
+        }
+        // A batch larger than a frame holds is sent in parts, each atomic on its own.
+        for part in split_batch(entries, |(c, k, v)| c.len() + k.len() + v.len() + 12) {
+            self.run(
+                |s| s.batch_set(part),
+                || {
+                    let mut f = Frame::request(Op::BatchSet).u32(part.len() as u32);
+                    for (c, k, v) in part {
+                        f.push_bytes(c);
+                        f.push_bytes(k);
+                        f.push_bytes(v);
+                    }
+                    f
+                },
+                false,
+                |_| Ok(()),
+            )?;
+        }
+        Ok(())
+    }
+
+    pub fn fill(&self, cat: &[u8], key: &[u8], value: &[u8]) -> Result<bool> {
+        self.run(|s| s.fill(cat, key, value), || Frame::request(Op::Fill).bytes(cat).bytes(key).bytes(value), false, |r| Ok(r.u8()? != 0))
+    }
+
+    /// Removes a key; whether it held an entry.
+    pub fn remove(&self, cat: &[u8], key: &[u8]) -> Result<bool> {
+        self.run(|s| s.remove(cat, key), || Frame::request(Op::Delete).bytes(cat).bytes(key), false, |r| Ok(r.u8()? != 0))
+    }
+
+    pub fn clear(&self, cats: &[&[u8]]) -> Result<()> {
+        self.run(
+            |s| s.clear(cats),
+            || {
+                let mut f = Frame::request(Op::Clear).u32(cats.len() as u32);
+                for c in cats {
+                    f.push_bytes(c);
+                }
+                f
+            },
+            true,
+            |_| Ok(()),
+        )
+    }
+
+    pub fn compact(&self, cat: Option<&[u8]>) -> Result<()> {
+        self.run(
+            |s| s.compact(cat),
+            || match cat {
+                Some(c) => Frame::request(Op::Compact).u8(1).bytes(c),
+                None => Frame::request(Op::Compact).u8(0),
+            },
+            true,
+            |_| Ok(()),
+        )
+    }
+
+    pub fn enforce_policy(&self) -> Result<PolicyReport> {
+        self.run(crate::evict::enforce_policy, || Frame::request(Op::Enforce), true, proto::get_report)
+    }
+
+    pub fn flush(&self) -> Result<()> {
+        self.run(Store::flush, || Frame::request(Op::Flush), true, |_| Ok(()))
+    }
+
+    pub fn stats(&self) -> Result<Stats> {
+        self.run(|s| Ok(s.stats()), || Frame::request(Op::Stats), false, proto::get_stats)
+    }
+
+    pub fn category_stats(&self, cat: &[u8]) -> Result<Stats> {
+        self.run(|s| s.category_stats(cat), || Frame::request(Op::CategoryStats).bytes(cat), false, proto::get_stats)
+    }
+
+    pub fn verify(&self, drop_bad: bool, progress: &mut dyn FnMut(u64, u64)) -> Result<VerifyReport> {
+        let progress = std::cell::RefCell::new(progress);
+        self.run(|s| s.verify(drop_bad, &mut *progress.borrow_mut()), || Frame::request(Op::Verify).u8(drop_bad as u8), true, proto::get_verify)
+    }
+}
+
+/// A batch in parts that each fit a frame.
+fn split_batch<T>(items: &[T], size: impl Fn(&T) -> usize) -> Vec<&[T]> {
+    let mut parts = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, it) in items.iter().enumerate() {
+        let n = size(it);
+        if i > start && bytes + n > proto::BATCH_FRAME_BUDGET {
+            parts.push(&items[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += n;
+    }
+    if start < items.len() || parts.is_empty() {
+        parts.push(&items[start..]);
+    }
+    parts
+}
+
+fn lookup(dir: &Path, gen: u64) -> Option<Arc<Shared>> {
+    let reg = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
+    reg.iter().find(|(d, g, _)| d == dir && *g == gen).and_then(|(_, _, w)| w.upgrade())
+}
+
+/// Every category `config` names must be in the store as it is open.
+fn check_categories(config: &Config, have: &[String], how: &str) -> Result<()> {
+    match config.categories().find(|c| !have.iter().any(|h| h == c)) {
+        None => Ok(()),
+        Some(c) => Err(Error::Incompatible(format!(
+            "category {c:?} is not in this cache as it is {how} (it has {}); categories are added by the open that creates the store, or by one when no other process has it open",
+            have.join(", ")
+        ))),
+    }
+}
+
+/// Serve or connect: under the election lock, connect to a serving owner, else open the
+/// store and serve it.
+fn elect(dir: &Path, config: &Config, clock: &Clock) -> Result<Role> {
+    let Some(_lock) = sys::ElectionLock::acquire(dir, ELECTION_WAIT)? else {
+        return Err(Error::Locked(format!(
+            "{}: another process has held {ELECTION_FILE} for {} s (stopped in the middle of opening or closing the cache?)",
+            dir.display(),
+            ELECTION_WAIT.as_secs()
+        )));
+    };
+    let deadline = Instant::now() + LOCKED_WAIT;
+    loop {
+        match Client::connect(dir) {
+            Ok(c) => {
+                check_categories(config, &c.categories, &format!("served by process {}", c.owner_pid))?;
+                return Ok(Role::Client(c));
+            }
+            Err(NoOwner::Refused(e)) => return Err(e),
+            Err(NoOwner::Absent) => {}
+        }
+        match Store::open(dir, config, clock.clone()) {
+            Ok(store) => {
+                let changes = Changes::open(dir)?;
+                let _ = store.on_write.set(Box::new(move |replaced| changes.note_write(replaced)));
+                let store = Arc::new(store);
+                // Without a server this process still works; others then wait for it.
+                let server = Server::start(dir, store.clone()).ok();
+                let background = Some(Background::start(store.clone()));
+                return Ok(Role::Owner(Owner { server, _background: background, store }));
+            }
+            Err(Error::Locked(_)) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Err(Error::Locked(m)) => {
+                return Err(Error::Locked(format!(
+                    "{m}: the process holding the cache does not share it (a nexxo-cache before 1.2, or a handle that cannot serve)"
+                )))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if self.fork_generation != FORK_GENERATION.load(Ordering::Relaxed) {
+            // A copy made by fork(): the store's threads live in the parent only, and
+            // closing it here could hang or write the parent's files. Leaked on purpose.
+            if let Some(o) = self.owner.take() {
+                std::mem::forget(o);
+            }
+            return;
+        }
+        let Some(mut owner) = self.owner.take() else { return };
+        // Clients that lose this owner elect the next one under the election lock; held
+        // here until the store is closed, so none opens it while it is still open here.
+        // Bounded: closing goes on without it if a stopped process holds it.
+        let _lock = if self.registered { sys::ElectionLock::acquire(&self.dir, ELECTION_WAIT).ok().flatten() } else { None };
+        if let Some(mut s) = owner.server.take() {
+            s.stop();
+        }
+        drop(owner);
+    }
+}

@@ -1,0 +1,280 @@
+//! The owner's side: serves the other processes of the same user that open the cache,
+//! one thread per connection, each request applied to the store as this process's own
+//! calls are (so writes from every process share one lock, one write-ahead log and one
+//! evictor, and counters stay exact).
+
+use std::io::{BufReader, BufWriter, Write};
+use std::os::unix::io::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use super::proto::{self, Fields, Frame, Op, ProtoError};
+use super::sys;
+use crate::error::{Error, Result};
+use crate::store::Store;
+
+/// A running server. Stopped (every connection closed, every thread joined, the socket
+/// file removed) by [`Server::stop`] or when dropped.
+pub(crate) struct Server {
+    /// Written to by `stop` to wake the accept loop (a blocked `accept` on a Unix socket
+    /// is not woken by `shutdown`).
+    wake: std::fs::File,
+    accept: Option<JoinHandle<()>>,
+    conns: Arc<Mutex<Vec<(UnixStream, JoinHandle<()>)>>>,
+    stopping: Arc<AtomicBool>,
+    dir: std::path::PathBuf,
+}
+
+impl Server {
+    /// Binds the cache directory's socket (replacing a stale one: the caller holds the
+    /// store's write lock, so no other server of this directory is alive) and serves.
+    pub fn start(dir: &Path, store: Arc<Store>) -> Result<Server> {
+        let listener = sys::bind(dir)?;
+        let (woken, wake) = sys::pipe()?;
+        let conns: Arc<Mutex<Vec<(UnixStream, JoinHandle<()>)>>> = Arc::default();
+        let stopping = Arc::new(AtomicBool::new(false));
+        let accept = {
+            let (conns, stopping) = (conns.clone(), stopping.clone());
+            std::thread::Builder::new()
+                .name("nexxo-serve".into())
+                .spawn(move || accept_loop(&listener, &woken, &store, &conns, &stopping))
+                .map_err(|e| Error::Io(format!("cannot start the thread that shares the cache: {e}")))?
+        };
+        Ok(Server { wake, accept: Some(accept), conns, stopping, dir: dir.to_owned() })
+    }
+
+    /// Stops serving: the accept loop ends, every connection is shut down (its peer sees
+    /// the end of the stream and elects a new owner), their threads are joined.
+    pub fn stop(&mut self) {
+        if self.stopping.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        sys::remove_socket(&self.dir);
+        let _ = (&self.wake).write_all(b"x");
+        if let Some(t) = self.accept.take() {
+            let _ = t.join();
+        }
+        let conns = std::mem::take(&mut *self.conns.lock().unwrap_or_else(|p| p.into_inner()));
+        for (s, _) in &conns {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+        for (_, t) in conns {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn accept_loop(listener: &UnixListener, woken: &std::fs::File, store: &Arc<Store>, conns: &Mutex<Vec<(UnixStream, JoinHandle<()>)>>, stopping: &AtomicBool) {
+    loop {
+        // Waits for a connection or for `stop`.
+        let mut fds = [
+            libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: woken.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+        ];
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if stopping.load(Ordering::SeqCst) || fds[1].revents != 0 {
+            return;
+        }
+        if n <= 0 {
+            continue; // EINTR
+        }
+        let stream = match listener.accept() {
+            Ok((s, _)) => s,
+            Err(_) if stopping.load(Ordering::SeqCst) => return,
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return,
+            Err(_) => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                continue;
+            }
+        };
+        if stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        // Only this user's processes: a value written here becomes code in their builds.
+        if sys::peer_uid(&stream) != Some(unsafe { libc::geteuid() }) {
+            continue;
+        }
+        let Ok(handle) = stream.try_clone() else { continue };
+        let store = store.clone();
+        let Ok(t) = std::thread::Builder::new().name("nexxo-peer".into()).spawn(move || serve(stream, &store)) else { continue };
+        let mut c = conns.lock().unwrap_or_else(|p| p.into_inner());
+        // Threads of closed connections are joined as new ones arrive.
+        let (done, live): (Vec<_>, Vec<_>) = std::mem::take(&mut *c).into_iter().partition(|(_, t)| t.is_finished());
+        *c = live;
+        c.push((handle, t));
+        drop(c);
+        for (_, t) in done {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One connection: a hello, then requests answered in order until the peer closes or
+/// sends something malformed (then the connection is dropped; nothing half-applied:
+/// a request is decoded whole before the store sees it).
+fn serve(stream: UnixStream, store: &Store) {
+    let Ok(end) = stream.try_clone() else { return };
+    serve_conn(stream, store);
+    // The accept loop keeps a handle of every connection (to end it at `stop`): shut
+    // down, the peer sees the end at once however many handles remain.
+    let _ = end.shutdown(std::net::Shutdown::Both);
+}
+
+fn serve_conn(stream: UnixStream, store: &Store) {
+    let Ok(write_half) = stream.try_clone() else { return };
+    let mut r = BufReader::with_capacity(64 << 10, stream);
+    let mut w = BufWriter::with_capacity(64 << 10, write_half);
+    let mut buf = Vec::new();
+    if proto::read_frame(&mut r, &mut buf).is_err() {
+        return;
+    }
+    let hello = hello(store, &buf);
+    let ok = hello.is_ok();
+    if proto::reply(&hello, |f, names: &Vec<String>| {
+        let mut f = f.u32(std::process::id()).bytes(env!("CARGO_PKG_VERSION").as_bytes()).u8(store.is_read_only() as u8).u32(names.len() as u32);
+        for n in names {
+            f.push_bytes(n.as_bytes());
+        }
+        f
+    })
+    .send(&mut w)
+    .and_then(|_| w.flush())
+    .is_err()
+        || !ok
+    {
+        return;
+    }
+    loop {
+        if proto::read_frame(&mut r, &mut buf).is_err() {
+            return;
+        }
+        let reply = match answer(store, &buf) {
+            Ok(f) => f,
+            Err(_) => return, // malformed: drop the connection
+        };
+        if reply.send(&mut w).and_then(|_| w.flush()).is_err() {
+            return;
+        }
+    }
+}
+
+fn hello(store: &Store, body: &[u8]) -> Result<Vec<String>> {
+    let mut r = Fields::new(body);
+    let bad = |e: ProtoError| Error::Incompatible(format!("a malformed hello: {}", e.0));
+    if r.u8().map_err(bad)? != Op::Hello as u8 || r.take_magic().map_err(bad)? != *proto::MAGIC {
+        return Err(Error::Incompatible("not a nexxo-cache peer".into()));
+    }
+    let protocol = r.u32().map_err(bad)?;
+    if protocol != proto::PROTOCOL {
+        return Err(Error::Incompatible(format!(
+            "the process serving this cache (nexxo-cache {}, pid {}) speaks protocol {}, the opener speaks {protocol}",
+            env!("CARGO_PKG_VERSION"),
+            std::process::id(),
+            proto::PROTOCOL
+        )));
+    }
+    Ok(store.category_names().map(str::to_owned).collect())
+}
+
+/// The reply to one request, or a protocol error (the connection is then dropped).
+fn answer(store: &Store, body: &[u8]) -> Result<Frame, ProtoError> {
+    let mut r = Fields::new(body);
+    let op = r.u8()?;
+    let op = Op::from_u8(op).ok_or_else(|| ProtoError(format!("unknown request {op}")))?;
+    let f = match op {
+        Op::Hello => return Err(ProtoError("a second hello".into())),
+        Op::Get => {
+            let (cat, key) = (r.bytes()?, r.bytes()?);
+            r.end()?;
+            proto::reply(&store.get(cat, key), |mut f, v| {
+                proto::put_found(&mut f, v.as_deref());
+                f
+            })
+        }
+        Op::BatchGet => {
+            let n = r.count(8)?;
+            let mut keys = Vec::with_capacity(n);
+            for _ in 0..n {
+                keys.push((r.bytes()?, r.bytes()?));
+            }
+            r.end()?;
+            let out = store.batch_get(&keys);
+            let mut f = Frame::new().u8(proto::REPLY_OK);
+            for o in &out {
+                match o {
+                    Ok(v) => proto::put_found(&mut f, v.as_deref()),
+                    Err(e) => {
+                        f.push_u8(2);
+                        proto::put_error(&mut f, e);
+                    }
+                }
+            }
+            f
+        }
+        Op::BatchSet => {
+            let n = r.count(12)?;
+            let mut entries = Vec::with_capacity(n);
+            for _ in 0..n {
+                entries.push((r.bytes()?, r.bytes()?, r.bytes()?));
+            }
+            r.end()?;
+            proto::reply(&store.batch_set(&entries), |f, _| f)
+        }
+        Op::Fill => {
+            let (cat, key, value) = (r.bytes()?, r.bytes()?, r.bytes()?);
+            r.end()?;
+            proto::reply(&store.fill(cat, key, value), |f, stored| f.u8(*stored as u8))
+        }
+        Op::Delete => {
+            let (cat, key) = (r.bytes()?, r.bytes()?);
+            r.end()?;
+            proto::reply(&store.remove(cat, key), |f, removed| f.u8(*removed as u8))
+        }
+        Op::Clear => {
+            let n = r.count(4)?;
+            let mut cats = Vec::with_capacity(n);
+            for _ in 0..n {
+                cats.push(r.bytes()?);
+            }
+            r.end()?;
+            proto::reply(&store.clear(&cats), |f, _| f)
+        }
+        Op::Compact => {
+            let cat = if r.u8()? == 1 { Some(r.bytes()?) } else { None };
+            r.end()?;
+            proto::reply(&store.compact(cat), |f, _| f)
+        }
+        Op::Enforce => {
+            r.end()?;
+            proto::reply(&crate::evict::enforce_policy(&store), proto::put_report)
+        }
+        Op::Flush => {
+            r.end()?;
+            proto::reply(&store.flush(), |f, _| f)
+        }
+        Op::Stats => {
+            r.end()?;
+            proto::reply(&Ok(store.stats()), proto::put_stats)
+        }
+        Op::CategoryStats => {
+            let cat = r.bytes()?;
+            r.end()?;
+            proto::reply(&store.category_stats(cat), proto::put_stats)
+        }
+        Op::Verify => {
+            let drop_bad = r.u8()? != 0;
+            r.end()?;
+            proto::reply(&store.verify(drop_bad, &mut |_, _| {}), proto::put_verify)
+        }
+    };
+    Ok(f)
+}

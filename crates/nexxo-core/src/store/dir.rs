@@ -1,0 +1,154 @@
+//! The cache directory around the database: the format marker, what else may be in a
+//! directory that is still "new", the trust check, and where a damaged store is moved.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+// Files that sharing (`crate::share`) keeps in the directory; a directory holding only
+// these (and a format marker being written) is still new.
+/// The socket the owning process serves, inside the cache directory (mode 0700).
+pub const SOCKET_FILE: &str = "nexxo.sock";
+/// Held (flock) while a process decides whether it serves or connects, and while an
+/// owner stops serving: the two never interleave, so an opener always finds either a
+/// serving owner or no owner at all.
+pub const ELECTION_FILE: &str = "NEXXO_OPEN.lock";
+
+/// The file that marks a directory as a nexxo cache and names its on-disk format.
+pub const FORMAT_FILE: &str = "NEXXO_FORMAT";
+
+/// Written when a read finds a damaged table; the next open repairs the store.
+pub const REPAIR_MARKER: &str = "NEXXO_NEEDS_REPAIR";
+
+/// The on-disk format (major) this build writes. Format 2 (1.1): category tables are
+/// PlainTable, memory-mapped. Format 1 (1.0, block-based tables) is emptied at the first
+/// writable open (see [`Store::open`]).
+pub const STORE_FORMAT: u32 = 2;
+
+/// What a directory holds, judged before RocksDB touches it.
+pub(super) enum DirState {
+    /// Missing or empty: a new cache may be made here.
+    New,
+    /// A cache of an older format, which this build does not read.
+    Older(u32),
+    /// A cache of this format.
+    Cache,
+}
+
+/// Refuses, before anything is written into it, a directory that is not a cache this
+/// build may open (see [`Store::open`]'s errors).
+pub(crate) fn judge_dir(path: &Path) -> Result<()> {
+    read_dir_state(path).map(|_| ())
+}
+
+pub(super) fn read_dir_state(path: &Path) -> Result<DirState> {
+    let md = match std::fs::symlink_metadata(path) {
+        Ok(md) => md,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(DirState::New),
+        Err(e) => return Err(Error::Io(format!("{}: {e}", path.display()))),
+    };
+    if md.file_type().is_symlink() {
+        // Resolve once: a symlinked cache directory is allowed, its target is judged.
+        let md = std::fs::metadata(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+        if !md.is_dir() {
+            return Err(Error::Io(format!("{} is not a directory", path.display())));
+        }
+    } else if !md.is_dir() {
+        return Err(Error::Io(format!("{} is not a directory", path.display())));
+    }
+    let marker = path.join(FORMAT_FILE);
+    match std::fs::read_to_string(&marker) {
+        Ok(text) => {
+            let version = text.trim().strip_prefix("nexxo-cache format ").and_then(|v| v.parse::<u32>().ok());
+            match version {
+                Some(STORE_FORMAT) => Ok(DirState::Cache),
+                Some(v) if (1..STORE_FORMAT).contains(&v) => Ok(DirState::Older(v)),
+                Some(v) if v > STORE_FORMAT => Err(Error::Incompatible(format!(
+                    "{} holds on-disk format {v}; this library ({}) reads format {STORE_FORMAT}",
+                    path.display(),
+                    env!("CARGO_PKG_VERSION")
+                ))),
+                _ => Err(Error::Incompatible(format!("{} has an unreadable {FORMAT_FILE} file", marker.display()))),
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let entries = std::fs::read_dir(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+            // The files of sharing (the election lock, a socket) and a format marker being
+            // written are there before the marker: the directory is new all the same.
+            let ours = |name: &std::ffi::OsStr| {
+                name == ELECTION_FILE || name == SOCKET_FILE || name.to_string_lossy().starts_with(FORMAT_TMP_PREFIX)
+            };
+            if entries.filter_map(|e| e.ok()).all(|e| ours(&e.file_name())) {
+                Ok(DirState::New)
+            } else {
+                Err(Error::Incompatible(format!(
+                    "{} is not empty and is not a nexxo cache (no {FORMAT_FILE}); refusing to write into it",
+                    path.display()
+                )))
+            }
+        }
+        Err(e) => Err(Error::Io(format!("{}: {e}", marker.display()))),
+    }
+}
+
+pub(crate) fn create_dir(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(path)
+        .map_err(|e| Error::from(e).with_context(&path.display().to_string()))
+}
+
+pub(super) const FORMAT_TMP_PREFIX: &str = "NEXXO_FORMAT.tmp";
+
+pub(super) fn write_format_file(path: &Path) -> Result<()> {
+    let tmp = path.join(format!("{FORMAT_TMP_PREFIX}.{}", std::process::id()));
+    std::fs::write(&tmp, format!("nexxo-cache format {STORE_FORMAT}\n"))?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, path.join(FORMAT_FILE))?;
+    Ok(())
+}
+
+/// Whether `path` (an existing directory) may be used as a cache as it is.
+pub(crate) fn is_trusted(path: &Path, dir_mode: u32) -> bool {
+    distrust(path, dir_mode).is_none()
+}
+
+/// Why an existing cache directory is not to be trusted, if it is not: a value someone
+/// else wrote into a cache becomes code in the build that reads it.
+pub(super) fn distrust(path: &Path, dir_mode: u32) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let me = unsafe { libc::geteuid() };
+    let link = std::fs::symlink_metadata(path).ok()?;
+    if link.file_type().is_symlink() && link.uid() != me && link.uid() != 0 {
+        return Some(format!("{} is a symlink owned by uid {}", path.display(), link.uid()));
+    }
+    let md = std::fs::metadata(path).ok()?;
+    if md.uid() != me {
+        return Some(format!("{} is owned by uid {}, not by this user (uid {me})", path.display(), md.uid()));
+    }
+    let extra = md.mode() & 0o022 & !dir_mode;
+    if extra != 0 {
+        return Some(format!("{} is writable by {} (mode {:o})", path.display(), if extra & 0o002 != 0 { "others" } else { "its group" }, md.mode() & 0o777));
+    }
+    None
+}
+
+/// The sibling a damaged store is moved to: `<path>.corrupt-<unix seconds>[-n]`.
+pub(super) fn aside_path(path: &Path, now: u64) -> PathBuf {
+    let base = path.as_os_str().to_owned();
+    for n in 0.. {
+        let mut p = base.clone();
+        if n == 0 {
+            p.push(format!(".corrupt-{now}"));
+        } else {
+            p.push(format!(".corrupt-{now}-{n}"));
+        }
+        let p = PathBuf::from(p);
+        if !p.exists() {
+            return p;
+        }
+    }
+    unreachable!()
+}

@@ -1,0 +1,251 @@
+//! Opening a store: judging the directory, opening RocksDB (writable, read-only or as a
+//! follower of another process's store), and recovering a damaged one.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Mutex;
+
+use rocksdb::{Cache as BlockCache, ColumnFamilyDescriptor, ReadOptions, WriteBatch, WriteOptions};
+
+use super::dir::{aside_path, create_dir, distrust, read_dir_state, write_format_file, DirState, REPAIR_MARKER, STORE_FORMAT};
+use super::layout::{counters_key, encode_size, entry_size, lru_key, CATEGORY_CF_PREFIX, LRU_CF, META_CF};
+use super::options::{category_cf_options, db_options, small_cf_options, warn_logger};
+use super::recency::{Generations, Signal, TouchQueue};
+use super::space::SpaceGuard;
+use super::{Category, Db, Store, WriteState};
+use crate::clock::Clock;
+use crate::codec;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::limits::validate_category_name;
+use crate::stats::Counters;
+
+impl Store {
+    /// Opens (or creates) the store at `path`.
+    pub fn open(path: &Path, config: &Config, clock: Clock) -> Result<Store> {
+        if path.as_os_str().is_empty() {
+            return Err(Error::InvalidArgument("the cache path is empty".into()));
+        }
+        let state = read_dir_state(path)?;
+        let mut config = std::borrow::Cow::Borrowed(config);
+        if let Some(why) = distrust(path, config.dir_mode) {
+            if !config.allow_untrusted_dir {
+                return Err(Error::Insecure(format!("{why}; refusing to use it as a cache (allow untrusted directories to open it read-only)")));
+            }
+            config.to_mut().read_only = true;
+        }
+        let config = &*config;
+        if let DirState::Older(v) = state {
+            if config.read_only {
+                return Err(Error::Incompatible(format!(
+                    "{} holds on-disk format {v} of an earlier nexxo-cache; a writable open replaces it with an empty cache of format {STORE_FORMAT}",
+                    path.display()
+                )));
+            }
+            // A cache, not a store of record: the old tables are dropped (RocksDB's destroy
+            // takes the directory's lock first, so a live 1.0 writer is never pulled from
+            // under), and an empty cache of this format starts in the same place.
+            Db::destroy(&db_options(config), path).map_err(|e| match Error::from(e) {
+                Error::Io(m) if m.contains("lock") || m.contains("LOCK") => Error::Locked(m),
+                other => other,
+            })?;
+            let _ = std::fs::remove_dir_all(path.join("lost"));
+            write_format_file(path)?;
+        }
+        if matches!(state, DirState::New) {
+            if config.read_only {
+                return Err(Error::Io(format!("{}: no cache to open read-only", path.display())));
+            }
+            create_dir(path, config.dir_mode)?;
+            write_format_file(path)?;
+        }
+        if !config.read_only && path.join(REPAIR_MARKER).exists() {
+            return Self::recover(path, config, clock, "a read found a damaged table".into());
+        }
+        match Self::open_db(path, config, clock.clone()) {
+            Err(Error::Corruption(msg)) if !config.read_only => Self::recover(path, config, clock, msg),
+            other => other,
+        }
+    }
+
+    /// Opens a reader that follows the store another process writes (a RocksDB secondary
+    /// instance): reads go straight to the tables and what it has replayed of the
+    /// write-ahead log; [`Store::catch_up`] replays what was written since. It never
+    /// writes (a read-only handle); `scratch` is a directory of its own for RocksDB.
+    pub fn open_follower(path: &Path, scratch: &Path, config: &Config, clock: Clock) -> Result<Store> {
+        let config = Config { read_only: true, ..config.clone() };
+        Self::open_db_as(path, &config, clock, Some(scratch))
+    }
+
+    /// Replays what the writing process wrote since the last catch-up (a follower only).
+    pub fn catch_up(&self) -> Result<()> {
+        Ok(self.db.try_catch_up_with_primary()?)
+    }
+
+    /// Repairs a damaged store, or moves it aside and starts empty.
+    pub(super) fn recover(path: &Path, config: &Config, clock: Clock, first_error: String) -> Result<Store> {
+        let repaired = Db::repair(&db_options(config), path).is_ok();
+        // Tables the repair could not read are archived under lost/: a cache has no use
+        // for them.
+        let _ = std::fs::remove_dir_all(path.join("lost"));
+        if repaired {
+            if let Ok(mut s) = Self::open_db(path, config, clock.clone()) {
+                s.recovered = true;
+                s.rebuild_derived_state()?;
+                let _ = std::fs::remove_file(path.join(REPAIR_MARKER));
+                return Ok(s);
+            }
+        }
+        let aside = aside_path(path, clock());
+        std::fs::rename(path, &aside).map_err(|e| {
+            Error::Corruption(format!("{first_error}; moving {} aside to {} failed: {e}", path.display(), aside.display()))
+        })?;
+        create_dir(path, config.dir_mode)?;
+        write_format_file(path)?;
+        let mut s = Self::open_db(path, config, clock)?;
+        s.recovered = true;
+        Ok(s)
+    }
+
+    pub(super) fn open_db(path: &Path, config: &Config, clock: Clock) -> Result<Store> {
+        Self::open_db_as(path, config, clock, None)
+    }
+
+    /// Opens RocksDB: read-write, read-only (`config.read_only`), or as a follower of
+    /// another process's store (`follower`: its scratch directory).
+    pub(super) fn open_db_as(path: &Path, config: &Config, clock: Clock, follower: Option<&Path>) -> Result<Store> {
+        let budget = config.memory_budget as usize;
+        let cache = BlockCache::new_lru_cache(budget - budget / 4);
+        let mut opts = db_options(config);
+        opts.set_info_logger(warn_logger(path));
+
+        // Categories: the configured ones, then any the store already has.
+        let mut names: Vec<String> = config.categories().map(str::to_owned).collect();
+        let add_existing = |names: &mut Vec<String>, existing: &[String]| {
+            for cf in existing {
+                if let Some(name) = cf.strip_prefix(CATEGORY_CF_PREFIX) {
+                    if validate_category_name(name.as_bytes()).is_ok() && !names.iter().any(|n| n == name) {
+                        names.push(name.to_owned());
+                    }
+                }
+            }
+        };
+        let descriptors = |names: &[String]| {
+            let mut d = vec![
+                ColumnFamilyDescriptor::new(META_CF, small_cf_options(config, &cache)),
+                ColumnFamilyDescriptor::new(LRU_CF, small_cf_options(config, &cache)),
+            ];
+            for n in names {
+                d.push(ColumnFamilyDescriptor::new(format!("{CATEGORY_CF_PREFIX}{n}"), category_cf_options(config)));
+            }
+            d
+        };
+        // Only a store that exists is asked for its column families: on a missing store
+        // rust-rocksdb 0.25's list_cf leaks the array RocksDB returns with the error.
+        let exists = path.join("CURRENT").exists();
+        let db = if config.read_only {
+            let existing = if exists { Db::list_cf(&opts, path)? } else { Vec::new() };
+            add_existing(&mut names, &existing);
+            // A category configured now but never created cannot be opened read-only.
+            names.retain(|n| existing.iter().any(|e| *e == format!("{CATEGORY_CF_PREFIX}{n}")));
+            let mut d = descriptors(&names);
+            d.retain(|d| existing.iter().any(|e| e == d.name()));
+            match follower {
+                Some(scratch) => Db::open_cf_descriptors_as_secondary(&opts, path, scratch, d)?,
+                None => Db::open_cf_descriptors_read_only(&opts, path, d, false)?,
+            }
+        } else {
+            // A writable open names the configured categories (missing ones are created);
+            // only a store holding others is asked for its list (which reads the MANIFEST
+            // a second time) and opened again with them.
+            match Db::open_cf_descriptors(&opts, path, descriptors(&names)) {
+                Err(e) if exists && e.kind() == rocksdb::ErrorKind::InvalidArgument && e.as_ref().contains("Column families not opened") => {
+                    add_existing(&mut names, &Db::list_cf(&opts, path)?);
+                    Db::open_cf_descriptors(&opts, path, descriptors(&names))?
+                }
+                other => other?,
+            }
+        };
+
+        let mut write_opts = WriteOptions::default();
+        write_opts.set_sync(config.sync_writes);
+        let read_opts = ReadOptions::default();
+
+        let cats: Vec<Category> = names
+            .into_iter()
+            .map(|name| Category {
+                cf_name: format!("{CATEGORY_CF_PREFIX}{name}"),
+                limit: config.category_limit(&name),
+                name,
+                hits: AtomicU64::new(0),
+                misses: AtomicU64::new(0),
+                writes: AtomicU64::new(0),
+                deletes: AtomicU64::new(0),
+            })
+            .collect();
+
+        let Some(meta) = db.cf_handle(META_CF).filter(|_| db.cf_handle(LRU_CF).is_some()) else {
+            return Err(Error::Incompatible(format!("{} lacks nexxo-cache's internal column families", path.display())));
+        };
+        let mut counters = Vec::with_capacity(cats.len());
+        for c in &cats {
+            let value = db.get_pinned_cf(meta, counters_key(&c.name))?;
+            counters.push(value.and_then(|v| Counters::decode(&v)).unwrap_or_default());
+        }
+        let gens = Generations::load(&db, meta, config, clock())?;
+        let touches = TouchQueue::default();
+
+        let store = Store {
+            db,
+            path: path.to_owned(),
+            cats,
+            state: Mutex::new(WriteState { evict_floor: vec![0; counters.len()], counters, gens, space: SpaceGuard::default() }),
+            config: config.clone(),
+            read_only: config.read_only,
+            recovered: false,
+            clock,
+            touches,
+            signal: Signal::default(),
+            corrupt_seen: AtomicU64::new(0),
+            damaged: AtomicBool::new(false),
+            write_opts,
+            read_opts,
+            closed_cleanly: AtomicBool::new(false),
+            on_write: std::sync::OnceLock::new(),
+        };
+        store.publish_generation(store.lock_state().gens.current);
+        Ok(store)
+    }
+
+    /// After a repair, counters and the recency index may not match the data that
+    /// survived: recount every category and rebuild its index.
+    pub(super) fn rebuild_derived_state(&mut self) -> Result<()> {
+        let lru = self.cf(LRU_CF);
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(lru, Vec::<u8>::new(), vec![0xFFu8; 2]);
+        self.db.write_opt(batch, &self.write_opts)?;
+        let mut st = self.lock_state();
+        let gen = st.gens.current;
+        for (i, c) in self.cats.iter().enumerate() {
+            let cf = self.cf(&c.cf_name);
+            let mut counters = st.counters[i].emptied();
+            let mut batch = WriteBatch::default();
+            let mut it = self.db.raw_iterator_cf(cf);
+            it.seek_to_first();
+            while let (Some(k), Some(v)) = (it.key(), it.value()) {
+                let mut frame = v.to_vec();
+                codec::set_generation(&mut frame, gen);
+                let size = entry_size(k, &frame);
+                counters.add(size);
+                batch.put_cf(cf, k, &frame);
+                batch.put_cf(lru, lru_key(&c.name, gen, k), encode_size(size));
+                it.next();
+            }
+            it.status()?;
+            batch.put_cf(self.cf(META_CF), counters_key(&c.name), counters.encode());
+            self.db.write_opt(batch, &self.write_opts)?;
+            st.counters[i] = counters;
+        }
+        Ok(())
+    }
+}
