@@ -224,8 +224,9 @@ pub unsafe extern "C" fn nexxo_options_set_allow_untrusted_dir(o: *mut nexxo_opt
     })
 }
 
-/// Memory for RocksDB's block cache (3/4) and write buffers (1/4); default 64 MiB,
-/// at least 4 MiB.
+/// Memory for the warm table (5/8: recently written and stored values kept in memory for
+/// the reads of a build, in a writable cache), RocksDB's write buffers (1/4) and its block
+/// cache (1/8); default 64 MiB, at least 4 MiB.
 ///
 /// `NEXXO_INVALID_ARGUMENT` when `o` is NULL or `bytes` is under 4 MiB.
 #[no_mangle]

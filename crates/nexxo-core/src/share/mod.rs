@@ -47,7 +47,7 @@ use crate::error::{Error, Result};
 use crate::clock::Clock;
 use crate::evict::{Background, PolicyReport};
 use crate::stats::Stats;
-use crate::store::{Store, VerifyReport};
+use crate::store::{Store, VerifyReport, Warmer};
 
 pub use sys::ELECTION_FILE;
 
@@ -64,6 +64,8 @@ struct Owner {
     // Dropped in this order: the server (no more requests), the evictor, the store.
     server: Option<Server>,
     _background: Option<Background>,
+    /// Declared after the evictor: both stop before `store` is dropped.
+    _warmer: Option<Warmer>,
     store: Arc<Store>,
 }
 
@@ -166,6 +168,7 @@ impl Shared {
     fn local(path: &Path, config: &Config, clock: Clock, store: Store) -> Shared {
         let store = Arc::new(store);
         let background = (!store.is_read_only()).then(|| Background::start(store.clone()));
+        let warmer = Warmer::start(store.clone());
         let s = Shared {
             dir: path.to_owned(),
             config: config.clone(),
@@ -175,7 +178,7 @@ impl Shared {
             registered: false,
             fork_generation: fork_generation(),
         };
-        let _ = s.owner.set(Owner { server: None, _background: background, store });
+        let _ = s.owner.set(Owner { server: None, _background: background, _warmer: warmer, store });
         s
     }
 
@@ -516,7 +519,8 @@ fn elect(dir: &Path, config: &Config, clock: &Clock) -> Result<Role> {
                 // Without a server this process still works; others then wait for it.
                 let server = Server::start(dir, store.clone()).ok();
                 let background = Some(Background::start(store.clone()));
-                return Ok(Role::Owner(Owner { server, _background: background, store }));
+                let warmer = Warmer::start(store.clone());
+                return Ok(Role::Owner(Owner { server, _background: background, _warmer: warmer, store }));
             }
             Err(Error::Locked(_)) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
             Err(Error::Locked(m)) => {

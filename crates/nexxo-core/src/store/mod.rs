@@ -9,10 +9,11 @@
 //! sizes; each category's counters equal the sum of its entries' sizes.
 //!
 //! `Store` is one type whose methods are split by idea over this module's files: opening
-//! ([`open`]), reading ([`read`]), writing ([`write`]), damage ([`damage`]), maintenance
-//! and statistics ([`maint`]), recency ([`recency`]) and eviction steps ([`evict`]). They
-//! keep one invariant over the same private fields, which is why they are children of
-//! this module and why nothing outside `store/` sees those fields.
+//! ([`open`]), reading ([`read`], with the in-memory [`warm`] table), writing ([`write`]),
+//! damage ([`damage`]), maintenance and statistics ([`maint`]), recency ([`recency`]) and
+//! eviction steps ([`evict`]). They keep one invariant over the same private fields,
+//! which is why they are children of this module and why nothing outside `store/` sees
+//! those fields.
 
 mod damage;
 pub(crate) mod dir;
@@ -25,6 +26,7 @@ mod pool;
 mod read;
 pub(crate) mod recency;
 mod space;
+mod warm;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -46,6 +48,7 @@ pub use evict::{LOW_WATER_PERCENT, STEP_BYTES, STEP_ENTRIES};
 pub(crate) use evict::{low_water, total_stored, Target};
 pub use read::PackedRead;
 pub use recency::{PROMOTE_LAG, TOUCH_QUEUE_CAP};
+pub(crate) use warm::Warmer;
 use layout::{prefix_end, LRU_CF};
 use recency::{Generations, Signal, TouchQueue};
 use space::SpaceGuard;
@@ -96,6 +99,8 @@ pub struct Store {
     /// Called after every write, with whether it overwrote or removed entries (see
     /// [`Store::write_removing`]); set by the process that serves the store to others.
     pub(crate) on_write: std::sync::OnceLock<Box<dyn Fn(bool) + Send + Sync>>,
+    /// Frames held in memory for the reads to come (see `warm.rs`).
+    warm: warm::WarmTable,
 }
 
 impl Drop for Store {

@@ -12,6 +12,7 @@ use super::layout::{counters_key, encode_size, entry_size, lru_key, CATEGORY_CF_
 use super::options::{category_cf_options, db_options, small_cf_options, warn_logger};
 use super::recency::{Generations, Signal, TouchQueue};
 use super::space::SpaceGuard;
+use super::warm::WarmTable;
 use super::{Category, Db, Store, WriteState};
 use crate::clock::Clock;
 use crate::codec;
@@ -115,7 +116,9 @@ impl Store {
     /// another process's store (`follower`: its scratch directory).
     pub(super) fn open_db_as(path: &Path, config: &Config, clock: Clock, follower: Option<&Path>) -> Result<Store> {
         let budget = config.memory_budget as usize;
-        let cache = BlockCache::new_lru_cache(budget - budget / 4);
+        // The budget: write buffers 1/4, the block cache (only the recency index and the
+        // counters use it: category tables are memory-mapped) 1/8, the warm table 5/8.
+        let cache = BlockCache::new_lru_cache(budget / 8);
         let mut opts = db_options(config);
         opts.set_info_logger(warn_logger(path));
 
@@ -195,6 +198,7 @@ impl Store {
         let gens = Generations::load(&db, meta, config, clock())?;
         let touches = TouchQueue::default();
 
+        let cats_len = cats.len();
         let store = Store {
             db,
             path: path.to_owned(),
@@ -212,6 +216,9 @@ impl Store {
             read_opts,
             closed_cleanly: AtomicBool::new(false),
             on_write: std::sync::OnceLock::new(),
+            // Only a store that takes writes keeps one: a follower or read-only handle
+            // would need the writer's overwrites to keep it true.
+            warm: WarmTable::new(cats_len, if config.read_only || follower.is_some() { 0 } else { budget - budget / 4 - budget / 8 }),
         };
         store.publish_generation(store.lock_state().gens.current);
         Ok(store)

@@ -43,7 +43,7 @@ pub(super) fn db_options(config: &Config) -> Options {
     o.create_if_missing(true);
     o.create_missing_column_families(true);
     o.set_max_background_jobs(2);
-    // Write buffers take a quarter of the budget, the block cache the rest.
+    // Write buffers take a quarter of the budget (see `open_db_as` for the rest).
     o.set_db_write_buffer_size(budget / 4);
     o.set_max_total_wal_size((budget / 2) as u64);
     o.set_keep_log_file_num(2);

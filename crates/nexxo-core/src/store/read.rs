@@ -49,6 +49,10 @@ impl Store {
     pub fn get(&self, category: &[u8], key: &[u8]) -> Result<Option<Vec<u8>>> {
         let ci = self.category_index(category)?;
         check_key(key)?;
+        let name = &self.cats[ci].name;
+        if let Some(r) = self.warm.with(ci, key, |frame| decode_owned(name, key, frame).map_err(|_| frame.to_vec())) {
+            return self.finish_warm(ci, key, r);
+        }
         let Some(frame) = self.read_frame(ci, key)? else { return Ok(self.miss(ci)) };
         let decoded = decode_owned(&self.cats[ci].name, key, &frame);
         self.finish_read(ci, key, &frame, decoded)
@@ -59,6 +63,17 @@ impl Store {
     pub fn get_into(&self, category: &[u8], key: &[u8], buf: &mut [u8]) -> Result<Option<usize>> {
         let ci = self.category_index(category)?;
         check_key(key)?;
+        let name = self.cats[ci].name.as_bytes();
+        let warm = self.warm.with(ci, key, |frame| {
+            let Ok(h) = Header::parse(frame) else { return Ok(Err(frame.to_vec())) };
+            if h.value_len as usize > buf.len() {
+                return Err(Error::BufferTooSmall(h.value_len as usize));
+            }
+            Ok(codec::decode_with_header(name, key, frame, &h, buf).map(|n| (h.generation, n)).map_err(|_| frame.to_vec()))
+        });
+        if let Some(r) = warm {
+            return self.finish_warm(ci, key, r?);
+        }
         let Some(frame) = self.read_frame(ci, key)? else { return Ok(self.miss(ci)) };
         let header = Header::parse(&frame);
         if let Ok(h) = &header {
@@ -69,6 +84,22 @@ impl Store {
         let name = self.cats[ci].name.as_bytes();
         let decoded = header.and_then(|h| codec::decode_with_header(name, key, &frame, &h, buf).map(|n| (h.generation, n)));
         self.finish_read(ci, key, &frame, decoded)
+    }
+
+    /// [`Store::finish_read`] for a frame of the warm table, decoded under its lock: a
+    /// frame that failed comes out as a copy, dropped here once the lock is released.
+    fn finish_warm<T>(&self, ci: usize, key: &[u8], decoded: Result<(u32, T), Vec<u8>>) -> Result<Option<T>> {
+        match decoded {
+            Ok((generation, value)) => {
+                self.cats[ci].hits.fetch_add(1, Ordering::Relaxed);
+                self.note_use(ci, key, generation);
+                Ok(Some(value))
+            }
+            Err(frame) => {
+                self.drop_corrupt(ci, key, &frame)?;
+                Ok(self.miss(ci))
+            }
+        }
     }
 
     pub(super) fn miss<T>(&self, ci: usize) -> Option<T> {

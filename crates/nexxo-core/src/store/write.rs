@@ -206,6 +206,10 @@ impl Store {
 
     pub(super) fn write_noting(&self, batch: WriteBatch, replaced: bool) -> Result<()> {
         self.db.write_opt(batch, &self.write_opts)?;
+        if replaced {
+            // Before the write is acknowledged, no frame it replaced may be served.
+            self.warm.clear();
+        }
         if let Some(notify) = self.on_write.get() {
             notify(replaced);
         }
@@ -328,6 +332,9 @@ impl Store {
             g.write_into(&mut batch, self.cf(META_CF));
         }
         if replaced { self.write_removing(batch)? } else { self.write(batch)? }
+        // The frames just written are the next reads of this build (still under the
+        // writers' lock: no later write of these keys can be overtaken).
+        self.warm.insert(None, prepared.iter().zip(&frames).zip(&written).filter(|(_, w)| **w).map(|(((ci, key, _), frame), _)| (*ci, *key, &frame[..])));
         st.counters = counters;
         if let Some(g) = advanced {
             self.publish_generation(g.generation);

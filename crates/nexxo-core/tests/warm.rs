@@ -1,0 +1,116 @@
+//! The warm table (store/warm.rs) never serves a value the store no longer holds: reads
+//! race the thread that fills it at open, and writes that overwrite and delete.
+
+mod common;
+use common::assert_exact;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use nexxo_core::{Cache, Config};
+
+fn value(i: usize, version: usize) -> Vec<u8> {
+    format!("export const v{i} = {version}; // {}\n", "x".repeat(100 + i % 50)).into_bytes()
+}
+
+fn key(i: usize) -> Vec<u8> {
+    format!("src/m{i}.ts").into_bytes()
+}
+
+/// What key `i` holds after batch `b` of the writer (batches of 100 keys, in key order,
+/// deleting every 11th key and overwriting the others).
+fn expected(i: usize, batches_done: usize) -> Option<Vec<u8>> {
+    if i / 100 < batches_done {
+        (i % 11 != 0).then(|| value(i, 1))
+    } else {
+        Some(value(i, 0))
+    }
+}
+
+fn race(config: &Config, n: usize, rounds: usize) {
+    for round in 0..rounds {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("c");
+        {
+            let c = Cache::open(&path, config).unwrap();
+            for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+                let entries: Vec<(Vec<u8>, Vec<u8>)> = chunk.iter().map(|&i| (key(i), value(i, 0))).collect();
+                let refs: Vec<(&[u8], &[u8], &[u8])> = entries.iter().map(|(k, v)| (&b"transform"[..], &k[..], &v[..])).collect();
+                c.batch_set(&refs).unwrap();
+            }
+        }
+        // Reopen: the warm table fills while a writer overwrites and deletes and a reader
+        // checks every key the writer has acknowledged.
+        let c = Arc::new(Cache::open(&path, config).unwrap());
+        let done = Arc::new(AtomicUsize::new(0));
+        let writer = {
+            let (c, done) = (c.clone(), done.clone());
+            std::thread::spawn(move || {
+                for b in 0..n / 100 {
+                    for i in b * 100..(b + 1) * 100 {
+                        if i % 11 == 0 {
+                            c.delete(b"transform", &key(i)).unwrap();
+                        } else {
+                            c.set(b"transform", &key(i), &value(i, 1)).unwrap();
+                        }
+                    }
+                    done.store(b + 1, Ordering::Release);
+                }
+            })
+        };
+        let mut x = 0x2545_F491_4F6C_DD1D_u64 ^ round as u64;
+        let mut checked = 0;
+        while !writer.is_finished() {
+            let acked = done.load(Ordering::Acquire);
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Keys of acknowledged batches must read as written; others may be either.
+            let i = x as usize % (acked * 100).max(1);
+            if acked > 0 {
+                assert_eq!(c.get(b"transform", &key(i)).unwrap(), expected(i, acked), "round {round}, key {i}, {acked} batches acknowledged");
+                checked += 1;
+            }
+        }
+        writer.join().unwrap();
+        for i in 0..n {
+            assert_eq!(c.get(b"transform", &key(i)).unwrap(), expected(i, n / 100), "round {round}, key {i}, after the writer");
+        }
+        assert!(checked > 0);
+        assert_exact(c.store().unwrap());
+    }
+}
+
+#[test]
+fn reads_race_the_fill_and_overwrites_and_see_only_current_values() {
+    race(&Config::default(), 20_000, 6);
+}
+
+#[test]
+fn a_table_smaller_than_the_store_serves_what_it_holds_and_rocksdb_the_rest() {
+    // 4 MiB holds about 15,000 of these 30,000 entries.
+    let mut config = Config::default();
+    config.set_memory_budget(4 << 20).unwrap();
+    race(&config, 30_000, 2);
+}
+
+#[test]
+fn written_values_read_back_through_the_table_after_overwrite_delete_and_clear() {
+    let d = tempfile::tempdir().unwrap();
+    let c = Cache::open(d.path().join("c"), &Config::default()).unwrap();
+    for v in 0..3 {
+        for i in 0..500 {
+            c.set(b"parse", &key(i), &value(i, v)).unwrap();
+        }
+        for i in 0..500 {
+            assert_eq!(c.get(b"parse", &key(i)).unwrap(), Some(value(i, v)));
+            let mut buf = vec![0u8; 400];
+            let n = c.get_into(b"parse", &key(i), &mut buf).unwrap().unwrap();
+            assert_eq!(&buf[..n], &value(i, v)[..]);
+        }
+    }
+    c.delete(b"parse", &key(7)).unwrap();
+    assert_eq!(c.get(b"parse", &key(7)).unwrap(), None);
+    c.clear(&[b"parse"]).unwrap();
+    assert_eq!(c.get(b"parse", &key(8)).unwrap(), None);
+    assert_exact(c.store().unwrap());
+}
