@@ -10,6 +10,16 @@ package nexxocache
 #cgo pkg-config: nexxo_cache
 #include <stdlib.h>
 #include "nexxo_cache.h"
+
+// nexxo_cache_get_into with its out-parameter returned by value: a Go variable whose
+// address went to C would escape to the heap, one allocation per get.
+typedef struct { nexxo_status status; size_t len; } nexxo_go_read;
+static inline nexxo_go_read nexxo_go_get_into(const nexxo_cache *c, const char *category, const uint8_t *key,
+                                              size_t key_len, uint8_t *buf, size_t cap) {
+  nexxo_go_read r = {NEXXO_OK, 0};
+  r.status = nexxo_cache_get_into(c, category, key, key_len, buf, cap, &r.len);
+  return r;
+}
 */
 import "C"
 
@@ -18,6 +28,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -79,6 +90,7 @@ var (
 	ErrInvalidArgument = &Error{Status: StatusInvalidArgument}
 	ErrUnknownCategory = &Error{Status: StatusUnknownCategory}
 	ErrTooLarge        = &Error{Status: StatusTooLarge}
+	ErrBufferTooSmall  = &Error{Status: StatusBufferTooSmall}
 	ErrLocked          = &Error{Status: StatusLocked}
 	ErrIO              = &Error{Status: StatusIOError}
 	ErrNoSpace         = &Error{Status: StatusNoSpace}
@@ -136,6 +148,39 @@ type Cache struct {
 	mu   sync.RWMutex // held for reading by every call, for writing by Close
 	c    *C.nexxo_cache
 	path string
+	// NUL-terminated copies of the category names used so far, so that a call allocates
+	// none: an immutable map, replaced whole when a name is added.
+	cats atomic.Pointer[map[string][]byte]
+}
+
+// cat is category as a NUL-terminated C string in Go memory (no Go pointers inside, so
+// cgo may take it), made once per name and cache.
+func (c *Cache) cat(category string) []byte {
+	if m := c.cats.Load(); m != nil {
+		if b, ok := (*m)[category]; ok {
+			return b
+		}
+	}
+	b := cstr(category)
+	if len(category) > 64 {
+		return b // not a category a cache can have: not worth keeping
+	}
+	for {
+		old := c.cats.Load()
+		next := make(map[string][]byte, 8)
+		if old != nil {
+			if len(*old) >= 64 {
+				return b
+			}
+			for k, v := range *old {
+				next[k] = v
+			}
+		}
+		next[category] = b
+		if c.cats.CompareAndSwap(old, &next) {
+			return b
+		}
+	}
 }
 
 // cstat is how cgo types the header's `enum nexxo_status` results.
@@ -310,7 +355,7 @@ func (c *Cache) Get(category string, key []byte) (value []byte, found bool, err 
 		return nil, false, err
 	}
 	defer c.mu.RUnlock()
-	cat := cstr(category)
+	cat := c.cat(category)
 	bp := scratch.Get().(*[]byte)
 	defer func() {
 		if cap(*bp) <= 1<<20 { // don't keep a buffer grown for one huge value
@@ -319,8 +364,8 @@ func (c *Cache) Get(category string, key []byte) (value []byte, found bool, err 
 	}()
 	for {
 		buf := *bp
-		var n C.size_t
-		s := C.nexxo_cache_get_into(h, charPtr(cat), bytesPtr(key), C.size_t(len(key)), bytesPtr(buf), C.size_t(len(buf)), &n)
+		r := C.nexxo_go_get_into(h, charPtr(cat), bytesPtr(key), C.size_t(len(key)), bytesPtr(buf), C.size_t(len(buf)))
+		s, n := cstat(r.status), r.len
 		switch s {
 		case C.NEXXO_OK:
 			out := make([]byte, int(n))
@@ -336,6 +381,30 @@ func (c *Cache) Get(category string, key []byte) (value []byte, found bool, err 
 	}
 }
 
+// GetInto reads a value into buf without allocating: n is its length. When buf is too
+// short, err is ErrBufferTooSmall (errors.Is) and n is the length needed (nothing is
+// counted then); found is false on a miss.
+func (c *Cache) GetInto(category string, key, buf []byte) (n int, found bool, err error) {
+	h, err := c.acquire("get")
+	if err != nil {
+		return 0, false, err
+	}
+	defer c.mu.RUnlock()
+	cat := c.cat(category)
+	r := C.nexxo_go_get_into(h, charPtr(cat), bytesPtr(key), C.size_t(len(key)), bytesPtr(buf), C.size_t(len(buf)))
+	s, got := cstat(r.status), r.len
+	switch s {
+	case C.NEXXO_OK:
+		return int(got), true, nil
+	case C.NEXXO_NOT_FOUND:
+		return 0, false, nil
+	case C.NEXXO_BUFFER_TOO_SMALL:
+		return int(got), false, c.err(s, "get("+category+")")
+	default:
+		return 0, false, c.err(s, "get("+category+")")
+	}
+}
+
 // Set stores value under key in category, replacing any value there.
 func (c *Cache) Set(category string, key, value []byte) error {
 	h, err := c.acquire("set")
@@ -343,7 +412,7 @@ func (c *Cache) Set(category string, key, value []byte) error {
 		return err
 	}
 	defer c.mu.RUnlock()
-	cat := cstr(category)
+	cat := c.cat(category)
 	s := C.nexxo_cache_set(h, charPtr(cat), bytesPtr(key), C.size_t(len(key)), bytesPtr(value), C.size_t(len(value)))
 	return c.err(s, "set("+category+")")
 }
@@ -355,7 +424,7 @@ func (c *Cache) Delete(category string, key []byte) error {
 		return err
 	}
 	defer c.mu.RUnlock()
-	cat := cstr(category)
+	cat := c.cat(category)
 	return c.err(C.nexxo_cache_delete(h, charPtr(cat), bytesPtr(key), C.size_t(len(key))), "delete("+category+")")
 }
 
@@ -514,7 +583,7 @@ func (c *Cache) CategoryStats(category string) (Stats, error) {
 		return Stats{}, err
 	}
 	defer c.mu.RUnlock()
-	cat := cstr(category)
+	cat := c.cat(category)
 	var s C.nexxo_stats
 	if err := c.err(C.nexxo_cache_category_stats(h, charPtr(cat), &s), "categoryStats("+category+")"); err != nil {
 		return Stats{}, err

@@ -88,6 +88,45 @@ func TestSetGetDelete(t *testing.T) {
 	}
 }
 
+func TestGetIntoAllocatesNothing(t *testing.T) {
+	c, _ := open(t, nil)
+	v := artifact(3, 3000)
+	if err := c.Set("transform", []byte("k"), v); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	n, ok, err := c.GetInto("transform", []byte("k"), buf)
+	if err != nil || !ok || !bytes.Equal(buf[:n], v) {
+		t.Fatalf("GetInto = %d, %v, %v", n, ok, err)
+	}
+	if n, ok, err := c.GetInto("transform", []byte("absent"), buf); n != 0 || ok || err != nil {
+		t.Fatalf("a miss: %d, %v, %v", n, ok, err)
+	}
+	// Too short, or empty: the length needed, and ErrBufferTooSmall.
+	for _, b := range [][]byte{buf[:10], nil} {
+		if n, ok, err := c.GetInto("transform", []byte("k"), b); n != len(v) || ok || !errors.Is(err, ErrBufferTooSmall) {
+			t.Fatalf("short buffer: %d, %v, %v", n, ok, err)
+		}
+	}
+	if _, _, err := c.GetInto("nope", []byte("k"), buf); !errors.Is(err, ErrUnknownCategory) {
+		t.Fatalf("unknown category: %v", err)
+	}
+	k := []byte("k")
+	allocs := testing.AllocsPerRun(200, func() {
+		if _, ok, _ := c.GetInto("transform", k, buf); !ok {
+			t.Fatal("miss")
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("GetInto allocated %v times per call", allocs)
+	}
+	// Get allocates only the value it returns.
+	allocs = testing.AllocsPerRun(200, func() { mustGet(t, c, "transform", k) })
+	if allocs > 1 {
+		t.Fatalf("Get allocated %v times per call", allocs)
+	}
+}
+
 func TestErrors(t *testing.T) {
 	c, dir := open(t, nil)
 	cases := []struct {

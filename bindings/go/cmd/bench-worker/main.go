@@ -134,6 +134,18 @@ func main() {
 		}
 		out["read_ops_per_s"] = float64(n) / time.Since(t).Seconds()
 		out["read_p50_us"], out["read_p99_us"] = pct(rl, 0.5), pct(rl, 0.99)
+		// The same reads into one buffer (GetInto, what the C worker's loop does).
+		buf := make([]byte, size+64)
+		rl = rl[:0]
+		t = time.Now()
+		for _, i := range order(n) {
+			s := time.Now()
+			_, _, err := c.GetInto("transform", keys[i], buf)
+			rl = append(rl, float64(time.Since(s).Nanoseconds())/1e3)
+			must(err)
+		}
+		out["read_into_ops_per_s"] = float64(n) / time.Since(t).Seconds()
+		out["read_into_p50_us"] = pct(rl, 0.5)
 		out["hit_rate"] = float64(hits) / float64(n)
 		must(c.Compact())
 		st, err := c.Stats()
