@@ -666,7 +666,10 @@ enum nexxo_status nexxo_options_set_sync_writes(struct nexxo_options *o, bool sy
 
 /**
  * Opens read-only: allowed beside another process's writer; writes return
- * `NEXXO_READ_ONLY`. The cache must exist.
+ * `NEXXO_READ_ONLY`. The cache must exist. In a process that has the cache open for
+ * writing, a read-only handle shares that store and sees every write; otherwise it is a
+ * snapshot of the store as it was at the open: writes of other processes made later are
+ * not seen until it is reopened.
  *
  * `NEXXO_INVALID_ARGUMENT` when `o` is NULL.
  */
