@@ -28,6 +28,7 @@ def ratio(a, b, label, key):
 
 
 NAMES = [
+    ("nexxo-manager", "**nexxo-cache, the seed's API** (Node `getCacheManager`, `set`, `get`)"),
     ("nexxo", "nexxo-cache, Rust API"),
     ("nexxo-nolz4", "nexxo-cache, Rust API, LZ4 off"),
     ("rocksdb", "raw RocksDB, default options"),
@@ -71,9 +72,31 @@ if remote:
     ]
 
 
-# The performance issue's Node goals, each nexxo / lmdb-js in this run. Reads and writes are
-# compared without a timer per operation on either side (the timer costs about as much as a
-# read); batch reads against lmdb-js's getBinary (the issue's yardstick).
+# The seed API's goals (issue 21), each the CacheManager / lmdb-js in this run, per key on
+# both sides: set against put, get against getBinary.
+seed_goals = [
+    ("writes, 100,000: `set` against `put`, a timer around each", cross("seed-100k", "nexxo-manager", "write_ops_per_s", "seed-100k", "lmdb", "write_ops_per_s")),
+    ("writes, 100,000, into a second new store (the process warmed up), no timer per call", cross("seed-100k", "nexxo-manager", "untimed_write_ops_per_s", "seed-100k", "lmdb", "untimed_write_ops_per_s")),
+    ("reads in the same process, 100,000: `get` against `getBinary`, a timer around each", cross("seed-100k", "nexxo-manager", "read_ops_per_s", "seed-100k", "lmdb", "read_ops_per_s")),
+    ("reads in the same process, 100,000, a second pass without a timer", cross("seed-100k", "nexxo-manager", "untimed_read_ops_per_s", "seed-100k", "lmdb", "untimed_read_ops_per_s")),
+    ("second build, 100,000 (a new process opens and reads all; the library already loaded)", cross("cold-open-100k", "nexxo-manager", "read_all_ops_per_s", "cold-open-100k", "lmdb", "read_all_ops_per_s")),
+    ("writes, 1,000 (the process's first, JIT cold), a timer around each", cross("seed-1k", "nexxo-manager", "write_ops_per_s", "seed-1k", "lmdb", "write_ops_per_s")),
+    ("reads, 1,000, a timer around each", cross("seed-1k", "nexxo-manager", "read_ops_per_s", "seed-1k", "lmdb", "read_ops_per_s")),
+    ("reads, 1,000, a second pass without a timer", cross("seed-1k", "nexxo-manager", "untimed_read_ops_per_s", "seed-1k", "lmdb", "untimed_read_ops_per_s")),
+]
+seed_rows = ["| the seed's API (Node `CacheManager`) / lmdb-js 3.5.6, 1 KiB JS artifacts (goal: at least 2x) | this run |", "|---|---|"]
+seed_rows += [f"| {what} | {'-' if r is None else f'{r:.2f}x'}{' (met)' if r is not None and r >= 2 else ''} |" for what, r in seed_goals]
+s1 = lambda key: m("seed-1k", "nexxo-manager", key)
+seed_text = (
+    "" if s1("write_ops_per_s") is None else
+    f"The seed claimed 314k writes/s and 963k reads/s at 1,000 entries; through its API here: "
+    f"{k(s1('untimed_write_ops_per_s'))} writes/s (a warmed-up process, no timer; {k(s1('write_ops_per_s'))} with one) and "
+    f"{k(s1('untimed_read_ops_per_s'))} reads/s ({k(s1('read_ops_per_s'))} with a timer per read)."
+)
+
+# The side paths, each nexxo's Cache / lmdb-js: batched puts, getMany. Reads and writes
+# are compared without a timer per operation on either side (the timer costs about as
+# much as a read); batch reads against lmdb-js's getBinary.
 goals = [
     ("writes: `put` (batched, asynchronous) against lmdb-js's `put`, into a second new store (the process warmed up), no timer per put", cross("seed-100k", "nexxo-node", "untimed_write_ops_per_s", "seed-100k", "lmdb", "untimed_write_ops_per_s")),
     ("writes: the same into the process's first store, with a timer around every `put`", cross("seed-100k", "nexxo-node", "write_ops_per_s", "seed-100k", "lmdb", "write_ops_per_s")),
@@ -82,7 +105,7 @@ goals = [
     ("second build (a new process reads all): `get` against `getBinary`", cross("cold-open-100k", "nexxo-node", "read_all_ops_per_s", "cold-open-100k", "lmdb", "read_all_ops_per_s")),
     ("second build: `getMany` of 1000 against `getBinary`", cross("cold-open-batch-100k", "nexxo-node-batch", "read_all_ops_per_s", "cold-open-100k", "lmdb", "read_all_ops_per_s")),
 ]
-goal_rows = ["| Node, 100,000 x 1 KiB: nexxo-cache / lmdb-js (goal: at least 2x) | this run |", "|---|---|"]
+goal_rows = ["| Node side paths, 100,000 x 1 KiB: nexxo-cache's `Cache` / lmdb-js | this run |", "|---|---|"]
 goal_rows += [f"| {what} | {'-' if r is None else f'{r:.2f}x'}{' (met)' if r is not None and r >= 2 else ''} |" for what, r in goals]
 bm = cross("seed-100k", "nexxo-node", "batch_read_ops_per_s", "seed-100k", "lmdb", "batch_read_ops_per_s")
 node_text = (
@@ -98,6 +121,10 @@ text = [
     f"between runs (the report gives each cell's min-max): read the ratios as approximate.",
     "",
     "![seed-100k](bench/results/seed-100k.svg)",
+    "",
+    *seed_rows,
+    "",
+    seed_text,
     "",
     *rows,
     "",

@@ -37,6 +37,8 @@ REMOTE_COUNT = 20000
 
 RUST = ["nexxo", "rocksdb", "memory"]
 NODE = ["nexxo-node", "lmdb", "classic-level"]
+# The seed's API (getCacheManager, set and get per key): the headline rows.
+MANAGER = "nexxo-manager"
 FFI = ["nexxo-c", "nexxo-go"]
 # Which nexxo each contestant is compared with: the one in the same runtime; the C and
 # Go rows are compared with the Rust API, which shows what their FFI costs.
@@ -50,6 +52,7 @@ LABELS = {
     "nexxo-c": "nexxo-cache (C ABI)",
     "nexxo-go": "nexxo-cache (Go, cgo)",
     "nexxo-node": "nexxo-cache (Node, koffi)",
+    "nexxo-manager": "nexxo-cache, the seed's API (Node getCacheManager: set, get)",
     "nexxo-node-batch": "nexxo-cache (Node, getMany of 1000)",
     "lmdb-batch": "lmdb-js 3.5.6 (Node, getMany of 1000)",
     "classic-level-batch": "classic-level 3.0.0 (Node, getMany of 1000)",
@@ -61,9 +64,9 @@ LABELS = {
 
 # (label, workload, count, value length, contestants, what it shows)
 PLAN = [
-    ("seed-1k", "write-read", 1000, 1024, RUST + FFI + NODE, "the seed's workload: 1000 artifacts of 1 KiB, written one by one, read in an order unrelated to key order"),
-    ("seed-100k", "write-read", 100000, 1024, RUST + ["nexxo-nolz4"] + FFI + NODE, "the same at a real project's size: 100,000 artifacts"),
-    ("cold-open-100k", "cold-open", 100000, 1024, ["nexxo", "rocksdb", "nexxo-c", "nexxo-go", "nexxo-node", "lmdb", "classic-level"], "a new process opens seed-100k's store and reads every entry: the next build. Node's open ms is with the native library already loaded (lmdb-js and classic-level load theirs at require)"),
+    ("seed-1k", "write-read", 1000, 1024, RUST + FFI + [MANAGER] + NODE, "the seed's workload: 1000 artifacts of 1 KiB, written one by one, read in an order unrelated to key order"),
+    ("seed-100k", "write-read", 100000, 1024, RUST + ["nexxo-nolz4"] + FFI + [MANAGER] + NODE, "the same at a real project's size: 100,000 artifacts"),
+    ("cold-open-100k", "cold-open", 100000, 1024, ["nexxo", "rocksdb", "nexxo-c", "nexxo-go", MANAGER, "nexxo-node", "lmdb", "classic-level"], "a new process opens seed-100k's store and reads every entry: the next build. Node's open ms is with the native library already loaded (lmdb-js and classic-level load theirs at require)"),
     ("cold-open-batch-100k", "cold-open-batch", 100000, 1024, [f"{c}-batch" for c in NODE], "the same, each Node contestant reading through its batch read, 1000 keys a call, in the same order"),
     ("open-floor", "open-floor", 0, 0, ["rocksdb-floor"], "raw RocksDB (defaults, info log off) opening an empty store with one column family in a new process: the least an open of any RocksDB-based cache costs here, to set beside lmdb-js's open of the 100,000-entry store above"),
     ("values-100B", "write-read", 100000, 100, ["nexxo", "rocksdb", "memory", "nexxo-node", "lmdb"], "100,000 values of 100 bytes"),
@@ -78,7 +81,7 @@ QUICK = {"seed-1k", "seed-100k", "cold-open-100k", "cold-open-batch-100k", "open
 
 def run_one(contestant, workload, count, length, directory):
     """Runs one worker; wait4 gives its own peak RSS."""
-    if contestant in NODE or contestant.removesuffix("-batch") in NODE:
+    if contestant == MANAGER or contestant in NODE or contestant.removesuffix("-batch") in NODE:
         cmd = ["node", NODE_WORKER, contestant.removesuffix("-batch"), workload, str(count), str(length), directory]
     elif contestant == "nexxo-c":
         cmd = [C_WORKER, workload, str(count), str(length), directory]

@@ -3,11 +3,24 @@
 // run per process, for bench/run.py). Each opens a store in a directory, writes keys
 // one by one or in batches of 1000, and reads them.
 
-const { Cache, nativeVersion } = require('../../bindings/node/lib/index.js');
+const { Cache, getCacheManager, nativeVersion } = require('../../bindings/node/lib/index.js');
 const { open: lmdbOpen } = require('lmdb');
 const { ClassicLevel } = require('classic-level');
 
 const contestants = {
+  // The seed's API, what a build tool calls: getCacheManager(root) (its cache in
+  // <root>/.nexxo_cache, never failing the build), set per key (a Promise, resolved once
+  // durable), get per key.
+  'nexxo-manager': {
+    prepare: () => nativeVersion(),
+    open: async (dir) => getCacheManager(dir),
+    put: (m, k, v) => {
+      m.lastPut = m.set('transform', k, v);
+    },
+    flush: async (m) => m.lastPut,
+    get: (m, k) => m.get('transform', k),
+    close: async (m) => m.close(),
+  },
   'nexxo-node': {
     // Loads the native library (lmdb-js and classic-level load theirs at require), so
     // that `open` times the opening of a store only.
