@@ -24,10 +24,27 @@ pub(super) fn decode_owned_with(category: &str, key: &[u8], frame: &[u8], h: &He
 /// What a batch read's lookup found for one key.
 pub(super) enum Looked<'a> {
     /// A frame to decode (category index, frame, its parsed header).
-    Frame(usize, rocksdb::DBPinnableSlice<'a>, Header),
+    Frame(usize, FrameBytes<'a>, Header),
     /// Not there (or dropped as damaged): a miss of this category, not yet counted.
     Miss(usize),
     Failed(Error),
+}
+
+/// A frame as a batch read found it: pinned in RocksDB, or copied from the warm table
+/// (whose lock is not held while a batch decodes).
+pub(super) enum FrameBytes<'a> {
+    Pinned(rocksdb::DBPinnableSlice<'a>),
+    Copied(Vec<u8>),
+}
+
+impl std::ops::Deref for FrameBytes<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            FrameBytes::Pinned(p) => p,
+            FrameBytes::Copied(v) => v,
+        }
+    }
 }
 
 /// The bytes a packed answer needs: `gap` per key plus every found value.
@@ -235,7 +252,12 @@ impl Store {
         let mut out: Vec<Looked<'s>> = keys
             .iter()
             .map(|(cat, key)| match self.category_index(cat).and_then(|ci| check_key(key).map(|_| ci)) {
-                Ok(ci) => Looked::Miss(ci),
+                // Frames the warm table holds are copied out; the others (left as `Miss`
+                // for now) are looked up in RocksDB below.
+                Ok(ci) => match self.warm.with(ci, key, |f| f.to_vec()).map(|f| (Header::parse(&f), f)) {
+                    Some((Ok(h), f)) => Looked::Frame(ci, FrameBytes::Copied(f), h),
+                    _ => Looked::Miss(ci),
+                },
                 Err(e) => Looked::Failed(e),
             })
             .collect();
@@ -253,7 +275,7 @@ impl Store {
                     Err(e) => Looked::Failed(e.into()),
                     Ok(None) => Looked::Miss(ci),
                     Ok(Some(frame)) => match Header::parse(&frame) {
-                        Ok(h) => Looked::Frame(ci, frame, h),
+                        Ok(h) => Looked::Frame(ci, FrameBytes::Pinned(frame), h),
                         Err(_) => match self.drop_corrupt(ci, key, &frame) {
                             Ok(()) => Looked::Miss(ci),
                             Err(e) => Looked::Failed(e),
