@@ -8,13 +8,13 @@ use std::sync::Arc;
 
 use crate::clock::{system_clock, Clock};
 use crate::config::Config;
+use crate::error::{Error, Result};
 use crate::evict::PolicyReport;
 use crate::json::json_string;
-use crate::error::{Error, Result};
+use crate::limits::{check_key, check_value};
 use crate::remote::{Remote, RemoteStats};
 use crate::share::Shared;
 use crate::stats::Stats;
-use crate::limits::{check_key, check_value};
 use crate::store::{PackedRead, Store, VerifyReport};
 
 /// A cache handle. Every method takes `&self` and may be called from many threads.

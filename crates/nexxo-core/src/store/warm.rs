@@ -2,10 +2,12 @@
 //! becomes a hash lookup and a decode instead of a RocksDB point lookup.
 //!
 //! Builds repeat themselves: the next build reads nearly every key the last one wrote or
-//! read. A writable store that serves the cache fills the table at open from its category
-//! tables, on a thread of its own (a scan costs a fraction of a point lookup per entry,
-//! and runs on the other core while the build starts), up to a bound of memory; the
-//! frames a process writes go in as they are written, within the same bound.
+//! read. A writable store that serves the cache fills the table at open, on a thread of
+//! its own, up to a bound of memory: a store that fits is scanned whole (a scan costs a
+//! fraction of a point lookup per entry, and runs on the other core while the build
+//! starts); a larger one gives its newest entries, the last build's, found newest first
+//! in the recency index and read with multi-gets. The frames a process writes go in as
+//! they are written, within the same bound.
 //!
 //! Never a stale value: the table only ever holds the frame a key has in the store.
 //! - A write that overwrites or removes anything (set of an existing key, delete, clear,
@@ -25,6 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 
+use super::layout::{decode_size, lru_prefix, parse_lru_key};
 use super::Store;
 
 /// Bytes one entry costs besides its key and frame: two allocations and a map slot.
@@ -139,11 +142,24 @@ impl Drop for Warmer {
 }
 
 impl Store {
-    /// Scans the category tables into the warm table until it is full, the epoch moves
-    /// (a write replaced something) or `stop` is set. Errors end the scan: the table is
-    /// an optimisation, and reads find what it lacks in RocksDB.
+    /// Fills the warm table until it is full, the epoch moves (a write replaced
+    /// something) or `stop` is set. Errors end the fill: the table is an optimisation,
+    /// and reads find what it lacks in RocksDB.
     fn fill_warm_table(&self, stop: &AtomicBool) {
         let epoch = self.warm.epoch();
+        let (stored, entries) = {
+            let st = self.lock_state();
+            st.counters.iter().fold((0u64, 0u64), |(b, n), c| (b + c.stored_bytes, n + c.entries))
+        };
+        if stored.saturating_add(entries.saturating_mul(ENTRY_OVERHEAD as u64)) <= self.warm.budget as u64 {
+            self.scan_into_warm(epoch, stop);
+        } else {
+            self.newest_into_warm(epoch, stop);
+        }
+    }
+
+    /// The whole store, category by category, in key order.
+    fn scan_into_warm(&self, epoch: u64, stop: &AtomicBool) {
         for ci in 0..self.cats.len() {
             let mut it = self.db.raw_iterator_cf(self.cf(&self.cats[ci].cf_name));
             it.seek_to_first();
@@ -165,6 +181,67 @@ impl Store {
                 chunk.clear();
             }
             if it.status().is_err() {
+                return;
+            }
+        }
+    }
+
+    /// The newest entries across categories, up to the budget: each category's recency
+    /// index read backwards (newest generation first) for keys and stored sizes, the
+    /// candidates chosen by generation, their frames read in key order with one
+    /// multi-get per category and chunk.
+    fn newest_into_warm(&self, epoch: u64, stop: &AtomicBool) {
+        let budget = self.warm.budget;
+        // (generation, category, key, bytes in the table)
+        let mut picked: Vec<(u32, usize, Box<[u8]>, usize)> = Vec::new();
+        for ci in 0..self.cats.len() {
+            let p = lru_prefix(&self.cats[ci].name);
+            let mut it = self.index_iter(&p, &p);
+            it.seek_to_last();
+            let mut bytes = 0usize;
+            while let (Some(k), Some(v)) = (it.key(), it.value()) {
+                let Some((generation, key)) = parse_lru_key(&p, k) else { break };
+                let cost = key.len() + decode_size(v).map_or(0, |s| s.stored as usize) + ENTRY_OVERHEAD;
+                bytes += cost;
+                if bytes > budget || stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                picked.push((generation, ci, key.into(), cost));
+                it.prev();
+            }
+            if it.status().is_err() {
+                return;
+            }
+        }
+        picked.sort_by(|a, b| b.0.cmp(&a.0));
+        let mut total = 0usize;
+        picked.retain(|e| {
+            total += e.3;
+            total <= budget
+        });
+        // Read in key order: the tables are sorted by key, so the frames come off the
+        // memory map in runs, not one random page at a time.
+        picked.sort_by(|a, b| (a.1, &a.2).cmp(&(b.1, &b.2)));
+        for chunk in picked.chunks(FILL_CHUNK) {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let mut frames: Vec<(usize, &[u8], Vec<u8>)> = Vec::with_capacity(chunk.len());
+            for ci in 0..self.cats.len() {
+                let keys: Vec<&[u8]> = chunk.iter().filter(|e| e.1 == ci).map(|e| &e.2[..]).collect();
+                if keys.is_empty() {
+                    continue;
+                }
+                let cf = self.cf(&self.cats[ci].cf_name);
+                for (key, r) in keys.iter().zip(self.db.batched_multi_get_cf_opt(cf, keys.iter(), true, &self.read_opts)) {
+                    match r {
+                        Ok(Some(frame)) => frames.push((ci, key, frame.to_vec())),
+                        Ok(None) => {}
+                        Err(_) => return,
+                    }
+                }
+            }
+            if !self.warm.insert(Some(epoch), frames.iter().map(|(ci, k, f)| (*ci, *k, &f[..]))) {
                 return;
             }
         }
