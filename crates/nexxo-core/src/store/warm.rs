@@ -201,7 +201,8 @@ impl Store {
             let mut bytes = 0usize;
             while let (Some(k), Some(v)) = (it.key(), it.value()) {
                 let Some((generation, key)) = parse_lru_key(&p, k) else { break };
-                let cost = key.len() + decode_size(v).map_or(0, |s| s.stored as usize) + ENTRY_OVERHEAD;
+                // Stored bytes are the key's and the frame's: what the table holds of it.
+                let cost = decode_size(v).map_or(key.len(), |s| s.stored as usize) + ENTRY_OVERHEAD;
                 bytes += cost;
                 if bytes > budget || stop.load(Ordering::Relaxed) {
                     break;
