@@ -45,7 +45,7 @@
 /**
  * Minor version; a change adds to the ABI without breaking it.
  */
-#define NEXXO_CACHE_VERSION_MINOR 2
+#define NEXXO_CACHE_VERSION_MINOR 3
 
 /**
  * Patch version.

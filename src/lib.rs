@@ -9,7 +9,8 @@
 
 /// Runs an exported function's body, catching panics so none unwinds into C: the
 /// function then returns its type's [`OnPanic`] value. Every exported function's body
-/// runs inside it, whatever it returns.
+/// runs inside it, whatever it returns, except `nexxo_version` and `nexxo_status_str`,
+/// which only return static strings.
 macro_rules! ffi_boundary {
     ($body:block) => {{
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| $body)) {
