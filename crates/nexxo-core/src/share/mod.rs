@@ -69,6 +69,16 @@ struct Owner {
     store: Arc<Store>,
 }
 
+impl Owner {
+    /// The owner of `store`, with its evictor (when it takes writes) and its warm-table
+    /// filler running.
+    fn start(server: Option<Server>, store: Arc<Store>) -> Owner {
+        let background = (!store.is_read_only()).then(|| Background::start(store.clone()));
+        let warmer = Warmer::start(store.clone());
+        Owner { server, _background: background, _warmer: warmer, store }
+    }
+}
+
 struct ClientState {
     client: Option<Client>,
     /// Reads the store directly; `None` when it could not be opened (reads then go to
@@ -166,9 +176,6 @@ impl Shared {
     }
 
     fn local(path: &Path, config: &Config, clock: Clock, store: Store) -> Shared {
-        let store = Arc::new(store);
-        let background = (!store.is_read_only()).then(|| Background::start(store.clone()));
-        let warmer = Warmer::start(store.clone());
         let s = Shared {
             dir: path.to_owned(),
             config: config.clone(),
@@ -178,7 +185,7 @@ impl Shared {
             registered: false,
             fork_generation: fork_generation(),
         };
-        let _ = s.owner.set(Owner { server: None, _background: background, _warmer: warmer, store });
+        let _ = s.owner.set(Owner::start(None, Arc::new(store)));
         s
     }
 
@@ -518,9 +525,8 @@ fn elect(dir: &Path, config: &Config, clock: &Clock) -> Result<Role> {
                 let store = Arc::new(store);
                 // Without a server this process still works; others then wait for it.
                 let server = Server::start(dir, store.clone()).ok();
-                let background = Some(Background::start(store.clone()));
-                let warmer = Warmer::start(store.clone());
-                return Ok(Role::Owner(Owner { server, _background: background, _warmer: warmer, store }));
+                // Elected only by writable opens: its evictor runs.
+                return Ok(Role::Owner(Owner::start(server, store)));
             }
             Err(Error::Locked(_)) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
             Err(Error::Locked(m)) => {

@@ -72,7 +72,7 @@ impl Store {
         }
         let Some(frame) = self.read_frame(ci, key)? else { return Ok(self.miss(ci)) };
         let decoded = decode_owned(&self.cats[ci].name, key, &frame);
-        self.finish_read(ci, key, &frame, decoded)
+        self.finish_read(ci, key, &frame, decoded.ok())
     }
 
     /// Reads a value into `buf`. Returns the value's length, `None` on a miss, or
@@ -100,22 +100,15 @@ impl Store {
         }
         let name = self.cats[ci].name.as_bytes();
         let decoded = header.and_then(|h| codec::decode_with_header(name, key, &frame, &h, buf).map(|n| (h.generation, n)));
-        self.finish_read(ci, key, &frame, decoded)
+        self.finish_read(ci, key, &frame, decoded.ok())
     }
 
     /// [`Store::finish_read`] for a frame of the warm table, decoded under its lock: a
     /// frame that failed comes out as a copy, dropped here once the lock is released.
     fn finish_warm<T>(&self, ci: usize, key: &[u8], decoded: Result<(u32, T), Vec<u8>>) -> Result<Option<T>> {
         match decoded {
-            Ok((generation, value)) => {
-                self.cats[ci].hits.fetch_add(1, Ordering::Relaxed);
-                self.note_use(ci, key, generation);
-                Ok(Some(value))
-            }
-            Err(frame) => {
-                self.drop_corrupt(ci, key, &frame)?;
-                Ok(self.miss(ci))
-            }
+            Ok(hit) => self.finish_read(ci, key, &[], Some(hit)),
+            Err(frame) => self.finish_read(ci, key, &frame, None),
         }
     }
 
@@ -124,16 +117,17 @@ impl Store {
         None
     }
 
-    /// Counts a read and returns its value; a frame that failed to decode is dropped
-    /// (if it is still there) and the read is a miss.
-    pub(super) fn finish_read<T>(&self, ci: usize, key: &[u8], frame: &[u8], decoded: Result<(u32, T), codec::CodecError>) -> Result<Option<T>> {
+    /// Counts a read of `frame` and returns its value: `decoded` is (generation, value), or
+    /// None for a frame that failed to decode, which is dropped (if it is still there)
+    /// and makes the read a miss.
+    pub(super) fn finish_read<T>(&self, ci: usize, key: &[u8], frame: &[u8], decoded: Option<(u32, T)>) -> Result<Option<T>> {
         match decoded {
-            Ok((generation, value)) => {
+            Some((generation, value)) => {
                 self.cats[ci].hits.fetch_add(1, Ordering::Relaxed);
                 self.note_use(ci, key, generation);
                 Ok(Some(value))
             }
-            Err(_) => {
+            None => {
                 self.drop_corrupt(ci, key, frame)?;
                 Ok(self.miss(ci))
             }
@@ -157,7 +151,7 @@ impl Store {
             .map(|((_, key), l)| match l {
                 Looked::Frame(ci, frame, h) => {
                     let decoded = decode_owned_with(&self.cats[ci].name, key, &frame, &h);
-                    self.finish_read(ci, key, &frame, decoded)
+                    self.finish_read(ci, key, &frame, decoded.ok())
                 }
                 Looked::Miss(ci) => Ok(self.miss(ci)),
                 Looked::Failed(e) => Err(e),
@@ -299,7 +293,7 @@ impl Store {
                 match l {
                     Looked::Frame(ci, frame, h) => {
                         let decoded = codec::decode_with_header(self.cats[ci].name.as_bytes(), key, &frame, &h, &mut out[at..]).map(|n| (h.generation, n));
-                        let r = self.finish_read(ci, key, &frame, decoded);
+                        let r = self.finish_read(ci, key, &frame, decoded.ok());
                         if let Ok(Some(n)) = r {
                             at += n;
                         }
