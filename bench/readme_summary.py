@@ -72,20 +72,29 @@ if remote:
     ]
 
 
+def ratio_table(title, items):
+    """A markdown table of (what, nexxo / lmdb-js) rows, marking the ratios that reach 2x."""
+    out = [f"| {title} | this run |", "|---|---|"]
+    return out + [f"| {what} | {'-' if r is None else f'{r:.2f}x'}{' (met)' if r is not None and r >= 2 else ''} |" for what, r in items]
+
+
+def manager_vs_lmdb(label, key):
+    return cross(label, "nexxo-manager", key, label, "lmdb", key)
+
+
 # The seed API's goals (issue 21), each the CacheManager / lmdb-js in this run, per key on
 # both sides: set against put, get against getBinary.
 seed_goals = [
-    ("writes, 100,000: `set` against `put`, a timer around each", cross("seed-100k", "nexxo-manager", "write_ops_per_s", "seed-100k", "lmdb", "write_ops_per_s")),
-    ("writes, 100,000, into a second new store (the process warmed up), no timer per call", cross("seed-100k", "nexxo-manager", "untimed_write_ops_per_s", "seed-100k", "lmdb", "untimed_write_ops_per_s")),
-    ("reads in the same process, 100,000: `get` against `getBinary`, a timer around each", cross("seed-100k", "nexxo-manager", "read_ops_per_s", "seed-100k", "lmdb", "read_ops_per_s")),
-    ("reads in the same process, 100,000, a second pass without a timer", cross("seed-100k", "nexxo-manager", "untimed_read_ops_per_s", "seed-100k", "lmdb", "untimed_read_ops_per_s")),
-    ("second build, 100,000 (a new process opens and reads all; the library already loaded)", cross("cold-open-100k", "nexxo-manager", "read_all_ops_per_s", "cold-open-100k", "lmdb", "read_all_ops_per_s")),
-    ("writes, 1,000 (the process's first, JIT cold), a timer around each", cross("seed-1k", "nexxo-manager", "write_ops_per_s", "seed-1k", "lmdb", "write_ops_per_s")),
-    ("reads, 1,000, a timer around each", cross("seed-1k", "nexxo-manager", "read_ops_per_s", "seed-1k", "lmdb", "read_ops_per_s")),
-    ("reads, 1,000, a second pass without a timer", cross("seed-1k", "nexxo-manager", "untimed_read_ops_per_s", "seed-1k", "lmdb", "untimed_read_ops_per_s")),
+    ("writes, 100,000: `set` against `put`, a timer around each", manager_vs_lmdb("seed-100k", "write_ops_per_s")),
+    ("writes, 100,000, into a second new store (the process warmed up), no timer per call", manager_vs_lmdb("seed-100k", "untimed_write_ops_per_s")),
+    ("reads in the same process, 100,000: `get` against `getBinary`, a timer around each", manager_vs_lmdb("seed-100k", "read_ops_per_s")),
+    ("reads in the same process, 100,000, a second pass without a timer", manager_vs_lmdb("seed-100k", "untimed_read_ops_per_s")),
+    ("second build, 100,000 (a new process opens and reads all; the library already loaded)", manager_vs_lmdb("cold-open-100k", "read_all_ops_per_s")),
+    ("writes, 1,000 (the process's first, JIT cold), a timer around each", manager_vs_lmdb("seed-1k", "write_ops_per_s")),
+    ("reads, 1,000, a timer around each", manager_vs_lmdb("seed-1k", "read_ops_per_s")),
+    ("reads, 1,000, a second pass without a timer", manager_vs_lmdb("seed-1k", "untimed_read_ops_per_s")),
 ]
-seed_rows = ["| the seed's API (Node `CacheManager`) / lmdb-js 3.5.6, 1 KiB JS artifacts (goal: at least 2x) | this run |", "|---|---|"]
-seed_rows += [f"| {what} | {'-' if r is None else f'{r:.2f}x'}{' (met)' if r is not None and r >= 2 else ''} |" for what, r in seed_goals]
+seed_rows = ratio_table("the seed's API (Node `CacheManager`) / lmdb-js 3.5.6, 1 KiB JS artifacts (goal: at least 2x)", seed_goals)
 s1 = lambda key: m("seed-1k", "nexxo-manager", key)
 seed_text = (
     "" if s1("write_ops_per_s") is None else
@@ -105,8 +114,7 @@ goals = [
     ("second build (a new process reads all): `get` against `getBinary`", cross("cold-open-100k", "nexxo-node", "read_all_ops_per_s", "cold-open-100k", "lmdb", "read_all_ops_per_s")),
     ("second build: `getMany` of 1000 against `getBinary`", cross("cold-open-batch-100k", "nexxo-node-batch", "read_all_ops_per_s", "cold-open-100k", "lmdb", "read_all_ops_per_s")),
 ]
-goal_rows = ["| Node side paths, 100,000 x 1 KiB: nexxo-cache's `Cache` / lmdb-js | this run |", "|---|---|"]
-goal_rows += [f"| {what} | {'-' if r is None else f'{r:.2f}x'}{' (met)' if r is not None and r >= 2 else ''} |" for what, r in goals]
+goal_rows = ratio_table("Node side paths, 100,000 x 1 KiB: nexxo-cache's `Cache` / lmdb-js", goals)
 bm = cross("seed-100k", "nexxo-node", "batch_read_ops_per_s", "seed-100k", "lmdb", "batch_read_ops_per_s")
 node_text = (
     f"From Node, lmdb-js's own batch read (`getMany`, asynchronous) is slower than its `getBinary`: nexxo's "
