@@ -2,6 +2,7 @@
  * `api_test` runs them all. Each case works in a fresh temporary directory. */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -625,6 +626,182 @@ TEST(second_process_shares) {
   return 0;
 }
 
+/* Whether the first 600 values `child_uses_cache` wrote in `round` read back, in one
+ * batch: large enough (2 x 256 keys) to be split across the library's read threads. */
+static int child_writes_read_back(nexxo_cache *c, int round) {
+  static char names[600][64];
+  nexxo_key keys[600];
+  nexxo_bytes vals[600];
+  nexxo_status sts[600];
+  char val[1100];
+  for (int i = 0; i < 600; i++) {
+    snprintf(names[i], sizeof names[i], "child-%d-%d", round, i);
+    keys[i] = (nexxo_key){"transform", (const uint8_t *)names[i], strlen(names[i])};
+  }
+  if (nexxo_cache_batch_get(c, keys, 600, vals, sts) != NEXXO_OK) return 0;
+  int good = 1;
+  for (int i = 0; i < 600; i++) {
+    size_t len = artifact(val, sizeof val, i);
+    good &= sts[i] == NEXXO_OK && vals[i].len == len && memcmp(vals[i].data, val, len) == 0;
+    nexxo_bytes_free(&vals[i]);
+  }
+  return good;
+}
+
+/* What a child made by fork() does in it: open, write, read in a batch and close its own
+ * handle. `heavy` writes 24 MiB, so the child's store flushes and compacts while it
+ * runs. 0 when all went well, else the step that failed. */
+static int child_uses_cache(const char *p, int round, int heavy) {
+  nexxo_cache *c = NULL;
+  if (nexxo_cache_open(p, NULL, &c) != NEXXO_OK) return 10;
+  char key[64], val[1100];
+  int n = heavy ? 24000 : 600;
+  for (int i = 0; i < n; i++) {
+    snprintf(key, sizeof key, "child-%d-%d", round, i);
+    size_t len = artifact(val, sizeof val, i);
+    if (nexxo_cache_set(c, "transform", K(key), (const uint8_t *)val, len) != NEXXO_OK) return 11;
+  }
+  if (!child_writes_read_back(c, round)) return 12;
+  nexxo_cache_close(c);
+  return 0;
+}
+
+/* Waits up to 30 s for `pid`; a child still running then is killed and counted as hung
+ * (returns -1). Otherwise its exit code, or 100 + the signal that ended it. */
+static int wait_bounded(pid_t pid) {
+  for (int waited_ms = 0; waited_ms < 30000; waited_ms += 5) {
+    int status = 0;
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 100 + WTERMSIG(status);
+    if (r < 0) return 99;
+    usleep(5000);
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, NULL, 0);
+  return -1;
+}
+
+/* fork() after the library was used: the child opens, uses and closes handles of its
+ * own (RocksDB's default thread pools did not survive the fork: without a pool of the
+ * child's own, its close waited forever for a flush), and a handle from before the fork
+ * is refused there with NEXXO_INVALID_ARGUMENT, never hangs, and is not closed in the
+ * child. NEXXO_FORK_ROUNDS sets the rounds (default 100; every tenth child writes 24
+ * MiB, and in every third round the parent keeps a handle open across the fork). */
+TEST(fork_child_opens_its_own) {
+  const char *p = path_in(fresh_dir(), "c");
+  const char *env = getenv("NEXXO_FORK_ROUNDS");
+  int rounds = env ? atoi(env) : 100;
+  for (int r = 0; r < rounds; r++) {
+    nexxo_cache *c = open_or_die(p, NULL);
+    char key[32];
+    snprintf(key, sizeof key, "parent-%d", r);
+    OK(nexxo_cache_set(c, "parse", K(key), (const uint8_t *)"p", 1));
+    CHECK(get_equals(c, "parse", key, "p", 1));
+    int keep = r % 3 == 2;
+    if (!keep) {
+      nexxo_cache_close(c);
+      c = NULL;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+      if (c != NULL) {
+        nexxo_bytes b = {NULL, 0};
+        if (nexxo_cache_get(c, "parse", K(key), &b) != NEXXO_INVALID_ARGUMENT) _exit(20);
+        if (nexxo_cache_set(c, "parse", K("x"), (const uint8_t *)"x", 1) != NEXXO_INVALID_ARGUMENT) _exit(21);
+        nexxo_cache_close(c); /* leaves the parent's store alone */
+      }
+      _exit(child_uses_cache(p, r, r % 10 == 9));
+    }
+    int rc = wait_bounded(pid);
+    if (rc != 0) {
+      fprintf(stderr, "round %d: the child %s (%d)\n", r, rc < 0 ? "hung" : "failed", rc);
+      return 1;
+    }
+    if (c == NULL) c = open_or_die(p, NULL);
+    /* The child's writes are there for the parent (a batch: the parent's read threads
+     * exist at the next fork). */
+    CHECK(child_writes_read_back(c, r));
+    CHECK(get_equals(c, "parse", key, "p", 1));
+    nexxo_cache_close(c);
+    /* And through a read-only handle: a RocksDB instance of its own, whose batch reads
+     * go to the store, split across the read threads. */
+    nexxo_options *o = nexxo_options_new();
+    OK(nexxo_options_set_read_only(o, true));
+    c = open_or_die(p, o);
+    nexxo_options_free(o);
+    CHECK(child_writes_read_back(c, r));
+    nexxo_cache_close(c);
+  }
+  return 0;
+}
+
+/* fork() in a process that reaches the cache through another process (the owner): the
+ * child's close of the copied handle must not wait for the reader thread that stayed in
+ * the parent, nor shut down the parent's connections or remove its reader's files. The
+ * parent's handle goes on working after each child. */
+TEST(fork_child_of_a_client) {
+  const char *p = path_in(fresh_dir(), "c");
+  int ready[2], done[2];
+  CHECK(pipe(ready) == 0 && pipe(done) == 0);
+  pid_t owner = fork();
+  CHECK(owner >= 0);
+  if (owner == 0) {
+    close(ready[0]);
+    close(done[1]); /* so that the test's end (or failure) ends this process too */
+    nexxo_cache *o = NULL;
+    if (nexxo_cache_open(p, NULL, &o) != NEXXO_OK) _exit(3);
+    if (write(ready[1], "r", 1) != 1) _exit(4);
+    char ch;
+    if (read(done[0], &ch, 1) != 1) _exit(5);
+    nexxo_cache_close(o);
+    _exit(0);
+  }
+  close(ready[1]);
+  close(done[0]);
+  char ch;
+  CHECK(read(ready[0], &ch, 1) == 1);
+  nexxo_cache *c = open_or_die(p, NULL); /* a client of the owner above */
+  char errs[4200];
+  snprintf(errs, sizeof errs, "%s", path_in(g_dir, "child-stderr"));
+  for (int r = 0; r < 5; r++) {
+    char key[32];
+    snprintf(key, sizeof key, "parent-%d", r);
+    OK(nexxo_cache_set(c, "parse", K(key), (const uint8_t *)"p", 1));
+    CHECK(get_equals(c, "parse", key, "p", 1));
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+      /* Whatever the library says in the child (a caught panic, say) goes to a file. */
+      FILE *err = fopen(errs, "w");
+      if (err == NULL || dup2(fileno(err), 2) < 0) _exit(19);
+      if (nexxo_cache_set(c, "parse", K("x"), (const uint8_t *)"x", 1) != NEXXO_INVALID_ARGUMENT) _exit(20);
+      nexxo_cache_close(c);
+      _exit(child_uses_cache(p, r, 0));
+    }
+    int rc = wait_bounded(pid);
+    if (rc != 0) {
+      fprintf(stderr, "round %d: the child %s (%d)\n", r, rc < 0 ? "hung" : "failed", rc);
+      return 1;
+    }
+    struct stat es;
+    CHECK(stat(errs, &es) == 0);
+    if (es.st_size != 0) {
+      fprintf(stderr, "round %d: the child wrote to stderr (%s)\n", r, errs);
+      return 1;
+    }
+    CHECK(child_writes_read_back(c, r));
+    OK(nexxo_cache_set(c, "parse", K("after"), (const uint8_t *)"a", 1));
+    CHECK(get_equals(c, "parse", "after", "a", 1));
+  }
+  CHECK(write(done[1], "d", 1) == 1);
+  CHECK(wait_bounded(owner) == 0);
+  nexxo_cache_close(c);
+  return 0;
+}
+
 TEST(fallback_on_bad_path) {
   const char *d = fresh_dir();
   const char *f = path_in(d, "file");
@@ -1096,6 +1273,8 @@ static const struct {
     ENTRY(read_only_handle),
     ENTRY(second_handle_in_process_shares),
     ENTRY(second_process_shares),
+    ENTRY(fork_child_opens_its_own),
+    ENTRY(fork_child_of_a_client),
     ENTRY(fallback_on_bad_path),
     ENTRY(foreign_directories_are_left_alone),
     ENTRY(concurrent_threads),

@@ -19,6 +19,11 @@
  * thread-safe. nexxo_cache_close must not race with other calls on its handle.
  * There is no thread-local "last error": everything a caller needs is in the status.
  *
+ * fork(). A child process may open, use and close handles of its own, whatever its
+ * parent did with the library before the fork. A handle opened before the fork returns
+ * NEXXO_INVALID_ARGUMENT from every call in the child; nexxo_cache_close on it there
+ * frees nothing and leaves the parent's cache alone.
+ *
  * Keys are 1 to NEXXO_MAX_KEY_LEN bytes (0 is NEXXO_INVALID_ARGUMENT, longer is
  * NEXXO_TOO_LARGE); values are 0 to NEXXO_MAX_VALUE_LEN bytes. Categories are
  * NUL-terminated names; every cache has parse, transform, bundle, optimize and meta.

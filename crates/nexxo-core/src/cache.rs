@@ -27,6 +27,22 @@ enum Inner {
     Disabled(Disabled),
 }
 
+impl Drop for Cache {
+    /// A handle that fork() copied into a child is leaked there, never closed: its
+    /// threads (the store's, the reader's, the uploads') stayed in the parent, so closing
+    /// it would wait for them forever, and its connections, reader files and store are
+    /// the parent's, still in use.
+    fn drop(&mut self) {
+        if matches!(&self.inner, Inner::Open(h) if h.shared.opened_before_fork()) {
+            let copied = std::mem::replace(
+                &mut self.inner,
+                Inner::Disabled(Disabled { reason: Error::ReadOnly, categories: Vec::new(), read_only: true, misses: AtomicU64::new(0) }),
+            );
+            std::mem::forget(copied);
+        }
+    }
+}
+
 /// An open handle. Handles of one directory in one process share the store; each keeps
 /// its own counts of what it did, so that its statistics say what this handle saw.
 struct Handle {

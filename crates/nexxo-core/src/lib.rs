@@ -9,6 +9,7 @@
 pub mod clock;
 pub mod codec;
 pub mod error;
+pub mod fork;
 pub mod json;
 pub mod limits;
 // Built on the leaves, each using only what is listed above it.

@@ -32,7 +32,6 @@ mod server;
 mod sys;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -101,20 +100,6 @@ pub(crate) struct Shared {
     fork_generation: u64,
 }
 
-/// What `fork()` leaves a child: handles it must not use (their threads are gone).
-static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
-
-fn fork_generation() -> u64 {
-    static HOOK: std::sync::Once = std::sync::Once::new();
-    extern "C" fn child() {
-        FORK_GENERATION.fetch_add(1, Ordering::SeqCst);
-    }
-    HOOK.call_once(|| unsafe {
-        libc::pthread_atfork(None, None, Some(child));
-    });
-    FORK_GENERATION.load(Ordering::Relaxed)
-}
-
 /// Writable opens of this process, by canonical directory.
 static REGISTRY: Mutex<Vec<(PathBuf, u64, Weak<Shared>)>> = Mutex::new(Vec::new());
 
@@ -129,7 +114,7 @@ impl Shared {
         if path.as_os_str().is_empty() {
             return Err(Error::InvalidArgument("the cache path is empty".into()));
         }
-        let gen = fork_generation();
+        let gen = crate::fork::generation();
         if config.read_only {
             if let Some(s) = std::fs::canonicalize(path).ok().and_then(|c| lookup(&c, gen)) {
                 return Ok(s);
@@ -183,7 +168,7 @@ impl Shared {
             owner: OnceLock::new(),
             client: RwLock::new(ClientState { client: None, follower: None, epoch: 0 }),
             registered: false,
-            fork_generation: fork_generation(),
+            fork_generation: crate::fork::generation(),
         };
         let _ = s.owner.set(Owner::start(None, Arc::new(store)));
         s
@@ -221,8 +206,14 @@ impl Shared {
         g.client.as_ref().map(|c| c.categories.clone()).unwrap_or_default()
     }
 
+    /// Whether this was opened before a fork() that made this process: nothing of it
+    /// may be used or closed here.
+    pub(crate) fn opened_before_fork(&self) -> bool {
+        self.fork_generation != crate::fork::generation()
+    }
+
     fn check_fork(&self) -> Result<()> {
-        if self.fork_generation != FORK_GENERATION.load(Ordering::Relaxed) {
+        if self.opened_before_fork() {
             return Err(Error::InvalidArgument("this cache handle was opened before fork(): a child process must open its own".into()));
         }
         Ok(())
@@ -541,7 +532,7 @@ fn elect(dir: &Path, config: &Config, clock: &Clock) -> Result<Role> {
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        if self.fork_generation != FORK_GENERATION.load(Ordering::Relaxed) {
+        if self.fork_generation != crate::fork::generation() {
             // A copy made by fork(): the store's threads live in the parent only, and
             // closing it here could hang or write the parent's files. Leaked on purpose.
             if let Some(o) = self.owner.take() {

@@ -18,6 +18,7 @@
 mod damage;
 pub(crate) mod dir;
 mod evict;
+mod fork;
 pub(crate) mod layout;
 mod maint;
 mod open;

@@ -61,6 +61,10 @@ pub(super) fn db_options(config: &Config) -> Options {
     // Open loads every table: by default with up to 16 threads per column family, which
     // here meant ~120 thread creations per open for a handful of files.
     o.set_max_file_opening_threads(1);
+    // In a child made by fork() after RocksDB was used, pools of its own (see fork.rs).
+    if let Some(env) = super::fork::env() {
+        o.set_env(&env);
+    }
     o
 }
 

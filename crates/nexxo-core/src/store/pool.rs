@@ -14,17 +14,19 @@ pub(super) fn work_threads(units: usize) -> usize {
 
 /// The threads batch reads run their other parts on (the caller runs the first): made
 /// at the first batch that splits, one fewer than the most a batch uses. None when they
-/// could not be started (a thread limit): batches then run on the caller's thread alone.
+/// could not be started (a thread limit), and in a child made by fork() after they were
+/// (their threads stayed in the parent): batches then run on the caller's thread alone.
 pub(super) fn read_pool() -> Option<&'static rayon_core::ThreadPool> {
-    static POOL: std::sync::OnceLock<Option<rayon_core::ThreadPool>> = std::sync::OnceLock::new();
-    POOL.get_or_init(|| {
-        rayon_core::ThreadPoolBuilder::new()
+    static POOL: std::sync::OnceLock<(u64, Option<rayon_core::ThreadPool>)> = std::sync::OnceLock::new();
+    let (made_in, pool) = POOL.get_or_init(|| {
+        let pool = rayon_core::ThreadPoolBuilder::new()
             .num_threads(work_threads(usize::MAX).saturating_sub(1).max(1))
             .thread_name(|i| format!("nexxo-read-{i}"))
             .build()
-            .ok()
-    })
-    .as_ref()
+            .ok();
+        (crate::fork::generation(), pool)
+    });
+    pool.as_ref().filter(|_| *made_in == crate::fork::generation())
 }
 
 /// `f` over `items` split into `threads` parts (the first on this thread, the others on
