@@ -41,7 +41,7 @@ fn help(cmd: &str) -> &'static str {
         "clear" => "usage: nexxo-cache clear <dir> [CATEGORY...]\n\nRemoves every entry of the named categories, or of all categories, in one\natomic write, then compacts them.\n",
         "compact" => "usage: nexxo-cache compact <dir> [CATEGORY]\n\nCompacts one category or all, returning the disk space of deleted and\noverwritten entries.\n",
         "enforce" => "usage: nexxo-cache enforce <dir> [--max-size BYTES] [--max-age SECONDS] [--limit CATEGORY=BYTES]...\n\nEvicts now: entries unused for longer than the max age, then least recently\nused entries until every limit is at or under 90% of itself; compacts when\nworthwhile. Limits are open options, not stored in the cache: without\n--max-size the default (2 GiB) applies.\n",
-        "verify" => "usage: nexxo-cache verify <dir> [--drop]\n\nReads every entry and checks its checksum. Reports damaged entries and exits 1\nwhen there are any; --drop removes them.\n",
+        "verify" => "usage: nexxo-cache verify <dir> [--drop]\n\nReads every entry and checks its checksum. Reports damaged entries and damaged\ntables and exits 1 when there are any; --drop removes damaged entries and salvages\na store with damaged tables (every intact entry is kept).\n",
         "bench" => "usage: nexxo-cache bench [<dir>] [--entries N]\n\nThe seed workload, quick: N (default 1000) artifacts of ~1 KiB written one by\none, read back and checked, then stats. Uses a temporary directory unless\n<dir> is given.\n",
         _ => USAGE,
     }
@@ -321,13 +321,40 @@ fn cmd_verify(mut a: Args) -> Res {
     let drop_bad = a.flag(&["--drop"]);
     let dir = a.positional("<dir>")?;
     a.done()?;
-    let c = open(&dir, &Config::default())?;
+    let mut c = open(&dir, &Config::default())?;
+    if c.stats().recovered {
+        // Damage found earlier (by a read, or an earlier verify) was salvaged at this open.
+        println!("salvaged: the store was damaged and was salvaged when opened: {} entries kept (the store's LOG says more)", c.stats().entries);
+    }
     let mut p = Progress::new("verify");
     let r = c.verify(drop_bad, &mut |d, t| p.show(d, t)).map_err(|e| cache_err(&dir, e))?;
     p.finish();
     println!("checked {} entries ({} of values): {} damaged{}", r.checked, human_size(r.value_bytes), r.bad, if drop_bad { format!(", {} dropped ({} orphaned index records removed)", r.dropped, r.dropped_index_records) } else { String::new() });
     for (cat, key) in &r.bad_keys {
         println!("  damaged: {cat}/{}", String::from_utf8_lossy(key));
+    }
+    for (cat, e) in &r.damaged_tables {
+        println!("  damaged table: {cat}: {e}");
+    }
+    if !r.damaged_tables.is_empty() {
+        if !drop_bad {
+            return Err(Fail::Found(format!("{dir}: damaged tables: the next writable open salvages every intact entry (or run verify --drop)")));
+        }
+        // Salvage runs when the store is next opened for writing: close and reopen. A
+        // store another process serves is salvaged when that process next opens it.
+        drop(c);
+        c = open(&dir, &Config::default())?;
+        let s = c.stats();
+        if !s.recovered {
+            return Err(Fail::Found(format!("{dir}: damaged tables: another process serves this cache; it salvages them at its next open")));
+        }
+        println!("salvaged: {} entries kept (the store's LOG names what was lost)", s.entries);
+        let r = c.verify(true, &mut |_, _| {}).map_err(|e| cache_err(&dir, e))?;
+        println!("checked {} entries again: {} damaged", r.checked, r.bad);
+        if !r.damaged_tables.is_empty() {
+            return Err(Fail::Found(format!("{dir}: tables still damaged after a salvage")));
+        }
+        return Ok(());
     }
     if r.bad > 0 && !drop_bad {
         return Err(Fail::Found(format!("{dir}: {} damaged entries (run verify --drop to remove them)", r.bad)));

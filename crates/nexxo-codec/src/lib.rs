@@ -212,6 +212,29 @@ pub fn decode(category: &[u8], key: &[u8], frame: &[u8]) -> Result<Vec<u8>, Code
     Ok(out)
 }
 
+/// Which of `categories` `frame` was encoded for under `key`: the index of the first
+/// whose checksum holds, or None (not a frame, or damaged). The value is decompressed
+/// once. For salvage: a record read from a damaged store's files names its key and
+/// frame, not its category.
+pub fn find_category(categories: &[&[u8]], key: &[u8], frame: &[u8]) -> Option<usize> {
+    let h = Header::parse(frame).ok()?;
+    let payload = &frame[HEADER_LEN..];
+    let decompressed;
+    let value: &[u8] = match h.codec {
+        Codec::Raw => payload,
+        Codec::Lz4 => {
+            let mut out = vec![0u8; h.value_len as usize];
+            match lz4_flex::block::decompress_into(payload, &mut out) {
+                Ok(m) if m == out.len() => {}
+                _ => return None,
+            }
+            decompressed = out;
+            &decompressed
+        }
+    };
+    categories.iter().position(|c| checksum(c, key, h.codec, value) == h.checksum)
+}
+
 /// The value length a frame accounts for in `logical_bytes`: the header's length when
 /// the header parses, else the frame's own length. Stats use this one rule when a frame
 /// is added, replaced, removed or recounted, so the counters stay exact even for frames
@@ -230,6 +253,24 @@ mod tests {
     fn js(n: usize) -> Vec<u8> {
         let line = b"export function transform(node) { return visit(node, ctx); }\n";
         line.iter().copied().cycle().take(n).collect()
+    }
+
+    #[test]
+    fn find_category_names_the_one_whose_checksum_holds() {
+        let cats: [&[u8]; 3] = [b"parse", b"transform", b"bundle"];
+        for value in [js(5000), b"short".to_vec(), Vec::new()] {
+            let f = encode(b"transform", b"k", &value, 7, Compression::Lz4);
+            assert_eq!(find_category(&cats, b"k", &f), Some(1));
+            assert_eq!(find_category(&cats, b"other", &f), None);
+            assert_eq!(find_category(&cats[..1], b"k", &f), None);
+            let mut bad = f.clone();
+            let last = bad.len() - 1;
+            bad[last] ^= 1;
+            if bad.len() > HEADER_LEN {
+                assert_eq!(find_category(&cats, b"k", &bad), None);
+            }
+        }
+        assert_eq!(find_category(&cats, b"k", b"not a frame at all, not at all"), None);
     }
 
     #[test]

@@ -17,7 +17,8 @@ use crate::store::VerifyReport;
 /// The first bytes of a connection's hello.
 pub(crate) const MAGIC: &[u8; 8] = b"NEXXOIPC";
 /// Raised whenever a message changes meaning; both sides must speak the same one.
-pub(crate) const PROTOCOL: u32 = 1;
+/// 2 (1.3.1): the verify reply names damaged tables.
+pub(crate) const PROTOCOL: u32 = 2;
 /// The largest frame read: a value's limit (256 MiB) with room for its key and fields.
 /// Batches are split by the sender to fit.
 pub(crate) const MAX_FRAME: usize = (256 << 20) + (1 << 20);
@@ -366,13 +367,21 @@ pub fn put_verify(f: Frame, v: &VerifyReport) -> Frame {
         f.push_bytes(c.as_bytes());
         f.push_bytes(k);
     }
+    f = f.u32(v.damaged_tables.len() as u32);
+    for (c, e) in &v.damaged_tables {
+        f.push_bytes(c.as_bytes());
+        f.push_bytes(e.as_bytes());
+    }
     f
 }
 
 pub fn get_verify(r: &mut Fields<'_>) -> Result<VerifyReport, ProtoError> {
-    let mut v = VerifyReport { checked: r.u64()?, bad: r.u64()?, dropped: r.u64()?, dropped_index_records: r.u64()?, value_bytes: r.u64()?, bad_keys: Vec::new() };
+    let mut v = VerifyReport { checked: r.u64()?, bad: r.u64()?, dropped: r.u64()?, dropped_index_records: r.u64()?, value_bytes: r.u64()?, ..Default::default() };
     for _ in 0..r.count(8)? {
         v.bad_keys.push((r.string()?, r.bytes()?.to_vec()));
+    }
+    for _ in 0..r.count(8)? {
+        v.damaged_tables.push((r.string()?, r.string()?));
     }
     Ok(v)
 }
@@ -433,7 +442,7 @@ mod tests {
         let s = Stats { hits: 1, misses: 2, writes: 3, deletes: 4, entries: 5, logical_bytes: 6, stored_bytes: 7, disk_bytes: 8, evictions: 9, corrupt_dropped: 10, read_only: true, recovered: true, disabled: None };
         let b = body(put_stats(Frame::new(), &s));
         assert_eq!(get_stats(&mut Fields::new(&b)).unwrap(), s);
-        let v = VerifyReport { checked: 3, bad: 1, dropped: 1, dropped_index_records: 0, value_bytes: 9, bad_keys: vec![("parse".into(), b"k".to_vec())] };
+        let v = VerifyReport { damaged_tables: vec![("bundle".into(), "Corruption: bad".into())], checked: 3, bad: 1, dropped: 1, dropped_index_records: 0, value_bytes: 9, bad_keys: vec![("parse".into(), b"k".to_vec())] };
         let b = body(put_verify(Frame::new(), &v));
         assert_eq!(get_verify(&mut Fields::new(&b)).unwrap(), v);
     }

@@ -33,6 +33,8 @@ pub(super) enum DirState {
     Older(u32),
     /// A cache of this format.
     Cache,
+    /// A store whose format marker is unreadable (damaged) beside RocksDB's files.
+    DamagedMarker,
 }
 
 /// Refuses, before anything is written into it, a directory that is not a cache this
@@ -57,8 +59,9 @@ pub(super) fn read_dir_state(path: &Path) -> Result<DirState> {
         return Err(Error::Io(format!("{} is not a directory", path.display())));
     }
     let marker = path.join(FORMAT_FILE);
-    match std::fs::read_to_string(&marker) {
-        Ok(text) => {
+    match std::fs::read(&marker) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
             let version = text.trim().strip_prefix("nexxo-cache format ").and_then(|v| v.parse::<u32>().ok());
             match version {
                 Some(STORE_FORMAT) => Ok(DirState::Cache),
@@ -68,6 +71,9 @@ pub(super) fn read_dir_state(path: &Path) -> Result<DirState> {
                     path.display(),
                     env!("CARGO_PKG_VERSION")
                 ))),
+                // A damaged marker beside a store's files (RocksDB's CURRENT or a
+                // MANIFEST) is a cache whose marker was damaged: the open rewrites it.
+                _ if store_files(path).is_ok_and(|f| f.iter().any(|n| n == "CURRENT" || n.starts_with("MANIFEST-"))) => Ok(DirState::DamagedMarker),
                 _ => Err(Error::Incompatible(format!("{} has an unreadable {FORMAT_FILE} file", marker.display()))),
             }
         }
@@ -151,4 +157,66 @@ pub(super) fn aside_path(path: &Path, now: u64) -> PathBuf {
         }
     }
     unreachable!()
+}
+
+/// The names in `path` that belong to the RocksDB store (not the directory's own files:
+/// the format marker, the sharing files, this library's log, a salvage in progress).
+pub(super) fn store_files(path: &Path) -> std::io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for e in std::fs::read_dir(path)? {
+        let name = e?.file_name().to_string_lossy().into_owned();
+        let rocksdb = matches!(name.as_str(), "CURRENT" | "IDENTITY" | "LOCK" | "lost")
+            || ["MANIFEST-", "OPTIONS-", "LOG.old."].iter().any(|p| name.starts_with(p))
+            || [".sst", ".log", ".blob", ".dbtmp"].iter().any(|x| name.ends_with(x) && name.as_bytes()[0].is_ascii_digit());
+        if rocksdb {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
+
+/// What a clean close wrote about the MANIFEST: its name and size. RocksDB appends to a
+/// MANIFEST and never shortens it, so an open that finds the same MANIFEST shorter knows
+/// it was cut (RocksDB would open it and silently lose the tables its tail listed).
+pub(super) const CLOSE_RECORD: &str = "NEXXO_CLOSED";
+
+/// Records the MANIFEST's name and size (best effort: a store without the record is
+/// opened without the check).
+pub(super) fn write_close_record(path: &Path) {
+    let Ok(current) = std::fs::read_to_string(path.join("CURRENT")) else { return };
+    let manifest = current.trim_end();
+    let Ok(md) = std::fs::metadata(path.join(manifest)) else { return };
+    let tmp = path.join(format!("{CLOSE_RECORD}.tmp.{}", std::process::id()));
+    if std::fs::write(&tmp, format!("{manifest} {}\n", md.len())).is_ok() && std::fs::rename(&tmp, path.join(CLOSE_RECORD)).is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+}
+
+/// Why the store in `path` cannot be opened as it is, found before RocksDB opens it:
+/// its CURRENT is missing beside a MANIFEST or tables (RocksDB would start an empty store
+/// over them), its MANIFEST is shorter than at the last clean close, or a salvage was
+/// interrupted.
+pub(super) fn damage_before_open(path: &Path) -> Option<String> {
+    if path.join(super::salvage::SALVAGE_DIR).exists() {
+        return Some("an earlier salvage of the store was interrupted".into());
+    }
+    let current = match std::fs::read_to_string(path.join("CURRENT")) {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let files = store_files(path).ok()?;
+            return files
+                .iter()
+                .any(|n| n.starts_with("MANIFEST-") || n.ends_with(".sst"))
+                .then(|| "the store's CURRENT file is missing".to_owned());
+        }
+        Err(_) => return None, // RocksDB's open reports it
+    };
+    let record = std::fs::read_to_string(path.join(CLOSE_RECORD)).ok()?;
+    let (name, size) = record.trim_end().split_once(' ')?;
+    let size: u64 = size.parse().ok()?;
+    if name != current.trim_end() {
+        return None;
+    }
+    let now = std::fs::metadata(path.join(name)).ok()?.len();
+    (now < size).then(|| format!("{name} is {now} bytes, {size} at the last close: it was cut short"))
 }

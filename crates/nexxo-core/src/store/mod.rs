@@ -26,6 +26,7 @@ mod options;
 mod pool;
 mod read;
 pub(crate) mod recency;
+mod salvage;
 mod space;
 mod warm;
 mod write;
@@ -171,6 +172,7 @@ impl Store {
             let _ = self.apply_touches(&mut st, usize::MAX);
         }
         let _ = self.db.flush_cfs_opt(&self.all_cfs(), &rocksdb::FlushOptions::default());
+        dir::write_close_record(&self.path);
     }
 }
 

@@ -7,9 +7,10 @@ use std::sync::Mutex;
 
 use rocksdb::{Cache as BlockCache, ColumnFamilyDescriptor, ReadOptions, WriteBatch, WriteOptions};
 
-use super::dir::{aside_path, create_dir, distrust, read_dir_state, write_format_file, DirState, REPAIR_MARKER, STORE_FORMAT};
+use super::dir::{aside_path, create_dir, damage_before_open, distrust, read_dir_state, store_files, write_format_file, DirState, FORMAT_FILE, REPAIR_MARKER, STORE_FORMAT};
 use super::layout::{counters_key, encode_size, entry_size, lru_key, CATEGORY_CF_PREFIX, LRU_CF, META_CF};
-use super::options::{category_cf_options, db_options, small_cf_options, warn_logger};
+use super::options::{category_cf_options, db_options, log_warning, small_cf_options, warn_logger};
+use super::salvage::{Salvage, SALVAGE_DIR};
 use super::recency::{Generations, Signal, TouchQueue};
 use super::space::SpaceGuard;
 use super::warm::WarmTable;
@@ -60,11 +61,25 @@ impl Store {
             create_dir(path, config.dir_mode)?;
             write_format_file(path)?;
         }
-        if !config.read_only && path.join(REPAIR_MARKER).exists() {
-            return Self::recover(path, config, clock, "a read found a damaged table".into());
+        if matches!(state, DirState::DamagedMarker) {
+            if config.read_only {
+                return Err(Error::Incompatible(format!("{} has a damaged {FORMAT_FILE} file; a writable open rewrites it", path.display())));
+            }
+            write_format_file(path)?;
+        }
+        if !config.read_only {
+            let damage = if path.join(REPAIR_MARKER).exists() { Some("a read found a damaged table".to_owned()) } else { damage_before_open(path) };
+            if let Some(why) = damage {
+                return Self::recover(path, config, clock, why);
+            }
         }
         match Self::open_db(path, config, clock.clone()) {
             Err(Error::Corruption(msg)) if !config.read_only => Self::recover(path, config, clock, msg),
+            // A file the MANIFEST names is gone (a table, a blob file), or the MANIFEST
+            // CURRENT names: damage as well.
+            Err(Error::Io(msg)) if !config.read_only && msg.contains("No such file") && ["MANIFEST", ".sst", ".blob"].iter().any(|f| msg.contains(f)) => {
+                Self::recover(path, config, clock, msg)
+            }
             other => other,
         }
     }
@@ -83,29 +98,74 @@ impl Store {
         Ok(self.db.try_catch_up_with_primary()?)
     }
 
-    /// Repairs a damaged store, or moves it aside and starts empty.
-    pub(super) fn recover(path: &Path, config: &Config, clock: Clock, first_error: String) -> Result<Store> {
-        let repaired = Db::repair(&db_options(config), path).is_ok();
-        // Tables the repair could not read are archived under lost/: a cache has no use
-        // for them.
-        let _ = std::fs::remove_dir_all(path.join("lost"));
-        if repaired {
-            if let Ok(mut s) = Self::open_db(path, config, clock.clone()) {
-                s.recovered = true;
-                s.rebuild_derived_state()?;
-                let _ = std::fs::remove_file(path.join(REPAIR_MARKER));
-                return Ok(s);
+    /// Salvages a damaged store (see `salvage.rs`): its files are moved into
+    /// `salvage/` inside the cache directory, every entry whose bytes are intact is
+    /// written to a new store in their place, counters and the recency index are
+    /// rebuilt, and the old files are deleted; when they yielded no entry at all they are
+    /// moved aside to `<path>.corrupt-<time>` instead. One line in the store's LOG says
+    /// what happened; the stats say `recovered`.
+    pub(super) fn recover(path: &Path, config: &Config, clock: Clock, why: String) -> Result<Store> {
+        let work = path.join(SALVAGE_DIR);
+        let io = |e: std::io::Error| Error::Corruption(format!("{why}; salvaging {}: {e}", path.display()));
+        if work.is_dir() {
+            // A salvage stopped half-way: what is here is its partial new store.
+            for name in store_files(path).map_err(io)? {
+                let p = path.join(&name);
+                let _ = std::fs::remove_file(&p).or_else(|_| std::fs::remove_dir_all(&p));
+            }
+        } else {
+            create_dir(&work, 0o700)?;
+            for name in store_files(path).map_err(io)? {
+                std::fs::rename(path.join(&name), work.join(&name)).map_err(io)?;
+            }
+            sync_dir(path);
+        }
+        // The categories to look for: the configured ones and those the old store had.
+        let mut config = config.clone();
+        for name in categories_in_options(&work) {
+            if !config.categories().any(|c| c == name) {
+                let _ = config.add_category(name.as_bytes());
             }
         }
-        let aside = aside_path(path, clock());
-        std::fs::rename(path, &aside).map_err(|e| {
-            Error::Corruption(format!("{first_error}; moving {} aside to {} failed: {e}", path.display(), aside.display()))
-        })?;
-        create_dir(path, config.dir_mode)?;
-        write_format_file(path)?;
-        let mut s = Self::open_db(path, config, clock)?;
+        let salvage = Salvage::read(&work, config.categories().map(str::to_owned).collect()).map_err(io)?;
+        let mut s = Self::open_db(path, &config, clock.clone())?;
+        let kept = s.store_salvaged(&salvage)?;
+        s.rebuild_derived_state()?;
         s.recovered = true;
+        let r = &salvage.report;
+        let aside = if kept == 0 && r.files > 0 {
+            let aside = aside_path(path, clock());
+            std::fs::rename(&work, &aside).map_err(io)?;
+            format!("; nothing could be read: the old files are in {}", aside.display())
+        } else {
+            std::fs::remove_dir_all(&work).map_err(io)?;
+            String::new()
+        };
+        let _ = std::fs::remove_file(path.join(REPAIR_MARKER));
+        log_warning(path, &format!(
+            "salvaged the store ({why}): {kept} entries kept from {} files, {} bytes in damaged stretches{aside}",
+            r.files, r.unreadable_bytes
+        ));
         Ok(s)
+    }
+
+    /// Writes the salvaged entries into this (new) store's category tables; counters and
+    /// index are rebuilt after. Returns how many were written.
+    fn store_salvaged(&self, salvage: &Salvage) -> Result<u64> {
+        let mut batch = WriteBatch::default();
+        let (mut n, mut pending) = (0u64, 0usize);
+        for (cat, key, frame) in salvage.entries() {
+            let Ok(ci) = self.category_index(cat.as_bytes()) else { continue };
+            batch.put_cf(self.cf(&self.cats[ci].cf_name), key, &frame);
+            n += 1;
+            pending += key.len() + frame.len();
+            if pending >= 4 << 20 {
+                self.db.write_opt(std::mem::take(&mut batch), &self.write_opts)?;
+                pending = 0;
+            }
+        }
+        self.db.write_opt(batch, &self.write_opts)?;
+        Ok(n)
     }
 
     pub(super) fn open_db(path: &Path, config: &Config, clock: Clock) -> Result<Store> {
@@ -254,5 +314,32 @@ impl Store {
             st.counters[i] = counters;
         }
         Ok(())
+    }
+}
+
+/// The categories a store had, from its OPTIONS files (`[CFOptions "c.<name>"]`).
+fn categories_in_options(dir: &Path) -> Vec<String> {
+    let mut names = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if !e.file_name().to_string_lossy().starts_with("OPTIONS-") {
+            continue;
+        }
+        let text = String::from_utf8_lossy(&std::fs::read(e.path()).unwrap_or_default()).into_owned();
+        for line in text.lines() {
+            let Some(rest) = line.trim().strip_prefix("[CFOptions \"").and_then(|r| r.strip_suffix("\"]")) else { continue };
+            if let Some(name) = rest.strip_prefix(CATEGORY_CF_PREFIX) {
+                if validate_category_name(name.as_bytes()).is_ok() && !names.iter().any(|n| n == name) {
+                    names.push(name.to_owned());
+                }
+            }
+        }
+    }
+    names
+}
+
+/// Makes renames in `dir` durable (best effort).
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
     }
 }

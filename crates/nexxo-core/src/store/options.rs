@@ -37,6 +37,15 @@ pub(super) fn warn_logger(path: &Path) -> rocksdb::InfoLogger {
     })
 }
 
+/// Appends one warning to the store's LOG, as [`warn_logger`] writes RocksDB's.
+pub(super) fn log_warning(path: &Path, msg: &str) {
+    use std::io::Write;
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path.join("LOG")) {
+        let _ = writeln!(f, "{secs} Warn {msg}");
+    }
+}
+
 pub(super) fn db_options(config: &Config) -> Options {
     let budget = config.memory_budget as usize;
     let mut o = Options::default();
