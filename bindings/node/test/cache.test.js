@@ -266,20 +266,23 @@ test('fallbackDisabled gives a disabled cache', () => {
   c.close();
 });
 
-test('a second process shares the cache: each reads what the other wrote, at once', async () => {
+test('a second process shares the cache: each reads what the other wrote, at once', async (t) => {
   const dir = path.join(tmp(), 'c');
   const lib = path.resolve(__dirname, '..', 'lib', 'index.js');
+  // The child's set is acknowledged (its promise resolved) before it says ready: a set
+  // is batched, and only an acknowledged write is promised to other processes.
   const child = spawn(process.execPath, ['-e', `
     const { Cache } = require(${JSON.stringify(lib)});
     const c = Cache.open(${JSON.stringify(dir)});
-    c.set('parse', 'from-child', 'hello');
-    process.stdout.write('ready\\n');
+    c.set('parse', 'from-child', 'hello').then(() => process.stdout.write('ready\\n'));
     process.stdin.once('data', () => {
       process.stdout.write(String(c.getString('parse', 'from-parent')) + '\\n');
       c.close();
       process.exit(0);
     });
   `], { stdio: ['pipe', 'pipe', 'inherit'] });
+  // A failed assertion must not leave the child waiting (the test file would never end).
+  t.after(() => child.exitCode === null && child.kill());
   const line = () => new Promise((resolve, reject) => {
     child.stdout.once('data', (d) => resolve(d.toString().trim()));
     child.once('exit', (c) => reject(new Error(`child exited ${c}`)));

@@ -117,20 +117,23 @@ test('caller errors still throw', () => {
   m.close();
 });
 
-test('two processes: both managers work on one cache', async () => {
+test('two processes: both managers work on one cache', async (t) => {
   const root = tmp();
   const lib = path.resolve(__dirname, '..', 'lib', 'index.js');
+  // Ready once the child's set is acknowledged: a set is batched, and only acknowledged
+  // writes are promised to other processes.
   const child = spawn(process.execPath, ['-e', `
     const { getCacheManager } = require(${JSON.stringify(lib)});
     const m = getCacheManager(${JSON.stringify(root)});
-    m.set('transform', 'k', 'child');
-    process.stdout.write(m.disabled ? 'disabled\\n' : 'ready\\n');
+    m.set('transform', 'k', 'child').then(() => process.stdout.write(m.disabled ? 'disabled\\n' : 'ready\\n'));
     process.stdin.on('data', () => {
       process.stdout.write(String(m.get('transform', 'p')) + '\\n');
       m.close();
       process.exit(0);
     });
   `], { stdio: ['pipe', 'pipe', 'inherit'] });
+  // A failed assertion must not leave the child waiting (the test file would never end).
+  t.after(() => child.exitCode === null && child.kill());
   const line = () => new Promise((resolve) => child.stdout.once('data', (d) => resolve(d.toString().trim())));
   assert.equal(await line(), 'ready');
   const log = quietLogger();
