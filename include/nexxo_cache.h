@@ -619,8 +619,11 @@ enum nexxo_status nexxo_options_set_clock(struct nexxo_options *o,
                                           void *ctx);
 
 /**
- * Bounds the stored bytes of the whole cache; 0 means unbounded. Default 2 GiB.
- * Past the bound, least recently used entries are evicted down to 90% of it.
+ * Bounds the stored bytes of the whole cache; 0 means unbounded. Past the bound, least
+ * recently used entries are evicted down to 90% of it. The cache keeps its limits
+ * (`NEXXO_LIMITS` in its directory, since 1.4): a writable open that sets this stores
+ * it, and an open that does not set it uses the stored bound, or 2 GiB
+ * (`NEXXO_DEFAULT_MAX_SIZE`) when none is stored.
  *
  * `NEXXO_INVALID_ARGUMENT` when `o` is NULL.
  */
@@ -628,7 +631,9 @@ enum nexxo_status nexxo_options_set_max_size(struct nexxo_options *o, uint64_t b
 
 /**
  * Bounds one category's stored bytes; 0 removes its bound. The category must be built
- * in or added before with `nexxo_options_add_category`.
+ * in or added before with `nexxo_options_add_category`. Stored like
+ * `nexxo_options_set_max_size`; the categories' bounds are stored as one set, so
+ * setting any replaces the set the cache kept.
  *
  * `NEXXO_INVALID_ARGUMENT` when `o` or `category` is NULL; `NEXXO_UNKNOWN_CATEGORY`
  * for a category these options do not have.
@@ -639,7 +644,7 @@ enum nexxo_status nexxo_options_set_category_max_size(struct nexxo_options *o,
 
 /**
  * Entries unused for longer than `seconds` are evicted by `nexxo_cache_enforce_policy`;
- * 0 (the default) means never.
+ * 0 means never. Stored like `nexxo_options_set_max_size` (default: never).
  *
  * `NEXXO_INVALID_ARGUMENT` when `o` is NULL.
  */

@@ -114,8 +114,9 @@ func Version() string { return C.GoString(C.nexxo_version()) }
 
 // Options for Open. The zero value gives the library's defaults.
 type Options struct {
-	// MaxSize bounds the cache's stored bytes: 0 keeps the default (2 GiB), a negative
-	// value means unbounded.
+	// MaxSize bounds the cache's stored bytes: 0 keeps the limit the cache stores, or
+	// the default (2 GiB) when it stores none; a negative value means unbounded. A
+	// bound set here is stored in the cache (README "Limits belong to the cache").
 	MaxSize int64
 	// CategoryMaxSize bounds single categories' stored bytes.
 	CategoryMaxSize map[string]uint64

@@ -79,11 +79,17 @@ export interface RemoteStats {
 }
 
 export interface OpenOptions {
-  /** Bound on stored bytes of the whole cache; 0 = unbounded. Default 2 GiB. */
+  /**
+   * Bound on stored bytes of the whole cache; 0 = unbounded. Stored in the cache when
+   * set; when not set, the bound the cache stores applies, else 2 GiB.
+   */
   maxSize?: number | bigint;
-  /** Per-category bounds on stored bytes. */
+  /** Per-category bounds on stored bytes (stored as one set, like maxSize). */
   categoryMaxSize?: Partial<Record<Category, number | bigint>>;
-  /** Entries unused for longer than this many seconds are evicted by enforcePolicy(); 0 = never. */
+  /**
+   * Entries unused for longer than this many seconds are evicted by enforcePolicy();
+   * 0 = never. Stored like maxSize; default: the stored bound, else never.
+   */
   maxAge?: number | bigint;
   /** Categories beyond the built-in ones. */
   categories?: string[];

@@ -25,6 +25,7 @@ commands:
   enforce <dir> [--max-size BYTES] [--max-age SECONDS] [--limit CATEGORY=BYTES]...
                                              apply the eviction policy now
   verify  <dir> [--drop]                     read every entry and check its checksum
+  config  <dir> [KEY VALUE]                  show the limits the cache keeps, or set one
   bench   [<dir>] [--entries N]              the seed workload: N artifacts written and read
 
 `nexxo-cache <command> --help` explains one command. a cache in use by another process (a build) is read and written through that process.
@@ -40,8 +41,9 @@ fn help(cmd: &str) -> &'static str {
         "delete" => "usage: nexxo-cache delete <dir> <category> <key>\n\nRemoves one entry; removing an absent entry is not an error.\n",
         "clear" => "usage: nexxo-cache clear <dir> [CATEGORY...]\n\nRemoves every entry of the named categories, or of all categories, in one\natomic write, then compacts them.\n",
         "compact" => "usage: nexxo-cache compact <dir> [CATEGORY]\n\nCompacts one category or all, returning the disk space of deleted and\noverwritten entries.\n",
-        "enforce" => "usage: nexxo-cache enforce <dir> [--max-size BYTES] [--max-age SECONDS] [--limit CATEGORY=BYTES]...\n\nEvicts now: entries unused for longer than the max age, then least recently\nused entries until every limit is at or under 90% of itself; compacts when\nworthwhile. Limits are open options, not stored in the cache: without\n--max-size the default (2 GiB) applies.\n",
+        "enforce" => "usage: nexxo-cache enforce <dir> [--max-size BYTES] [--max-age SECONDS] [--limit CATEGORY=BYTES]...\n\nEvicts now: entries unused for longer than the max age, then least recently\nused entries until every limit is at or under 90% of itself; compacts when\nworthwhile. Limits given here are stored in the cache (see config); without\nthem the cache's stored limits apply, or the defaults (2 GiB, no age bound).\n",
         "verify" => "usage: nexxo-cache verify <dir> [--drop]\n\nReads every entry and checks its checksum. Reports damaged entries and damaged\ntables and exits 1 when there are any; --drop removes damaged entries and salvages\na store with damaged tables (every intact entry is kept).\n",
+        "config" => "usage: nexxo-cache config <dir> [KEY VALUE]\n\nShows the limits the cache keeps in its directory (NEXXO_LIMITS), which every\nopen that does not set its own uses, or sets one: max_size BYTES, max_age\nSECONDS, category.NAME BYTES (0: no bound). A process that has the cache open\nkeeps the limits it opened with until it reopens it.\n",
         "bench" => "usage: nexxo-cache bench [<dir>] [--entries N]\n\nThe seed workload, quick: N (default 1000) artifacts of ~1 KiB written one by\none, read back and checked, then stats. Uses a temporary directory unless\n<dir> is given.\n",
         _ => USAGE,
     }
@@ -279,10 +281,10 @@ fn cmd_compact(mut a: Args) -> Res {
 fn cmd_enforce(mut a: Args) -> Res {
     let mut config = Config::default();
     if let Some(v) = a.value(&["--max-size"])? {
-        config.max_size = number(&v, "--max-size")?;
+        config.set_max_size(number(&v, "--max-size")?);
     }
     if let Some(v) = a.value(&["--max-age"])? {
-        config.max_age_secs = number(&v, "--max-age")?;
+        config.set_max_age(number(&v, "--max-age")?);
     }
     let limits = a.values("--limit")?;
     let explicit = config != Config::default() || !limits.is_empty();
@@ -362,6 +364,54 @@ fn cmd_verify(mut a: Args) -> Res {
     Ok(())
 }
 
+fn cmd_config(mut a: Args) -> Res {
+    use nexxo_core::store::limits_file::{read_stored, write_stored, StoredLimits};
+    let dir = a.positional("<dir>")?;
+    let key = a.positional("KEY").ok();
+    let value = if key.is_some() { Some(a.positional("VALUE")?) } else { None };
+    a.done()?;
+    let path = PathBuf::from(&dir);
+    if !path.join("NEXXO_FORMAT").exists() {
+        return Err(Fail::Cache(format!("{dir}: not a nexxo cache")));
+    }
+    let stored = read_stored(&path).map_err(|why| Fail::Cache(format!("{dir}: its stored limits cannot be read ({why})")))?;
+    let defaults = StoredLimits::of(&Config::default());
+    let mut limits = stored.clone().unwrap_or_default();
+    if let (Some(key), Some(value)) = (key, value) {
+        let n = number(&value, &key)?;
+        match key.as_str() {
+            "max_size" => limits.max_size = Some(n),
+            "max_age" => limits.max_age_secs = Some(n),
+            k => {
+                let Some(name) = k.strip_prefix("category.").filter(|n| nexxo_core::limits::validate_category_name(n.as_bytes()).is_ok()) else {
+                    return Err(Fail::Usage(format!("unknown limit {k:?}: max_size, max_age or category.NAME")));
+                };
+                let list = limits.category_max_size.get_or_insert_with(Vec::new);
+                list.retain(|(c, _)| c != name);
+                if n > 0 {
+                    list.push((name.to_owned(), n));
+                }
+            }
+        }
+        write_stored(&path, &limits).map_err(|e| Fail::Cache(format!("{dir}: storing the limits: {e}")))?;
+    }
+    let show = |v: Option<u64>, d: Option<u64>, unit: fn(u64) -> String| match v {
+        Some(v) => unit(v),
+        None => format!("{} (default)", unit(d.unwrap_or(0))),
+    };
+    let size = |v: u64| if v == 0 { "unbounded".to_owned() } else { format!("{v} ({})", human_size(v)) };
+    let age = |v: u64| if v == 0 { "none".to_owned() } else { format!("{v} s") };
+    println!("max_size  {}", show(limits.max_size, defaults.max_size, size));
+    println!("max_age   {}", show(limits.max_age_secs, defaults.max_age_secs, age));
+    for (name, bytes) in limits.category_max_size.iter().flatten() {
+        println!("category.{name}  {}", size(*bytes));
+    }
+    if stored.is_none() && limits == StoredLimits::default() {
+        println!("(the cache stores no limits: every open uses its own or the defaults)");
+    }
+    Ok(())
+}
+
 fn cmd_bench(mut a: Args) -> Res {
     let n = match a.value(&["--entries", "-n"])? {
         Some(v) => number(&v, "--entries")? as usize,
@@ -437,6 +487,7 @@ fn main() -> ExitCode {
         "clear" => cmd_clear(args),
         "compact" => cmd_compact(args),
         "enforce" => cmd_enforce(args),
+        "config" => cmd_config(args),
         "verify" => cmd_verify(args),
         "bench" => cmd_bench(args),
         other => Err(Fail::Usage(format!("unknown command {other:?}"))),

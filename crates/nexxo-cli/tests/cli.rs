@@ -205,3 +205,27 @@ fn verify_through_a_damaged_table() {
     assert!(kept > 2900 && kept < 3000, "{kept} kept");
     assert_eq!(c.stats().entries, kept as u64);
 }
+
+/// `config` shows and sets the limits the cache keeps; `enforce` without flags applies
+/// them (it never evicts a cache down to the built-in default over a stored bound).
+#[test]
+fn config_shows_and_sets_stored_limits() {
+    let (_d, path) = fixture();
+    let o = run(&["config", &path]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("max_size  2147483648 (2.00 GiB) (default)"), "{}", text(&o.stdout));
+    let o = run(&["config", &path, "max_size", "65536"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).starts_with("max_size  65536"), "{}", text(&o.stdout));
+    let o = run(&["config", &path, "category.bundle", "1000"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("category.bundle  1000"), "{}", text(&o.stdout));
+    assert_eq!(run(&["config", &path, "frobnicate", "1"]).status.code(), Some(2));
+    assert_eq!(run(&["config", &path, "max_size", "lots"]).status.code(), Some(2));
+    // enforce with no flags: the stored 64 KiB bound, not the 2 GiB default.
+    let o = run(&["enforce", &path]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let c = Cache::open(&path, &Config::default()).unwrap();
+    assert!(c.stats().stored_bytes <= 65536, "{:?}", c.stats());
+    assert_eq!(c.store().unwrap().config().category_limit("bundle"), 1000);
+}

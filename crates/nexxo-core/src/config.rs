@@ -45,6 +45,19 @@ pub struct Config {
     pub allow_untrusted_dir: bool,
     /// Remote cache servers behind the local store (see [`crate::remote`]).
     pub remote: RemoteConfig,
+    /// Which limits were set (by the setters below) rather than left to the cache's
+    /// stored ones: a writable open stores what was set, and takes the rest from the
+    /// cache (see `store/limits_file.rs`).
+    pub explicit: ExplicitLimits,
+}
+
+/// Which of a [`Config`]'s limits the opener set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExplicitLimits {
+    pub max_size: bool,
+    pub max_age: bool,
+    /// The category bounds, as one set.
+    pub category_max_size: bool,
 }
 
 impl Default for Config {
@@ -62,6 +75,7 @@ impl Default for Config {
             dir_mode: DEFAULT_DIR_MODE,
             allow_untrusted_dir: false,
             remote: RemoteConfig::default(),
+            explicit: ExplicitLimits::default(),
         }
     }
 }
@@ -99,14 +113,30 @@ impl Config {
         Ok(())
     }
 
+    /// Bounds the whole cache's stored bytes (0: unbounded). Stored in the cache by a
+    /// writable open; an open that does not set it uses the stored one.
+    pub fn set_max_size(&mut self, bytes: u64) {
+        self.max_size = bytes;
+        self.explicit.max_size = true;
+    }
+
+    /// Evicts entries unused for longer than `secs` (0: never). Stored as
+    /// [`Config::set_max_size`] is.
+    pub fn set_max_age(&mut self, secs: u64) {
+        self.max_age_secs = secs;
+        self.explicit.max_age = true;
+    }
+
     /// Bounds one category's stored bytes (0 removes the bound). The category must be
-    /// built in or added before.
+    /// built in or added before. The categories' bounds are stored as one set: setting
+    /// any replaces the set the cache stored.
     pub fn set_category_max_size(&mut self, name: &[u8], bytes: u64) -> Result<()> {
         let name = self.known_category(name)?;
         self.category_max_size.retain(|(n, _)| n != name);
         if bytes > 0 {
             self.category_max_size.push((name.to_owned(), bytes));
         }
+        self.explicit.category_max_size = true;
         Ok(())
     }
 

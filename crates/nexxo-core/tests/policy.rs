@@ -178,3 +178,65 @@ fn eviction_is_oldest_first_and_gets_protect() {
         assert!(c.get(b"parse", format!("b{i}").as_bytes()).unwrap().is_some(), "recent b{i} was evicted");
     }
 }
+
+/// The cache keeps its limits: an open that sets none gets the stored ones (never the
+/// built-in default over a cache someone bounded otherwise); a writable open that sets
+/// some stores them; per limit, set > stored > default.
+#[test]
+fn stored_limits_apply_to_opens_that_set_none() {
+    use nexxo_core::store::limits_file::{read_stored, LIMITS_FILE};
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("c");
+    let limits = |c: &Cache| {
+        let k = c.store().unwrap().config();
+        (k.max_size, k.max_age_secs, k.category_limit("bundle"))
+    };
+    // Nothing stored: the defaults, and a default open stores nothing.
+    let c = Cache::open(&path, &Config::default()).unwrap();
+    assert_eq!(limits(&c), (2 << 30, 0, 0));
+    drop(c);
+    assert_eq!(read_stored(&path), Ok(None));
+    // An open that sets limits stores them.
+    let mut cfg = Config::default();
+    cfg.set_max_size(3 << 30);
+    cfg.set_max_age(3600);
+    cfg.set_category_max_size(b"bundle", 1 << 20).unwrap();
+    drop(Cache::open(&path, &cfg).unwrap());
+    let c = Cache::open(&path, &Config::default()).unwrap();
+    assert_eq!(limits(&c), (3 << 30, 3600, 1 << 20), "an open without limits gets the stored ones");
+    drop(c);
+    // A limit set wins over the stored one, and replaces it; the others stay stored.
+    let mut cfg = Config::default();
+    cfg.set_max_size(5 << 20);
+    let c = Cache::open(&path, &cfg).unwrap();
+    assert_eq!(limits(&c), (5 << 20, 3600, 1 << 20));
+    drop(c);
+    assert_eq!(limits(&Cache::open(&path, &Config::default()).unwrap()), (5 << 20, 3600, 1 << 20));
+    // The stored bound is enforced for an open that set none: past 5 MiB, eviction.
+    let c = Cache::open(&path, &Config::default()).unwrap();
+    for i in 0..4000 {
+        c.set(b"transform", format!("k{i}").as_bytes(), &vec![(i % 251) as u8; 2048]).unwrap();
+    }
+    c.enforce_policy().unwrap();
+    assert!(c.stats().stored_bytes <= 5 << 20, "{:?}", c.stats());
+    drop(c);
+    // Read-only opens read the stored limits and never write them.
+    let mut ro = Config { read_only: true, ..Config::default() };
+    ro.set_max_size(1 << 20);
+    let c = Cache::open(&path, &ro).unwrap();
+    assert_eq!(limits(&c).0, 1 << 20);
+    drop(c);
+    assert_eq!(read_stored(&path).unwrap().unwrap().max_size, Some(5 << 20));
+    // A file this build cannot read: the defaults, one line in the LOG, the open works.
+    std::fs::write(path.join(LIMITS_FILE), "nexxo-cache limits 9\nmax_size 1\n").unwrap();
+    let c = Cache::open(&path, &Config::default()).unwrap();
+    assert_eq!(limits(&c), (2 << 30, 0, 0));
+    drop(c);
+    assert!(std::fs::read_to_string(path.join("LOG")).unwrap().contains("NEXXO_LIMITS was not read"));
+    // A write cut short by a crash leaves its temporary file aside, never a half file.
+    std::fs::write(path.join(format!("{LIMITS_FILE}.tmp.1")), "nexxo-cache limits 1\nmax_si").unwrap();
+    let mut cfg = Config::default();
+    cfg.set_max_size(7 << 20);
+    drop(Cache::open(&path, &cfg).unwrap());
+    assert_eq!(limits(&Cache::open(&path, &Config::default()).unwrap()).0, 7 << 20);
+}

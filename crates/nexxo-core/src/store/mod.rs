@@ -20,6 +20,7 @@ pub(crate) mod dir;
 mod evict;
 mod fork;
 pub(crate) mod layout;
+pub mod limits_file;
 mod maint;
 mod open;
 mod options;
@@ -147,6 +148,12 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The options the store was opened with, its limits as they apply (see
+    /// [`limits_file`]).
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     pub fn is_read_only(&self) -> bool {

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use rocksdb::{Cache as BlockCache, ColumnFamilyDescriptor, ReadOptions, WriteBatch, WriteOptions};
 
 use super::dir::{aside_path, create_dir, damage_before_open, distrust, read_dir_state, store_files, write_format_file, DirState, FORMAT_FILE, REPAIR_MARKER, STORE_FORMAT};
+use super::limits_file;
 use super::layout::{counters_key, encode_size, entry_size, lru_key, CATEGORY_CF_PREFIX, LRU_CF, META_CF};
 use super::options::{category_cf_options, db_options, log_warning, small_cf_options, warn_logger};
 use super::salvage::{Salvage, SALVAGE_DIR};
@@ -61,6 +62,8 @@ impl Store {
             create_dir(path, config.dir_mode)?;
             write_format_file(path)?;
         }
+        // The limits the opener did not set come from the cache (see limits_file.rs).
+        let config = &limits_file::resolve(path, config);
         if matches!(state, DirState::DamagedMarker) {
             if config.read_only {
                 return Err(Error::Incompatible(format!("{} has a damaged {FORMAT_FILE} file; a writable open rewrites it", path.display())));
