@@ -820,6 +820,85 @@ TEST(fork_child_of_a_client) {
   return 0;
 }
 
+/* The NEXXO_CACHE_* environment (README "Environment"): read at every open, a limit the
+ * options set winning over it; a malformed value fails the open (a disabled cache with
+ * the fallback); NEXXO_CACHE_DISABLE gives a disabled cache whose reason is NEXXO_OK;
+ * nexxo_options_set_ignore_environment leaves it all out. */
+TEST(environment_variables) {
+  const char *p = path_in(fresh_dir(), "c");
+  nexxo_cache *c = NULL;
+  nexxo_stats st;
+  setenv("NEXXO_CACHE_MAX_SIZE", "lots", 1);
+  CHECK_ST(nexxo_cache_open(p, NULL, &c), NEXXO_INVALID_ARGUMENT);
+  nexxo_options *o = nexxo_options_new();
+  OK(nexxo_options_set_fallback_disabled(o, true));
+  c = open_or_die(p, o);
+  OK(nexxo_cache_stats(c, &st));
+  CHECK(st.disabled && st.disabled_reason == NEXXO_INVALID_ARGUMENT);
+  nexxo_cache_close(c);
+  nexxo_options_free(o);
+  o = nexxo_options_new();
+  OK(nexxo_options_set_ignore_environment(o, true));
+  c = open_or_die(p, o);
+  OK(nexxo_cache_stats(c, &st));
+  CHECK(!st.disabled);
+  nexxo_cache_close(c);
+  nexxo_options_free(o);
+  CHECK_ST(nexxo_options_set_ignore_environment(NULL, true), NEXXO_INVALID_ARGUMENT);
+
+  /* 64K from the environment bounds the cache (the 2 GiB default does not apply). */
+  setenv("NEXXO_CACHE_MAX_SIZE", "64K", 1);
+  c = open_or_die(p, NULL);
+  char key[32], val[1100];
+  for (int i = 0; i < 400; i++) {
+    snprintf(key, sizeof key, "k%d", i);
+    size_t len = artifact(val, sizeof val, i * 7919);
+    OK(nexxo_cache_set(c, "transform", K(key), (const uint8_t *)val, len));
+  }
+  OK(nexxo_cache_enforce_policy(c, NULL));
+  OK(nexxo_cache_stats(c, &st));
+  CHECK(st.stored_bytes <= 64 * 1024 && st.entries > 0);
+  nexxo_cache_close(c);
+
+  /* A bound the options set wins over the environment's. */
+  o = nexxo_options_new();
+  OK(nexxo_options_set_max_size(o, 0));
+  c = open_or_die(p, o);
+  for (int i = 0; i < 400; i++) {
+    snprintf(key, sizeof key, "k%d", i);
+    size_t len = artifact(val, sizeof val, i * 7919);
+    OK(nexxo_cache_set(c, "transform", K(key), (const uint8_t *)val, len));
+  }
+  OK(nexxo_cache_enforce_policy(c, NULL));
+  OK(nexxo_cache_stats(c, &st));
+  CHECK(st.entries == 400);
+  nexxo_cache_close(c);
+  nexxo_options_free(o);
+  unsetenv("NEXXO_CACHE_MAX_SIZE");
+
+  setenv("NEXXO_CACHE_READ_ONLY", "1", 1);
+  c = open_or_die(p, NULL);
+  CHECK_ST(nexxo_cache_set(c, "parse", K("x"), (const uint8_t *)"x", 1), NEXXO_READ_ONLY);
+  CHECK(get_equals(c, "transform", "k0", val, artifact(val, sizeof val, 0)));
+  nexxo_cache_close(c);
+  unsetenv("NEXXO_CACHE_READ_ONLY");
+
+  setenv("NEXXO_CACHE_DISABLE", "true", 1);
+  c = open_or_die(p, NULL);
+  OK(nexxo_cache_stats(c, &st));
+  CHECK(st.disabled && st.disabled_reason == NEXXO_OK);
+  CHECK(is_miss(c, "transform", "k0"));
+  OK(nexxo_cache_set(c, "parse", K("x"), (const uint8_t *)"x", 1)); /* dropped */
+  nexxo_cache_close(c);
+  setenv("NEXXO_CACHE_DISABLE", "perhaps", 1);
+  CHECK_ST(nexxo_cache_open(p, NULL, &c), NEXXO_INVALID_ARGUMENT);
+  unsetenv("NEXXO_CACHE_DISABLE");
+  c = open_or_die(p, NULL);
+  CHECK(is_miss(c, "parse", "x"));
+  nexxo_cache_close(c);
+  return 0;
+}
+
 TEST(fallback_on_bad_path) {
   const char *d = fresh_dir();
   const char *f = path_in(d, "file");
@@ -1293,6 +1372,7 @@ static const struct {
     ENTRY(second_process_shares),
     ENTRY(fork_child_opens_its_own),
     ENTRY(fork_child_of_a_client),
+    ENTRY(environment_variables),
     ENTRY(fallback_on_bad_path),
     ENTRY(foreign_directories_are_left_alone),
     ENTRY(concurrent_threads),

@@ -59,6 +59,8 @@ impl From<&Error> for nexxo_status {
             Error::ReadOnly => NEXXO_READ_ONLY,
             Error::Incompatible(_) => NEXXO_INCOMPATIBLE,
             Error::Insecure(_) => NEXXO_INSECURE,
+            // A disabled cache's reason only (NEXXO_CACHE_DISABLE): no error.
+            Error::DisabledOnRequest(_) => NEXXO_OK,
         }
     }
 }

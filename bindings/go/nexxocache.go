@@ -140,6 +140,11 @@ type Options struct {
 	// AllowUntrustedDir opens a directory owned by another user or writable by others
 	// read-only instead of failing with ErrInsecure.
 	AllowUntrustedDir bool
+	// IgnoreEnvironment leaves the NEXXO_CACHE_* environment variables (NEXXO_CACHE_MAX_SIZE,
+	// NEXXO_CACHE_MAX_AGE, NEXXO_CACHE_READ_ONLY, NEXXO_CACHE_DISABLE, NEXXO_CACHE_REMOTE
+	// and its companions; the repository's README, "Environment") out of this open. By
+	// default they apply, behind what these options set.
+	IgnoreEnvironment bool
 	// Remote attaches cache servers behind the local store; nil means none.
 	Remote *RemoteOptions
 }
@@ -257,6 +262,7 @@ func buildOptions(o *Options) (*C.nexxo_options, error) {
 		{o.ReadOnly, func() cstat { return C.nexxo_options_set_read_only(opts, true) }, "ReadOnly"},
 		{o.FallbackDisabled, func() cstat { return C.nexxo_options_set_fallback_disabled(opts, true) }, "FallbackDisabled"},
 		{o.AllowUntrustedDir, func() cstat { return C.nexxo_options_set_allow_untrusted_dir(opts, true) }, "AllowUntrustedDir"},
+		{o.IgnoreEnvironment, func() cstat { return C.nexxo_options_set_ignore_environment(opts, true) }, "IgnoreEnvironment"},
 		{o.DirMode != 0, func() cstat { return C.nexxo_options_set_dir_mode(opts, C.uint32_t(o.DirMode)) }, "DirMode"},
 	}
 	for _, f := range flags {

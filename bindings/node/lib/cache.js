@@ -209,6 +209,7 @@ class Cache {
       if (options.memoryBudget !== undefined) set('memoryBudget', f.setMemoryBudget(o, options.memoryBudget));
       if (options.dirMode !== undefined) set('dirMode', f.setDirMode(o, options.dirMode));
       if (options.allowUntrustedDir !== undefined) set('allowUntrustedDir', f.setAllowUntrustedDir(o, !!options.allowUntrustedDir));
+      if (options.ignoreEnvironment !== undefined) set('ignoreEnvironment', f.setIgnoreEnvironment(o, !!options.ignoreEnvironment));
       if (options.remote) applyRemote(f, o, options.remote, set);
       const out = [null];
       this._check(f.open(dir, o, out), 'open');

@@ -106,6 +106,11 @@ export interface OpenOptions {
   dirMode?: number;
   /** Open a cache directory that is not trusted (another owner, writable by others) read-only instead of refusing it. */
   allowUntrustedDir?: boolean;
+  /**
+   * Leave the NEXXO_CACHE_* environment variables out of this open (README
+   * "Environment"); for the manager also NEXXO_CACHE_DIR. Default false.
+   */
+  ignoreEnvironment?: boolean;
   /** The path of libnexxo_cache; else NEXXO_CACHE_LIB, NEXXO_CACHE_LIB_DIR, the repo's build/lib, the system. */
   libraryPath?: string;
   /** Remote cache servers (HTTP or Redis) behind the local store. */

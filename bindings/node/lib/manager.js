@@ -23,6 +23,11 @@ const RESOLVED = Promise.resolve();
 /** Errors that mean the caller's code is wrong: they are thrown, not absorbed. */
 const CALLER_ERRORS = new Set(['INVALID_ARGUMENT', 'UNKNOWN_CATEGORY', 'CLOSED']);
 
+/** Whether a NEXXO_CACHE_* variable the library reads is set. */
+function environmentIsSet() {
+  return Object.keys(process.env).some((k) => k.startsWith('NEXXO_CACHE_') && !['NEXXO_CACHE_LIB', 'NEXXO_CACHE_LIB_DIR', 'NEXXO_CACHE_DIR'].includes(k) && process.env[k] !== '');
+}
+
 class CacheManager {
   /**
    * Prefer getCacheManager(root), which returns one manager per root.
@@ -31,7 +36,10 @@ class CacheManager {
    */
   constructor(root, options = {}) {
     this.root = path.resolve(root);
-    this.cacheDir = path.join(this.root, '.nexxo_cache');
+    // NEXXO_CACHE_DIR (README "Environment") puts every project's cache where the
+    // operator wants it (a CI cache volume), unless the caller ignores the environment.
+    const envDir = options.ignoreEnvironment ? '' : (process.env.NEXXO_CACHE_DIR || '').trim();
+    this.cacheDir = envDir ? path.resolve(envDir) : path.join(this.root, '.nexxo_cache');
     this._log = options.logger || console;
     this._warned = new Set();
     this._disabled = null;
@@ -39,10 +47,15 @@ class CacheManager {
     try {
       this._cache = Cache.open(this.cacheDir, options);
       const s = this._cache.stats();
-      if (s.disabled) this._disable(new NexxoCacheError(s.disabledReason, `the native cache is disabled: ${s.disabledReason}`, -1), false);
+      // A disabled_reason of OK: disabled on request (NEXXO_CACHE_DISABLE), not a failure.
+      const why = s.disabledReason === 'OK' ? 'NEXXO_CACHE_DISABLE is set' : `the native cache is disabled: ${s.disabledReason}`;
+      if (s.disabled) this._disable(new NexxoCacheError(s.disabledReason, why, -1), false);
     } catch (e) {
-      if (!(e instanceof NexxoCacheError) || CALLER_ERRORS.has(e.code)) throw e;
-      this._disable(e, true);
+      // A malformed NEXXO_CACHE_* variable fails the open with INVALID_ARGUMENT (the
+      // library names it on stderr): an operator's mistake must not fail the build.
+      const fromEnvironment = e instanceof NexxoCacheError && e.code === 'INVALID_ARGUMENT' && !options.ignoreEnvironment && environmentIsSet();
+      if (!fromEnvironment && (!(e instanceof NexxoCacheError) || CALLER_ERRORS.has(e.code))) throw e;
+      this._disable(fromEnvironment ? new NexxoCacheError(e.code, 'a NEXXO_CACHE_* environment variable is malformed (the line before names it)', -1) : e, true);
     }
   }
 

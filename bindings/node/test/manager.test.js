@@ -208,3 +208,33 @@ test('set: a failing batch (full disk) is one warning and a failure count, never
     require('node:child_process').spawnSync('umount', [mnt]);
   }
 });
+
+test('environment: NEXXO_CACHE_DIR moves the cache, a malformed variable disables it with a warning, never a throw', () => {
+  const root = tmp();
+  const dir = path.join(tmp(), 'shared-cache');
+  const lib = path.resolve(__dirname, '..', 'lib', 'index.js');
+  const run = (env) => require('node:child_process').spawnSync(process.execPath, ['-e', `
+    const { getCacheManager } = require(${JSON.stringify(lib)});
+    const warnings = [];
+    const m = getCacheManager(${JSON.stringify(root)}, { logger: { warn: (w) => warnings.push(w) } });
+    m.set('transform', 'k', 'v');
+    process.stdout.write(JSON.stringify({ dir: m.cacheDir, disabled: m.disabled, value: String(m.get('transform', 'k')), warnings }));
+    m.close();
+  `], { env: { ...process.env, ...env }, encoding: 'utf8' });
+  let r = run({ NEXXO_CACHE_DIR: dir });
+  assert.equal(r.status, 0, r.stderr);
+  let out = JSON.parse(r.stdout);
+  assert.deepEqual([out.dir, out.disabled, out.value, out.warnings], [dir, false, 'v', []]);
+  assert.ok(fs.existsSync(path.join(dir, 'NEXXO_FORMAT')));
+  assert.ok(!fs.existsSync(path.join(root, '.nexxo_cache')));
+  r = run({ NEXXO_CACHE_MAX_SIZE: 'lots' });
+  assert.equal(r.status, 0, r.stderr);
+  out = JSON.parse(r.stdout);
+  assert.equal(out.disabled, true);
+  assert.match(out.warnings.join('\n'), /NEXXO_CACHE_\* environment variable is malformed/);
+  assert.match(r.stderr, /NEXXO_CACHE_MAX_SIZE="lots"/);
+  r = run({ NEXXO_CACHE_DISABLE: '1' });
+  out = JSON.parse(r.stdout);
+  assert.equal(out.disabled, true);
+  assert.match(out.warnings.join('\n'), /NEXXO_CACHE_DISABLE is set/);
+});

@@ -153,6 +153,20 @@ impl Cache {
 
     /// Like [`Cache::open`] with a clock for `max_age` (seconds since the epoch).
     pub fn open_with_clock(path: impl AsRef<Path>, config: &Config, clock: Clock) -> Result<Cache> {
+        // The NEXXO_CACHE_* variables (see crate::environment). A bad value is the
+        // opener's error, or with the fallback a disabled cache that says why.
+        let config = &match crate::environment::apply(config) {
+            Ok(a) if a.disable => return Ok(Self::disabled(&a.config, Error::DisabledOnRequest(format!("{} is set", crate::environment::DISABLE)))),
+            Ok(a) => a.config,
+            Err(e) => {
+                // A status cannot name the variable: one line on stderr does, once per open.
+                eprintln!("nexxo-cache: {e}");
+                if config.fallback_disabled {
+                    return Ok(Self::disabled(config, e));
+                }
+                return Err(e);
+            }
+        };
         match Shared::open(path.as_ref(), config, clock) {
             Ok(shared) => {
                 let remote = Remote::start(&config.remote, config.compression)?;

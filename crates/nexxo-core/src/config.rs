@@ -49,6 +49,11 @@ pub struct Config {
     /// stored ones: a writable open stores what was set, and takes the rest from the
     /// cache (see `store/limits_file.rs`).
     pub explicit: ExplicitLimits,
+    /// Which limits came from the environment (see [`crate::environment`]): they come
+    /// before the stored ones and are not stored.
+    pub from_environment: ExplicitLimits,
+    /// Leave the `NEXXO_CACHE_*` environment variables out of this open.
+    pub ignore_environment: bool,
 }
 
 /// Which of a [`Config`]'s limits the opener set.
@@ -76,6 +81,8 @@ impl Default for Config {
             allow_untrusted_dir: false,
             remote: RemoteConfig::default(),
             explicit: ExplicitLimits::default(),
+            from_environment: ExplicitLimits::default(),
+            ignore_environment: false,
         }
     }
 }

@@ -30,6 +30,9 @@ pub enum Error {
     /// The cache directory is not trusted: owned by another user, writable by others,
     /// or reached through someone else's symlink.
     Insecure(String),
+    /// Not a failure: the cache was disabled on request (`NEXXO_CACHE_DISABLE`). Only
+    /// ever a disabled cache's reason, never returned by an operation.
+    DisabledOnRequest(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -58,6 +61,7 @@ impl fmt::Display for Error {
             Error::ReadOnly => write!(f, "the cache was opened read-only"),
             Error::Incompatible(m) => write!(f, "incompatible: {m}"),
             Error::Insecure(m) => write!(f, "not trusted: {m}"),
+            Error::DisabledOnRequest(m) => write!(f, "disabled on request: {m}"),
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod limits;
 pub mod stats;
 pub mod remote;
 pub mod config;
+pub mod environment;
 pub mod store;
 pub mod evict;
 mod share;

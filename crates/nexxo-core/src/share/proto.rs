@@ -238,6 +238,7 @@ pub fn put_error(f: &mut Frame, e: &Error) {
         Error::ReadOnly => (9, String::new()),
         Error::Incompatible(m) => (10, m.clone()),
         Error::Insecure(m) => (11, m.clone()),
+        Error::DisabledOnRequest(m) => (12, m.clone()),
     };
     f.push_u8(tag);
     f.push_bytes(text.as_bytes());
@@ -258,6 +259,7 @@ pub fn get_error(r: &mut Fields<'_>) -> Result<Error, ProtoError> {
         9 => Error::ReadOnly,
         10 => Error::Incompatible(m),
         11 => Error::Insecure(m),
+        12 => Error::DisabledOnRequest(m),
         t => return Err(ProtoError(format!("unknown error kind {t}"))),
     })
 }

@@ -4,8 +4,9 @@
 //! or a command opening the cache with default options never evicts it down to the
 //! built-in default. An open that sets limits (a writable one) stores them.
 //!
-//! Precedence, per limit: set by the opener > stored > built-in default. The category
-//! bounds are one limit: setting any replaces the stored set.
+//! Precedence, per limit: set by the opener > the environment (`crate::environment`,
+//! never stored) > stored > built-in default. The category bounds are one limit:
+//! setting any replaces the stored set.
 //!
 //! The file is text, versioned, replaced atomically (written aside, synced, renamed):
 //! ```text
@@ -115,20 +116,27 @@ pub(super) fn resolve(dir: &Path, config: &Config) -> Config {
     };
     let mut c = config.clone();
     let s = stored.clone().unwrap_or_default();
-    if !c.explicit.max_size {
+    let (set, env) = (c.explicit, c.from_environment);
+    if !set.max_size && !env.max_size {
         c.max_size = s.max_size.unwrap_or(c.max_size);
     }
-    if !c.explicit.max_age {
+    if !set.max_age && !env.max_age {
         c.max_age_secs = s.max_age_secs.unwrap_or(c.max_age_secs);
     }
-    if !c.explicit.category_max_size {
-        if let Some(list) = s.category_max_size {
+    if !set.category_max_size && !env.category_max_size {
+        if let Some(list) = s.category_max_size.clone() {
             c.category_max_size = list;
         }
     }
-    let e = c.explicit;
-    if !c.read_only && (e.max_size || e.max_age || e.category_max_size) {
-        let now = StoredLimits::of(&c);
+    if !c.read_only && (set.max_size || set.max_age || set.category_max_size) {
+        // What the opener set replaces the stored limit; a limit from the environment
+        // leaves the stored one as it was.
+        let all = StoredLimits::of(&c);
+        let now = StoredLimits {
+            max_size: if env.max_size { s.max_size } else { all.max_size },
+            max_age_secs: if env.max_age { s.max_age_secs } else { all.max_age_secs },
+            category_max_size: if env.category_max_size { s.category_max_size } else { all.category_max_size },
+        };
         if stored.as_ref() != Some(&now) {
             if let Err(err) = write_stored(dir, &now) {
                 super::options::log_warning(dir, &format!("the limits this open set were not stored in {LIMITS_FILE}: {err}"));
