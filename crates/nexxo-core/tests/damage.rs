@@ -391,3 +391,51 @@ fn class_nothing_readable_is_moved_aside() {
     let log = std::fs::read_to_string(path.join("LOG")).unwrap();
     assert!(log.contains("nothing could be read"), "{log}");
 }
+
+/// Overwritten entries come back from a salvage with their newest value: small values
+/// and blob values overwritten, compacted (the tables' records then carry sequence number
+/// 0), overwritten again in the log only, and deleted; then CURRENT deleted.
+#[test]
+fn class_salvage_keeps_the_newest_version() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("c");
+    let big = |i: usize, round: u64| -> Vec<u8> {
+        let mut rng = common::Rng(i as u64 * 31 + round + 1);
+        (0..80 * 1024).map(|_| rng.next() as u8).collect()
+    };
+    let small = |i: usize, round: u64| format!("export const v{i} = {round};\n").repeat(20).into_bytes();
+    let c = Cache::open(&path, &Config::default()).unwrap();
+    for round in 0..2u64 {
+        for i in 0..20 {
+            c.set(b"transform", format!("s{i}").as_bytes(), &small(i, round)).unwrap();
+            c.set(b"bundle", format!("b{i}").as_bytes(), &big(i, round)).unwrap();
+        }
+        c.compact(None).unwrap();
+    }
+    // A third version of half of them, in the write-ahead log only (a crash copy).
+    for i in 0..10 {
+        c.set(b"transform", format!("s{i}").as_bytes(), &small(i, 2)).unwrap();
+        c.set(b"bundle", format!("b{i}").as_bytes(), &big(i, 2)).unwrap();
+    }
+    c.delete(b"transform", b"s19").unwrap();
+    c.delete(b"bundle", b"b19").unwrap();
+    let copy = d.path().join("copy");
+    std::fs::create_dir(&copy).unwrap();
+    for e in std::fs::read_dir(&path).unwrap().flatten() {
+        if e.file_name() != "LOCK" && e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), copy.join(e.file_name())).unwrap();
+        }
+    }
+    drop(c);
+    std::fs::remove_file(copy.join("CURRENT")).unwrap();
+    let c = Cache::open(&copy, &Config::default()).unwrap();
+    assert!(c.stats().recovered);
+    for i in 0..19 {
+        let round = if i < 10 { 2 } else { 1 };
+        assert!(c.get(b"transform", format!("s{i}").as_bytes()).unwrap() == Some(small(i, round)), "s{i}: not its newest value");
+        assert!(c.get(b"bundle", format!("b{i}").as_bytes()).unwrap() == Some(big(i, round)), "b{i}: not its newest value");
+    }
+    assert_eq!(c.get(b"transform", b"s19").unwrap(), None, "a deleted entry came back");
+    assert_eq!(c.get(b"bundle", b"b19").unwrap(), None, "a deleted entry came back");
+    assert_exact(c.store().unwrap());
+}

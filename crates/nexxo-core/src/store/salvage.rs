@@ -61,9 +61,18 @@ enum Src {
 
 #[derive(Debug, Clone, Copy)]
 struct Record {
-    seq: u64,
+    /// Which record of a key wins: a table's or a log's record ranks its sequence
+    /// number + 1; a value found only by scanning a blob file ranks 0, below every
+    /// record that names a sequence number (a table's record of sequence number 0
+    /// included: a compaction's output), and among blob files the newest file wins.
+    rank: u64,
     /// None: a deletion.
     value: Option<Src>,
+}
+
+/// The rank of a record with sequence number `seq` (see [`Record::rank`]).
+fn ranked(seq: u64) -> u64 {
+    seq.saturating_add(1)
 }
 
 /// What a salvage found.
@@ -127,9 +136,8 @@ impl Salvage {
 
     fn offer(&mut self, cat: usize, key: &[u8], rec: Record) {
         match self.newest.get_mut(&(cat, key.to_vec())) {
-            Some(old) if old.seq > rec.seq => {}
-            // Equal sequence numbers: a blob file's own copy (0) never replaces a record.
-            Some(old) if old.seq == rec.seq && old.value.is_some() => {}
+            Some(old) if old.rank > rec.rank => {}
+            // An equal rank is the same version again, or a newer blob file's copy.
             Some(old) => *old = rec,
             None => {
                 self.newest.insert((cat, key.to_vec()), rec);
@@ -161,7 +169,7 @@ impl Salvage {
                             if category.is_none_or(|c| c == ci) {
                                 category = Some(ci);
                                 let loc = Loc { file, offset: r.value.0 as u64, len: frame.len() as u64 };
-                                found.push((ci, r.key.to_vec(), Record { seq: r.seq, value: Some(Src::At(loc)) }));
+                                found.push((ci, r.key.to_vec(), Record { rank: ranked(r.seq), value: Some(Src::At(loc)) }));
                                 next = Some(r.end);
                             }
                         }
@@ -171,7 +179,7 @@ impl Salvage {
                             if let Some(ci) = self.check_frame_at(loc, r.key, &cats) {
                                 if category.is_none_or(|c| c == ci) {
                                     category = Some(ci);
-                                    found.push((ci, r.key.to_vec(), Record { seq: r.seq, value: Some(Src::At(loc)) }));
+                                    found.push((ci, r.key.to_vec(), Record { rank: ranked(r.seq), value: Some(Src::At(loc)) }));
                                     next = Some(r.end);
                                 }
                             } else if in_step {
@@ -212,7 +220,7 @@ impl Salvage {
         // frames were found in it. A table of deletions alone is passed over.
         if let Some(ci) = category {
             for (key, seq) in deletions {
-                self.offer(ci, &key, Record { seq, value: None });
+                self.offer(ci, &key, Record { rank: ranked(seq), value: None });
             }
         }
     }
@@ -231,8 +239,8 @@ impl Salvage {
     }
 
     /// A blob file: a 30-byte header, then records of a 32-byte header (key length,
-    /// value length, expiration, two CRCs), key and value. Its values count as the
-    /// oldest records of their keys: a table's record (with its sequence number) wins.
+    /// value length, expiration, two CRCs), key and value. Its values rank below every
+    /// table's or log's record of their keys (see [`Record::rank`]).
     fn read_blob_file(&mut self, file: usize, bytes: &[u8]) {
         let names = self.names();
         let cats: Vec<&[u8]> = names.iter().map(Vec::as_slice).collect();
@@ -256,7 +264,7 @@ impl Salvage {
             pos += 1;
         }
         for (ci, key, loc) in found {
-            self.offer(ci, &key, Record { seq: 0, value: Some(Src::At(loc)) });
+            self.offer(ci, &key, Record { rank: 0, value: Some(Src::At(loc)) });
         }
     }
 
@@ -334,7 +342,7 @@ impl Salvage {
                     continue;
                 }
             }
-            self.offer(ci, &key, Record { seq, value });
+            self.offer(ci, &key, Record { rank: ranked(seq), value });
         }
     }
 
@@ -467,5 +475,46 @@ fn parse_batch(b: &[u8], mut f: impl FnMut(u32, &[u8], u64, Option<(usize, usize
             0xD => {} // no-op
             _ => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(file: usize) -> Option<Src> {
+        Some(Src::At(Loc { file, offset: 0, len: 1 }))
+    }
+
+    fn winner(offers: &[Record]) -> Option<Src> {
+        let mut s = Salvage { categories: vec!["transform".into()], files: Vec::new(), newest: HashMap::new(), held: Vec::new(), report: SalvageReport::default() };
+        for r in offers {
+            s.offer(0, b"k", *r);
+        }
+        s.newest[&(0, b"k".to_vec())].value
+    }
+
+    fn file_of(v: Option<Src>) -> Option<usize> {
+        match v {
+            Some(Src::At(l)) => Some(l.file),
+            _ => None,
+        }
+    }
+
+    /// A table's record of sequence number 0 (a compaction's output) beats every value
+    /// found only by scanning blob files, whichever came first; among blob files the
+    /// later (newer) one wins; a higher sequence number wins, a deletion included.
+    #[test]
+    fn the_newest_record_wins() {
+        let blob_old = Record { rank: 0, value: at(1) };
+        let blob_new = Record { rank: 0, value: at(2) };
+        let table_seq0 = Record { rank: ranked(0), value: at(3) };
+        let log = Record { rank: ranked(500), value: at(4) };
+        let deleted = Record { rank: ranked(600), value: None };
+        assert_eq!(file_of(winner(&[blob_old, blob_new, table_seq0])), Some(3));
+        assert_eq!(file_of(winner(&[table_seq0, blob_old, blob_new])), Some(3));
+        assert_eq!(file_of(winner(&[blob_old, blob_new])), Some(2));
+        assert_eq!(file_of(winner(&[log, table_seq0, blob_new])), Some(4));
+        assert!(winner(&[blob_old, log, deleted, table_seq0]).is_none());
     }
 }
