@@ -86,6 +86,10 @@ pub(super) fn read_dir_state(path: &Path) -> Result<DirState> {
             };
             if entries.filter_map(|e| e.ok()).all(|e| ours(&e.file_name())) {
                 Ok(DirState::New)
+            } else if marker.exists() {
+                // Another process wrote the marker between our read and the listing (N
+                // processes creating a new directory at once): judge again.
+                read_dir_state(path)
             } else {
                 Err(Error::Incompatible(format!(
                     "{} is not empty and is not a nexxo cache (no {FORMAT_FILE}); refusing to write into it",
