@@ -22,7 +22,7 @@ commands:
   delete  <dir> <category> <key>             remove one entry
   clear   <dir> [CATEGORY...]                remove every entry of the categories (all if none)
   compact <dir> [CATEGORY]                   return the space of deleted entries to the disk
-  enforce <dir> [--max-size BYTES] [--max-age SECONDS] [--limit CATEGORY=BYTES]...
+  enforce <dir> [--max-size SIZE] [--max-age DURATION] [--limit CATEGORY=SIZE]...
                                              apply the eviction policy now
   verify  <dir> [--drop]                     read every entry and check its checksum
   config  <dir> [KEY VALUE]                  show the limits the cache keeps, or set one
@@ -41,9 +41,9 @@ fn help(cmd: &str) -> &'static str {
         "delete" => "usage: nexxo-cache delete <dir> <category> <key>\n\nRemoves one entry; removing an absent entry is not an error.\n",
         "clear" => "usage: nexxo-cache clear <dir> [CATEGORY...]\n\nRemoves every entry of the named categories, or of all categories, in one\natomic write, then compacts them.\n",
         "compact" => "usage: nexxo-cache compact <dir> [CATEGORY]\n\nCompacts one category or all, returning the disk space of deleted and\noverwritten entries.\n",
-        "enforce" => "usage: nexxo-cache enforce <dir> [--max-size BYTES] [--max-age SECONDS] [--limit CATEGORY=BYTES]...\n\nEvicts now: entries unused for longer than the max age, then least recently\nused entries until every limit is at or under 90% of itself; compacts when\nworthwhile. Limits given here are stored in the cache (see config); without\nthem the cache's stored limits apply, or the defaults (2 GiB, no age bound).\n",
+        "enforce" => "usage: nexxo-cache enforce <dir> [--max-size SIZE] [--max-age DURATION] [--limit CATEGORY=SIZE]...\n\nSIZE: bytes or 500M, 2G, 1.5GiB (binary); DURATION: seconds or 30m, 12h, 7d, 2w.\nEvicts now: entries unused for longer than the max age, then least recently\nused entries until every limit is at or under 90% of itself; compacts when\nworthwhile. Limits given here are stored in the cache (see config); without\nthem the cache's stored limits apply, or the defaults (2 GiB, no age bound).\n",
         "verify" => "usage: nexxo-cache verify <dir> [--drop]\n\nReads every entry and checks its checksum. Reports damaged entries and damaged\ntables and exits 1 when there are any; --drop removes damaged entries and salvages\na store with damaged tables (every intact entry is kept).\n",
-        "config" => "usage: nexxo-cache config <dir> [KEY VALUE]\n\nShows the limits the cache keeps in its directory (NEXXO_LIMITS), which every\nopen that does not set its own uses, or sets one: max_size BYTES, max_age\nSECONDS, category.NAME BYTES (0: no bound). A process that has the cache open\nkeeps the limits it opened with until it reopens it.\n",
+        "config" => "usage: nexxo-cache config <dir> [KEY VALUE]\n\nShows the limits the cache keeps in its directory (NEXXO_LIMITS), which every\nopen that does not set its own uses, or sets one: max_size SIZE, max_age\nDURATION, category.NAME SIZE (0: no bound; sizes as 500M, 2G; durations as 12h, 7d). A process that has the cache open\nkeeps the limits it opened with until it reopens it.\n",
         "bench" => "usage: nexxo-cache bench [<dir>] [--entries N]\n\nThe seed workload, quick: N (default 1000) artifacts of ~1 KiB written one by\none, read back and checked, then stats. Uses a temporary directory unless\n<dir> is given.\n",
         _ => USAGE,
     }
@@ -74,13 +74,35 @@ fn open(dir: &str, config: &Config) -> Res<Cache> {
 
 struct Args {
     rest: Vec<String>,
+    /// What followed `--`: positional arguments only, even those starting with `-`.
+    after_dashes: Vec<String>,
 }
 
 impl Args {
+    /// `--flag=value` is `--flag value`; everything after `--` is positional.
+    fn new(argv: Vec<String>) -> Args {
+        let mut rest = Vec::new();
+        let mut it = argv.into_iter();
+        for a in it.by_ref() {
+            if a == "--" {
+                break;
+            }
+            match a.split_once('=').filter(|_| a.starts_with("--")) {
+                Some((flag, value)) => {
+                    rest.push(flag.to_owned());
+                    rest.push(value.to_owned());
+                }
+                None => rest.push(a),
+            }
+        }
+        Args { rest, after_dashes: it.collect() }
+    }
+
     fn positional(&mut self, what: &str) -> Res<String> {
         let i = self.rest.iter().position(|a| !a.starts_with('-') || a == "-");
         match i {
             Some(i) => Ok(self.rest.remove(i)),
+            None if !self.after_dashes.is_empty() => Ok(self.after_dashes.remove(0)),
             None => Err(Fail::Usage(format!("missing {what}"))),
         }
     }
@@ -112,7 +134,7 @@ impl Args {
     }
 
     fn done(self) -> Res {
-        match self.rest.first() {
+        match self.rest.first().or(self.after_dashes.first()) {
             None => Ok(()),
             Some(a) => Err(Fail::Usage(format!("unexpected argument {a:?}"))),
         }
@@ -121,6 +143,16 @@ impl Args {
 
 fn number(s: &str, what: &str) -> Res<u64> {
     s.parse().map_err(|_| Fail::Usage(format!("{what} must be a whole number, not {s:?}")))
+}
+
+/// Bytes, with the environment's suffixes (`500M`, `2G`, `1.5GiB`).
+fn size(s: &str, what: &str) -> Res<u64> {
+    nexxo_core::environment::parse_size(s).map_err(|why| Fail::Usage(format!("{what} {s:?}: {why}")))
+}
+
+/// Seconds, with the environment's suffixes (`30m`, `12h`, `7d`).
+fn duration(s: &str, what: &str) -> Res<u64> {
+    nexxo_core::environment::parse_duration(s).map_err(|why| Fail::Usage(format!("{what} {s:?}: {why}")))
 }
 
 fn stats_line(name: &str, s: &Stats) -> String {
@@ -281,10 +313,10 @@ fn cmd_compact(mut a: Args) -> Res {
 fn cmd_enforce(mut a: Args) -> Res {
     let mut config = Config::default();
     if let Some(v) = a.value(&["--max-size"])? {
-        config.set_max_size(number(&v, "--max-size")?);
+        config.set_max_size(size(&v, "--max-size")?);
     }
     if let Some(v) = a.value(&["--max-age"])? {
-        config.set_max_age(number(&v, "--max-age")?);
+        config.set_max_age(duration(&v, "--max-age")?);
     }
     let limits = a.values("--limit")?;
     let explicit = config != Config::default() || !limits.is_empty();
@@ -299,7 +331,7 @@ fn cmd_enforce(mut a: Args) -> Res {
     }
     for l in &limits {
         let (cat, bytes) = l.split_once('=').ok_or_else(|| Fail::Usage(format!("--limit takes CATEGORY=BYTES, not {l:?}")))?;
-        config.set_category_max_size(cat.as_bytes(), number(bytes, "--limit")?).map_err(|e| Fail::Usage(e.to_string()))?;
+        config.set_category_max_size(cat.as_bytes(), size(bytes, "--limit")?).map_err(|e| Fail::Usage(e.to_string()))?;
     }
     let c = open(&dir, &config)?;
     if let (Some(pid), true) = (c.owner_pid(), explicit) {
@@ -378,7 +410,7 @@ fn cmd_config(mut a: Args) -> Res {
     let defaults = StoredLimits::of(&Config::default());
     let mut limits = stored.clone().unwrap_or_default();
     if let (Some(key), Some(value)) = (key, value) {
-        let n = number(&value, &key)?;
+        let n = if key == "max_age" { duration(&value, &key)? } else { size(&value, &key)? };
         match key.as_str() {
             "max_size" => limits.max_size = Some(n),
             "max_age" => limits.max_age_secs = Some(n),
@@ -475,10 +507,14 @@ fn main() -> ExitCode {
     }
     let cmd = argv.remove(0);
     if argv.iter().any(|a| a == "--help" || a == "-h") {
+        if help(&cmd) == USAGE {
+            eprintln!("nexxo-cache: unknown command {cmd:?}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
         print!("{}", help(&cmd));
         return ExitCode::SUCCESS;
     }
-    let args = Args { rest: argv };
+    let args = Args::new(argv);
     let result = match cmd.as_str() {
         "stats" => cmd_stats(args),
         "get" => cmd_get(args),

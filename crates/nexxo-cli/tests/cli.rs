@@ -229,3 +229,27 @@ fn config_shows_and_sets_stored_limits() {
     assert!(c.stats().stored_bytes <= 65536, "{:?}", c.stats());
     assert_eq!(c.store().unwrap().config().category_limit("bundle"), 1000);
 }
+
+/// `--flag=value` as `--flag value`, `--` before arguments that start with `-`, sizes
+/// and durations with suffixes, and an unknown command's `--help` is an error.
+#[test]
+fn flag_forms_suffixes_and_unknown_commands() {
+    let (_d, path) = fixture();
+    let o = run(&["enforce", &path, "--max-size=1G", "--max-age=7d", "--limit=bundle=500M"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let o = run(&["config", &path]);
+    let out = text(&o.stdout);
+    assert!(out.contains("max_size  1073741824") && out.contains("max_age   604800 s") && out.contains("category.bundle  524288000"), "{out}");
+    let o = run(&["config", &path, "max_size", "1.5GiB"]);
+    assert!(text(&o.stdout).contains("max_size  1610612736"), "{}", text(&o.stdout));
+    assert_eq!(run(&["enforce", &path, "--max-size", "12 parsecs"]).status.code(), Some(2));
+    // A key that starts with '-' after --.
+    let o = run(&["set", &path, "parse", "--", "-weird", "v"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let o = run(&["get", &path, "parse", "--", "-weird"]);
+    assert_eq!(text(&o.stdout), "v");
+    assert_eq!(run(&["get", &path, "parse", "--", "-weird", "extra"]).status.code(), Some(2));
+    let o = run(&["frobnicate", "--help"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("unknown command \"frobnicate\""));
+}
