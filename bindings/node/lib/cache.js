@@ -220,7 +220,10 @@ class Cache {
     finalizer.register(this, { f, handle: this._handle }, this);
     // Writes to a read-only handle are refused when made, not when their batch is written
     // (an untrusted directory allowed to open is read-only: asked of the library).
-    const st = options.allowUntrustedDir || options.fallbackDisabled ? this.stats() : null;
+    // (The environment can make a cache read-only or disabled too: NEXXO_CACHE_READ_ONLY,
+    // NEXXO_CACHE_DISABLE.)
+    const fromEnv = !options.ignoreEnvironment && !!(process.env.NEXXO_CACHE_READ_ONLY || process.env.NEXXO_CACHE_DISABLE);
+    const st = options.allowUntrustedDir || options.fallbackDisabled || fromEnv ? this.stats() : null;
     this._readOnly = !!options.readOnly || (st !== null && st.readOnly);
     // A disabled cache (fallbackDisabled) drops writes: they are not kept pending either.
     this._dropsWrites = st !== null && st.disabled;

@@ -238,3 +238,18 @@ test('environment: NEXXO_CACHE_DIR moves the cache, a malformed variable disable
   assert.equal(out.disabled, true);
   assert.match(out.warnings.join('\n'), /NEXXO_CACHE_DISABLE is set/);
 });
+
+test('environment: NEXXO_CACHE_READ_ONLY makes Cache.set throw READ_ONLY at once, not reject later', () => {
+  const dir = path.join(tmp(), 'c');
+  const lib = path.resolve(__dirname, '..', 'lib', 'index.js');
+  const { Cache } = require('../lib/index');
+  Cache.open(dir).close();
+  const r = require('node:child_process').spawnSync(process.execPath, ['-e', `
+    const { Cache } = require(${JSON.stringify(lib)});
+    const c = Cache.open(${JSON.stringify(dir)});
+    try { c.set('parse', 'k', 'v'); process.stdout.write('accepted'); } catch (e) { process.stdout.write(e.code); }
+    c.close();
+  `], { env: { ...process.env, NEXXO_CACHE_READ_ONLY: '1' }, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, 'READ_ONLY');
+});
