@@ -21,7 +21,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::codec;
 use crate::limits::MAX_KEY_LEN;
@@ -89,7 +89,8 @@ pub struct SalvageReport {
 /// The records of a damaged store's files, by category and key.
 pub(super) struct Salvage {
     categories: Vec<String>,
-    files: Vec<PathBuf>,
+    /// The files read, open (kept values are read again from them at the end).
+    files: Vec<File>,
     newest: HashMap<(usize, Vec<u8>), Record>,
     held: Vec<Vec<u8>>,
     pub(super) report: SalvageReport,
@@ -112,9 +113,13 @@ impl Salvage {
         let mut blobs: HashMap<u64, usize> = HashMap::new();
         for (n, name) in &names {
             let path = dir.join(name);
-            let Ok(bytes) = std::fs::read(&path) else { continue };
+            let Ok(mut f) = File::open(&path) else { continue };
+            let mut bytes = Vec::new();
+            if std::io::Read::read_to_end(&mut f, &mut bytes).is_err() {
+                continue;
+            }
             let file = s.files.len();
-            s.files.push(path);
+            s.files.push(f);
             s.report.files += 1;
             if name.ends_with(".blob") {
                 blobs.insert(*n, file);
@@ -232,9 +237,8 @@ impl Salvage {
     }
 
     fn read_at(&self, loc: Loc) -> std::io::Result<Vec<u8>> {
-        let f = File::open(&self.files[loc.file])?;
         let mut buf = vec![0u8; loc.len as usize];
-        f.read_exact_at(&mut buf, loc.offset)?;
+        self.files[loc.file].read_exact_at(&mut buf, loc.offset)?;
         Ok(buf)
     }
 
@@ -348,8 +352,12 @@ impl Salvage {
 
     /// The kept entries: (category, key, frame); a frame that no longer checks (a
     /// file changed since it was read) is left out.
+    /// In category and key order: written so, a new store's memtables take them in order
+    /// (in hash order the memtable's inserts were the largest cost of a salvage).
     pub(super) fn entries(&self) -> impl Iterator<Item = (&str, &[u8], Vec<u8>)> + '_ {
-        self.newest.iter().filter_map(move |((ci, key), rec)| {
+        let mut sorted: Vec<(&(usize, Vec<u8>), &Record)> = self.newest.iter().collect();
+        sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        sorted.into_iter().filter_map(move |((ci, key), rec)| {
             let frame = match rec.value? {
                 Src::At(loc) => self.read_at(loc).ok()?,
                 Src::Held(h) => self.held[h].clone(),
