@@ -290,7 +290,7 @@ test('a second process shares the cache: each reads what the other wrote, at onc
   assert.equal(await line(), 'ready');
   const c = Cache.open(dir);
   assert.equal(c.getString('parse', 'from-child'), 'hello');
-  c.set('parse', 'from-parent', 'world');
+  await c.set('parse', 'from-parent', 'world'); // acknowledged before the child reads it
   assert.equal(c.stats().entries, 2);
   const ro = Cache.open(dir, { readOnly: true });
   assert.equal(ro.getString('parse', 'from-child'), 'hello');

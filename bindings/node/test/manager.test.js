@@ -140,7 +140,7 @@ test('two processes: both managers work on one cache', async (t) => {
   const m = new CacheManager(root, { logger: log });
   assert.equal(m.disabled, false);
   assert.equal(m.get('transform', 'k').toString(), 'child');
-  m.set('transform', 'p', 'parent');
+  await m.set('transform', 'p', 'parent'); // acknowledged before the child reads it
   assert.equal(log.messages.length, 0);
   const answer = line();
   const exited = new Promise((resolve) => child.once('exit', resolve));
