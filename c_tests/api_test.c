@@ -820,6 +820,18 @@ TEST(fork_child_of_a_client) {
   return 0;
 }
 
+/* Sets k0..k399 (artifacts of ~1 KiB) in transform, enforces the policy and reads the
+ * stats into *st; 1 when every call succeeded. */
+static int set_400_then_enforce(nexxo_cache *c, nexxo_stats *st) {
+  char key[32], val[1100];
+  for (int i = 0; i < 400; i++) {
+    snprintf(key, sizeof key, "k%d", i);
+    size_t len = artifact(val, sizeof val, i * 7919);
+    if (nexxo_cache_set(c, "transform", K(key), (const uint8_t *)val, len) != NEXXO_OK) return 0;
+  }
+  return nexxo_cache_enforce_policy(c, NULL) == NEXXO_OK && nexxo_cache_stats(c, st) == NEXXO_OK;
+}
+
 /* The NEXXO_CACHE_* environment (README "Environment"): read at every open, a limit the
  * options set winning over it; a malformed value fails the open (a disabled cache with
  * the fallback); NEXXO_CACHE_DISABLE gives a disabled cache whose reason is NEXXO_OK;
@@ -849,14 +861,7 @@ TEST(environment_variables) {
   /* 64K from the environment bounds the cache (the 2 GiB default does not apply). */
   setenv("NEXXO_CACHE_MAX_SIZE", "64K", 1);
   c = open_or_die(p, NULL);
-  char key[32], val[1100];
-  for (int i = 0; i < 400; i++) {
-    snprintf(key, sizeof key, "k%d", i);
-    size_t len = artifact(val, sizeof val, i * 7919);
-    OK(nexxo_cache_set(c, "transform", K(key), (const uint8_t *)val, len));
-  }
-  OK(nexxo_cache_enforce_policy(c, NULL));
-  OK(nexxo_cache_stats(c, &st));
+  CHECK(set_400_then_enforce(c, &st));
   CHECK(st.stored_bytes <= 64 * 1024 && st.entries > 0);
   nexxo_cache_close(c);
 
@@ -864,13 +869,7 @@ TEST(environment_variables) {
   o = nexxo_options_new();
   OK(nexxo_options_set_max_size(o, 0));
   c = open_or_die(p, o);
-  for (int i = 0; i < 400; i++) {
-    snprintf(key, sizeof key, "k%d", i);
-    size_t len = artifact(val, sizeof val, i * 7919);
-    OK(nexxo_cache_set(c, "transform", K(key), (const uint8_t *)val, len));
-  }
-  OK(nexxo_cache_enforce_policy(c, NULL));
-  OK(nexxo_cache_stats(c, &st));
+  CHECK(set_400_then_enforce(c, &st));
   CHECK(st.entries == 400);
   nexxo_cache_close(c);
   nexxo_options_free(o);
@@ -879,6 +878,7 @@ TEST(environment_variables) {
   setenv("NEXXO_CACHE_READ_ONLY", "1", 1);
   c = open_or_die(p, NULL);
   CHECK_ST(nexxo_cache_set(c, "parse", K("x"), (const uint8_t *)"x", 1), NEXXO_READ_ONLY);
+  char val[1100];
   CHECK(get_equals(c, "transform", "k0", val, artifact(val, sizeof val, 0)));
   nexxo_cache_close(c);
   unsetenv("NEXXO_CACHE_READ_ONLY");

@@ -6,58 +6,14 @@
 //!
 //! `cargo run --release -p nexxo-core --example damage_table`
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nexxo_core::{Cache, Config};
 
-const N: usize = 10_000;
-
-fn value(i: usize) -> Vec<u8> {
-    if i % 1000 == 7 {
-        // 80 KiB that do not compress: a blob file's value.
-        let mut x = i as u64 + 1;
-        (0..80 * 1024)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    } else {
-        format!("export default function m{i}() {{ return {i}; }}\n").repeat(8 + i % 20).into_bytes()
-    }
-}
-
-fn closed_store(root: &Path, name: &str) -> PathBuf {
-    let path = root.join(name);
-    let c = Cache::open(&path, &Config::default()).unwrap();
-    for chunk in (0..N).collect::<Vec<_>>().chunks(500) {
-        let items: Vec<(Vec<u8>, Vec<u8>)> = chunk.iter().map(|&i| (format!("m{i}").into_bytes(), value(i))).collect();
-        let batch: Vec<(&[u8], &[u8], &[u8])> = items.iter().map(|(k, v)| (&b"transform"[..], &k[..], &v[..])).collect();
-        c.batch_set(&batch).unwrap();
-    }
-    c.compact(None).unwrap();
-    path
-}
-
-fn files(path: &Path, ext: &str) -> Vec<PathBuf> {
-    let mut v: Vec<_> = std::fs::read_dir(path).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == ext)).collect();
-    v.sort_by_key(|p| std::cmp::Reverse(std::fs::metadata(p).unwrap().len()));
-    v
-}
-
-fn zero(p: &Path, at: impl Fn(usize) -> usize, len: usize) {
-    let mut b = std::fs::read(p).unwrap();
-    let a = at(b.len());
-    b[a..a + len].fill(0);
-    std::fs::write(p, b).unwrap();
-}
-
-fn cut(p: &Path, keep: impl Fn(u64) -> u64) {
-    let len = std::fs::metadata(p).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(p).unwrap().set_len(keep(len)).unwrap();
-}
+// The tests' closed store and damage helpers (tests/common/closed_store.rs).
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::closed_store::{class_value as value, closed_store, cut, files_with as files, zero, CLASS_N as N};
 
 fn readable(c: &Cache) -> usize {
     (0..N)

@@ -2,12 +2,9 @@
 //! is a file. Never a crash, never a wrong value.
 
 mod common;
-use common::{assert_exact};
+use common::assert_exact;
+use common::closed_store::{class_value, closed_store, cut, files_with, module_text as artifact, zero, CLASS_N};
 use nexxo_core::{Cache, Config};
-
-fn artifact(i: usize) -> Vec<u8> {
-    format!("export default function m{i}() {{ return {i}; }}\n").repeat(8 + i % 20).into_bytes()
-}
 
 fn populate(path: &std::path::Path, n: usize) {
     let c = Cache::open(path, &Config::default()).unwrap();
@@ -15,12 +12,6 @@ fn populate(path: &std::path::Path, n: usize) {
         c.set(b"transform", format!("m{i}").as_bytes(), &artifact(i)).unwrap();
     }
     c.compact(None).unwrap();
-}
-
-fn files_with(path: &std::path::Path, ext: &str) -> Vec<std::path::PathBuf> {
-    let mut v: Vec<_> = std::fs::read_dir(path).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == ext)).collect();
-    v.sort_by_key(|p| std::cmp::Reverse(std::fs::metadata(p).unwrap().len()));
-    v
 }
 
 /// Every key reads back as its value or as a miss, never as other bytes.
@@ -182,34 +173,6 @@ fn truncated_and_garbled_wal_tail() {
 // ---- Damage classes on a closed store (issue 26): each keeps every entry whose bytes
 // are intact, serves no wrong value, and leaves the stats equal to what is readable.
 
-const CLASS_N: usize = 10_000;
-
-/// Every 1000th value is 80 KiB that do not compress: it goes to a blob file.
-fn class_value(i: usize) -> Vec<u8> {
-    if i % 1000 == 7 {
-        let mut rng = common::Rng(i as u64 + 1);
-        (0..80 * 1024).map(|_| rng.next() as u8).collect()
-    } else {
-        artifact(i)
-    }
-}
-
-/// A closed store of CLASS_N entries, compacted (one table per category, blob files for
-/// the big values), in a fresh directory.
-fn closed_store() -> (tempfile::TempDir, std::path::PathBuf) {
-    let d = tempfile::tempdir().unwrap();
-    let path = d.path().join("c");
-    let c = Cache::open(&path, &Config::default()).unwrap();
-    for chunk in (0..CLASS_N).collect::<Vec<_>>().chunks(500) {
-        let items: Vec<(Vec<u8>, Vec<u8>)> = chunk.iter().map(|&i| (format!("m{i}").into_bytes(), class_value(i))).collect();
-        let batch: Vec<(&[u8], &[u8], &[u8])> = items.iter().map(|(k, v)| (&b"transform"[..], &k[..], &v[..])).collect();
-        c.batch_set(&batch).unwrap();
-    }
-    c.compact(None).unwrap();
-    drop(c);
-    (d, path)
-}
-
 /// Opens the store, reads every key (never a wrong value), runs `verify` as the README
 /// says to, and returns (readable, the stats' entries, recovered). Reads and verify that
 /// meet damage mark the store; the count is taken after a second open, which salvages a
@@ -259,7 +222,8 @@ fn largest(path: &std::path::Path, ext: &str) -> std::path::PathBuf {
 #[test]
 fn class_current_missing_or_garbage() {
     for garbage in [false, true] {
-        let (_d, path) = closed_store();
+        let d = tempfile::tempdir().unwrap();
+    let path = closed_store(d.path(), "c");
         if garbage {
             std::fs::write(path.join("CURRENT"), b"\x00\x13garbage without newline").unwrap();
         } else {
@@ -275,11 +239,10 @@ fn class_current_missing_or_garbage() {
 
 #[test]
 fn class_manifest_truncated() {
-    let (_d, path) = closed_store();
+    let d = tempfile::tempdir().unwrap();
+    let path = closed_store(d.path(), "c");
     let current = std::fs::read_to_string(path.join("CURRENT")).unwrap();
-    let manifest = path.join(current.trim_end());
-    let len = std::fs::metadata(&manifest).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&manifest).unwrap().set_len(len / 2).unwrap();
+    cut(&path.join(current.trim_end()), |l| l / 2);
     let (readable, entries, recovered) = readable_after(&path);
     assert_eq!(readable, CLASS_N);
     assert_eq!(entries, CLASS_N as u64);
@@ -289,12 +252,9 @@ fn class_manifest_truncated() {
 
 #[test]
 fn class_table_with_a_zeroed_block() {
-    let (_d, path) = closed_store();
-    let sst = largest(&path, "sst");
-    let mut bytes = std::fs::read(&sst).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid..mid + 4096].fill(0);
-    std::fs::write(&sst, &bytes).unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let path = closed_store(d.path(), "c");
+    zero(&largest(&path, "sst"), |l| l / 2, 4096);
     let (readable, entries, _) = readable_after(&path);
     // The test's values compress to frames of about 90 bytes: 4 KiB hold about 45
     // records (measured: 47 lost, every one of them in the zeroed stretch's key range).
@@ -305,10 +265,9 @@ fn class_table_with_a_zeroed_block() {
 
 #[test]
 fn class_table_cut_in_half() {
-    let (_d, path) = closed_store();
-    let sst = largest(&path, "sst");
-    let len = std::fs::metadata(&sst).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&sst).unwrap().set_len(len / 2).unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let path = closed_store(d.path(), "c");
+    cut(&largest(&path, "sst"), |l| l / 2);
     let (readable, entries, recovered) = readable_after(&path);
     // The first half of the table's records and every big value (in blob files).
     assert!(readable >= CLASS_N * 2 / 5, "{readable} readable");
@@ -320,12 +279,9 @@ fn class_table_cut_in_half() {
 
 #[test]
 fn class_blob_file_damaged() {
-    let (_d, path) = closed_store();
-    let blob = largest(&path, "blob");
-    let mut bytes = std::fs::read(&blob).unwrap();
-    let at = bytes.len() / 3;
-    bytes[at..at + 4096].fill(0);
-    std::fs::write(&blob, &bytes).unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let path = closed_store(d.path(), "c");
+    zero(&largest(&path, "blob"), |l| l / 3, 4096);
     let (readable, entries, _) = readable_after(&path);
     // One 80 KiB value (at most two) holds the zeroed bytes.
     assert!(readable >= CLASS_N - 2 && readable < CLASS_N, "{readable} readable");
@@ -336,7 +292,8 @@ fn class_blob_file_damaged() {
 #[test]
 fn class_options_or_format_marker_garbage() {
     for what in ["OPTIONS", "NEXXO_FORMAT"] {
-        let (_d, path) = closed_store();
+        let d = tempfile::tempdir().unwrap();
+    let path = closed_store(d.path(), "c");
         for e in std::fs::read_dir(&path).unwrap().flatten() {
             if e.file_name().to_string_lossy().starts_with(what) {
                 std::fs::write(e.path(), b"\xff\xfe garbage").unwrap();
@@ -353,7 +310,8 @@ fn class_options_or_format_marker_garbage() {
 /// written) is taken up again by the next open.
 #[test]
 fn class_interrupted_salvage_resumes() {
-    let (_d, path) = closed_store();
+    let d = tempfile::tempdir().unwrap();
+    let path = closed_store(d.path(), "c");
     let work = path.join("salvage");
     std::fs::create_dir(&work).unwrap();
     for e in std::fs::read_dir(&path).unwrap().flatten() {
@@ -372,7 +330,8 @@ fn class_interrupted_salvage_resumes() {
 /// Nothing readable at all: the old files are moved aside, the cache starts empty.
 #[test]
 fn class_nothing_readable_is_moved_aside() {
-    let (_d, path) = closed_store();
+    let d = tempfile::tempdir().unwrap();
+    let path = closed_store(d.path(), "c");
     for e in std::fs::read_dir(&path).unwrap().flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         if name.ends_with(".sst") || name.ends_with(".blob") {

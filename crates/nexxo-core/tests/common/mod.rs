@@ -3,6 +3,8 @@
 
 use nexxo_core::Store;
 
+pub mod closed_store;
+
 /// A small xorshift generator: deterministic, no dependency.
 pub struct Rng(pub u64);
 
