@@ -128,10 +128,8 @@ pub fn apply_from(config: &Config, var: &dyn Fn(&str) -> Option<String>) -> Resu
 /// Bytes: a number (a fraction allowed with a suffix), then optionally `K`, `M`, `G`,
 /// `T` (binary: 1024), each optionally followed by `B` or `iB`; or `B` alone.
 pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let shift = match unit.trim() {
+    let (num, unit) = number_and_unit(s);
+    let shift = match unit {
         "" | "B" => 0,
         "K" | "k" | "KB" | "kB" | "KiB" => 10,
         "M" | "MB" | "MiB" => 20,
@@ -144,10 +142,8 @@ pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
 
 /// Seconds: a number, then optionally `s`, `m`, `h`, `d` or `w`.
 pub fn parse_duration(s: &str) -> std::result::Result<u64, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let secs = match unit.trim() {
+    let (num, unit) = number_and_unit(s);
+    let secs = match unit {
         "" | "s" => 1,
         "m" | "min" => 60,
         "h" => 3600,
@@ -156,6 +152,14 @@ pub fn parse_duration(s: &str) -> std::result::Result<u64, String> {
         u => return Err(format!("unknown unit {u:?} (s, m, h, d, w)")),
     };
     scaled(num, secs)
+}
+
+/// `s` split into its leading number (digits and dots) and its unit, both trimmed.
+fn number_and_unit(s: &str) -> (&str, &str) {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    (num, unit.trim())
 }
 
 fn scaled(num: &str, unit: u64) -> std::result::Result<u64, String> {

@@ -113,11 +113,21 @@ pub(crate) fn create_dir(path: &Path, mode: u32) -> Result<()> {
 pub(super) const FORMAT_TMP_PREFIX: &str = "NEXXO_FORMAT.tmp";
 
 pub(super) fn write_format_file(path: &Path) -> Result<()> {
-    let tmp = path.join(format!("{FORMAT_TMP_PREFIX}.{}", std::process::id()));
-    std::fs::write(&tmp, format!("nexxo-cache format {STORE_FORMAT}\n"))?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, path.join(FORMAT_FILE))?;
+    replace_file(path, FORMAT_FILE, format!("nexxo-cache format {STORE_FORMAT}\n").as_bytes(), true)?;
     Ok(())
+}
+
+/// Replaces `dir/name` with `contents` atomically: written to `name.tmp.<pid>` (synced
+/// when `sync`), then renamed over it; the temporary file is removed on failure.
+pub(super) fn replace_file(dir: &Path, name: &str, contents: &[u8], sync: bool) -> std::io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp.{}", std::process::id()));
+    let done = std::fs::write(&tmp, contents)
+        .and_then(|()| if sync { std::fs::File::open(&tmp)?.sync_all() } else { Ok(()) })
+        .and_then(|()| std::fs::rename(&tmp, dir.join(name)));
+    if done.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    done
 }
 
 /// Whether `path` (an existing directory) may be used as a cache as it is.
@@ -190,10 +200,7 @@ pub(super) fn write_close_record(path: &Path) {
     let Ok(current) = std::fs::read_to_string(path.join("CURRENT")) else { return };
     let manifest = current.trim_end();
     let Ok(md) = std::fs::metadata(path.join(manifest)) else { return };
-    let tmp = path.join(format!("{CLOSE_RECORD}.tmp.{}", std::process::id()));
-    if std::fs::write(&tmp, format!("{manifest} {}\n", md.len())).is_ok() && std::fs::rename(&tmp, path.join(CLOSE_RECORD)).is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
+    let _ = replace_file(path, CLOSE_RECORD, format!("{manifest} {}\n", md.len()).as_bytes(), false);
 }
 
 /// Why the store in `path` cannot be opened as it is, found before RocksDB opens it:

@@ -94,13 +94,7 @@ pub fn read_stored(dir: &Path) -> Result<Option<StoredLimits>, String> {
 
 /// Replaces the stored limits, atomically.
 pub fn write_stored(dir: &Path, limits: &StoredLimits) -> std::io::Result<()> {
-    let tmp = dir.join(format!("{LIMITS_FILE}.tmp.{}", std::process::id()));
-    std::fs::write(&tmp, limits.encode())?;
-    let done = std::fs::File::open(&tmp).and_then(|f| f.sync_all()).and_then(|_| std::fs::rename(&tmp, dir.join(LIMITS_FILE)));
-    if done.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    done
+    super::dir::replace_file(dir, LIMITS_FILE, limits.encode().as_bytes(), true)
 }
 
 /// `config` with the limits it does not set taken from the cache's stored ones; a

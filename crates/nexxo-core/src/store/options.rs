@@ -30,20 +30,23 @@ pub(super) fn warn_logger(path: &Path) -> rocksdb::InfoLogger {
             *f = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).ok();
         }
         if let Some(f) = f.as_mut() {
-            use std::io::Write;
-            let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-            let _ = writeln!(f, "{secs} {level:?} {}", msg.trim_end());
+            log_line(f, &format!("{level:?}"), msg);
         }
     })
 }
 
 /// Appends one warning to the store's LOG, as [`warn_logger`] writes RocksDB's.
 pub(super) fn log_warning(path: &Path, msg: &str) {
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path.join("LOG")) {
+        log_line(&mut f, "Warn", msg);
+    }
+}
+
+/// One LOG line: unix seconds, level, message.
+fn log_line(f: &mut std::fs::File, level: &str, msg: &str) {
     use std::io::Write;
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path.join("LOG")) {
-        let _ = writeln!(f, "{secs} Warn {msg}");
-    }
+    let _ = writeln!(f, "{secs} {level} {}", msg.trim_end());
 }
 
 pub(super) fn db_options(config: &Config) -> Options {
