@@ -526,6 +526,17 @@ impl Cache {
     /// `disabled_reason` names, for a disabled cache, what disabled it: the C ABI gives its
     /// status name (`"NEXXO_LOCKED"`) for `self.disabled_reason()`. Written empty when the
     /// cache is enabled.
+    /// The limits this handle's open resolved, with their sources (see
+    /// [`Config::limits_json`]); `None` for a disabled cache. A process that is not the
+    /// one holding the store ([`Cache::owner_pid`]) resolves them against the cache's
+    /// stored limits when asked; the holder evicts by the limits it opened with.
+    pub fn limits(&self) -> Option<Config> {
+        match &self.inner {
+            Inner::Open(h) => Some(h.shared.limits()),
+            Inner::Disabled(_) => None,
+        }
+    }
+
     pub fn stats_json(&self, disabled_reason: &str) -> String {
         let totals = self.stats();
         let reason = if totals.disabled.is_some() { disabled_reason } else { "" };
@@ -543,6 +554,9 @@ impl Cache {
             }
         }
         out.push('}');
+        if let Some(l) = self.limits() {
+            out.push_str(&format!(",\"limits\":{}", l.limits_json()));
+        }
         if let Some(r) = self.remote_stats() {
             out.push_str(&format!(",\"remote\":{}", r.to_json()));
         }

@@ -52,6 +52,9 @@ pub struct Config {
     /// Which limits came from the environment (see [`crate::environment`]): they come
     /// before the stored ones and are not stored.
     pub from_environment: ExplicitLimits,
+    /// Which limits an open took from the cache's stored ones (set when the store is
+    /// opened; see [`Config::limits_json`]).
+    pub from_stored: ExplicitLimits,
     /// Leave the `NEXXO_CACHE_*` environment variables out of this open.
     pub ignore_environment: bool,
 }
@@ -82,13 +85,43 @@ impl Default for Config {
             remote: RemoteConfig::default(),
             explicit: ExplicitLimits::default(),
             from_environment: ExplicitLimits::default(),
+            from_stored: ExplicitLimits::default(),
             ignore_environment: false,
         }
     }
 }
 
 
+impl ExplicitLimits {
+    fn source(set: bool, env: bool, stored: bool) -> &'static str {
+        match (set, env, stored) {
+            (true, _, _) => "option",
+            (_, true, _) => "environment",
+            (_, _, true) => "stored",
+            _ => "default",
+        }
+    }
+}
+
 impl Config {
+    /// The limits as a JSON object, each with where it came from (`option`,
+    /// `environment`, `stored` or `default`: the precedence of the README's table):
+    /// `{"max_size":N,"max_age_secs":N,"category_max_size":{"name":N},
+    /// "source":{"max_size":"stored","max_age":"default","category_max_size":"default"}}`.
+    pub fn limits_json(&self) -> String {
+        let (set, env, stored) = (self.explicit, self.from_environment, self.from_stored);
+        let cats: Vec<String> = self.category_max_size.iter().map(|(n, b)| format!("{}:{b}", crate::json::json_string(n))).collect();
+        format!(
+            "{{\"max_size\":{},\"max_age_secs\":{},\"category_max_size\":{{{}}},\"source\":{{\"max_size\":\"{}\",\"max_age\":\"{}\",\"category_max_size\":\"{}\"}}}}",
+            self.max_size,
+            self.max_age_secs,
+            cats.join(","),
+            ExplicitLimits::source(set.max_size, env.max_size, stored.max_size),
+            ExplicitLimits::source(set.max_age, env.max_age, stored.max_age),
+            ExplicitLimits::source(set.category_max_size, env.category_max_size, stored.category_max_size),
+        )
+    }
+
     /// Every category this configuration names: the built-in ones, then the added ones.
     pub fn categories(&self) -> impl Iterator<Item = &str> {
         BUILTIN_CATEGORIES.iter().copied().chain(self.extra_categories.iter().map(String::as_str))

@@ -179,6 +179,16 @@ impl Shared {
         self.owner.get().map(|o| &*o.store)
     }
 
+    /// The limits as this open resolved them (option > environment > stored > default):
+    /// the store's when this process holds it; else resolved the same way against the
+    /// cache's stored limits now (the owner evicts by the limits it opened with).
+    pub fn limits(&self) -> Config {
+        match self.store() {
+            Some(s) => s.config().clone(),
+            None => crate::store::limits_file::effective(&self.dir, &self.config).0,
+        }
+    }
+
     /// The process serving this cache, when this one is not it.
     pub fn owner_pid(&self) -> Option<u32> {
         if self.owner.get().is_some() {

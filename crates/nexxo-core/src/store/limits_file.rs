@@ -97,10 +97,9 @@ pub fn write_stored(dir: &Path, limits: &StoredLimits) -> std::io::Result<()> {
     super::dir::replace_file(dir, LIMITS_FILE, limits.encode().as_bytes(), true)
 }
 
-/// `config` with the limits it does not set taken from the cache's stored ones; a
-/// writable open that sets limits stores the result (best effort: a failure to store
-/// leaves the open working, with one line in the LOG).
-pub(super) fn resolve(dir: &Path, config: &Config) -> Config {
+/// `config` with the limits it does not set taken from the cache's stored ones (and
+/// `from_stored` saying which), and the stored limits as read. Reads only.
+pub fn effective(dir: &Path, config: &Config) -> (Config, Option<StoredLimits>) {
     let stored = match read_stored(dir) {
         Ok(s) => s,
         Err(why) => {
@@ -111,25 +110,41 @@ pub(super) fn resolve(dir: &Path, config: &Config) -> Config {
     let mut c = config.clone();
     let s = stored.clone().unwrap_or_default();
     let (set, env) = (c.explicit, c.from_environment);
+    c.from_stored = Default::default();
     if !set.max_size && !env.max_size {
-        c.max_size = s.max_size.unwrap_or(c.max_size);
-    }
-    if !set.max_age && !env.max_age {
-        c.max_age_secs = s.max_age_secs.unwrap_or(c.max_age_secs);
-    }
-    if !set.category_max_size && !env.category_max_size {
-        if let Some(list) = s.category_max_size.clone() {
-            c.category_max_size = list;
+        if let Some(v) = s.max_size {
+            c.max_size = v;
+            c.from_stored.max_size = true;
         }
     }
+    if !set.max_age && !env.max_age {
+        if let Some(v) = s.max_age_secs {
+            c.max_age_secs = v;
+            c.from_stored.max_age = true;
+        }
+    }
+    if !set.category_max_size && !env.category_max_size {
+        if let Some(list) = s.category_max_size {
+            c.category_max_size = list;
+            c.from_stored.category_max_size = true;
+        }
+    }
+    (c, stored)
+}
+
+/// [`effective`], and a writable open that sets limits stores the result (best effort:
+/// a failure to store leaves the open working, with one line in the LOG).
+pub(super) fn resolve(dir: &Path, config: &Config) -> Config {
+    let (c, stored) = effective(dir, config);
+    let s = stored.clone().unwrap_or_default();
+    let set = c.explicit;
     if !c.read_only && (set.max_size || set.max_age || set.category_max_size) {
-        // What the opener set replaces the stored limit; a limit from the environment
-        // leaves the stored one as it was.
-        let all = StoredLimits::of(&c);
+        // What the opener set replaces the stored limit; the rest (from the environment,
+        // or not set) stays as stored, or unstored.
         let now = StoredLimits {
-            max_size: if env.max_size { s.max_size } else { all.max_size },
-            max_age_secs: if env.max_age { s.max_age_secs } else { all.max_age_secs },
-            category_max_size: if env.category_max_size { s.category_max_size } else { all.category_max_size },
+            max_size: if set.max_size { Some(c.max_size) } else { s.max_size },
+            max_age_secs: if set.max_age { Some(c.max_age_secs) } else { s.max_age_secs },
+            category_max_size: if set.category_max_size { Some(c.category_max_size.clone()) } else { s.category_max_size },
         };
         if stored.as_ref() != Some(&now) {
             if let Err(err) = write_stored(dir, &now) {
