@@ -185,6 +185,36 @@ TEST(Cache, RemoteOptionsAndStats) {
   EXPECT_NE(c.stats_json().find("\"remote\":{"), std::string::npos);
 }
 
+// Options left unset keep the cache's stored limits (an open with default options never
+// stores max_age 0 over them); stats_json names each limit's source; ignore_environment
+// leaves NEXXO_CACHE_* out.
+TEST(Cache, LimitsStoredEnvironmentIgnored) {
+  const std::string dir = fresh_dir();
+  {
+    nexxo::Options o;
+    o.max_size = 5u << 20;
+    o.max_age_seconds = 3600;
+    nexxo::Cache::open(dir, o);
+  }
+  auto has = [](const std::string &json, const std::string &part) { return json.find(part) != std::string::npos; };
+  {
+    auto c = nexxo::Cache::open(dir);
+    const std::string j = c.stats_json();
+    EXPECT_TRUE(has(j, "\"max_size\":5242880,\"max_age_secs\":3600")) << j;
+    EXPECT_TRUE(has(j, "\"source\":{\"max_size\":\"stored\",\"max_age\":\"stored\"")) << j;
+  }
+  setenv("NEXXO_CACHE_MAX_AGE", "2h", 1);
+  {
+    auto c = nexxo::Cache::open(dir);
+    EXPECT_TRUE(has(c.stats_json(), "\"max_age_secs\":7200")) << c.stats_json();
+    nexxo::Options o;
+    o.ignore_environment = true;
+    auto d = nexxo::Cache::open(fresh_dir(), o);
+    EXPECT_TRUE(has(d.stats_json(), "\"max_age_secs\":0")) << d.stats_json();
+  }
+  unsetenv("NEXXO_CACHE_MAX_AGE");
+}
+
 TEST(Cache, DisabledFallback) {
   nexxo::Options o;
   o.fallback_disabled = true;

@@ -5,6 +5,12 @@
 // has a non-throwing try_ variant that returns the status. A miss is not an error:
 // get() returns std::nullopt. Thread rules are the C API's: every method but the
 // destructor, close() and assignment may run concurrently on one Cache.
+//
+// Every open reads the NEXXO_CACHE_* environment (NEXXO_CACHE_MAX_SIZE, _MAX_AGE,
+// _READ_ONLY, _DISABLE, _REMOTE, _REMOTE_MODE, _REMOTE_NAME, _REMOTE_HMAC_KEY[_FILE]: the
+// README's "Environment" table) unless Options::ignore_environment() is set; limits the
+// options leave unset come from the environment, then from the cache's stored ones, then
+// the defaults. stats_json()'s "limits" names the limits that apply and their sources.
 #ifndef NEXXO_CACHE_HPP
 #define NEXXO_CACHE_HPP
 
@@ -94,9 +100,11 @@ struct RemoteOptions {
 
 /// Open options; the defaults are the library's (see nexxo_options_new).
 struct Options {
-  std::optional<std::uint64_t> max_size;  ///< 0 = unbounded
+  /// Unset: the environment's, else the cache's stored limit, else 2 GiB; 0 = unbounded.
+  std::optional<std::uint64_t> max_size;
   std::vector<std::pair<std::string, std::uint64_t>> category_max_size;
-  std::uint64_t max_age_seconds = 0;      ///< 0 = never
+  /// Unset: the environment's, else the cache's stored limit, else never; 0 = never.
+  std::optional<std::uint64_t> max_age_seconds;
   std::vector<std::string> categories;    ///< beyond the built-in ones
   nexxo_compression compression = NEXXO_COMPRESSION_LZ4;
   bool sync_writes = false;
@@ -104,6 +112,7 @@ struct Options {
   bool fallback_disabled = false;
   std::optional<std::uint64_t> memory_budget;
   std::optional<RemoteOptions> remote;
+  bool ignore_environment = false;  ///< leave the NEXXO_CACHE_* variables out of this open
 };
 
 namespace detail {
@@ -117,7 +126,8 @@ inline nexxo_status build(const Options &o, nexxo_options **out) noexcept {
   if (o.max_size) step(nexxo_options_set_max_size(opts, *o.max_size));
   for (const auto &c : o.categories) step(nexxo_options_add_category(opts, c.c_str()));
   for (const auto &l : o.category_max_size) step(nexxo_options_set_category_max_size(opts, l.first.c_str(), l.second));
-  step(nexxo_options_set_max_age(opts, o.max_age_seconds));
+  if (o.max_age_seconds) step(nexxo_options_set_max_age(opts, *o.max_age_seconds));
+  step(nexxo_options_set_ignore_environment(opts, o.ignore_environment));
   step(nexxo_options_set_compression(opts, o.compression));
   step(nexxo_options_set_sync_writes(opts, o.sync_writes));
   step(nexxo_options_set_read_only(opts, o.read_only));
@@ -280,7 +290,8 @@ class Cache {
     return true;
   }
 
-  /// The statistics as JSON text.
+  /// The statistics as JSON text: totals, every category, "limits" (each with its
+  /// source: option, environment, stored or default) and "remote" when configured.
   std::string stats_json() const {
     nexxo_bytes b{nullptr, 0};
     check(nexxo_cache_stats_json(c_, &b), "stats_json", "");

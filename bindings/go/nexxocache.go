@@ -25,6 +25,7 @@ import "C"
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"runtime"
 	"sync"
@@ -611,6 +612,38 @@ func (c *Cache) StatsJSON() ([]byte, error) {
 	}
 	defer C.nexxo_bytes_free(&b)
 	return C.GoBytes(unsafe.Pointer(b.data), C.int(b.len)), nil
+}
+
+// Limits are the limits that apply to a handle (README "Defaults": option > environment >
+// stored in the cache > default), each with where it came from: "option",
+// "environment", "stored" or "default".
+type Limits struct {
+	MaxSize         uint64            `json:"max_size"`     // stored bytes of the whole cache; 0 = unbounded
+	MaxAgeSecs      uint64            `json:"max_age_secs"` // 0 = never
+	CategoryMaxSize map[string]uint64 `json:"category_max_size"`
+	Source          struct {
+		MaxSize         string `json:"max_size"`
+		MaxAge          string `json:"max_age"`
+		CategoryMaxSize string `json:"category_max_size"`
+	} `json:"source"`
+}
+
+// Limits returns the limits that apply, from StatsJSON; ok is false for a disabled cache.
+func (c *Cache) Limits() (l Limits, ok bool, err error) {
+	raw, err := c.StatsJSON()
+	if err != nil {
+		return Limits{}, false, err
+	}
+	var j struct {
+		Limits *Limits `json:"limits"`
+	}
+	if err := json.Unmarshal(raw, &j); err != nil {
+		return Limits{}, false, fmt.Errorf("nexxocache: limits: %w", err)
+	}
+	if j.Limits == nil {
+		return Limits{}, false, nil
+	}
+	return *j.Limits, true, nil
 }
 
 // PolicyReport says what EnforcePolicy did.

@@ -615,3 +615,23 @@ func TestUntrustedDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Limits names the limits that apply and where each came from; the ones an open sets
+// are stored in the cache, so the next open without them reports them as "stored".
+func TestLimits(t *testing.T) {
+	c, dir := open(t, &Options{MaxSize: 5 << 20, MaxAge: 7 * 24 * time.Hour, IgnoreEnvironment: true})
+	l, ok, err := c.Limits()
+	if err != nil || !ok || l.MaxSize != 5<<20 || l.MaxAgeSecs != 7*86400 || l.Source.MaxSize != "option" || l.Source.MaxAge != "option" || l.Source.CategoryMaxSize != "default" {
+		t.Fatalf("limits %+v ok=%v err=%v", l, ok, err)
+	}
+	c.Close()
+	d, err := Open(dir, &Options{IgnoreEnvironment: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	l, ok, err = d.Limits()
+	if err != nil || !ok || l.MaxSize != 5<<20 || l.Source.MaxSize != "stored" || l.Source.MaxAge != "stored" {
+		t.Fatalf("reopened: limits %+v ok=%v err=%v", l, ok, err)
+	}
+}

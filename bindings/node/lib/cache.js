@@ -658,6 +658,21 @@ class Cache {
     }
   }
 
+  /**
+   * The limits that apply to this handle and where each came from ('option',
+   * 'environment', 'stored' in the cache, or 'default'); null for a disabled cache.
+   */
+  limits() {
+    const l = this.statsJson().limits;
+    if (!l) return null;
+    return {
+      maxSize: l.max_size,
+      maxAgeSecs: l.max_age_secs,
+      categoryMaxSize: { ...l.category_max_size },
+      source: { maxSize: l.source.max_size, maxAge: l.source.max_age, categoryMaxSize: l.source.category_max_size },
+    };
+  }
+
   /** The remote tier's statistics, every remote added up (all zero without remotes). */
   remoteStats() {
     const r = {};

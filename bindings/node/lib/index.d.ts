@@ -117,6 +117,19 @@ export interface OpenOptions {
   remote?: RemoteOptions;
 }
 
+/** Where a limit came from: set by the opener, the environment, stored in the cache, or the default. */
+export type LimitSource = 'option' | 'environment' | 'stored' | 'default';
+
+/** The limits that apply (README "Defaults": option > environment > stored > default). */
+export interface Limits {
+  /** Bound on the cache's stored bytes; 0 = unbounded. */
+  maxSize: number;
+  /** Entries unused for longer are evicted; 0 = never. */
+  maxAgeSecs: number;
+  categoryMaxSize: Record<string, number>;
+  source: { maxSize: LimitSource; maxAge: LimitSource; categoryMaxSize: LimitSource };
+}
+
 export interface Stats {
   hits: number;
   misses: number;
@@ -183,7 +196,9 @@ export class Cache implements Disposable {
   stats(): Stats;
   categoryStats(category: Category): Stats;
   /** The library's JSON statistics: totals and every category. */
-  statsJson(): { version: string; path?: string; totals: Record<string, unknown>; categories: Record<string, Record<string, unknown>>; remote?: Record<string, unknown> };
+  statsJson(): { version: string; path?: string; totals: Record<string, unknown>; categories: Record<string, Record<string, unknown>>; limits?: Record<string, unknown>; remote?: Record<string, unknown> };
+  /** The limits that apply to this handle and where each came from; null for a disabled cache. */
+  limits(): Limits | null;
   remoteStats(): RemoteStats;
   /** Waits for queued uploads, at most `timeoutMs` (default 30000): true when none are left. */
   remoteSync(timeoutMs?: number): boolean;
@@ -227,6 +242,8 @@ export interface ManagerStats {
   /** false, or why the cache is disabled. */
   disabled: false | string;
   cacheDir: string;
+  /** The limits that apply and where each came from; null while disabled. */
+  limits: Limits | null;
 }
 
 /** A build's cache: never throws for cache failures, only for caller errors. */

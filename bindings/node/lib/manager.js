@@ -173,6 +173,7 @@ class CacheManager {
       failures: this._failures || 0,
       disabled: this._disabled ? `${this._disabled.code}: ${this._disabled.message}` : false,
       cacheDir: this.cacheDir,
+      limits: this._run('getStats', null, (c) => c.limits()),
     };
   }
 

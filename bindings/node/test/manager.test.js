@@ -218,7 +218,7 @@ test('environment: NEXXO_CACHE_DIR moves the cache, a malformed variable disable
     const warnings = [];
     const m = getCacheManager(${JSON.stringify(root)}, { logger: { warn: (w) => warnings.push(w) } });
     m.set('transform', 'k', 'v');
-    process.stdout.write(JSON.stringify({ dir: m.cacheDir, disabled: m.disabled, value: String(m.get('transform', 'k')), warnings }));
+    process.stdout.write(JSON.stringify({ dir: m.cacheDir, disabled: m.disabled, value: String(m.get('transform', 'k')), warnings, limits: m.getStats().limits }));
     m.close();
   `], { env: { ...process.env, ...env }, encoding: 'utf8' });
   let r = run({ NEXXO_CACHE_DIR: dir });
@@ -227,6 +227,11 @@ test('environment: NEXXO_CACHE_DIR moves the cache, a malformed variable disable
   assert.deepEqual([out.dir, out.disabled, out.value, out.warnings], [dir, false, 'v', []]);
   assert.ok(fs.existsSync(path.join(dir, 'NEXXO_FORMAT')));
   assert.ok(!fs.existsSync(path.join(root, '.nexxo_cache')));
+  assert.deepEqual(out.limits.source, { maxSize: 'default', maxAge: 'default', categoryMaxSize: 'default' });
+  // getStats() names the limits that apply and where each came from.
+  r = run({ NEXXO_CACHE_DIR: dir, NEXXO_CACHE_MAX_SIZE: '3G', NEXXO_CACHE_MAX_AGE: '7d' });
+  out = JSON.parse(r.stdout);
+  assert.deepEqual([out.limits.maxSize, out.limits.maxAgeSecs, out.limits.source.maxSize, out.limits.source.maxAge], [3 * 2 ** 30, 7 * 86400, 'environment', 'environment']);
   r = run({ NEXXO_CACHE_MAX_SIZE: 'lots' });
   assert.equal(r.status, 0, r.stderr);
   out = JSON.parse(r.stdout);
@@ -236,7 +241,19 @@ test('environment: NEXXO_CACHE_DIR moves the cache, a malformed variable disable
   r = run({ NEXXO_CACHE_DISABLE: '1' });
   out = JSON.parse(r.stdout);
   assert.equal(out.disabled, true);
+  assert.equal(out.limits, null);
   assert.match(out.warnings.join('\n'), /NEXXO_CACHE_DISABLE is set/);
+});
+
+test('limits: the ones an open sets are stored in the cache, and the next open names them as stored', () => {
+  const { Cache } = require('../lib/index');
+  const dir = path.join(tmp(), 'c');
+  const c = Cache.open(dir, { maxSize: 5 * 2 ** 20, ignoreEnvironment: true });
+  assert.deepEqual([c.limits().maxSize, c.limits().source.maxSize], [5 * 2 ** 20, 'option']);
+  c.close();
+  const d = Cache.open(dir, { ignoreEnvironment: true });
+  assert.deepEqual([d.limits().maxSize, d.limits().source.maxSize, d.limits().source.maxAge], [5 * 2 ** 20, 'stored', 'default']);
+  d.close();
 });
 
 test('environment: NEXXO_CACHE_READ_ONLY makes Cache.set throw READ_ONLY at once, not reject later', () => {

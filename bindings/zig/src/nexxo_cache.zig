@@ -1,6 +1,13 @@
 //! Zig binding of nexxo-cache, a persistent build-artifact cache. A thin wrapper over
 //! the C ABI (`c` is include/nexxo_cache.h through translate-c): statuses become one
 //! error set, values are slices owned by the caller's allocator.
+//!
+//! Every open reads the `NEXXO_CACHE_*` environment (`NEXXO_CACHE_MAX_SIZE`, `_MAX_AGE`,
+//! `_READ_ONLY`, `_DISABLE`, `_REMOTE`, `_REMOTE_MODE`, `_REMOTE_NAME`,
+//! `_REMOTE_HMAC_KEY[_FILE]`: the README's "Environment" table) unless
+//! `.ignore_environment = true`; limits the options leave unset come from the
+//! environment, then from the cache's stored ones, then the defaults. `statsJson`'s
+//! `"limits"` names the limits that apply and their sources.
 const std = @import("std");
 pub const c = @import("c");
 
@@ -56,11 +63,13 @@ pub const CategoryLimit = struct { category: [:0]const u8, max_size: u64 };
 
 /// Open options; the defaults are the library's.
 pub const Options = struct {
-    /// Bound on stored bytes; null keeps the default (2 GiB), 0 means unbounded.
+    /// Bound on stored bytes; null: the environment's, else the cache's stored limit,
+    /// else 2 GiB; 0 means unbounded.
     max_size: ?u64 = null,
     category_max_size: []const CategoryLimit = &.{},
-    /// Entries unused for longer are evicted by `enforcePolicy`; 0 means never.
-    max_age_seconds: u64 = 0,
+    /// Entries unused for longer are evicted; null: the environment's, else the cache's
+    /// stored limit, else never; 0 means never.
+    max_age_seconds: ?u64 = null,
     /// Categories beyond parse, transform, bundle, optimize and meta.
     categories: []const [:0]const u8 = &.{},
     compression: Compression = .lz4,
@@ -77,6 +86,8 @@ pub const Options = struct {
     allow_untrusted_dir: bool = false,
     /// Cache servers behind the local store; null means none.
     remote: ?RemoteOptions = null,
+    /// Leave the `NEXXO_CACHE_*` environment variables out of this open.
+    ignore_environment: bool = false,
 };
 
 pub const RemoteMode = enum { read_write, read_only, off };
@@ -135,7 +146,8 @@ fn buildOptions(o: Options) Error!*c.nexxo_options {
     if (o.max_size) |m| try check(c.nexxo_options_set_max_size(opts, m));
     for (o.categories) |name| try check(c.nexxo_options_add_category(opts, name.ptr));
     for (o.category_max_size) |l| try check(c.nexxo_options_set_category_max_size(opts, l.category.ptr, l.max_size));
-    try check(c.nexxo_options_set_max_age(opts, o.max_age_seconds));
+    if (o.max_age_seconds) |a| try check(c.nexxo_options_set_max_age(opts, a));
+    try check(c.nexxo_options_set_ignore_environment(opts, o.ignore_environment));
     try check(c.nexxo_options_set_compression(opts, switch (o.compression) {
         .none => c.NEXXO_COMPRESSION_NONE,
         .lz4 => c.NEXXO_COMPRESSION_LZ4,
@@ -277,7 +289,8 @@ pub const Cache = struct {
         return s;
     }
 
-    /// The statistics as JSON, owned by `allocator`.
+    /// The statistics as JSON, owned by `allocator`: totals, every category, `"limits"`
+    /// (each with its source: option, environment, stored or default), `"remote"`.
     pub fn statsJson(self: Cache, allocator: std.mem.Allocator) Error![]u8 {
         var b: c.nexxo_bytes = .{ .data = null, .len = 0 };
         try check(c.nexxo_cache_stats_json(self.handle, &b));

@@ -219,6 +219,23 @@ test "reopen persistence, read-only, disabled fallback" {
     try testing.expectError(error.IoError, nx.check(s.disabled_reason));
 }
 
+test "limits: unset options keep the cache's stored ones; statsJson names their sources" {
+    var tmp = testing.tmpDir(.{});
+    defer tmp.cleanup();
+    const path = try cachePath(&tmp, "c");
+    defer alloc.free(path);
+    {
+        var cache = try nx.Cache.open(path, .{ .max_size = 5 << 20, .max_age_seconds = 3600, .ignore_environment = true });
+        cache.close();
+    }
+    var cache = try nx.Cache.open(path, .{ .ignore_environment = true });
+    defer cache.close();
+    const j = try cache.statsJson(alloc);
+    defer alloc.free(j);
+    try testing.expect(std.mem.indexOf(u8, j, "\"max_size\":5242880,\"max_age_secs\":3600") != null);
+    try testing.expect(std.mem.indexOf(u8, j, "\"source\":{\"max_size\":\"stored\",\"max_age\":\"stored\"") != null);
+}
+
 test "an untrusted directory is refused unless allowed" {
     var tmp = testing.tmpDir(.{});
     defer tmp.cleanup();
