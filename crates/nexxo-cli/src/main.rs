@@ -1,52 +1,161 @@
 //! `nexxo-cache`: look inside a cache and maintain it from the shell.
 //!
 //! Exit codes: 0 success; 1 `get` found nothing, or `verify` found damaged entries;
-//! 2 bad usage; 3 the cache failed (open, read or write), with the path and the cause.
+//! 2 bad usage (clap's errors, and ours); 3 the cache failed (open, read or write), with
+//! the path and the cause.
 
 use std::io::{IsTerminal, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use clap::{CommandFactory, Parser, Subcommand};
+use serde_json::{json, Value};
 
 use nexxo_core::{human_size, Cache, Config, Error, Stats};
 
-const USAGE: &str = "\
-nexxo-cache: inspect and maintain a nexxo-cache directory
+const AFTER_HELP: &str = "\
+The cache directory: --dir DIR, or DIR as the first argument (as in 1.x), else
+$NEXXO_CACHE_DIR, else the nearest .nexxo_cache from the current directory up.
+A cache in use by another process (a build) is read and written through it.
+Sizes: bytes or 500M, 2G, 1.5GiB (binary units); durations: seconds or 30m, 12h, 7d, 2w.
 
-usage: nexxo-cache <command> <cache-dir> [arguments]
+Exit codes: 0 ok; 1 get found nothing, or verify found damage; 2 bad usage; 3 the
+cache failed (the message names the path and the cause).";
 
-commands:
-  stats   <dir> [--json]                     totals and per-category statistics
-  get     <dir> <category> <key> [-o FILE]   write one value to stdout (or FILE)
-  set     <dir> <category> <key> [VALUE | -f FILE | -]   store one value (- reads stdin)
-  delete  <dir> <category> <key>             remove one entry
-  clear   <dir> [CATEGORY...]                remove every entry of the categories (all if none)
-  compact <dir> [CATEGORY]                   return the space of deleted entries to the disk
-  enforce <dir> [--max-size SIZE] [--max-age DURATION] [--limit CATEGORY=SIZE]...
-                                             apply the eviction policy now
-  verify  <dir> [--drop]                     read every entry and check its checksum
-  config  <dir> [KEY VALUE]                  show the limits the cache keeps, or set one
-  bench   [<dir>] [--entries N]              the seed workload: N artifacts written and read
+#[derive(Parser)]
+#[command(name = "nexxo-cache", version, about = "Inspect and maintain a nexxo-cache directory", after_help = AFTER_HELP, arg_required_else_help = true)]
+struct Cli {
+    /// The cache directory [default: $NEXXO_CACHE_DIR, else the nearest .nexxo_cache up from here]
+    #[arg(short = 'd', long = "dir", global = true, value_name = "DIR")]
+    dir_flag: Option<PathBuf>,
+    /// Print JSON instead of text (one object; one per line with stats --watch)
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Cmd,
+}
 
-`nexxo-cache <command> --help` explains one command. a cache in use by another process (a build) is read and written through that process.
+#[derive(Subcommand)]
+enum Cmd {
+    /// Totals and per-category statistics, and the limits that apply
+    #[command(override_usage = "nexxo-cache stats [DIR] [--json] [--watch [--interval DURATION] [--count N]]")]
+    Stats {
+        #[arg(value_name = "DIR")]
+        dir: Option<String>,
+        /// Refresh until interrupted: entries, sizes and evictions, with rates
+        #[arg(long)]
+        watch: bool,
+        /// Time between refreshes with --watch
+        #[arg(long, value_name = "DURATION", default_value = "1", value_parser = duration_arg)]
+        interval: u64,
+        /// Stop --watch after N refreshes (0: until interrupted)
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        count: u64,
+    },
+    /// Write one value to stdout (or FILE); exit 1 when there is none
+    #[command(override_usage = "nexxo-cache get [DIR] <CATEGORY> <KEY> [-o FILE]")]
+    Get {
+        #[arg(hide = true, value_name = "ARGS", num_args = 2..=3, required = true)]
+        args: Vec<String>,
+        /// Write the value to FILE instead of stdout
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Store one value: VALUE, the contents of FILE, or standard input (-)
+    #[command(override_usage = "nexxo-cache set [DIR] <CATEGORY> <KEY> [VALUE | -f FILE | -]")]
+    Set {
+        #[arg(hide = true, value_name = "ARGS", num_args = 2..=4, required = true)]
+        args: Vec<String>,
+        /// Read the value from FILE
+        #[arg(short, long, value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+    /// Remove one entry (removing an absent entry is not an error)
+    #[command(override_usage = "nexxo-cache delete [DIR] <CATEGORY> <KEY>")]
+    Delete {
+        #[arg(hide = true, value_name = "ARGS", num_args = 2..=3, required = true)]
+        args: Vec<String>,
+    },
+    /// Remove every entry of the categories (all if none) in one atomic write
+    #[command(override_usage = "nexxo-cache clear [DIR] [CATEGORY]...")]
+    Clear {
+        #[arg(hide = true, value_name = "ARGS")]
+        args: Vec<String>,
+    },
+    /// Return the disk space of deleted and overwritten entries (one category, or all)
+    #[command(override_usage = "nexxo-cache compact [DIR] [CATEGORY]")]
+    Compact {
+        #[arg(hide = true, value_name = "ARGS", num_args = 0..=2)]
+        args: Vec<String>,
+    },
+    /// Evict now, by the limits given here (stored in the cache) or the cache's own
+    #[command(
+        override_usage = "nexxo-cache enforce [DIR] [--max-size SIZE] [--max-age DURATION] [--limit CATEGORY=SIZE]...",
+        long_about = "Evicts now: entries unused for longer than the max age, then least recently\nused entries until every limit is at or under 90% of itself; compacts when\nworthwhile. Limits given here are stored in the cache (see config); without\nthem the cache's stored limits apply, or the defaults (2 GiB, no age bound)."
+    )]
+    Enforce {
+        #[arg(value_name = "DIR")]
+        dir: Option<String>,
+        /// Bound on the whole cache's stored bytes (0: none)
+        #[arg(long, value_name = "SIZE", value_parser = size_arg)]
+        max_size: Option<u64>,
+        /// Evict entries unused for longer than this (0: never)
+        #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
+        max_age: Option<u64>,
+        /// A bound on one category's stored bytes (repeatable)
+        #[arg(long = "limit", value_name = "CATEGORY=SIZE", value_parser = limit_arg)]
+        limits: Vec<(String, u64)>,
+    },
+    /// Read every entry and check its checksum; exit 1 on damage
+    #[command(
+        override_usage = "nexxo-cache verify [DIR] [--drop]",
+        long_about = "Reads every entry and checks its checksum. Reports damaged entries and damaged\ntables and exits 1 when there are any; --drop removes damaged entries and salvages\na store with damaged tables (every intact entry is kept)."
+    )]
+    Verify {
+        #[arg(value_name = "DIR")]
+        dir: Option<String>,
+        /// Remove damaged entries and salvage damaged tables
+        #[arg(long)]
+        drop: bool,
+    },
+    /// Show the limits the cache keeps in its directory, or set one
+    #[command(
+        override_usage = "nexxo-cache config [DIR] [KEY VALUE]",
+        long_about = "Shows the limits the cache keeps in its directory (NEXXO_LIMITS), which every\nopen that does not set its own uses, or sets one: max_size SIZE, max_age\nDURATION, category.NAME SIZE (0: no bound). A process that has the cache open\nkeeps the limits it opened with until it reopens it."
+    )]
+    Config {
+        #[arg(hide = true, value_name = "ARGS", num_args = 0..=3)]
+        args: Vec<String>,
+    },
+    /// The seed workload, quick: N artifacts of ~1 KiB written one by one, read back, checked
+    #[command(override_usage = "nexxo-cache bench [DIR] [--entries N]")]
+    Bench {
+        /// A cache directory to use (default: a temporary one, removed afterwards)
+        #[arg(value_name = "DIR")]
+        dir: Option<String>,
+        #[arg(short = 'n', long, value_name = "N", default_value_t = 1000)]
+        entries: usize,
+    },
+    /// Print a shell completion script (bash: `source <(nexxo-cache completions bash)`)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
 
-exit codes: 0 ok; 1 get found nothing or verify found damage; 2 bad usage; 3 cache error
-";
+fn size_arg(s: &str) -> Result<u64, String> {
+    nexxo_core::environment::parse_size(s)
+}
 
-fn help(cmd: &str) -> &'static str {
-    match cmd {
-        "stats" => "usage: nexxo-cache stats <dir> [--json]\n\nPrints the entries, logical, stored and on-disk sizes, hits, evictions\nand damaged entries dropped, for the whole cache and each category.\n--json prints the library's JSON instead.\n",
-        "get" => "usage: nexxo-cache get <dir> <category> <key> [-o FILE]\n\nWrites the value of <key> to stdout, or to FILE. Exit 1 when there is none.\n",
-        "set" => "usage: nexxo-cache set <dir> <category> <key> [VALUE | -f FILE | -]\n\nStores VALUE, the contents of FILE, or standard input (-) under <key>.\n",
-        "delete" => "usage: nexxo-cache delete <dir> <category> <key>\n\nRemoves one entry; removing an absent entry is not an error.\n",
-        "clear" => "usage: nexxo-cache clear <dir> [CATEGORY...]\n\nRemoves every entry of the named categories, or of all categories, in one\natomic write, then compacts them.\n",
-        "compact" => "usage: nexxo-cache compact <dir> [CATEGORY]\n\nCompacts one category or all, returning the disk space of deleted and\noverwritten entries.\n",
-        "enforce" => "usage: nexxo-cache enforce <dir> [--max-size SIZE] [--max-age DURATION] [--limit CATEGORY=SIZE]...\n\nSIZE: bytes or 500M, 2G, 1.5GiB (binary); DURATION: seconds or 30m, 12h, 7d, 2w.\nEvicts now: entries unused for longer than the max age, then least recently\nused entries until every limit is at or under 90% of itself; compacts when\nworthwhile. Limits given here are stored in the cache (see config); without\nthem the cache's stored limits apply, or the defaults (2 GiB, no age bound).\n",
-        "verify" => "usage: nexxo-cache verify <dir> [--drop]\n\nReads every entry and checks its checksum. Reports damaged entries and damaged\ntables and exits 1 when there are any; --drop removes damaged entries and salvages\na store with damaged tables (every intact entry is kept).\n",
-        "config" => "usage: nexxo-cache config <dir> [KEY VALUE]\n\nShows the limits the cache keeps in its directory (NEXXO_LIMITS), which every\nopen that does not set its own uses, or sets one: max_size SIZE, max_age\nDURATION, category.NAME SIZE (0: no bound; sizes as 500M, 2G; durations as 12h, 7d). A process that has the cache open\nkeeps the limits it opened with until it reopens it.\n",
-        "bench" => "usage: nexxo-cache bench [<dir>] [--entries N]\n\nThe seed workload, quick: N (default 1000) artifacts of ~1 KiB written one by\none, read back and checked, then stats. Uses a temporary directory unless\n<dir> is given.\n",
-        _ => USAGE,
-    }
+fn duration_arg(s: &str) -> Result<u64, String> {
+    nexxo_core::environment::parse_duration(s)
+}
+
+fn limit_arg(s: &str) -> Result<(String, u64), String> {
+    let (cat, bytes) = s.split_once('=').ok_or("takes CATEGORY=SIZE")?;
+    nexxo_core::limits::validate_category_name(cat.as_bytes()).map_err(|e| e.to_string())?;
+    Ok((cat.to_owned(), size_arg(bytes)?))
 }
 
 /// A failure and how to report it.
@@ -62,6 +171,54 @@ fn cache_err(path: &str, e: Error) -> Fail {
     Fail::Cache(format!("{path}: {e}"))
 }
 
+/// What every command needs: where the cache is and how to print.
+struct Ctx {
+    dir_flag: Option<String>,
+    json: bool,
+}
+
+impl Ctx {
+    /// The directory: `--dir`, or the one given in position, else `NEXXO_CACHE_DIR`,
+    /// else the nearest `.nexxo_cache` from the current directory up.
+    fn dir(&self, positional: Option<String>) -> Res<String> {
+        match (&self.dir_flag, positional) {
+            (Some(_), Some(p)) => Err(Fail::Usage(format!("the directory is given twice: --dir and {p:?}"))),
+            (Some(d), None) => Ok(d.clone()),
+            (None, Some(d)) => Ok(d),
+            (None, None) => default_dir(),
+        }
+    }
+
+    /// Splits off a leading directory argument when there are `with_dir` arguments.
+    fn split(&self, mut args: Vec<String>, with_dir: usize) -> Res<(String, Vec<String>)> {
+        let positional = (args.len() == with_dir).then(|| args.remove(0));
+        Ok((self.dir(positional)?, args))
+    }
+
+    fn print(&self, v: Value) {
+        println!("{v}");
+    }
+}
+
+fn default_dir() -> Res<String> {
+    if let Some(d) = std::env::var_os("NEXXO_CACHE_DIR").filter(|d| !d.is_empty()) {
+        return Ok(d.to_string_lossy().into_owned());
+    }
+    let cwd = std::env::current_dir().map_err(|e| Fail::Usage(format!("no cache directory given, and the current directory is unknown: {e}")))?;
+    match cwd.ancestors().map(|a| a.join(".nexxo_cache")).find(|p| p.is_dir()) {
+        Some(p) => Ok(p.to_string_lossy().into_owned()),
+        None => Err(Fail::Usage(format!(
+            "no cache directory: give DIR or --dir DIR, set NEXXO_CACHE_DIR, or run inside a project that has a .nexxo_cache (none in {} or above)",
+            cwd.display()
+        ))),
+    }
+}
+
+/// Whether the first argument of `clear`/`compact` is the directory: anything that is not
+/// a category name, or an existing directory.
+fn is_dir_arg(a: &str) -> bool {
+    nexxo_core::limits::validate_category_name(a.as_bytes()).is_err() || Path::new(a).is_dir()
+}
 
 /// Opens `dir`. A cache in use by another process is reached through that process
 /// (see the README's "Many workers, one cache").
@@ -70,89 +227,6 @@ fn open(dir: &str, config: &Config) -> Res<Cache> {
         return Err(Fail::Cache(format!("{dir}: no such cache directory")));
     }
     Cache::open(dir, config).map_err(|e| cache_err(dir, e))
-}
-
-struct Args {
-    rest: Vec<String>,
-    /// What followed `--`: positional arguments only, even those starting with `-`.
-    after_dashes: Vec<String>,
-}
-
-impl Args {
-    /// `--flag=value` is `--flag value`; everything after `--` is positional.
-    fn new(argv: Vec<String>) -> Args {
-        let mut rest = Vec::new();
-        let mut it = argv.into_iter();
-        for a in it.by_ref() {
-            if a == "--" {
-                break;
-            }
-            match a.split_once('=').filter(|_| a.starts_with("--")) {
-                Some((flag, value)) => {
-                    rest.push(flag.to_owned());
-                    rest.push(value.to_owned());
-                }
-                None => rest.push(a),
-            }
-        }
-        Args { rest, after_dashes: it.collect() }
-    }
-
-    fn positional(&mut self, what: &str) -> Res<String> {
-        let i = self.rest.iter().position(|a| !a.starts_with('-') || a == "-");
-        match i {
-            Some(i) => Ok(self.rest.remove(i)),
-            None if !self.after_dashes.is_empty() => Ok(self.after_dashes.remove(0)),
-            None => Err(Fail::Usage(format!("missing {what}"))),
-        }
-    }
-
-    fn flag(&mut self, names: &[&str]) -> bool {
-        let before = self.rest.len();
-        self.rest.retain(|a| !names.contains(&a.as_str()));
-        self.rest.len() != before
-    }
-
-    fn value(&mut self, names: &[&str]) -> Res<Option<String>> {
-        match self.rest.iter().position(|a| names.contains(&a.as_str())) {
-            None => Ok(None),
-            Some(i) if i + 1 < self.rest.len() => {
-                let v = self.rest.remove(i + 1);
-                self.rest.remove(i);
-                Ok(Some(v))
-            }
-            Some(_) => Err(Fail::Usage(format!("{} needs a value", names[0]))),
-        }
-    }
-
-    fn values(&mut self, name: &str) -> Res<Vec<String>> {
-        let mut out = Vec::new();
-        while let Some(v) = self.value(&[name])? {
-            out.push(v);
-        }
-        Ok(out)
-    }
-
-    fn done(self) -> Res {
-        match self.rest.first().or(self.after_dashes.first()) {
-            None => Ok(()),
-            Some(a) => Err(Fail::Usage(format!("unexpected argument {a:?}"))),
-        }
-    }
-}
-
-fn number(s: &str, what: &str) -> Res<u64> {
-    s.parse().map_err(|_| Fail::Usage(format!("{what} must be a whole number, not {s:?}")))
-}
-
-/// Bytes, with the environment's suffixes (`500M`, `2G`, `1.5GiB`).
-fn size(s: &str, what: &str) -> Res<u64> {
-    nexxo_core::environment::parse_size(s).map_err(|why| Fail::Usage(format!("{what} {s:?}: {why}")))
-}
-
-/// Seconds, with the environment's suffixes (`30m`, `12h`, `7d`).
-fn duration(s: &str, what: &str) -> Res<u64> {
-    nexxo_core::environment::parse_duration(s).map_err(|why| Fail::Usage(format!("{what} {s:?}: {why}")))
 }
 
 fn stats_line(name: &str, s: &Stats) -> String {
@@ -167,12 +241,29 @@ fn stats_line(name: &str, s: &Stats) -> String {
     )
 }
 
-fn cmd_stats(mut a: Args) -> Res {
-    let dir = a.positional("<dir>")?;
-    let json = a.flag(&["--json"]);
-    a.done()?;
+fn size_text(v: u64) -> String {
+    if v == 0 {
+        "unbounded".to_owned()
+    } else {
+        format!("{v} ({})", human_size(v))
+    }
+}
+
+fn age_text(v: u64) -> String {
+    if v == 0 {
+        "none".to_owned()
+    } else {
+        format!("{v} s")
+    }
+}
+
+fn cmd_stats(ctx: &Ctx, dir: Option<String>, watch: bool, interval: u64, count: u64) -> Res {
+    let dir = ctx.dir(dir)?;
+    if watch {
+        return stats_watch(ctx, &dir, interval.max(1), count);
+    }
     let c = open(&dir, &Config::default())?;
-    if json {
+    if ctx.json {
         // The command opens without the disabled fallback: no reason to name.
         println!("{}", c.stats_json(""));
         return Ok(());
@@ -188,24 +279,121 @@ fn cmd_stats(mut a: Args) -> Res {
     if total.logical_bytes > 0 {
         println!("compression: stored is {:.1}% of logical", 100.0 * total.stored_bytes as f64 / total.logical_bytes as f64);
     }
+    if let Some(l) = c.limits() {
+        let j: Value = serde_json::from_str(&l.limits_json()).unwrap_or(Value::Null);
+        let src = |k: &str| j["source"][k].as_str().unwrap_or("?").to_owned();
+        println!("limits: max_size {} ({}), max_age {} ({})", size_text(l.max_size), src("max_size"), age_text(l.max_age_secs), src("max_age"));
+        for (name, bytes) in &l.category_max_size {
+            println!("  category.{name} {} ({})", size_text(*bytes), src("category_max_size"));
+        }
+    }
     if total.recovered {
         println!("note: damaged store files were repaired or set aside when this cache was opened");
     }
     Ok(())
 }
 
-fn cmd_get(mut a: Args) -> Res {
-    let out = a.value(&["-o", "--output"])?;
-    let dir = a.positional("<dir>")?;
-    let cat = a.positional("<category>")?;
-    let key = a.positional("<key>")?;
-    a.done()?;
+/// `stats --watch`: the cache as its files show it, reopened read-only at each refresh
+/// (so the watcher never becomes the process that serves the cache to a build).
+fn stats_watch(ctx: &Ctx, dir: &str, interval: u64, count: u64) -> Res {
+    let ro = Config { read_only: true, ..Config::default() };
+    let live = std::io::stdout().is_terminal() && !ctx.json;
+    let mut prev: Option<(Instant, Stats)> = None;
+    let mut n = 0u64;
+    loop {
+        let s = open(dir, &ro)?.stats();
+        let now = Instant::now();
+        let (de, db, dv) = match &prev {
+            Some((t, p)) => {
+                let secs = now.duration_since(*t).as_secs_f64().max(1e-3);
+                (
+                    (s.entries as f64 - p.entries as f64) / secs,
+                    (s.stored_bytes as f64 - p.stored_bytes as f64) / secs,
+                    (s.evictions.saturating_sub(p.evictions)) as f64 / secs,
+                )
+            }
+            None => (0.0, 0.0, 0.0),
+        };
+        if ctx.json {
+            ctx.print(json!({
+                "entries": s.entries, "logical_bytes": s.logical_bytes, "stored_bytes": s.stored_bytes,
+                "disk_bytes": s.disk_bytes, "evictions": s.evictions,
+                "entries_per_sec": de, "stored_bytes_per_sec": db, "evictions_per_sec": dv,
+            }));
+        } else {
+            let sign = |v: f64| if v < 0.0 { "-" } else { "+" };
+            let line = format!(
+                "entries {:>9} ({}{:.0}/s)  stored {:>10} ({}{}/s)  on disk {:>10}  evictions {} ({:.0}/s)",
+                s.entries,
+                sign(de),
+                de.abs(),
+                human_size(s.stored_bytes),
+                sign(db),
+                human_size(db.abs() as u64),
+                human_size(s.disk_bytes),
+                s.evictions,
+                dv
+            );
+            if live {
+                print!("\r\x1b[2K{line}");
+                let _ = std::io::stdout().flush();
+            } else {
+                println!("{line}");
+            }
+        }
+        prev = Some((now, s));
+        n += 1;
+        if count > 0 && n >= count {
+            if live {
+                println!();
+            }
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_secs(interval));
+    }
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn cmd_get(ctx: &Ctx, args: Vec<String>, output: Option<PathBuf>) -> Res {
+    let (dir, args) = ctx.split(args, 3)?;
+    let (cat, key) = (&args[0], &args[1]);
     let c = open(&dir, &Config::default())?;
-    match c.get(cat.as_bytes(), key.as_bytes()).map_err(|e| cache_err(&dir, e))? {
+    let found = c.get(cat.as_bytes(), key.as_bytes()).map_err(|e| cache_err(&dir, e))?;
+    if ctx.json {
+        let mut j = json!({ "category": cat, "key": key, "found": found.is_some() });
+        if let Some(v) = &found {
+            j["bytes"] = json!(v.len());
+            if output.is_none() {
+                match std::str::from_utf8(v) {
+                    Ok(s) => j["value"] = json!(s),
+                    Err(_) => j["value_base64"] = json!(base64(v)),
+                }
+            }
+        }
+        ctx.print(j);
+    }
+    match found {
         None => Err(Fail::Found(format!("{dir}: no value for {cat}/{key}"))),
         Some(v) => {
-            match out {
-                Some(f) => std::fs::write(&f, &v).map_err(|e| Fail::Cache(format!("{f}: {e}")))?,
+            match output {
+                Some(f) => std::fs::write(&f, &v).map_err(|e| Fail::Cache(format!("{}: {e}", f.display())))?,
+                None if ctx.json => {}
                 None => std::io::stdout().write_all(&v).map_err(|e| Fail::Cache(format!("stdout: {e}")))?,
             }
             Ok(())
@@ -213,48 +401,59 @@ fn cmd_get(mut a: Args) -> Res {
     }
 }
 
-fn cmd_set(mut a: Args) -> Res {
-    let file = a.value(&["-f", "--file"])?;
-    let dir = a.positional("<dir>")?;
-    let cat = a.positional("<category>")?;
-    let key = a.positional("<key>")?;
-    let value = match (file, a.positional("VALUE").ok()) {
-        (Some(f), None) => std::fs::read(&f).map_err(|e| Fail::Cache(format!("{f}: {e}")))?,
-        (None, Some(v)) if v == "-" => {
-            let mut buf = Vec::new();
-            std::io::stdin().read_to_end(&mut buf).map_err(|e| Fail::Cache(format!("stdin: {e}")))?;
-            buf
-        }
-        (None, Some(v)) => v.into_bytes(),
-        (None, None) => return Err(Fail::Usage("missing VALUE, -f FILE or -".into())),
-        (Some(_), Some(_)) => return Err(Fail::Usage("give VALUE or -f FILE, not both".into())),
+fn cmd_set(ctx: &Ctx, args: Vec<String>, file: Option<PathBuf>) -> Res {
+    let (dir, mut args) = ctx.split(args, if file.is_some() { 3 } else { 4 })?;
+    let value = match (file, args.len()) {
+        (Some(f), 2) => std::fs::read(&f).map_err(|e| Fail::Cache(format!("{}: {e}", f.display())))?,
+        (Some(_), _) => return Err(Fail::Usage("give VALUE or -f FILE, not both".into())),
+        (None, 3) => match args.pop().unwrap() {
+            v if v == "-" => {
+                let mut buf = Vec::new();
+                std::io::stdin().read_to_end(&mut buf).map_err(|e| Fail::Cache(format!("stdin: {e}")))?;
+                buf
+            }
+            v => v.into_bytes(),
+        },
+        (None, _) => return Err(Fail::Usage("missing VALUE, -f FILE or -".into())),
     };
-    a.done()?;
+    let (cat, key) = (&args[0], &args[1]);
     let c = open(&dir, &Config::default())?;
-    c.set(cat.as_bytes(), key.as_bytes(), &value).map_err(|e| cache_err(&dir, e))
-}
-
-fn cmd_delete(mut a: Args) -> Res {
-    let dir = a.positional("<dir>")?;
-    let cat = a.positional("<category>")?;
-    let key = a.positional("<key>")?;
-    a.done()?;
-    let c = open(&dir, &Config::default())?;
-    c.delete(cat.as_bytes(), key.as_bytes()).map_err(|e| cache_err(&dir, e))
-}
-
-fn cmd_clear(mut a: Args) -> Res {
-    let dir = a.positional("<dir>")?;
-    let mut cats = Vec::new();
-    while let Ok(c) = a.positional("category") {
-        cats.push(c);
+    c.set(cat.as_bytes(), key.as_bytes(), &value).map_err(|e| cache_err(&dir, e))?;
+    if ctx.json {
+        ctx.print(json!({ "category": cat, "key": key, "bytes": value.len() }));
     }
-    a.done()?;
+    Ok(())
+}
+
+fn cmd_delete(ctx: &Ctx, args: Vec<String>) -> Res {
+    let (dir, args) = ctx.split(args, 3)?;
+    let (cat, key) = (&args[0], &args[1]);
+    let c = open(&dir, &Config::default())?;
+    c.delete(cat.as_bytes(), key.as_bytes()).map_err(|e| cache_err(&dir, e))?;
+    if ctx.json {
+        ctx.print(json!({ "category": cat, "key": key, "deleted": true }));
+    }
+    Ok(())
+}
+
+/// `clear`/`compact`: an optional directory, then categories.
+fn dir_then_categories(ctx: &Ctx, mut args: Vec<String>) -> Res<(String, Vec<String>)> {
+    let positional = (ctx.dir_flag.is_none() && args.first().is_some_and(|a| is_dir_arg(a))).then(|| args.remove(0));
+    Ok((ctx.dir(positional)?, args))
+}
+
+fn cmd_clear(ctx: &Ctx, args: Vec<String>) -> Res {
+    let (dir, cats) = dir_then_categories(ctx, args)?;
     let c = open(&dir, &Config::default())?;
     let before = c.stats().entries;
     let names: Vec<&[u8]> = cats.iter().map(|c| c.as_bytes()).collect();
     c.clear(&names).map_err(|e| cache_err(&dir, e))?;
-    println!("cleared {} entries from {}", before - c.stats().entries, if cats.is_empty() { "every category".into() } else { cats.join(", ") });
+    let cleared = before.saturating_sub(c.stats().entries);
+    if ctx.json {
+        ctx.print(json!({ "cleared": cleared, "categories": if cats.is_empty() { c.categories() } else { cats } }));
+    } else {
+        println!("cleared {cleared} entries from {}", if cats.is_empty() { "every category".into() } else { cats.join(", ") });
+    }
     Ok(())
 }
 
@@ -286,42 +485,47 @@ impl Progress {
     }
 }
 
-fn cmd_compact(mut a: Args) -> Res {
-    let dir = a.positional("<dir>")?;
-    let cat = a.positional("category").ok();
-    a.done()?;
+fn cmd_compact(ctx: &Ctx, args: Vec<String>) -> Res {
+    let (dir, mut cats) = dir_then_categories(ctx, args)?;
+    if cats.len() > 1 {
+        return Err(Fail::Usage(format!("compact takes one category or none, not {}", cats.join(" "))));
+    }
+    let cat = cats.pop();
     let c = open(&dir, &Config::default())?;
     let before = c.stats().disk_bytes;
-    let cats: Vec<String> = match &cat {
+    let names: Vec<String> = match &cat {
         Some(x) => vec![x.clone()],
         None => c.categories(),
     };
     let mut p = Progress::new("compact");
-    for (i, name) in cats.iter().enumerate() {
-        p.show(i as u64, cats.len() as u64);
+    for (i, name) in names.iter().enumerate() {
+        p.show(i as u64, names.len() as u64);
         c.compact(Some(name.as_bytes())).map_err(|e| cache_err(&dir, e))?;
     }
     if cat.is_none() {
         c.compact(None).map_err(|e| cache_err(&dir, e))?; // and the internal column families
     }
-    p.show(cats.len() as u64, cats.len() as u64);
+    p.show(names.len() as u64, names.len() as u64);
     p.finish();
-    println!("compacted {}: {} on disk before, {} after", cat.as_deref().unwrap_or("all categories"), human_size(before), human_size(c.stats().disk_bytes));
+    let after = c.stats().disk_bytes;
+    if ctx.json {
+        ctx.print(json!({ "categories": names, "disk_bytes_before": before, "disk_bytes_after": after }));
+    } else {
+        println!("compacted {}: {} on disk before, {} after", cat.as_deref().unwrap_or("all categories"), human_size(before), human_size(after));
+    }
     Ok(())
 }
 
-fn cmd_enforce(mut a: Args) -> Res {
+fn cmd_enforce(ctx: &Ctx, dir: Option<String>, max_size: Option<u64>, max_age: Option<u64>, limits: Vec<(String, u64)>) -> Res {
+    let dir = ctx.dir(dir)?;
     let mut config = Config::default();
-    if let Some(v) = a.value(&["--max-size"])? {
-        config.set_max_size(size(&v, "--max-size")?);
+    if let Some(v) = max_size {
+        config.set_max_size(v);
     }
-    if let Some(v) = a.value(&["--max-age"])? {
-        config.set_max_age(duration(&v, "--max-age")?);
+    if let Some(v) = max_age {
+        config.set_max_age(v);
     }
-    let limits = a.values("--limit")?;
-    let explicit = config != Config::default() || !limits.is_empty();
-    let dir = a.positional("<dir>")?;
-    a.done()?;
+    let explicit = max_size.is_some() || max_age.is_some() || !limits.is_empty();
     // Categories the cache already has must be known before limits can name them.
     if !limits.is_empty() {
         let probe = open(&dir, &Config { read_only: true, ..Config::default() })?;
@@ -329,9 +533,8 @@ fn cmd_enforce(mut a: Args) -> Res {
             let _ = config.add_category(name.as_bytes());
         }
     }
-    for l in &limits {
-        let (cat, bytes) = l.split_once('=').ok_or_else(|| Fail::Usage(format!("--limit takes CATEGORY=BYTES, not {l:?}")))?;
-        config.set_category_max_size(cat.as_bytes(), size(bytes, "--limit")?).map_err(|e| Fail::Usage(e.to_string()))?;
+    for (cat, bytes) in &limits {
+        config.set_category_max_size(cat.as_bytes(), *bytes).map_err(|e| Fail::Usage(e.to_string()))?;
     }
     let c = open(&dir, &config)?;
     if let (Some(pid), true) = (c.owner_pid(), explicit) {
@@ -340,68 +543,103 @@ fn cmd_enforce(mut a: Args) -> Res {
         )));
     }
     let r = c.enforce_policy().map_err(|e| cache_err(&dir, e))?;
-    println!(
-        "evicted {} entries ({}); stored {} -> {}; compacted: {}",
-        r.evicted_entries,
-        human_size(r.evicted_bytes),
-        human_size(r.stored_bytes_before),
-        human_size(r.stored_bytes_after),
-        if r.compacted { "yes" } else { "no" }
-    );
+    if ctx.json {
+        ctx.print(json!({
+            "evicted_entries": r.evicted_entries, "evicted_bytes": r.evicted_bytes,
+            "stored_bytes_before": r.stored_bytes_before, "stored_bytes_after": r.stored_bytes_after,
+            "compacted": r.compacted,
+        }));
+    } else {
+        println!(
+            "evicted {} entries ({}); stored {} -> {}; compacted: {}",
+            r.evicted_entries,
+            human_size(r.evicted_bytes),
+            human_size(r.stored_bytes_before),
+            human_size(r.stored_bytes_after),
+            if r.compacted { "yes" } else { "no" }
+        );
+    }
     Ok(())
 }
 
-fn cmd_verify(mut a: Args) -> Res {
-    let drop_bad = a.flag(&["--drop"]);
-    let dir = a.positional("<dir>")?;
-    a.done()?;
+fn verify_json(r: &nexxo_core::VerifyReport) -> Value {
+    json!({
+        "checked": r.checked, "value_bytes": r.value_bytes, "damaged": r.bad, "dropped": r.dropped,
+        "dropped_index_records": r.dropped_index_records,
+        "damaged_entries": r.bad_keys.iter().map(|(c, k)| json!({ "category": c, "key": String::from_utf8_lossy(k) })).collect::<Vec<_>>(),
+        "damaged_tables": r.damaged_tables.iter().map(|(c, e)| json!({ "category": c, "error": e })).collect::<Vec<_>>(),
+    })
+}
+
+fn cmd_verify(ctx: &Ctx, dir: Option<String>, drop_bad: bool) -> Res {
+    let dir = ctx.dir(dir)?;
+    let say = |text: String| {
+        if !ctx.json {
+            println!("{text}");
+        }
+    };
     let mut c = open(&dir, &Config::default())?;
-    if c.stats().recovered {
+    let salvaged_at_open = c.stats().recovered;
+    if salvaged_at_open {
         // Damage found earlier (by a read, or an earlier verify) was salvaged at this open.
-        println!("salvaged: the store was damaged and was salvaged when opened: {} entries kept (the store's LOG says more)", c.stats().entries);
+        say(format!("salvaged: the store was damaged and was salvaged when opened: {} entries kept (the store's LOG says more)", c.stats().entries));
     }
     let mut p = Progress::new("verify");
     let r = c.verify(drop_bad, &mut |d, t| p.show(d, t)).map_err(|e| cache_err(&dir, e))?;
     p.finish();
-    println!("checked {} entries ({} of values): {} damaged{}", r.checked, human_size(r.value_bytes), r.bad, if drop_bad { format!(", {} dropped ({} orphaned index records removed)", r.dropped, r.dropped_index_records) } else { String::new() });
+    let mut report = verify_json(&r);
+    report["salvaged_at_open"] = json!(salvaged_at_open);
+    say(format!(
+        "checked {} entries ({} of values): {} damaged{}",
+        r.checked,
+        human_size(r.value_bytes),
+        r.bad,
+        if drop_bad { format!(", {} dropped ({} orphaned index records removed)", r.dropped, r.dropped_index_records) } else { String::new() }
+    ));
     for (cat, key) in &r.bad_keys {
-        println!("  damaged: {cat}/{}", String::from_utf8_lossy(key));
+        say(format!("  damaged: {cat}/{}", String::from_utf8_lossy(key)));
     }
     for (cat, e) in &r.damaged_tables {
-        println!("  damaged table: {cat}: {e}");
+        say(format!("  damaged table: {cat}: {e}"));
     }
-    if !r.damaged_tables.is_empty() {
-        if !drop_bad {
-            return Err(Fail::Found(format!("{dir}: damaged tables: the next writable open salvages every intact entry (or run verify --drop)")));
+    let outcome = if !r.damaged_tables.is_empty() {
+        if drop_bad {
+            // Salvage runs when the store is next opened for writing: close and reopen. A
+            // store another process serves is salvaged when that process next opens it.
+            drop(c);
+            c = open(&dir, &Config::default())?;
+            let s = c.stats();
+            if s.recovered {
+                say(format!("salvaged: {} entries kept (the store's LOG names what was lost)", s.entries));
+                let again = c.verify(true, &mut |_, _| {}).map_err(|e| cache_err(&dir, e))?;
+                say(format!("checked {} entries again: {} damaged", again.checked, again.bad));
+                report["salvaged"] = json!({ "entries_kept": s.entries, "verify": verify_json(&again) });
+                if again.damaged_tables.is_empty() {
+                    Ok(())
+                } else {
+                    Err(Fail::Found(format!("{dir}: tables still damaged after a salvage")))
+                }
+            } else {
+                Err(Fail::Found(format!("{dir}: damaged tables: another process serves this cache; it salvages them at its next open")))
+            }
+        } else {
+            Err(Fail::Found(format!("{dir}: damaged tables: the next writable open salvages every intact entry (or run verify --drop)")))
         }
-        // Salvage runs when the store is next opened for writing: close and reopen. A
-        // store another process serves is salvaged when that process next opens it.
-        drop(c);
-        c = open(&dir, &Config::default())?;
-        let s = c.stats();
-        if !s.recovered {
-            return Err(Fail::Found(format!("{dir}: damaged tables: another process serves this cache; it salvages them at its next open")));
-        }
-        println!("salvaged: {} entries kept (the store's LOG names what was lost)", s.entries);
-        let r = c.verify(true, &mut |_, _| {}).map_err(|e| cache_err(&dir, e))?;
-        println!("checked {} entries again: {} damaged", r.checked, r.bad);
-        if !r.damaged_tables.is_empty() {
-            return Err(Fail::Found(format!("{dir}: tables still damaged after a salvage")));
-        }
-        return Ok(());
+    } else if r.bad > 0 && !drop_bad {
+        Err(Fail::Found(format!("{dir}: {} damaged entries (run verify --drop to remove them)", r.bad)))
+    } else {
+        Ok(())
+    };
+    if ctx.json {
+        ctx.print(report);
     }
-    if r.bad > 0 && !drop_bad {
-        return Err(Fail::Found(format!("{dir}: {} damaged entries (run verify --drop to remove them)", r.bad)));
-    }
-    Ok(())
+    outcome
 }
 
-fn cmd_config(mut a: Args) -> Res {
+fn cmd_config(ctx: &Ctx, args: Vec<String>) -> Res {
     use nexxo_core::store::limits_file::{read_stored, write_stored, StoredLimits};
-    let dir = a.positional("<dir>")?;
-    let key = a.positional("KEY").ok();
-    let value = if key.is_some() { Some(a.positional("VALUE")?) } else { None };
-    a.done()?;
+    let with_dir = if args.len() == 1 || args.len() == 3 { args.len() } else { usize::MAX };
+    let (dir, args) = ctx.split(args, with_dir)?;
     let path = PathBuf::from(&dir);
     if !path.join("NEXXO_FORMAT").exists() {
         return Err(Fail::Cache(format!("{dir}: not a nexxo cache")));
@@ -409,8 +647,8 @@ fn cmd_config(mut a: Args) -> Res {
     let stored = read_stored(&path).map_err(|why| Fail::Cache(format!("{dir}: its stored limits cannot be read ({why})")))?;
     let defaults = StoredLimits::of(&Config::default());
     let mut limits = stored.clone().unwrap_or_default();
-    if let (Some(key), Some(value)) = (key, value) {
-        let n = if key == "max_age" { duration(&value, &key)? } else { size(&value, &key)? };
+    if let [key, value] = &args[..] {
+        let n = if key == "max_age" { duration_arg(value) } else { size_arg(value) }.map_err(|why| Fail::Usage(format!("{key} {value:?}: {why}")))?;
         match key.as_str() {
             "max_size" => limits.max_size = Some(n),
             "max_age" => limits.max_age_secs = Some(n),
@@ -427,16 +665,24 @@ fn cmd_config(mut a: Args) -> Res {
         }
         write_stored(&path, &limits).map_err(|e| Fail::Cache(format!("{dir}: storing the limits: {e}")))?;
     }
+    if ctx.json {
+        let cats: serde_json::Map<String, Value> = limits.category_max_size.iter().flatten().map(|(n, b)| (n.clone(), json!(b))).collect();
+        ctx.print(json!({
+            "path": dir,
+            "stored": stored.is_some() || !args.is_empty(),
+            "max_size": limits.max_size, "max_age_secs": limits.max_age_secs, "category_max_size": cats,
+            "defaults": { "max_size": defaults.max_size, "max_age_secs": defaults.max_age_secs },
+        }));
+        return Ok(());
+    }
     let show = |v: Option<u64>, d: Option<u64>, unit: fn(u64) -> String| match v {
         Some(v) => unit(v),
         None => format!("{} (default)", unit(d.unwrap_or(0))),
     };
-    let size = |v: u64| if v == 0 { "unbounded".to_owned() } else { format!("{v} ({})", human_size(v)) };
-    let age = |v: u64| if v == 0 { "none".to_owned() } else { format!("{v} s") };
-    println!("max_size  {}", show(limits.max_size, defaults.max_size, size));
-    println!("max_age   {}", show(limits.max_age_secs, defaults.max_age_secs, age));
+    println!("max_size  {}", show(limits.max_size, defaults.max_size, size_text));
+    println!("max_age   {}", show(limits.max_age_secs, defaults.max_age_secs, age_text));
     for (name, bytes) in limits.category_max_size.iter().flatten() {
-        println!("category.{name}  {}", size(*bytes));
+        println!("category.{name}  {}", size_text(*bytes));
     }
     if stored.is_none() && limits == StoredLimits::default() {
         println!("(the cache stores no limits: every open uses its own or the defaults)");
@@ -444,26 +690,26 @@ fn cmd_config(mut a: Args) -> Res {
     Ok(())
 }
 
-fn cmd_bench(mut a: Args) -> Res {
-    let n = match a.value(&["--entries", "-n"])? {
-        Some(v) => number(&v, "--entries")? as usize,
-        None => 1000,
+fn cmd_bench(ctx: &Ctx, dir: Option<String>, n: usize) -> Res {
+    // Never the environment's or the project's cache: a given one, or a temporary one.
+    let given = match (&ctx.dir_flag, dir) {
+        (Some(_), Some(p)) => return Err(Fail::Usage(format!("the directory is given twice: --dir and {p:?}"))),
+        (Some(d), None) => Some(d.clone()),
+        (None, d) => d,
     };
-    let dir_arg = a.positional("<dir>").ok();
-    a.done()?;
-    let temporary = dir_arg.is_none();
-    let dir = dir_arg.unwrap_or_else(|| {
+    let temporary = given.is_none();
+    let dir = given.unwrap_or_else(|| {
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         std::env::temp_dir().join(format!("nexxo-bench-{}-{nanos}", std::process::id())).to_string_lossy().into_owned()
     });
-    let result = bench(&dir, n);
+    let result = bench(ctx, &dir, n);
     if temporary {
         let _ = std::fs::remove_dir_all(&dir);
     }
     result
 }
 
-fn bench(dir: &str, n: usize) -> Res {
+fn bench(ctx: &Ctx, dir: &str, n: usize) -> Res {
     let dir = dir.to_owned();
     let c = Cache::open(&dir, &Config::default()).map_err(|e| cache_err(&dir, e))?;
     let stages = ["parse", "transform", "bundle", "optimize", "meta"];
@@ -490,43 +736,58 @@ fn bench(dir: &str, n: usize) -> Res {
     }
     let r = t.elapsed().as_secs_f64();
     let s = c.stats();
+    if ctx.json {
+        ctx.print(json!({
+            "artifacts": n, "value_bytes": 1024, "sets_per_sec": n as f64 / w, "gets_per_sec": n as f64 / r,
+            "entries": s.entries, "logical_bytes": s.logical_bytes, "stored_bytes": s.stored_bytes,
+            "disk_bytes": s.disk_bytes, "hit_rate": s.hit_rate(),
+        }));
+        return Ok(());
+    }
     println!("{n} artifacts of 1 KiB: {:.0} sets/s, {:.0} gets/s (every value checked)", n as f64 / w, n as f64 / r);
     println!("entries {}, logical {}, stored {}, on disk {}, hit rate {:.2}%", s.entries, human_size(s.logical_bytes), human_size(s.stored_bytes), human_size(s.disk_bytes), 100.0 * s.hit_rate());
     Ok(())
 }
 
 fn main() -> ExitCode {
-    let mut argv: Vec<String> = std::env::args().skip(1).collect();
-    if argv.is_empty() || matches!(argv[0].as_str(), "-h" | "--help" | "help") {
-        print!("{USAGE}");
-        return if argv.is_empty() { ExitCode::from(2) } else { ExitCode::SUCCESS };
-    }
-    if argv[0] == "--version" || argv[0] == "-V" {
-        println!("nexxo-cache {}", env!("CARGO_PKG_VERSION"));
-        return ExitCode::SUCCESS;
-    }
-    let cmd = argv.remove(0);
-    if argv.iter().any(|a| a == "--help" || a == "-h") {
-        if help(&cmd) == USAGE {
-            eprintln!("nexxo-cache: unknown command {cmd:?}\n\n{USAGE}");
-            return ExitCode::from(2);
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and --version exit 0; errors (unknown commands and flags, bad values,
+        // missing arguments) exit 2 with clap's message, which names them.
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
         }
-        print!("{}", help(&cmd));
-        return ExitCode::SUCCESS;
-    }
-    let args = Args::new(argv);
-    let result = match cmd.as_str() {
-        "stats" => cmd_stats(args),
-        "get" => cmd_get(args),
-        "set" => cmd_set(args),
-        "delete" => cmd_delete(args),
-        "clear" => cmd_clear(args),
-        "compact" => cmd_compact(args),
-        "enforce" => cmd_enforce(args),
-        "config" => cmd_config(args),
-        "verify" => cmd_verify(args),
-        "bench" => cmd_bench(args),
-        other => Err(Fail::Usage(format!("unknown command {other:?}"))),
+    };
+    let ctx = Ctx { dir_flag: cli.dir_flag.map(|d| d.to_string_lossy().into_owned()), json: cli.json };
+    let name = match &cli.command {
+        Cmd::Stats { .. } => "stats",
+        Cmd::Get { .. } => "get",
+        Cmd::Set { .. } => "set",
+        Cmd::Delete { .. } => "delete",
+        Cmd::Clear { .. } => "clear",
+        Cmd::Compact { .. } => "compact",
+        Cmd::Enforce { .. } => "enforce",
+        Cmd::Verify { .. } => "verify",
+        Cmd::Config { .. } => "config",
+        Cmd::Bench { .. } => "bench",
+        Cmd::Completions { .. } => "completions",
+    };
+    let result = match cli.command {
+        Cmd::Stats { dir, watch, interval, count } => cmd_stats(&ctx, dir, watch, interval, count),
+        Cmd::Get { args, output } => cmd_get(&ctx, args, output),
+        Cmd::Set { args, file } => cmd_set(&ctx, args, file),
+        Cmd::Delete { args } => cmd_delete(&ctx, args),
+        Cmd::Clear { args } => cmd_clear(&ctx, args),
+        Cmd::Compact { args } => cmd_compact(&ctx, args),
+        Cmd::Enforce { dir, max_size, max_age, limits } => cmd_enforce(&ctx, dir, max_size, max_age, limits),
+        Cmd::Verify { dir, drop } => cmd_verify(&ctx, dir, drop),
+        Cmd::Config { args } => cmd_config(&ctx, args),
+        Cmd::Bench { dir, entries } => cmd_bench(&ctx, dir, entries),
+        Cmd::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "nexxo-cache", &mut std::io::stdout());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -535,7 +796,7 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
         Err(Fail::Usage(m)) => {
-            eprintln!("nexxo-cache {cmd}: {m}\n\n{}", help(&cmd));
+            eprintln!("error: nexxo-cache {name}: {m}\n\nFor more information, try 'nexxo-cache {name} --help'.");
             ExitCode::from(2)
         }
         Err(Fail::Cache(m)) => {

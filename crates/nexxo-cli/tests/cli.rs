@@ -31,19 +31,23 @@ fn fixture() -> (tempfile::TempDir, String) {
 fn help_and_usage_errors() {
     let o = run(&["--help"]);
     assert_eq!(o.status.code(), Some(0));
-    assert!(text(&o.stdout).contains("exit codes"));
-    for cmd in ["stats", "get", "set", "delete", "clear", "compact", "enforce", "verify", "bench"] {
+    assert!(text(&o.stdout).contains("Exit codes"));
+    for cmd in ["stats", "get", "set", "delete", "clear", "compact", "enforce", "verify", "config", "bench", "completions"] {
         let o = run(&[cmd, "--help"]);
         assert_eq!(o.status.code(), Some(0), "{cmd} --help");
-        assert!(text(&o.stdout).starts_with(&format!("usage: nexxo-cache {cmd}")), "{cmd}");
+        assert!(text(&o.stdout).contains(&format!("Usage: nexxo-cache {cmd}")), "{cmd}: {}", text(&o.stdout));
     }
     assert_eq!(run(&[]).status.code(), Some(2));
     let o = run(&["frobnicate", "x"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o.stderr).contains("unknown command"));
+    assert!(text(&o.stderr).contains("unrecognized subcommand 'frobnicate'"), "{}", text(&o.stderr));
     assert_eq!(run(&["get", "/tmp"]).status.code(), Some(2), "missing arguments");
-    assert_eq!(run(&["stats", "/tmp", "--bogus"]).status.code(), Some(2));
-    assert_eq!(run(&["--version"]).status.code(), Some(0));
+    let o = run(&["stats", "/tmp", "--bogus"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("'--bogus'"), "{}", text(&o.stderr));
+    let o = run(&["--version"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(text(&o.stdout).trim(), format!("nexxo-cache {}", env!("CARGO_PKG_VERSION")));
 }
 
 #[test]
@@ -251,5 +255,135 @@ fn flag_forms_suffixes_and_unknown_commands() {
     assert_eq!(run(&["get", &path, "parse", "--", "-weird", "extra"]).status.code(), Some(2));
     let o = run(&["frobnicate", "--help"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o.stderr).contains("unknown command \"frobnicate\""));
+    assert!(text(&o.stderr).contains("'frobnicate'"), "{}", text(&o.stderr));
+    let o = run(&["enforce", &path, "--max-size", "12 parsecs"]);
+    assert!(text(&o.stderr).contains("12 parsecs") && text(&o.stderr).contains("--max-size"), "{}", text(&o.stderr));
+}
+
+fn run_in(cwd: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut c = bin();
+    c.current_dir(cwd).env_remove("NEXXO_CACHE_DIR").args(args).stdin(Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+/// The directory comes from `--dir`, a leading argument, `NEXXO_CACHE_DIR`, or the
+/// nearest `.nexxo_cache` up from the current directory, in that order; given twice,
+/// or found nowhere, is a usage error that says what to do.
+#[test]
+fn the_directory_from_flag_environment_or_project() {
+    let d = tempfile::tempdir().unwrap();
+    let project = d.path().join("project");
+    let deep = project.join("src/components");
+    std::fs::create_dir_all(&deep).unwrap();
+    let pc = project.join(".nexxo_cache");
+    Cache::open(&pc, &Config::default()).unwrap().set(b"parse", b"p", b"project").unwrap();
+    let other = d.path().join("other");
+    Cache::open(&other, &Config::default()).unwrap().set(b"parse", b"p", b"other").unwrap();
+    let other_s = other.to_str().unwrap();
+
+    // The project's cache, found from a subdirectory.
+    let o = run_in(&deep, &[], &["get", "parse", "p"]);
+    assert_eq!((o.status.code(), text(&o.stdout).as_str()), (Some(0), "project"), "{}", text(&o.stderr));
+    // NEXXO_CACHE_DIR before the project's.
+    let o = run_in(&deep, &[("NEXXO_CACHE_DIR", other_s)], &["get", "parse", "p"]);
+    assert_eq!(text(&o.stdout), "other");
+    // --dir (either form) and a leading argument before the environment.
+    for args in [&["--dir", pc.to_str().unwrap(), "get", "parse", "p"][..], &["get", "parse", "p", "--dir", pc.to_str().unwrap()], &["get", pc.to_str().unwrap(), "parse", "p"]] {
+        let o = run_in(&deep, &[("NEXXO_CACHE_DIR", other_s)], args);
+        assert_eq!(text(&o.stdout), "project", "{args:?}: {}", text(&o.stderr));
+    }
+    // Writes go to the same place.
+    assert_eq!(run_in(&deep, &[], &["set", "meta", "k", "v"]).status.code(), Some(0));
+    assert_eq!(Cache::open(&pc, &Config::default()).unwrap().get(b"meta", b"k").unwrap().as_deref(), Some(&b"v"[..]));
+    // clear and compact: a first argument that is a category is a category.
+    let o = run_in(&deep, &[], &["clear", "meta"]);
+    assert!(text(&o.stdout).contains("cleared 1 entries from meta"), "{}", text(&o.stderr));
+    let o = run_in(&deep, &[], &["compact", "parse"]);
+    assert!(text(&o.stdout).starts_with("compacted parse"), "{}", text(&o.stderr));
+    let o = run_in(&deep, &[], &["compact", other_s, "parse"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    // Twice, and nowhere.
+    let o = run_in(&deep, &[], &["--dir", other_s, "get", pc.to_str().unwrap(), "parse", "p"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("given twice"), "{}", text(&o.stderr));
+    let o = run_in(&other, &[], &["stats"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("NEXXO_CACHE_DIR") && text(&o.stderr).contains(".nexxo_cache"), "{}", text(&o.stderr));
+}
+
+fn json_of(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {:?} {}", text(&o.stdout), text(&o.stderr)))
+}
+
+/// `--json` on every command that prints: one JSON object on stdout, same exit codes.
+#[test]
+fn json_on_every_command() {
+    let (d, path) = fixture();
+    let p = path.as_str();
+    let j = json_of(&run(&["stats", p, "--json"]));
+    assert_eq!(j["totals"]["entries"], 301);
+    assert_eq!(j["limits"]["max_size"], 2u64 << 30);
+    assert_eq!(j["limits"]["source"]["max_size"], "default");
+    let o = run(&["--json", "get", p, "parse", "a.ts"]);
+    let j = json_of(&o);
+    assert_eq!((j["found"].as_bool(), j["value"].as_str(), j["bytes"].as_u64()), (Some(true), Some("{\"ast\":1}"), Some(9)));
+    let o = run(&["get", p, "parse", "nope", "--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(json_of(&o)["found"], false);
+    let f = d.path().join("bin");
+    std::fs::write(&f, [0u8, 255, 1]).unwrap();
+    assert_eq!(json_of(&run(&["set", p, "meta", "b", "-f", f.to_str().unwrap(), "--json"]))["bytes"], 3);
+    assert_eq!(json_of(&run(&["get", p, "meta", "b", "--json"]))["value_base64"], "AP8B");
+    assert_eq!(json_of(&run(&["delete", p, "meta", "b", "--json"]))["deleted"], true);
+    assert_eq!(json_of(&run(&["clear", p, "meta", "--json"]))["cleared"], 0);
+    assert!(json_of(&run(&["compact", p, "--json"]))["disk_bytes_after"].is_u64());
+    assert!(json_of(&run(&["enforce", p, "--json"]))["evicted_entries"].is_u64());
+    assert_eq!(json_of(&run(&["verify", p, "--json"]))["checked"], 301);
+    assert_eq!(json_of(&run(&["config", p, "max_age", "7d", "--json"]))["max_age_secs"], 604800);
+    let j = json_of(&run(&["stats", p, "--json"]));
+    assert_eq!((j["limits"]["max_age_secs"].as_u64(), j["limits"]["source"]["max_age"].as_str()), (Some(604800), Some("stored")));
+    let j = json_of(&run(&["bench", "-n", "50", "--json"]));
+    assert_eq!((j["entries"].as_u64(), j["hit_rate"].as_f64()), (Some(50), Some(1.0)));
+    // --watch: one object per refresh.
+    let o = run(&["stats", p, "--watch", "--interval", "1", "--count", "2", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let lines: Vec<serde_json::Value> = text(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[1]["entries"], 301);
+}
+
+/// `stats` names the limits that apply and where each comes from; the environment's
+/// come before the stored ones.
+#[test]
+fn stats_shows_limits_and_their_sources() {
+    let (_d, path) = fixture();
+    assert_eq!(run(&["config", &path, "max_size", "1G"]).status.code(), Some(0));
+    let o = run(&["stats", &path]);
+    assert!(text(&o.stdout).contains("limits: max_size 1073741824 (1.00 GiB) (stored), max_age none (default)"), "{}", text(&o.stdout));
+    let o = bin().args(["stats", &path]).env("NEXXO_CACHE_MAX_SIZE", "3G").output().unwrap();
+    assert!(text(&o.stdout).contains("max_size 3221225472 (3.00 GiB) (environment)"), "{}", text(&o.stdout));
+}
+
+/// Completion scripts for every shell clap supports generate, and bash's parses.
+#[test]
+fn completions_generate() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let o = run(&["completions", shell]);
+        assert_eq!(o.status.code(), Some(0), "{shell}: {}", text(&o.stderr));
+        assert!(text(&o.stdout).contains("nexxo-cache"), "{shell}");
+    }
+    let script = run(&["completions", "bash"]).stdout;
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("c.bash");
+    std::fs::write(&f, &script).unwrap();
+    let o = Command::new("bash").arg("-n").arg(&f).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    // And it completes the commands.
+    let probe = format!("source {}; COMP_WORDS=(nexxo-cache st); COMP_CWORD=1; _nexxo__cache nexxo-cache st nexxo-cache; echo \"${{COMPREPLY[@]}}\"", f.display());
+    let o = Command::new("bash").arg("-c").arg(probe).output().unwrap();
+    assert!(text(&o.stdout).contains("stats"), "{}{}", text(&o.stdout), text(&o.stderr));
+    assert_eq!(run(&["completions", "tcsh"]).status.code(), Some(2));
 }
