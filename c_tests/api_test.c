@@ -1216,8 +1216,27 @@ TEST(remote_options) {
   CHECK(o != NULL);
   CHECK_ST(nexxo_options_add_remote(NULL, "http://x"), NEXXO_INVALID_ARGUMENT);
   CHECK_ST(nexxo_options_add_remote(o, NULL), NEXXO_INVALID_ARGUMENT);
-  CHECK_ST(nexxo_options_add_remote(o, "https://cache.example"), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_options_add_remote(o, "ftp://cache.example"), NEXXO_INVALID_ARGUMENT);
   CHECK_ST(nexxo_options_add_remote(o, "redis://x/not-a-db"), NEXXO_INVALID_ARGUMENT);
+  /* 1.5: TLS addresses, tokens, headers and an extra CA file. */
+  {
+    nexxo_options *t = nexxo_options_new();
+    OK(nexxo_options_add_remote(t, "https://cache.example/v1"));
+    OK(nexxo_options_add_remote(t, "rediss://:pw@cache.example:6380/2"));
+    CHECK_ST(nexxo_options_set_remote_token(NULL, "t"), NEXXO_INVALID_ARGUMENT);
+    CHECK_ST(nexxo_options_set_remote_token(t, "has space"), NEXXO_INVALID_ARGUMENT);
+    OK(nexxo_options_set_remote_token(t, "tok3n"));
+    OK(nexxo_options_set_remote_token(t, NULL));
+    CHECK_ST(nexxo_options_add_remote_header(t, NULL, "v"), NEXXO_INVALID_ARGUMENT);
+    CHECK_ST(nexxo_options_add_remote_header(t, "X-A", NULL), NEXXO_INVALID_ARGUMENT);
+    CHECK_ST(nexxo_options_add_remote_header(t, "Host", "x"), NEXXO_INVALID_ARGUMENT);
+    CHECK_ST(nexxo_options_add_remote_header(t, "X-A", "a\r\nInjected: 1"), NEXXO_INVALID_ARGUMENT);
+    OK(nexxo_options_add_remote_header(t, "X-Team", "build infra"));
+    CHECK_ST(nexxo_options_set_remote_ca_file(t, "/nonexistent/ca.pem"), NEXXO_INVALID_ARGUMENT);
+    CHECK_ST(nexxo_options_set_remote_ca_file(t, "/etc/hostname"), NEXXO_INVALID_ARGUMENT);
+    OK(nexxo_options_set_remote_ca_file(t, NULL));
+    nexxo_options_free(t);
+  }
   CHECK_ST(nexxo_options_add_remote(o, "http://\xff\xfe/"), NEXXO_INVALID_ARGUMENT);
   CHECK_ST(nexxo_options_add_remote(o, ""), NEXXO_INVALID_ARGUMENT);
   /* Port 9 (discard) on loopback: nothing listens, connections are refused. */

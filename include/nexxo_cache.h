@@ -779,13 +779,51 @@ enum nexxo_status nexxo_cache_batch_get_packed(const struct nexxo_cache *c,
  * - `redis://[[user]:password@]host[:port][/db]`: entries are keys
  *   `nexxo:<name>:<category>:<64 hex digits>` with the TTL of `nexxo_options_set_remote_ttl`.
  *
- * TLS is not built in (`https://` and `rediss://` are refused): use a TLS proxy on
- * loopback, or a trusted network. Adding an address twice is a no-op.
+ * `https://` and `rediss://` (since 1.5) speak TLS: the server's certificate chain and
+ * host name are verified against Mozilla's roots, the system's CA bundle
+ * (`SSL_CERT_FILE`/`SSL_CERT_DIR` are honoured) and `nexxo_options_set_remote_ca_file`;
+ * verification cannot be turned off. Adding an address twice is a no-op.
  *
  * `NEXXO_INVALID_ARGUMENT` when `o` or `url` is NULL, the address is malformed or
  * unsupported, or 8 remotes are configured already.
  */
 enum nexxo_status nexxo_options_add_remote(struct nexxo_options *o, const char *url);
+
+/**
+ * HTTP remotes send `Authorization: Bearer <token>` (instead of the address's
+ * `user:password`). The token is copied, never printed (not in stats, errors or logs).
+ * NULL or `""` removes it. `NEXXO_CACHE_REMOTE_TOKEN` sets it for an opener that did not.
+ *
+ * `NEXXO_INVALID_ARGUMENT` when `o` is NULL or the token is not 1 to 8192 visible ASCII
+ * characters. Since 1.5.
+ */
+enum nexxo_status nexxo_options_set_remote_token(struct nexxo_options *o, const char *token);
+
+/**
+ * Adds a header to every request to HTTP remotes (for example a proxy's or a cache
+ * service's own authentication), replacing one of the same name; at most 32. Values are
+ * copied and never printed. A header named `Authorization` replaces the token and the
+ * address's `user:password`. The client's own headers (`Host`, `Content-Length`,
+ * `Content-Type`, `Transfer-Encoding`, `Connection`, `User-Agent`) cannot be set.
+ *
+ * `NEXXO_INVALID_ARGUMENT` when `o`, `name` or `value` is NULL, the name is not an HTTP
+ * token or is the client's own, the value holds characters other than visible ASCII,
+ * spaces and tabs or is longer than 8192 bytes, or 32 headers are set. Since 1.5.
+ */
+enum nexxo_status nexxo_options_add_remote_header(struct nexxo_options *o,
+                                                  const char *name,
+                                                  const char *value);
+
+/**
+ * Trusts the CA certificates in the PEM file at `path` for `https://` and `rediss://`
+ * remotes, beside Mozilla's roots and the system's (a company CA, or a test CA). The
+ * file is read by this call. NULL removes it. `NEXXO_CACHE_REMOTE_CA_FILE` sets it for an
+ * opener that did not.
+ *
+ * `NEXXO_INVALID_ARGUMENT` when `o` is NULL, or the file cannot be read or holds no
+ * usable PEM certificate. Since 1.5.
+ */
+enum nexxo_status nexxo_options_set_remote_ca_file(struct nexxo_options *o, const char *path);
 
 /**
  * Chooses how remotes are used; default `NEXXO_REMOTE_READ_WRITE`.

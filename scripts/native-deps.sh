@@ -29,6 +29,9 @@ as a prebuilt binary inside a registry package; nothing is downloaded at run tim
 | nginx, redis-server (tests only) | the system's | real servers the remote tier is tested and benchmarked against | Debian packages |
 | bindgen (build only) | $(cargo_version bindgen) | generates RocksDB's Rust declarations from its C header | crates.io, uses the system libclang |
 | cc (build only) | $(cargo_version cc) | drives the C++ compiler for RocksDB | crates.io |
+| ring | $(cargo_version ring) | the cryptography under rustls (TLS to remotes): C and assembly | compiled from source by its crate |
+| rustls | $(cargo_version rustls) | TLS for \`https://\` and \`rediss://\` remotes (Rust) | crates.io |
+| webpki-roots | $(cargo_version webpki-roots) | Mozilla's CA roots, compiled in | crates.io |
 | koffi | $(npm_version bindings/node koffi) | the Node binding's FFI | npm, prebuilt in @koromix/koffi-linux-x64 $(npm_version bindings/node @koromix/koffi-linux-x64) |
 | lmdb (benchmark only) | $(npm_version bench/node lmdb) | a peer in the Node benchmark | npm, prebuilt |
 | classic-level (benchmark only) | $(npm_version bench/node classic-level) | a peer in the Node benchmark | npm, prebuilt |

@@ -33,9 +33,10 @@ pub const REMOTE_MODE: &str = "NEXXO_CACHE_REMOTE_MODE";
 pub const REMOTE_NAME: &str = "NEXXO_CACHE_REMOTE_NAME";
 pub const REMOTE_HMAC_KEY: &str = "NEXXO_CACHE_REMOTE_HMAC_KEY";
 pub const REMOTE_HMAC_KEY_FILE: &str = "NEXXO_CACHE_REMOTE_HMAC_KEY_FILE";
-/// Bearer tokens come with the remote tier's TLS work; set now, it is refused rather
-/// than ignored.
+/// The bearer token of HTTP remotes (never printed).
 pub const REMOTE_TOKEN: &str = "NEXXO_CACHE_REMOTE_TOKEN";
+/// An extra CA file (PEM) for `https://` and `rediss://` remotes.
+pub const REMOTE_CA_FILE: &str = "NEXXO_CACHE_REMOTE_CA_FILE";
 
 /// What the environment says about an open.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,10 +81,6 @@ pub fn apply_from(config: &Config, var: &dyn Fn(&str) -> Option<String>) -> Resu
         Some(v) => parse_bool(&v).map_err(|why| bad(DISABLE, &v, why))?,
         None => false,
     };
-    if let Some(v) = get(REMOTE_TOKEN) {
-        let _ = v; // never printed
-        return Err(Error::InvalidArgument(format!("{REMOTE_TOKEN} is set, but this nexxo-cache ({}) has no bearer-token support yet; unset it", env!("CARGO_PKG_VERSION"))));
-    }
     // The remote tier: as a whole, for an opener that configured none.
     let urls = get(REMOTE);
     let remote_vars = [REMOTE_MODE, REMOTE_NAME, REMOTE_HMAC_KEY, REMOTE_HMAC_KEY_FILE];
@@ -91,6 +88,20 @@ pub fn apply_from(config: &Config, var: &dyn Fn(&str) -> Option<String>) -> Resu
         if let Some(name) = remote_vars.iter().find(|n| get(n).is_some()) {
             return Err(Error::InvalidArgument(format!("{name} is set without {REMOTE}")));
         }
+    }
+    // The token and the CA file serve whichever remotes the open has (the opener's or
+    // the environment's), unless the opener set its own.
+    if urls.is_none() && config.remote.remotes.is_empty() {
+        if let Some(name) = [REMOTE_TOKEN, REMOTE_CA_FILE].iter().find(|n| get(n).is_some()) {
+            return Err(Error::InvalidArgument(format!("{name} is set, but there is no remote ({REMOTE} or the opener's)")));
+        }
+    }
+    if let (Some(v), None) = (get(REMOTE_TOKEN), &config.remote.token) {
+        // Never printed: the error names the variable only.
+        c.remote.set_token(v.as_bytes()).map_err(|e| Error::InvalidArgument(format!("{REMOTE_TOKEN}: {e}")))?;
+    }
+    if let (Some(v), None) = (get(REMOTE_CA_FILE), &config.remote.ca_file) {
+        c.remote.set_ca_file(std::path::Path::new(&v)).map_err(|e| bad(REMOTE_CA_FILE, &v, e.to_string()))?;
     }
     if let (Some(urls), true) = (urls, config.remote.remotes.is_empty()) {
         let r = &mut c.remote;
@@ -247,6 +258,12 @@ mod tests {
         let mut own = Config::default();
         own.remote.add_remote("http://127.0.0.1:1/mine").unwrap();
         assert_eq!(with(&[(REMOTE, "http://127.0.0.1:9/c")], &own).unwrap().config.remote, own.remote);
+        // The token serves the opener's remotes too, unless the opener set one.
+        let r = with(&[(REMOTE_TOKEN, "tok-1")], &own).unwrap().config.remote;
+        assert_eq!(r.token.map(|t| t.0), Some(b"tok-1".to_vec()));
+        own.remote.set_token(b"mine").unwrap();
+        let r = with(&[(REMOTE_TOKEN, "tok-1")], &own).unwrap().config.remote;
+        assert_eq!(r.token.map(|t| t.0), Some(b"mine".to_vec()));
     }
 
     #[test]
@@ -264,6 +281,8 @@ mod tests {
             (vec![(REMOTE, "http://127.0.0.1:9/c"), (REMOTE_HMAC_KEY_FILE, "/nonexistent/key")], REMOTE_HMAC_KEY_FILE),
             (vec![(REMOTE_MODE, "read-only")], REMOTE_MODE),
             (vec![(REMOTE_TOKEN, "tok-secret")], REMOTE_TOKEN),
+            (vec![(REMOTE, "http://127.0.0.1:9/c"), (REMOTE_TOKEN, "tok-secret with spaces")], REMOTE_TOKEN),
+            (vec![(REMOTE, "https://127.0.0.1:9/c"), (REMOTE_CA_FILE, "/nonexistent/ca.pem")], REMOTE_CA_FILE),
         ] {
             let e = with(&vars, &Config::default()).unwrap_err();
             let m = e.to_string();

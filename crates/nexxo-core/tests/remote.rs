@@ -449,7 +449,7 @@ fn backfill_never_overwrites_a_local_value() {
 #[test]
 fn bad_remote_options() {
     let mut c = Config::default();
-    for bad in ["https://x", "redis://x/abc", "ftp://x", "http://x:70000"] {
+    for bad in ["httpx://x", "redis://x/abc", "ftp://x", "http://x:70000"] {
         assert!(matches!(c.remote.add_remote(bad), Err(Error::InvalidArgument(_))), "{bad}");
     }
     for i in 0..8 {

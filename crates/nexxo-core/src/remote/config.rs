@@ -2,6 +2,9 @@
 //! crate's `Config`, which holds one of these.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
+
+use rustls_pki_types::CertificateDer;
 
 use crate::error::{Error, Result};
 use super::endpoint::Address;
@@ -22,6 +25,10 @@ pub const DEFAULT_TTL_SECS: u64 = 7 * 24 * 3600;
 pub const DEFAULT_QUEUE_BYTES: u64 = 64 << 20;
 /// Default time closing a cache waits for queued uploads: 10 s.
 pub const DEFAULT_CLOSE_WAIT_MS: u32 = 10_000;
+/// Most extra headers an HTTP remote request carries.
+pub const MAX_HEADERS: usize = 32;
+/// Longest bearer token or header value, in bytes.
+pub const MAX_HEADER_VALUE_LEN: usize = 8 << 10;
 /// Background upload threads (each entry always goes through the same one, in order).
 pub(super) const UPLOADERS: usize = 4;
 
@@ -74,6 +81,13 @@ pub struct RemoteConfig {
     pub ttl_secs: u64,
     pub queue_bytes: u64,
     pub close_wait_ms: u32,
+    /// HTTP remotes: `Authorization: Bearer <token>` (instead of the URL's user:password).
+    pub token: Option<Secret>,
+    /// HTTP remotes: extra request headers (values never printed).
+    pub headers: Vec<(String, Secret)>,
+    /// TLS remotes: an extra CA file and its certificates, trusted beside Mozilla's
+    /// roots and the system's.
+    pub ca_file: Option<(PathBuf, Vec<CertificateDer<'static>>)>,
 }
 
 impl Default for RemoteConfig {
@@ -90,6 +104,9 @@ impl Default for RemoteConfig {
             ttl_secs: DEFAULT_TTL_SECS,
             queue_bytes: DEFAULT_QUEUE_BYTES,
             close_wait_ms: DEFAULT_CLOSE_WAIT_MS,
+            token: None,
+            headers: Vec::new(),
+            ca_file: None,
         }
     }
 }
@@ -145,6 +162,54 @@ impl RemoteConfig {
             return Err(Error::InvalidArgument(format!("{n} retries: at most 10")));
         }
         self.retries = n;
+        Ok(())
+    }
+
+    /// Sets (or with an empty token removes) the bearer token of HTTP remotes: visible
+    /// ASCII, at most 8 KiB.
+    pub fn set_token(&mut self, token: &[u8]) -> Result<()> {
+        if token.is_empty() {
+            self.token = None;
+            return Ok(());
+        }
+        if token.len() > MAX_HEADER_VALUE_LEN || !token.iter().all(|b| b.is_ascii_graphic()) {
+            // The token is never printed.
+            return Err(Error::InvalidArgument(format!("a remote token must be 1 to {MAX_HEADER_VALUE_LEN} visible ASCII characters (no spaces)")));
+        }
+        self.token = Some(Secret(token.to_vec()));
+        Ok(())
+    }
+
+    /// Adds (or replaces) an extra header of HTTP remote requests. The name is an HTTP
+    /// token, not one the client sets itself; the value is visible ASCII and spaces, at
+    /// most 8 KiB. An `Authorization` header replaces the token and the URL's user.
+    pub fn add_header(&mut self, name: &str, value: &[u8]) -> Result<()> {
+        const RESERVED: [&str; 6] = ["host", "content-length", "transfer-encoding", "connection", "content-type", "user-agent"];
+        let name_ok = !name.is_empty()
+            && name.len() <= 256
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !name_ok {
+            return Err(Error::InvalidArgument(format!("remote header name {name:?} is not an HTTP token")));
+        }
+        if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+            return Err(Error::InvalidArgument(format!("remote header {name:?} is set by the client itself")));
+        }
+        if value.len() > MAX_HEADER_VALUE_LEN || !value.iter().all(|&b| b == b' ' || b == b'\t' || b.is_ascii_graphic()) {
+            return Err(Error::InvalidArgument(format!("the value of remote header {name:?} must be at most {MAX_HEADER_VALUE_LEN} bytes of visible ASCII, spaces and tabs")));
+        }
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        if self.headers.len() >= MAX_HEADERS {
+            return Err(Error::InvalidArgument(format!("at most {MAX_HEADERS} remote headers")));
+        }
+        self.headers.push((name.to_owned(), Secret(value.to_vec())));
+        Ok(())
+    }
+
+    /// Trusts the CA certificates (PEM) of `path` for TLS remotes, beside Mozilla's roots
+    /// and the system's; read now, so a wrong file is this call's error.
+    pub fn set_ca_file(&mut self, path: &Path) -> Result<()> {
+        let certs = super::tls::read_ca_file(path)?;
+        self.ca_file = Some((path.to_owned(), certs));
         Ok(())
     }
 

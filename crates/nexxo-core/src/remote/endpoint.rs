@@ -26,6 +26,8 @@ impl Kind {
 #[derive(Clone, PartialEq, Eq)]
 pub struct Address {
     pub kind: Kind,
+    /// `https://` or `rediss://`: TLS, the server's certificate verified.
+    pub tls: bool,
     pub host: String,
     pub port: u16,
     /// HTTP: the base path without a trailing slash (`""` for the root).
@@ -45,7 +47,11 @@ impl fmt::Debug for Address {
 
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}://", self.kind.as_str())?;
+        write!(f, "{}{}://", self.kind.as_str(), match (self.kind, self.tls) {
+            (Kind::Http, true) => "s",
+            (Kind::Redis, true) => "s",
+            _ => "",
+        })?;
         match (&self.user, &self.password) {
             (Some(u), Some(_)) => write!(f, "{u}:***@")?,
             (None, Some(_)) => write!(f, ":***@")?,
@@ -90,18 +96,17 @@ fn percent_decode(s: &str) -> Option<String> {
 }
 
 impl Address {
-    /// Parses `http://[user:password@]host[:port][/base/path]` or
-    /// `redis://[[user]:password@]host[:port][/db]`. `https://` and `rediss://` are
-    /// refused: this build has no TLS of its own.
+    /// Parses `http[s]://[user:password@]host[:port][/base/path]` or
+    /// `redis[s]://[[user]:password@]host[:port][/db]` (`https`, `rediss`: TLS).
     pub fn parse(url: &str) -> Result<Address> {
-        let (scheme, rest) = url.split_once("://").ok_or_else(|| bad(url, "must start with http:// or redis://"))?;
-        let (kind, default_port) = match scheme {
-            "http" => (Kind::Http, 80),
-            "redis" => (Kind::Redis, 6379),
-            "https" | "rediss" => {
-                return Err(bad(url, "TLS is not built in; reach the server through a TLS proxy on loopback or a trusted network"))
-            }
-            _ => return Err(bad(url, "must start with http:// or redis://")),
+        const SCHEMES: &str = "must start with http://, https://, redis:// or rediss://";
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| bad(url, SCHEMES))?;
+        let (kind, tls, default_port) = match scheme {
+            "http" => (Kind::Http, false, 80),
+            "https" => (Kind::Http, true, 443),
+            "redis" => (Kind::Redis, false, 6379),
+            "rediss" => (Kind::Redis, true, 6379),
+            _ => return Err(bad(url, SCHEMES)),
         };
         if rest.contains(['?', '#']) || rest.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(bad(url, "queries, fragments, spaces and control characters are not allowed"));
@@ -150,7 +155,7 @@ impl Address {
                 _ => return Err(bad(url, "the port must be 1 to 65535")),
             },
         };
-        let mut a = Address { kind, host, port, path: String::new(), db: 0, user, password };
+        let mut a = Address { kind, tls, host, port, path: String::new(), db: 0, user, password };
         match kind {
             Kind::Http => {
                 if a.user.is_some() && a.password.is_none() {
@@ -195,9 +200,20 @@ mod tests {
     }
 
     #[test]
+    fn parses_tls_schemes() {
+        let a = Address::parse("https://cache.example.com/v1").unwrap();
+        assert_eq!((a.kind, a.tls, a.port, a.path.as_str()), (Kind::Http, true, 443, "/v1"));
+        assert_eq!(a.to_string(), "https://cache.example.com:443/v1");
+        let a = Address::parse("rediss://:pw@redis.example.com:6380/1").unwrap();
+        assert_eq!((a.kind, a.tls, a.port, a.db), (Kind::Redis, true, 6380, 1));
+        assert_eq!(a.to_string(), "rediss://:***@redis.example.com:6380/1");
+        assert!(!Address::parse("http://x").unwrap().tls);
+    }
+
+    #[test]
     fn refuses_what_it_cannot_serve() {
         for bad in [
-            "", "localhost:80", "ftp://x", "https://x", "rediss://x", "http://", "http://x:0", "http://x:99999",
+            "", "localhost:80", "ftp://x", "httpss://x", "http://", "http://x:0", "http://x:99999",
             "http://x/a?b", "http://x/a b", "redis://x/abc", "http://u@x", "http://x/a/../b", "http://[::1",
         ] {
             assert!(matches!(Address::parse(bad), Err(Error::InvalidArgument(_))), "{bad}");

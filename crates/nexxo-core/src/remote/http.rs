@@ -3,11 +3,14 @@
 //! since these entries are not Bazel action results), nginx with its WebDAV module,
 //! and any server that stores what is PUT and serves it back by GET all work.
 //!
-//! HTTP/1.1 over plain TCP with keep-alive, written here rather than pulled in: a
-//! cache needs four verbs and a strict, bounded response parser, not a web client.
+//! HTTP/1.1 with keep-alive over TCP or TLS (`https://`, see `tls.rs`), written here
+//! rather than pulled in: a cache needs four verbs and a strict, bounded response parser,
+//! the same deadline-bounded, pooled connections as the Redis client (which no HTTP crate
+//! would give it), and nothing of a web client (redirects, cookies, URL handling).
 
 use std::time::Instant;
 
+use super::config::RemoteConfig;
 use super::endpoint::Address;
 use super::net::{with_conn, Conn, Failure, Outcome, Pool};
 
@@ -22,7 +25,9 @@ pub struct Http {
     pool: Pool,
     base: String,
     host_header: String,
-    auth: Option<String>,
+    /// The request's own header lines (`Authorization` among them), each ending in CRLF:
+    /// they hold secrets, and are never printed.
+    extra: String,
     /// Longest body accepted for a GET.
     max_len: usize,
 }
@@ -58,10 +63,24 @@ fn header_value<'a>(line: &'a [u8], name: &str) -> Option<&'a str> {
 }
 
 impl Http {
-    pub fn new(addr: &Address, max_len: usize) -> Http {
+    pub fn new(addr: &Address, pool: Pool, config: &RemoteConfig, max_len: usize) -> Http {
         let host_header = if addr.host.contains(':') { format!("[{}]:{}", addr.host, addr.port) } else { format!("{}:{}", addr.host, addr.port) };
-        let auth = addr.password.as_ref().map(|p| format!("Basic {}", base64(format!("{}:{p}", addr.user.as_deref().unwrap_or("")).as_bytes())));
-        Http { pool: Pool::new(&addr.host, addr.port, 16), base: addr.path.clone(), host_header, auth, max_len }
+        // Authorization: a header of that name, else the token, else the URL's user.
+        let custom_auth = config.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("authorization"));
+        let auth = match (&config.token, &addr.password) {
+            _ if custom_auth => None,
+            (Some(t), _) => Some(format!("Bearer {}", String::from_utf8_lossy(&t.0))),
+            (None, Some(p)) => Some(format!("Basic {}", base64(format!("{}:{p}", addr.user.as_deref().unwrap_or("")).as_bytes()))),
+            (None, None) => None,
+        };
+        let mut extra = String::new();
+        if let Some(a) = auth {
+            extra.push_str(&format!("Authorization: {a}\r\n"));
+        }
+        for (name, value) in &config.headers {
+            extra.push_str(&format!("{name}: {}\r\n", String::from_utf8_lossy(&value.0)));
+        }
+        Http { pool, base: addr.path.clone(), host_header, extra, max_len }
     }
 
     fn path(&self, name: &str) -> String {
@@ -87,9 +106,7 @@ impl Http {
 
     fn request(&self, method: &str, path: &str, body: &[u8], deadline: Instant) -> Outcome<Response> {
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: nexxo-cache/{}\r\n", self.host_header, env!("CARGO_PKG_VERSION"));
-        if let Some(a) = &self.auth {
-            head.push_str(&format!("Authorization: {a}\r\n"));
-        }
+        head.push_str(&self.extra);
         if method == "PUT" {
             head.push_str(&format!("Content-Type: application/octet-stream\r\nContent-Length: {}\r\n", body.len()));
         }

@@ -15,6 +15,7 @@ mod http;
 mod net;
 mod redis;
 mod stats;
+mod tls;
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::VecDeque;
@@ -136,20 +137,27 @@ impl Remote {
             return Ok(None);
         }
         let max_len = MAX_VALUE_LEN + 4096;
-        let endpoints = config
-            .remotes
-            .iter()
-            .map(|a| Endpoint {
+        let tls = match config.remotes.iter().any(|a| a.tls) {
+            true => Some(tls::client_config(config.ca_file.as_ref().map_or(&[][..], |(_, certs)| certs))?),
+            false => None,
+        };
+        let pool = |a: &Address| match (&tls, a.tls) {
+            (Some(t), true) => net::Pool::with_tls(&a.host, a.port, 16, t.clone()),
+            _ => Ok(net::Pool::new(&a.host, a.port, 16)),
+        };
+        let mut endpoints = Vec::new();
+        for a in &config.remotes {
+            endpoints.push(Endpoint {
                 addr: a.clone(),
                 client: match a.kind {
-                    Kind::Http => Client::Http(http::Http::new(a, max_len)),
-                    Kind::Redis => Client::Redis(redis::Redis::new(a, config.ttl_secs, max_len)),
+                    Kind::Http => Client::Http(http::Http::new(a, pool(a)?, config, max_len)),
+                    Kind::Redis => Client::Redis(redis::Redis::new(a, pool(a)?, config.ttl_secs, max_len)),
                 },
                 breaker: Breaker::new(Duration::from_millis(config.cooldown_ms.into())),
                 counts: Counts::default(),
                 last_error: Mutex::new(String::new()),
-            })
-            .collect();
+            });
+        }
         let shared = Arc::new(Shared {
             endpoints,
             mode: config.mode,

@@ -3,8 +3,11 @@
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
+use rustls_pki_types::ServerName;
 
 /// Why a remote request failed. None of these ever fails a local operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +21,9 @@ pub enum Failure {
     /// The server answered in a way that retrying will not change (HTTP 4xx, a bad
     /// response, an oversized value, Redis's refusals): not retried.
     Refused(String),
+    /// TLS failed: a certificate that does not verify (unknown CA, expired, another
+    /// host's), or a handshake the server broke off. Not retried; it opens the breaker.
+    Tls(String),
 }
 
 impl Failure {
@@ -26,6 +32,9 @@ impl Failure {
     }
 
     pub fn from_io(what: &str, e: io::Error) -> Failure {
+        if let Some(t) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+            return Failure::Tls(format!("{what}: {t}"));
+        }
         match e.kind() {
             io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Failure::Timeout(format!("{what}: timed out")),
             _ => Failure::Connect(format!("{what}: {e}")),
@@ -36,7 +45,7 @@ impl Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Failure::Timeout(m) | Failure::Connect(m) | Failure::Server(m) | Failure::Refused(m) => f.write_str(m),
+            Failure::Timeout(m) | Failure::Connect(m) | Failure::Server(m) | Failure::Refused(m) | Failure::Tls(m) => f.write_str(m),
         }
     }
 }
@@ -46,7 +55,7 @@ pub type Outcome<T> = std::result::Result<T, Failure>;
 /// A TCP stream whose every read and write is bounded by one deadline for the whole
 /// request, so a server that trickles bytes cannot hold a caller past its timeout.
 pub struct Conn {
-    pub reader: BufReader<DeadlineStream>,
+    pub reader: BufReader<Transport>,
     /// Set up for its protocol (Redis: authenticated, database selected).
     pub ready: bool,
 }
@@ -87,10 +96,51 @@ impl Write for DeadlineStream {
     }
 }
 
+/// Plain TCP, or TLS over it; either way under the request's deadline (TLS reads and
+/// writes the TCP stream through [`DeadlineStream`], the handshake included).
+pub enum Transport {
+    Plain(DeadlineStream),
+    Tls(Box<StreamOwned<ClientConnection, DeadlineStream>>),
+}
+
+impl Transport {
+    fn tcp(&mut self) -> &mut DeadlineStream {
+        match self {
+            Transport::Plain(s) => s,
+            Transport::Tls(t) => &mut t.sock,
+        }
+    }
+}
+
+impl Read for Transport {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.read(buf),
+            Transport::Tls(t) => t.read(buf),
+        }
+    }
+}
+
+impl Write for Transport {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.write(buf),
+            Transport::Tls(t) => t.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Transport::Plain(s) => s.flush(),
+            Transport::Tls(t) => t.flush(),
+        }
+    }
+}
+
 impl Conn {
     /// Starts a request: everything until `deadline`.
     pub fn set_deadline(&mut self, deadline: Instant) {
-        self.reader.get_mut().deadline = deadline;
+        self.reader.get_mut().tcp().deadline = deadline;
     }
 
     pub fn write_all(&mut self, parts: &[&[u8]]) -> Outcome<()> {
@@ -98,7 +148,8 @@ impl Conn {
         for p in parts {
             s.write_all(p).map_err(|e| Failure::from_io("sending", e))?;
         }
-        Ok(())
+        // TLS holds records back until flushed.
+        s.flush().map_err(|e| Failure::from_io("sending", e))
     }
 
     /// One line without its CRLF, at most `max` bytes.
@@ -137,11 +188,20 @@ pub struct Pool {
     port: u16,
     idle: Mutex<Vec<Conn>>,
     max_idle: usize,
+    /// TLS, with the name the server's certificate must carry (a DNS name or an IP).
+    tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
 }
 
 impl Pool {
     pub fn new(host: &str, port: u16, max_idle: usize) -> Pool {
-        Pool { host: host.to_owned(), port, idle: Mutex::new(Vec::new()), max_idle }
+        Pool { host: host.to_owned(), port, idle: Mutex::new(Vec::new()), max_idle, tls: None }
+    }
+
+    /// A pool whose connections speak TLS with `config`, verifying `host`'s certificate.
+    pub fn with_tls(host: &str, port: u16, max_idle: usize, config: Arc<ClientConfig>) -> crate::error::Result<Pool> {
+        let name = ServerName::try_from(host.to_owned())
+            .map_err(|e| crate::error::Error::InvalidArgument(format!("remote host {host:?} cannot be checked against a certificate: {e}")))?;
+        Ok(Pool { tls: Some((config, name)), ..Pool::new(host, port, max_idle) })
     }
 
     /// An idle connection, when there is one: `(conn, true)`; else a new one: `(conn, false)`.
@@ -167,7 +227,21 @@ impl Pool {
             match TcpStream::connect_timeout(&addr, left) {
                 Ok(stream) => {
                     let _ = stream.set_nodelay(true);
-                    return Ok(Conn { reader: BufReader::with_capacity(64 << 10, DeadlineStream { stream, deadline }), ready: false });
+                    let tcp = DeadlineStream { stream, deadline };
+                    let transport = match &self.tls {
+                        None => Transport::Plain(tcp),
+                        Some((config, name)) => {
+                            let c = ClientConnection::new(config.clone(), name.clone()).map_err(|e| Failure::Tls(format!("TLS with {}: {e}", self.host)))?;
+                            let mut t = StreamOwned::new(c, tcp);
+                            // The handshake, under the request's deadline: a certificate
+                            // that does not verify fails here, named.
+                            while t.conn.is_handshaking() {
+                                t.conn.complete_io(&mut t.sock).map_err(|e| Failure::from_io(&format!("TLS handshake with {addr}"), e))?;
+                            }
+                            Transport::Tls(Box::new(t))
+                        }
+                    };
+                    return Ok(Conn { reader: BufReader::with_capacity(64 << 10, transport), ready: false });
                 }
                 Err(e) => last = Failure::from_io(&format!("connecting to {addr}"), e),
             }

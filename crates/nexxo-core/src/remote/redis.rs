@@ -36,8 +36,8 @@ fn encode(args: &[&[u8]]) -> Vec<u8> {
 }
 
 impl Redis {
-    pub fn new(addr: &Address, ttl_secs: u64, max_len: usize) -> Redis {
-        Redis { pool: Pool::new(&addr.host, addr.port, 16), db: addr.db, user: addr.user.clone(), password: addr.password.clone(), ttl_secs, max_len }
+    pub fn new(addr: &Address, pool: Pool, ttl_secs: u64, max_len: usize) -> Redis {
+        Redis { pool, db: addr.db, user: addr.user.clone(), password: addr.password.clone(), ttl_secs, max_len }
     }
 
     fn read_reply(&self, conn: &mut Conn) -> Outcome<Reply> {

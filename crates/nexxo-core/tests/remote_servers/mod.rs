@@ -21,6 +21,87 @@ pub struct Server {
     pub dir: PathBuf,
     child: Option<Child>,
     password: Option<String>,
+    /// TLS: the certificate and key files the server presents.
+    tls: Option<(PathBuf, PathBuf)>,
+    /// nginx: the `Authorization` header value every request must carry (else 401).
+    authorization: Option<String>,
+}
+
+/// Certificates for the TLS tests, made with openssl at test time: a CA the tests trust,
+/// server certificates it signed (for localhost and 127.0.0.1; for another host; expired
+/// in 2020), and one signed by a CA nobody trusts.
+pub struct Pki {
+    pub dir: PathBuf,
+}
+
+fn openssl(dir: &Path, args: &[String]) {
+    let o = Command::new("openssl").current_dir(dir).args(args).output().expect("openssl is not installed");
+    assert!(o.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn strings(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
+}
+
+impl Pki {
+    pub fn new(dir: &Path) -> Pki {
+        std::fs::create_dir_all(dir.join("newcerts")).unwrap();
+        let ec = strings(&["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]);
+        for ca in ["ca", "rogue-ca"] {
+            let mut a = strings(&["req", "-x509"]);
+            a.extend(ec.iter().cloned());
+            a.extend([
+                "-keyout".into(), format!("{ca}.key"), "-out".into(), format!("{ca}.pem"),
+                "-days".into(), "30".into(), "-subj".into(), format!("/CN=nexxo test {ca}"),
+            ]);
+            openssl(dir, &a);
+        }
+        std::fs::write(dir.join("index.txt"), "").unwrap();
+        std::fs::write(dir.join("serial"), "1000\n").unwrap();
+        std::fs::write(
+            dir.join("ca.cnf"),
+            format!(
+                "[ ca ]\ndefault_ca = d\n[ d ]\ndatabase = {d}/index.txt\nnew_certs_dir = {d}/newcerts\nserial = {d}/serial\n\
+                 default_md = sha256\npolicy = p\nunique_subject = no\n[ p ]\ncommonName = supplied\n",
+                d = dir.display()
+            ),
+        )
+        .unwrap();
+        // (name, signing CA, subjectAltName, validity)
+        let certs: [(&str, &str, &str, Option<(&str, &str)>); 4] = [
+            ("good", "ca", "DNS:localhost,IP:127.0.0.1", None),
+            ("other-host", "ca", "DNS:other.example", None),
+            ("expired", "ca", "DNS:localhost,IP:127.0.0.1", Some(("20200101000000Z", "20200102000000Z"))),
+            ("rogue", "rogue-ca", "DNS:localhost,IP:127.0.0.1", None),
+        ];
+        for (name, ca, san, dates) in certs {
+            let ext = format!("{name}.ext");
+            std::fs::write(dir.join(&ext), format!("subjectAltName={san}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")).unwrap();
+            let (key, csr, pem) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"));
+            let mut a = strings(&["req"]);
+            a.extend(ec.iter().cloned());
+            a.extend(["-keyout".into(), key, "-out".into(), csr.clone(), "-subj".into(), "/CN=nexxo test server".into()]);
+            openssl(dir, &a);
+            let mut a = strings(&["ca", "-batch", "-notext", "-config", "ca.cnf"]);
+            a.extend(["-cert".into(), format!("{ca}.pem"), "-keyfile".into(), format!("{ca}.key"), "-in".into(), csr, "-out".into(), pem, "-extfile".into(), ext]);
+            match dates {
+                Some((start, end)) => a.extend(strings(&["-startdate", start, "-enddate", end])),
+                None => a.extend(strings(&["-days", "30"])),
+            }
+            openssl(dir, &a);
+        }
+        Pki { dir: dir.to_owned() }
+    }
+
+    /// The trusted CA's certificate (PEM).
+    pub fn ca(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    /// A server certificate and its key: `good`, `other-host`, `expired` or `rogue`.
+    pub fn cert(&self, name: &str) -> (PathBuf, PathBuf) {
+        (self.dir.join(format!("{name}.pem")), self.dir.join(format!("{name}.key")))
+    }
 }
 
 /// A port nothing listens on now.
@@ -46,12 +127,36 @@ impl Server {
     /// Redis only: with `requirepass`.
     pub fn start_with(kind: Kind, dir: &Path, password: Option<&str>) -> Server {
         std::fs::create_dir_all(dir).unwrap();
-        let mut s = Server { kind, port: free_port(), dir: dir.to_owned(), child: None, password: password.map(str::to_owned) };
+        let mut s = Server { kind, port: free_port(), dir: dir.to_owned(), child: None, password: password.map(str::to_owned), tls: None, authorization: None };
+        s.launch();
+        s
+    }
+
+    /// A server speaking TLS only, presenting `cert` (a [`Pki::cert`]); nginx can also
+    /// require an `Authorization` header value.
+    pub fn start_tls(kind: Kind, dir: &Path, cert: (PathBuf, PathBuf), authorization: Option<&str>) -> Server {
+        std::fs::create_dir_all(dir).unwrap();
+        let mut s = Server {
+            kind,
+            port: free_port(),
+            dir: dir.to_owned(),
+            child: None,
+            password: None,
+            tls: Some(cert),
+            authorization: authorization.map(str::to_owned),
+        };
         s.launch();
         s
     }
 
     pub fn url(&self) -> String {
+        if self.tls.is_some() {
+            // By name: the certificate's DNS name and SNI are checked.
+            return match self.kind {
+                Kind::Nginx => format!("https://localhost:{}/cache", self.port),
+                Kind::Redis => format!("rediss://localhost:{}", self.port),
+            };
+        }
         match (self.kind, &self.password) {
             (Kind::Nginx, _) => format!("http://127.0.0.1:{}/cache", self.port),
             (Kind::Redis, None) => format!("redis://127.0.0.1:{}", self.port),
@@ -66,15 +171,25 @@ impl Server {
                 for sub in ["data", "tmp"] {
                     std::fs::create_dir_all(d.join(sub)).unwrap();
                 }
+                let (listen, tls) = match &self.tls {
+                    Some((cert, key)) => (
+                        format!("127.0.0.1:{} ssl", self.port),
+                        format!("  ssl_certificate {};\n  ssl_certificate_key {};\n", cert.display(), key.display()),
+                    ),
+                    None => (format!("127.0.0.1:{}", self.port), String::new()),
+                };
+                let auth = match &self.authorization {
+                    Some(a) => format!("  if ($http_authorization != \"{a}\") {{ return 401; }}\n"),
+                    None => String::new(),
+                };
                 let conf = format!(
                     "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
                      events {{ worker_connections 256; }}\n\
                      http {{\n access_log off;\n client_body_temp_path {d}/tmp;\n proxy_temp_path {d}/tmp;\n\
                      fastcgi_temp_path {d}/tmp;\n uwsgi_temp_path {d}/tmp;\n scgi_temp_path {d}/tmp;\n\
-                     server {{\n  listen 127.0.0.1:{port};\n  root {d}/data;\n  client_max_body_size 300m;\n\
+                     server {{\n  listen {listen};\n{tls}{auth}  root {d}/data;\n  client_max_body_size 300m;\n\
                      location / {{ dav_methods PUT DELETE; create_full_put_path on; dav_access user:rw; }}\n }}\n}}\n",
                     d = d.display(),
-                    port = self.port
                 );
                 std::fs::write(d.join("nginx.conf"), conf).unwrap();
                 Command::new(find("nginx"))
@@ -87,7 +202,16 @@ impl Server {
             }
             Kind::Redis => {
                 let mut cmd = Command::new(find("redis-server"));
-                cmd.args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", "", "--appendonly", "no"])
+                match &self.tls {
+                    Some((cert, key)) => {
+                        cmd.args(["--port", "0", "--tls-port", &self.port.to_string(), "--tls-auth-clients", "no"]);
+                        cmd.arg("--tls-cert-file").arg(cert).arg("--tls-key-file").arg(key);
+                    }
+                    None => {
+                        cmd.args(["--port", &self.port.to_string()]);
+                    }
+                }
+                cmd.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
                     .arg("--dir")
                     .arg(d)
                     .stdout(Stdio::null())
