@@ -163,8 +163,14 @@ TEST(Cache, ConcurrentUse) {
 TEST(Cache, RemoteOptionsAndStats) {
   nexxo::Options bad;
   bad.remote = nexxo::RemoteOptions{};
-  bad.remote->urls = {"https://cache.example"};
+  bad.remote->urls = {"ftp://cache.example"};
   nexxo::Cache c;
+  EXPECT_EQ(nexxo::Cache::try_open(fresh_dir(), bad, c), NEXXO_INVALID_ARGUMENT);
+  bad.remote->urls = {"https://127.0.0.1:9"};
+  bad.remote->ca_file = "/nonexistent/ca.pem";
+  EXPECT_EQ(nexxo::Cache::try_open(fresh_dir(), bad, c), NEXXO_INVALID_ARGUMENT);
+  bad.remote->ca_file.reset();
+  bad.remote->headers = {{"Host", "x"}};
   EXPECT_EQ(nexxo::Cache::try_open(fresh_dir(), bad, c), NEXXO_INVALID_ARGUMENT);
 
   // Nothing listens on port 9 of loopback: the remote is counted, never in the way.

@@ -89,13 +89,16 @@ using RemoteStats = nexxo_remote_stats;
 /// Remote cache servers behind the local store (see nexxo_options_add_remote); unset
 /// fields keep the library's defaults.
 struct RemoteOptions {
-  std::vector<std::string> urls;  ///< http://... (Bazel HTTP layout) or redis://..., tried in order
+  std::vector<std::string> urls;  ///< http[s]://... (Bazel HTTP layout) or redis[s]://..., tried in order
   nexxo_remote_mode mode = NEXXO_REMOTE_READ_WRITE;
   std::optional<std::string> name;      ///< namespace on the servers
   std::vector<std::string> local_only;  ///< categories that never go to a remote
   std::vector<std::uint8_t> hmac_key;   ///< empty = unsigned; else at least 16 bytes
   std::optional<std::uint32_t> timeout_ms, retries, cooldown_ms;
   std::optional<std::uint64_t> ttl_seconds;
+  std::optional<std::string> token;  ///< HTTP: Authorization: Bearer <token>; never printed
+  std::vector<std::pair<std::string, std::string>> headers;  ///< HTTP: extra request headers
+  std::optional<std::string> ca_file;  ///< TLS: PEM file of extra CAs to trust
 };
 
 /// Open options; the defaults are the library's (see nexxo_options_new).
@@ -144,6 +147,9 @@ inline nexxo_status build(const Options &o, nexxo_options **out) noexcept {
     if (r.retries) step(nexxo_options_set_remote_retries(opts, *r.retries));
     if (r.cooldown_ms) step(nexxo_options_set_remote_cooldown(opts, *r.cooldown_ms));
     if (r.ttl_seconds) step(nexxo_options_set_remote_ttl(opts, *r.ttl_seconds));
+    if (r.token) step(nexxo_options_set_remote_token(opts, r.token->c_str()));
+    for (const auto &h : r.headers) step(nexxo_options_add_remote_header(opts, h.first.c_str(), h.second.c_str()));
+    if (r.ca_file) step(nexxo_options_set_remote_ca_file(opts, r.ca_file->c_str()));
   }
   if (s != NEXXO_OK) {
     nexxo_options_free(opts);

@@ -28,8 +28,9 @@ const (
 // in the background. No remote failure ever fails a call; see Cache.RemoteStats.
 // Zero values keep the library's defaults.
 type RemoteOptions struct {
-	// URLs, tried in order (at most 8): http://[user:pass@]host[:port][/base] (the Bazel
-	// HTTP cache layout) or redis://[[user]:pass@]host[:port][/db].
+	// URLs, tried in order (at most 8): http[s]://[user:pass@]host[:port][/base] (the
+	// Bazel HTTP cache layout) or redis[s]://[[user]:pass@]host[:port][/db]; https and
+	// rediss speak TLS, the server's certificate verified.
 	URLs []string
 	Mode RemoteMode
 	// Name is the namespace on the servers; caches with the same name share entries.
@@ -50,6 +51,15 @@ type RemoteOptions struct {
 	QueueBytes uint64
 	// CloseWait is how long Close waits for queued uploads (default 10 s).
 	CloseWait time.Duration
+	// Token is sent to HTTP remotes as "Authorization: Bearer <token>"; never printed.
+	// Empty: NEXXO_CACHE_REMOTE_TOKEN, if set.
+	Token string
+	// Headers are extra request headers for HTTP remotes (an Authorization header
+	// replaces the token).
+	Headers map[string]string
+	// CAFile is a PEM file of extra CAs trusted for https and rediss remotes, beside
+	// Mozilla's roots and the system's. Empty: NEXXO_CACHE_REMOTE_CA_FILE, if set.
+	CAFile string
 }
 
 func millis(d time.Duration) C.uint32_t {
@@ -94,6 +104,27 @@ func applyRemote(opts *C.nexxo_options, r *RemoteOptions) error {
 		s := C.nexxo_options_set_remote_hmac_key(opts, (*C.uint8_t)(k), C.size_t(len(r.HMACKey)))
 		C.free(k)
 		if err := optErr(s, "Remote.HMACKey"); err != nil {
+			return err
+		}
+	}
+	if r.Token != "" {
+		// The error names the option, never the token.
+		if err := optErr(withC(r.Token, func(cs *C.char) cstat { return C.nexxo_options_set_remote_token(opts, cs) }), "Remote.Token"); err != nil {
+			return err
+		}
+	}
+	for name, value := range r.Headers {
+		cn := C.CString(name)
+		cv := C.CString(value)
+		s := C.nexxo_options_add_remote_header(opts, cn, cv)
+		C.free(unsafe.Pointer(cn))
+		C.free(unsafe.Pointer(cv))
+		if err := optErr(s, "Remote.Headers["+name+"]"); err != nil {
+			return err
+		}
+	}
+	if r.CAFile != "" {
+		if err := optErr(withC(r.CAFile, func(cs *C.char) cstat { return C.nexxo_options_set_remote_ca_file(opts, cs) }), "Remote.CAFile"); err != nil {
 			return err
 		}
 	}

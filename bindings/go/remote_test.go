@@ -83,7 +83,10 @@ func TestRemoteSharedBetweenCaches(t *testing.T) {
 func TestRemoteOptionsAndDeadRemote(t *testing.T) {
 	dir := t.TempDir()
 	for i, bad := range []RemoteOptions{
-		{URLs: []string{"https://cache.example"}},
+		{URLs: []string{"ftp://cache.example"}},
+		{URLs: []string{"https://127.0.0.1:9"}, CAFile: "/nonexistent/ca.pem"},
+		{URLs: []string{"https://127.0.0.1:9"}, Token: "has space"},
+		{URLs: []string{"https://127.0.0.1:9"}, Headers: map[string]string{"Host": "x"}},
 		{URLs: []string{"redis://r/not-a-db"}},
 		{URLs: []string{"http://127.0.0.1:9"}, HMACKey: []byte("short")},
 		{URLs: []string{"http://127.0.0.1:9"}, Mode: RemoteMode(7)},

@@ -144,6 +144,10 @@ function applyRemote(f, o, r, set) {
   if (r.retries !== undefined) set('remote.retries', f.setRemoteRetries(o, r.retries));
   if (r.cooldownMs !== undefined) set('remote.cooldownMs', f.setRemoteCooldown(o, r.cooldownMs));
   if (r.ttlSeconds !== undefined) set('remote.ttlSeconds', f.setRemoteTtl(o, r.ttlSeconds));
+  // The token and header values are secrets: the errors name the option, never the value.
+  if (r.token !== undefined) set('remote.token', f.setRemoteToken(o, String(r.token)));
+  for (const [name, value] of Object.entries(r.headers || {})) set(`remote.headers.${name}`, f.addRemoteHeader(o, name, String(value)));
+  if (r.caFile !== undefined) set('remote.caFile', f.setRemoteCaFile(o, r.caFile));
   if (r.queueBytes !== undefined || r.closeWaitMs !== undefined) {
     set('remote.queue', f.setRemoteQueue(o, r.queueBytes === undefined ? 64 * 1024 * 1024 : r.queueBytes,
       r.closeWaitMs === undefined ? 10000 : r.closeWaitMs));

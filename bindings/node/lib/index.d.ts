@@ -51,6 +51,12 @@ export interface RemoteOptions {
   queueBytes?: number | bigint;
   /** How long close() waits for queued uploads; default 10000. */
   closeWaitMs?: number;
+  /** HTTP remotes: `Authorization: Bearer <token>`; never printed. Default: NEXXO_CACHE_REMOTE_TOKEN. */
+  token?: string;
+  /** HTTP remotes: extra request headers (an `Authorization` one replaces the token). */
+  headers?: Record<string, string>;
+  /** https:// and rediss://: a PEM file of extra CAs to trust, beside Mozilla's and the system's. Default: NEXXO_CACHE_REMOTE_CA_FILE. */
+  caFile?: string;
 }
 
 export interface RemoteStats {

@@ -160,6 +160,9 @@ function load(explicit) {
     setRemoteCooldown: fn('uint32_t nexxo_options_set_remote_cooldown(void *o, uint32_t ms)'),
     setRemoteTtl: fn('uint32_t nexxo_options_set_remote_ttl(void *o, uint64_t seconds)'),
     setRemoteQueue: fn('uint32_t nexxo_options_set_remote_queue(void *o, uint64_t max_bytes, uint32_t close_wait_ms)'),
+    setRemoteToken: fn('uint32_t nexxo_options_set_remote_token(void *o, const char *token)'),
+    addRemoteHeader: fn('uint32_t nexxo_options_add_remote_header(void *o, const char *name, const char *value)'),
+    setRemoteCaFile: fn('uint32_t nexxo_options_set_remote_ca_file(void *o, const char *path)'),
     remoteStats: fn('uint32_t nexxo_cache_remote_stats(void *c, _Out_ nexxo_remote_stats *out)'),
     remoteSync: fn('uint32_t nexxo_cache_remote_sync(void *c, uint32_t timeout_ms)'),
   };

@@ -68,7 +68,10 @@ for (const [kind, variable] of [['HTTP', 'NEXXO_TEST_HTTP_URL'], ['Redis', 'NEXX
 test('remote options are checked', () => {
   const dir = tmp();
   const bad = [
-    { url: 'https://cache.example' },
+    { url: 'ftp://cache.example' },
+    { url: 'https://127.0.0.1:9', caFile: '/nonexistent/ca.pem' },
+    { url: 'https://127.0.0.1:9', token: 'has space' },
+    { url: 'https://127.0.0.1:9', headers: { Host: 'x' } },
     { url: 'http://127.0.0.1:9', mode: 'sometimes' },
     { url: 'http://127.0.0.1:9', hmacKey: 'short' },
     { url: 'http://127.0.0.1:9', name: 'has space' },

@@ -96,8 +96,9 @@ pub const RemoteMode = enum { read_write, read_only, off };
 /// is written back locally, and (read-write) every write is uploaded in the background.
 /// No remote failure ever fails a call; see `Cache.remoteStats`. null keeps a default.
 pub const RemoteOptions = struct {
-    /// `http://[user:pass@]host[:port][/base]` (Bazel HTTP layout) or
-    /// `redis://[[user]:pass@]host[:port][/db]`, tried in order; at most 8.
+    /// `http[s]://[user:pass@]host[:port][/base]` (Bazel HTTP layout) or
+    /// `redis[s]://[[user]:pass@]host[:port][/db]`, tried in order; at most 8. `https`
+    /// and `rediss` speak TLS, the server's certificate verified.
     urls: []const [:0]const u8,
     mode: RemoteMode = .read_write,
     /// Namespace on the servers (default "default").
@@ -111,7 +112,16 @@ pub const RemoteOptions = struct {
     cooldown_ms: ?u32 = null,
     /// Redis: seconds a value lives; 0 = until evicted (default 7 days).
     ttl_seconds: ?u64 = null,
+    /// HTTP remotes: `Authorization: Bearer <token>`, never printed (null:
+    /// `NEXXO_CACHE_REMOTE_TOKEN`, if set).
+    token: ?[:0]const u8 = null,
+    /// HTTP remotes: extra request headers (an `Authorization` one replaces the token).
+    headers: []const Header = &.{},
+    /// TLS remotes: a PEM file of extra CAs, beside Mozilla's roots and the system's.
+    ca_file: ?[:0]const u8 = null,
 };
+
+pub const Header = struct { name: [:0]const u8, value: [:0]const u8 };
 
 pub const RemoteStats = c.nexxo_remote_stats;
 
@@ -129,6 +139,9 @@ fn applyRemote(opts: *c.nexxo_options, r: RemoteOptions) Error!void {
     if (r.retries) |n| try check(c.nexxo_options_set_remote_retries(opts, n));
     if (r.cooldown_ms) |ms| try check(c.nexxo_options_set_remote_cooldown(opts, ms));
     if (r.ttl_seconds) |s| try check(c.nexxo_options_set_remote_ttl(opts, s));
+    if (r.token) |t| try check(c.nexxo_options_set_remote_token(opts, t.ptr));
+    for (r.headers) |h| try check(c.nexxo_options_add_remote_header(opts, h.name.ptr, h.value.ptr));
+    if (r.ca_file) |f| try check(c.nexxo_options_set_remote_ca_file(opts, f.ptr));
 }
 
 pub const Entry = struct { category: [:0]const u8, key: []const u8, value: []const u8 };

@@ -314,7 +314,10 @@ test "remote: bad options, and a dead remote is only counted" {
     defer tmp.cleanup();
     const p = try cachePath(&tmp, "c");
     defer alloc.free(p);
-    try testing.expectError(error.InvalidArgument, nx.Cache.open(p, .{ .remote = .{ .urls = &.{"https://cache.example"} } }));
+    try testing.expectError(error.InvalidArgument, nx.Cache.open(p, .{ .remote = .{ .urls = &.{"ftp://cache.example"} } }));
+    try testing.expectError(error.InvalidArgument, nx.Cache.open(p, .{ .remote = .{ .urls = &.{"https://127.0.0.1:9"}, .ca_file = "/nonexistent/ca.pem" } }));
+    try testing.expectError(error.InvalidArgument, nx.Cache.open(p, .{ .remote = .{ .urls = &.{"https://127.0.0.1:9"}, .token = "has space" } }));
+    try testing.expectError(error.InvalidArgument, nx.Cache.open(p, .{ .remote = .{ .urls = &.{"https://127.0.0.1:9"}, .headers = &.{.{ .name = "Host", .value = "x" }} } }));
     try testing.expectError(error.InvalidArgument, nx.Cache.open(p, .{ .remote = .{ .urls = &.{"http://127.0.0.1:9"}, .hmac_key = "short" } }));
     try testing.expectError(error.UnknownCategory, nx.Cache.open(p, .{ .remote = .{ .urls = &.{"http://127.0.0.1:9"}, .local_only = &.{"nope"} } }));
     var cache = try nx.Cache.open(p, .{ .remote = .{ .urls = &.{"http://127.0.0.1:9/cache"}, .retries = 0, .cooldown_ms = 60_000 } });
