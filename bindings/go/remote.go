@@ -7,6 +7,7 @@ package nexxocache
 import "C"
 
 import (
+	"context"
 	"time"
 	"unsafe"
 )
@@ -193,6 +194,52 @@ func (c *Cache) RemoteStats() (RemoteStats, error) {
 		GetMean: time.Duration(float64(r.get_mean_us) * float64(time.Microsecond)),
 		GetMax:  time.Duration(r.get_max_us) * time.Microsecond, OpenBreakers: uint64(r.open_breakers),
 	}, nil
+}
+
+// GetContext is Get that returns when ctx is done: a local miss that waits on the
+// remotes (up to the remote timeout) no longer holds the caller past its deadline. The
+// native call then finishes in the background and its result is dropped; Close waits
+// for it.
+func (c *Cache) GetContext(ctx context.Context, category string, key []byte) (value []byte, found bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, false, err
+	}
+	k := append([]byte(nil), key...) // the caller may reuse key once we return
+	type result struct {
+		v     []byte
+		found bool
+		err   error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		v, f, err := c.Get(category, k)
+		ch <- result{v, f, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.v, r.found, r.err
+	case <-ctx.Done():
+		return nil, false, ctx.Err()
+	}
+}
+
+// RemoteSyncContext is RemoteSync bounded by ctx: it waits until ctx's deadline (30 s
+// without one) and returns ctx.Err() when ctx is done first.
+func (c *Cache) RemoteSyncContext(ctx context.Context) error {
+	timeout := 30 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		if timeout = time.Until(d); timeout <= 0 {
+			return ctx.Err()
+		}
+	}
+	ch := make(chan error, 1)
+	go func() { ch <- c.RemoteSync(timeout) }()
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // RemoteSync waits until queued uploads have been sent (or have failed), at most

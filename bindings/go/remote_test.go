@@ -1,8 +1,10 @@
 package nexxocache
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -114,5 +116,54 @@ func TestRemoteOptionsAndDeadRemote(t *testing.T) {
 	plain, _ := open(t, nil)
 	if r, _ := plain.RemoteStats(); r.Remotes != 0 {
 		t.Fatalf("%+v", r)
+	}
+}
+
+// GetContext returns at the context's deadline while a local miss waits on a remote that
+// accepts connections and never answers; Close then waits for the native call.
+func TestGetContextReturnsAtTheDeadline(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		var held []net.Conn
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				for _, h := range held {
+					h.Close()
+				}
+				return
+			}
+			held = append(held, conn)
+		}
+	}()
+	c, _ := open(t, &Options{Remote: &RemoteOptions{URLs: []string{"http://" + ln.Addr().String() + "/c"}, Mode: RemoteReadOnly, Timeout: 2 * time.Second, Retries: -1}})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, found, err := c.GetContext(ctx, "parse", []byte("absent"))
+	if !errors.Is(err, context.DeadlineExceeded) || found {
+		t.Fatalf("found=%v err=%v", found, err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("GetContext returned after %v, past its 100 ms deadline", d)
+	}
+	if err := c.Set("parse", []byte("k"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	v, found, err := c.GetContext(context.Background(), "parse", []byte("k"))
+	if err != nil || !found || string(v) != "v" {
+		t.Fatalf("%q %v %v", v, found, err)
+	}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), time.Second)
+	defer cancel2()
+	if err := c.RemoteSyncContext(ctx2); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -742,14 +742,129 @@ class Cache {
     this._check(this._f.flush(this._ptr('flush')), 'flush');
   }
 
-  /** Closes the cache. Idempotent; any later call throws a NexxoCacheError with code 'CLOSED'. */
+  // ---- Off the event loop: calls that may wait on a remote or on a long local job run
+  // on libuv's thread pool (koffi's asynchronous calls) and return Promises. The handle
+  // stays open while any of them runs: close() then only marks the cache closed, and the
+  // last call to finish closes it.
+
+  /** Runs native `fn` with `args` on the thread pool; resolves with `done(status)`. */
+  _async(op, fn, args, done) {
+    const p = this._ptr(op);
+    this._inflight = (this._inflight || 0) + 1;
+    return new Promise((resolve, reject) => {
+      fn.async(p, ...args, (err, status) => {
+        try {
+          if (err) reject(err);
+          else resolve(done(status));
+        } catch (e) {
+          reject(e);
+        } finally {
+          this._inflight -= 1;
+          if (this._inflight === 0 && this._closeWhenIdle) {
+            const q = this._closeWhenIdle;
+            this._closeWhenIdle = null;
+            this._f.close(q);
+          }
+        }
+      });
+    });
+  }
+
+  /**
+   * `get` off the event loop: what to call when remotes are configured, since a local
+   * miss then waits on the network (up to the remote timeout). Resolves with a Buffer
+   * (a copy the caller owns) or undefined.
+   */
+  getAsync(category, key) {
+    const cat = this._cat(category);
+    if (this._pend !== null) {
+      const v = this._pending(category, key);
+      if (v !== undefined) return Promise.resolve(Buffer.from(v));
+    }
+    const k = typeof key === 'string' ? Buffer.from(key, 'utf8') : Buffer.from(toBytes(key, 'a key'));
+    const out = {};
+    return this._async('getAsync', this._f.get, [cat, k, k.length, out], (s) => {
+      if (s === NOT_FOUND) return undefined;
+      this._check(s, 'getAsync', category);
+      try {
+        // koffi.view is an ArrayBuffer over the library's memory: copy it before freeing.
+        const n = Number(out.len);
+        const b = Buffer.allocUnsafe(n);
+        if (n > 0) b.set(new Uint8Array(this._L.koffi.view(out.data, n)));
+        return b;
+      } finally {
+        this._f.bytesFree(out);
+      }
+    });
+  }
+
+  /** `remoteSync` off the event loop: resolves true when the upload queue drained. */
+  remoteSyncAsync(timeoutMs = 30000) {
+    return this._async('remoteSyncAsync', this._f.remoteSync, [timeoutMs], (s) => {
+      if (s === TIMED_OUT) return false;
+      this._check(s, 'remoteSyncAsync');
+      return true;
+    });
+  }
+
+  /** `enforcePolicy` off the event loop. */
+  enforcePolicyAsync() {
+    const r = {};
+    return this._async('enforcePolicyAsync', this._f.enforcePolicy, [r], (s) => {
+      this._check(s, 'enforcePolicyAsync');
+      return {
+        evictedEntries: Number(r.evicted_entries),
+        evictedBytes: Number(r.evicted_bytes),
+        storedBytesBefore: Number(r.stored_bytes_before),
+        storedBytesAfter: Number(r.stored_bytes_after),
+        compacted: r.compacted,
+      };
+    });
+  }
+
+  /** `compact` off the event loop. */
+  compactAsync(category) {
+    return this._async('compactAsync', this._f.compact, [category === undefined ? null : category], (s) => this._check(s, 'compactAsync', category));
+  }
+
+  /** `clear` off the event loop. */
+  clearAsync(categories) {
+    const list = categories === undefined ? [] : Array.isArray(categories) ? categories : [categories];
+    return this._async('clearAsync', this._f.clear, [list, list.length], (s) => this._check(s, 'clearAsync', list.join(',')));
+  }
+
+  /**
+   * Closes the cache off the event loop (closing waits for queued uploads, up to the
+   * remote's close wait, 10 s by default). Resolves once the native close is done.
+   */
+  closeAsync() {
+    if (!this._handle || !this._handle.ptr) return Promise.resolve();
+    if (this._pend !== null) this._writePending(this._handle.ptr);
+    const p = this._handle.ptr;
+    this._handle.ptr = null;
+    finalizer.unregister(this);
+    const closeNow = () => new Promise((resolve, reject) => this._f.close.async(p, (err) => (err ? reject(err) : resolve())));
+    if (!this._inflight) return closeNow();
+    // Calls still running keep the handle: close after the last.
+    return new Promise((resolve, reject) => {
+      const wait = () => (this._inflight ? setImmediate(wait) : closeNow().then(resolve, reject));
+      wait();
+    });
+  }
+
+  /**
+   * Closes the cache. Idempotent; any later call throws a NexxoCacheError with code
+   * 'CLOSED'. With asynchronous calls still running, the native handle is closed when the
+   * last of them finishes.
+   */
   close() {
     if (this._handle && this._handle.ptr) {
       if (this._pend !== null) this._writePending(this._handle.ptr);
       const p = this._handle.ptr;
       this._handle.ptr = null;
       finalizer.unregister(this);
-      this._f.close(p);
+      if (this._inflight) this._closeWhenIdle = p;
+      else this._f.close(p);
     }
   }
 

@@ -209,6 +209,14 @@ export class Cache implements Disposable {
   /** Waits for queued uploads, at most `timeoutMs` (default 30000): true when none are left. */
   remoteSync(timeoutMs?: number): boolean;
   enforcePolicy(): PolicyReport;
+  /** `get` on libuv's thread pool: the event loop runs while a miss waits on remotes. A copy. */
+  getAsync(category: Category, key: Bytes): Promise<Buffer | undefined>;
+  remoteSyncAsync(timeoutMs?: number): Promise<boolean>;
+  enforcePolicyAsync(): Promise<PolicyReport>;
+  compactAsync(category?: Category): Promise<void>;
+  clearAsync(categories?: Category | Category[]): Promise<void>;
+  /** Closes on the thread pool (closing waits for queued uploads); resolves when closed. */
+  closeAsync(): Promise<void>;
   compact(category?: Category): void;
   /** Clears the given categories, or all when none are given. */
   clear(categories?: Category | Category[]): void;
@@ -277,6 +285,13 @@ export class CacheManager {
   /** Waits for queued uploads, at most `timeoutMs`: true when none are left. */
   syncRemote(timeoutMs?: number): boolean;
   enforcePolicy(): PolicyReport;
+  /** Off the event loop (use these when remotes are configured): cache failures resolve as the sync forms return. */
+  getAsync(category: Category, key: Bytes): Promise<Buffer | undefined>;
+  syncRemoteAsync(timeoutMs?: number): Promise<boolean>;
+  enforcePolicyAsync(): Promise<PolicyReport>;
+  compactAsync(category?: Category): Promise<void>;
+  clearAsync(...categories: Category[]): Promise<void>;
+  closeAsync(): Promise<void>;
   compact(category?: Category): void;
   clear(...categories: Category[]): void;
   flush(): void;

@@ -195,6 +195,55 @@ class CacheManager {
     this._run('flush', undefined, (c) => c.flush());
   }
 
+  /** `_run` for the asynchronous calls: a cache failure resolves with `fallback`, counted. */
+  _runAsync(op, fallback, fn) {
+    if (this._disabled || !this._cache) return Promise.resolve(fallback);
+    let p;
+    try {
+      p = fn(this._cache);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return p.catch((e) => {
+      if (!(e instanceof NexxoCacheError) || CALLER_ERRORS.has(e.code)) throw e;
+      this._warnOnce(e.code, `nexxo-cache ${op} failed (${e.message}); continuing without that cache entry`);
+      this._failures = (this._failures || 0) + 1;
+      return fallback;
+    });
+  }
+
+  /** `get` off the event loop: use it when remotes are configured (a miss waits on them). */
+  getAsync(category, key) {
+    return this._runAsync('getAsync', undefined, (c) => c.getAsync(category, key));
+  }
+
+  /** `syncRemote` off the event loop. */
+  syncRemoteAsync(timeoutMs = 30000) {
+    return this._runAsync('syncRemoteAsync', true, (c) => c.remoteSyncAsync(timeoutMs));
+  }
+
+  enforcePolicyAsync() {
+    const none = { evictedEntries: 0, evictedBytes: 0, storedBytesBefore: 0, storedBytesAfter: 0, compacted: false };
+    return this._runAsync('enforcePolicyAsync', none, (c) => c.enforcePolicyAsync());
+  }
+
+  compactAsync(category) {
+    return this._runAsync('compactAsync', undefined, (c) => c.compactAsync(category));
+  }
+
+  clearAsync(...categories) {
+    return this._runAsync('clearAsync', undefined, (c) => c.clearAsync(categories.length ? categories : undefined));
+  }
+
+  /** `close` off the event loop (it waits for queued uploads); resolves when closed. */
+  closeAsync() {
+    const c = this._cache;
+    this._cache = null;
+    this._closed = true;
+    if (managers.get(this.root) === this) managers.delete(this.root);
+    return c ? c.closeAsync() : Promise.resolve();
+  }
+
   /** Closes the native cache; getCacheManager(root) then opens a new manager. */
   close() {
     if (this._cache) this._cache.close();

@@ -135,6 +135,7 @@ function load(explicit) {
     open: fn('uint32_t nexxo_cache_open(const char *path, void *opts, _Out_ void **out)'),
     close: fn('void nexxo_cache_close(void *c)'),
     // Categories and keys are passed as bytes (pre-encoded, NUL-terminated categories).
+    get: fn('uint32_t nexxo_cache_get(void *c, const uint8_t *category, const uint8_t *key, size_t key_len, _Out_ nexxo_bytes *out)'),
     getInto: fn('uint32_t nexxo_cache_get_into(void *c, const uint8_t *category, const uint8_t *key, size_t key_len, uint8_t *buf, size_t cap, _Out_ size_t *out_len)'),
     // The same function with its buffers passed as addresses (see cache.js, `addressOf`):
     // numbers cross koffi's boundary faster than Buffers, and an address can point inside one.

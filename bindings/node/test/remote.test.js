@@ -115,3 +115,65 @@ test('CacheManager: remote options, getRemoteStats and syncRemote', (t) => {
   assert.equal(plain.getRemoteStats(), null);
   plain.close();
 });
+
+/**
+ * A server that accepts connections and never answers: a get that misses locally waits
+ * on it for the remote timeout. getAsync waits on the thread pool, so a timer on the
+ * event loop keeps firing on time meanwhile; the synchronous get would stall it.
+ */
+test('getAsync: the event loop keeps running while a remote answers slowly', async () => {
+  const net = require('node:net');
+  const sockets = [];
+  const silent = net.createServer((s) => sockets.push(s));
+  await new Promise((r) => silent.listen(0, '127.0.0.1', r));
+  const port = silent.address().port;
+  const dir = tmp();
+  // Read-only: no upload of the local set competes with the get for the silent server.
+  const c = Cache.open(path.join(dir, 'c'), { remote: { url: `http://127.0.0.1:${port}/c`, mode: 'read-only', timeoutMs: 1500, retries: 0 } });
+  try {
+    c.set('parse', 'local', 'here');
+    let ticks = 0;
+    let worstGap = 0;
+    let last = Date.now();
+    const timer = setInterval(() => {
+      const now = Date.now();
+      worstGap = Math.max(worstGap, now - last);
+      last = now;
+      ticks += 1;
+    }, 20);
+    const started = Date.now();
+    const [miss, hit] = await Promise.all([c.getAsync('parse', 'absent'), c.getAsync('parse', 'local')]);
+    const waited = Date.now() - started;
+    clearInterval(timer);
+    assert.equal(miss, undefined);
+    assert.equal(String(hit), 'here');
+    assert.ok(waited >= 1000, `the miss waited on the silent remote (${waited} ms)`);
+    // 20 ms ticks over >= 1 s: dozens fired, none late by a whole timeout.
+    assert.ok(ticks >= 20 && worstGap < 500, `${ticks} ticks, worst gap ${worstGap} ms`);
+    assert.equal(c.remoteStats().errors, 1);
+    // The other asynchronous forms, and a close with none running.
+    assert.equal(await c.remoteSyncAsync(1000), true);
+    await c.compactAsync('parse');
+    await c.clearAsync(['meta']);
+    assert.equal(typeof (await c.enforcePolicyAsync()).evictedEntries, 'number');
+  } finally {
+    await c.closeAsync();
+    for (const s of sockets) s.destroy();
+    silent.close();
+  }
+  assert.throws(() => c.get('parse', 'local'), (e) => e.code === 'CLOSED');
+});
+
+test('close() while asynchronous calls run: they finish, then the handle closes', async () => {
+  const net = require('node:net');
+  const sockets = [];
+  const silent = net.createServer((s) => sockets.push(s));
+  await new Promise((r) => silent.listen(0, '127.0.0.1', r));
+  const c = Cache.open(path.join(tmp(), 'c'), { remote: { url: `http://127.0.0.1:${silent.address().port}/c`, timeoutMs: 500, retries: 0 } });
+  const pending = c.getAsync('parse', 'absent');
+  c.close();
+  assert.throws(() => c.get('parse', 'k'), (e) => e.code === 'CLOSED');
+  assert.equal(await pending, undefined);
+  for (const s of sockets) s.destroy();
+  silent.close();
+});
