@@ -1235,6 +1235,13 @@ TEST(remote_options) {
     CHECK_ST(nexxo_options_set_remote_ca_file(t, "/nonexistent/ca.pem"), NEXXO_INVALID_ARGUMENT);
     CHECK_ST(nexxo_options_set_remote_ca_file(t, "/etc/hostname"), NEXXO_INVALID_ARGUMENT);
     OK(nexxo_options_set_remote_ca_file(t, NULL));
+    CHECK_ST(nexxo_options_set_remote_proxy(t, "socks5://127.0.0.1:1080"), NEXXO_INVALID_ARGUMENT);
+    CHECK_ST(nexxo_options_set_remote_proxy(t, "https://proxy:443"), NEXXO_INVALID_ARGUMENT);
+    OK(nexxo_options_set_remote_proxy(t, "http://u:p@proxy.corp:3128"));
+    OK(nexxo_options_set_remote_proxy(t, ""));
+    OK(nexxo_options_set_remote_proxy(t, NULL));
+    CHECK_ST(nexxo_options_set_remote_check_exists(NULL, true), NEXXO_INVALID_ARGUMENT);
+    OK(nexxo_options_set_remote_check_exists(t, true));
     nexxo_options_free(t);
   }
   CHECK_ST(nexxo_options_add_remote(o, "http://\xff\xfe/"), NEXXO_INVALID_ARGUMENT);

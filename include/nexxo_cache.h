@@ -826,6 +826,31 @@ enum nexxo_status nexxo_options_add_remote_header(struct nexxo_options *o,
 enum nexxo_status nexxo_options_set_remote_ca_file(struct nexxo_options *o, const char *path);
 
 /**
+ * The HTTP proxy of HTTP remotes: `http://[user:password@]host[:port]` (an `https://`
+ * remote goes through a `CONNECT` tunnel, TLS end to end; an `http://` one sends its
+ * requests in absolute form). `""`: no proxy, whatever the environment says. NULL (the
+ * default): the environment's `https_proxy`/`HTTPS_PROXY`, `http_proxy`/`HTTP_PROXY` and
+ * `no_proxy`/`NO_PROXY` (host names, `.domain` suffixes, IPs, `*`), read at open. Redis
+ * remotes never use a proxy.
+ *
+ * `NEXXO_INVALID_ARGUMENT` when `o` is NULL or the address is not an `http://` proxy
+ * (HTTPS and SOCKS proxies are not supported). Since 1.6.
+ */
+enum nexxo_status nexxo_options_set_remote_proxy(struct nexxo_options *o, const char *url);
+
+/**
+ * With `check` true, an upload first asks each server whether it has the entry (`HEAD`
+ * over HTTP, `EXISTS` on Redis) and skips it when it does, counted as `already_there` in
+ * `nexxo_cache_stats_json`'s `"remote"`: for keys that name their content (a hash of
+ * the inputs), where a present entry holds the same value, this saves sending it again
+ * from every CI job. Off by default: a key written again with another value must reach
+ * the server (last write wins).
+ *
+ * `NEXXO_INVALID_ARGUMENT` when `o` is NULL. Since 1.6.
+ */
+enum nexxo_status nexxo_options_set_remote_check_exists(struct nexxo_options *o, bool check);
+
+/**
  * Chooses how remotes are used; default `NEXXO_REMOTE_READ_WRITE`.
  *
  * `NEXXO_INVALID_ARGUMENT` when `o` is NULL or `mode` is not a `nexxo_remote_mode`.

@@ -144,6 +144,42 @@ pub unsafe extern "C" fn nexxo_options_set_remote_ca_file(o: *mut nexxo_options,
     })
 }
 
+/// The HTTP proxy of HTTP remotes: `http://[user:password@]host[:port]` (an `https://`
+/// remote goes through a `CONNECT` tunnel, TLS end to end; an `http://` one sends its
+/// requests in absolute form). `""`: no proxy, whatever the environment says. NULL (the
+/// default): the environment's `https_proxy`/`HTTPS_PROXY`, `http_proxy`/`HTTP_PROXY` and
+/// `no_proxy`/`NO_PROXY` (host names, `.domain` suffixes, IPs, `*`), read at open. Redis
+/// remotes never use a proxy.
+///
+/// `NEXXO_INVALID_ARGUMENT` when `o` is NULL or the address is not an `http://` proxy
+/// (HTTPS and SOCKS proxies are not supported). Since 1.6.
+#[no_mangle]
+pub unsafe extern "C" fn nexxo_options_set_remote_proxy(o: *mut nexxo_options, url: *const c_char) -> nexxo_status {
+    with(o, |c| {
+        if url.is_null() {
+            c.remote.proxy = Default::default();
+            return Ok(());
+        }
+        c.remote.set_proxy(text(url)?).map_err(Into::into)
+    })
+}
+
+/// With `check` true, an upload first asks each server whether it has the entry (`HEAD`
+/// over HTTP, `EXISTS` on Redis) and skips it when it does, counted as `already_there` in
+/// `nexxo_cache_stats_json`'s `"remote"`: for keys that name their content (a hash of
+/// the inputs), where a present entry holds the same value, this saves sending it again
+/// from every CI job. Off by default: a key written again with another value must reach
+/// the server (last write wins).
+///
+/// `NEXXO_INVALID_ARGUMENT` when `o` is NULL. Since 1.6.
+#[no_mangle]
+pub unsafe extern "C" fn nexxo_options_set_remote_check_exists(o: *mut nexxo_options, check: bool) -> nexxo_status {
+    with(o, |c| {
+        c.remote.check_exists = check;
+        Ok(())
+    })
+}
+
 /// Chooses how remotes are used; default `NEXXO_REMOTE_READ_WRITE`.
 ///
 /// `NEXXO_INVALID_ARGUMENT` when `o` is NULL or `mode` is not a `nexxo_remote_mode`.

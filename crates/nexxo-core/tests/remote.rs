@@ -534,3 +534,42 @@ fn random_answers_never_crash_hang_or_lie() {
         }
     }
 }
+
+/// With the existence check, an entry the server has is not sent again; without it,
+/// every write is uploaded (last write wins).
+fn check_exists_skips_what_the_server_has(kind: Kind) {
+    let d = tmp();
+    let server = Server::start(kind, &d.path().join("server"));
+    let n = 30;
+    let with_check = |check: bool| {
+        let mut c = config(&server.url());
+        c.remote.check_exists = check;
+        c
+    };
+    let a = Cache::open(d.path().join("a"), &with_check(true)).unwrap();
+    for i in 0..n {
+        a.set(b"transform", &key(i), &artifact(i, 1500)).unwrap();
+    }
+    sync(&a);
+    let r = a.remote_stats().unwrap();
+    assert_eq!((r.totals.uploads, r.totals.already_there), (n as u64, 0), "{r:?}");
+    // A second CI job builds the same artifacts: nothing is sent again.
+    let b = Cache::open(d.path().join("b"), &with_check(true)).unwrap();
+    for i in 0..n {
+        b.set(b"transform", &key(i), &artifact(i, 1500)).unwrap();
+    }
+    b.set(b"transform", b"new", b"only this one").unwrap();
+    sync(&b);
+    let r = b.remote_stats().unwrap();
+    assert_eq!((r.totals.uploads, r.totals.already_there, r.totals.upload_errors), (1, n as u64, 0), "{r:?}");
+    assert!(b.stats_json("").contains("\"already_there\":30"));
+    // Without the check, everything goes up again.
+    let c = Cache::open(d.path().join("c"), &with_check(false)).unwrap();
+    for i in 0..n {
+        c.set(b"transform", &key(i), &artifact(i, 1500)).unwrap();
+    }
+    sync(&c);
+    let r = c.remote_stats().unwrap();
+    assert_eq!((r.totals.uploads, r.totals.already_there), (n as u64, 0), "{r:?}");
+}
+on_both!(check_exists_skips_what_the_server_has);

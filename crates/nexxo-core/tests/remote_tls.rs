@@ -177,3 +177,130 @@ fn bad_tls_options_are_refused_at_once() {
     assert!(c.remote.add_header("X-Ok", b"line\r\nInjected: 1").is_err());
     assert!(c.remote.add_header("X-Ok", b"fine").is_ok());
 }
+
+/// A forward proxy on loopback: `CONNECT` tunnels and absolute-form requests, each
+/// counted; with `auth`, anything without that `Proxy-Authorization` gets a 407.
+struct TestProxy {
+    port: u16,
+    connects: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    forwards: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl TestProxy {
+    fn start(auth: Option<&str>) -> TestProxy {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (connects, forwards) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (c, f, auth) = (connects.clone(), forwards.clone(), auth.map(str::to_owned));
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let (c, f, auth) = (c.clone(), f.clone(), auth.clone());
+                std::thread::spawn(move || {
+                    let _ = Self::serve(client, &c, &f, auth.as_deref());
+                });
+            }
+        });
+        let _ = Ordering::Relaxed;
+        TestProxy { port, connects, forwards }
+    }
+
+    fn serve(mut client: std::net::TcpStream, connects: &std::sync::atomic::AtomicUsize, forwards: &std::sync::atomic::AtomicUsize, auth: Option<&str>) -> std::io::Result<()> {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if client.read(&mut b)? == 0 || head.len() > 65536 {
+                return Ok(());
+            }
+            head.push(b[0]);
+        }
+        let text = String::from_utf8_lossy(&head).into_owned();
+        let mut first = text.lines().next().unwrap_or("").split(' ');
+        let (method, target) = (first.next().unwrap_or(""), first.next().unwrap_or("").to_owned());
+        if let Some(want) = auth {
+            let ok = text.lines().any(|l| l.split_once(':').is_some_and(|(n, v)| n.eq_ignore_ascii_case("proxy-authorization") && v.trim() == want));
+            if !ok {
+                return client.write_all(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n");
+            }
+        }
+        let mut upstream = if method == "CONNECT" {
+            connects.fetch_add(1, Ordering::SeqCst);
+            let s = std::net::TcpStream::connect(target.as_str())?;
+            client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")?;
+            s
+        } else {
+            forwards.fetch_add(1, Ordering::SeqCst);
+            let hostport = target.strip_prefix("http://").and_then(|r| r.split('/').next()).unwrap_or("").to_owned();
+            let mut s = std::net::TcpStream::connect(hostport.as_str())?;
+            s.write_all(&head)?;
+            s
+        };
+        let (mut c2, mut u2) = (client.try_clone()?, upstream.try_clone()?);
+        let up = std::thread::spawn(move || {
+            let _ = std::io::copy(&mut c2, &mut u2);
+            let _ = u2.shutdown(std::net::Shutdown::Write);
+        });
+        let _ = std::io::copy(&mut upstream, &mut client);
+        let _ = client.shutdown(std::net::Shutdown::Write);
+        let _ = up.join();
+        Ok(())
+    }
+
+    fn url(&self, userinfo: &str) -> String {
+        format!("http://{userinfo}127.0.0.1:{}", self.port)
+    }
+
+    fn counts(&self) -> (usize, usize) {
+        use std::sync::atomic::Ordering;
+        (self.connects.load(Ordering::SeqCst), self.forwards.load(Ordering::SeqCst))
+    }
+}
+
+/// Through an HTTP proxy: `https://` remotes in a CONNECT tunnel (the certificate still
+/// verified end to end), `http://` ones in absolute form; proxy credentials from its URL;
+/// `""` goes direct.
+#[test]
+fn through_a_proxy() {
+    let d = tmp();
+    let pki = Pki::new(&d.path().join("pki"));
+    let tls_server = Server::start_tls(Kind::Nginx, &d.path().join("tls"), pki.cert("good"), None);
+    let plain_server = Server::start(Kind::Nginx, &d.path().join("plain"));
+    let proxy = TestProxy::start(Some("Basic dTpwdw==")); // u:pw
+
+    for (name, url) in [("tls", tls_server.url()), ("plain", plain_server.url())] {
+        let via = |proxy_url: &str| {
+            let mut c = config(&url, Some(&pki));
+            c.remote.set_proxy(proxy_url).unwrap();
+            c
+        };
+        let before = proxy.counts();
+        {
+            let a = Cache::open(d.path().join(format!("{name}-a")), &via(&proxy.url("u:pw@"))).unwrap();
+            a.set(b"parse", b"k", b"through the proxy").unwrap();
+            sync(&a);
+            assert_eq!(a.remote_stats().unwrap().totals.uploads, 1, "{name}: {:?}", a.remote_stats());
+        }
+        let b = Cache::open(d.path().join(format!("{name}-b")), &via(&proxy.url("u:pw@"))).unwrap();
+        assert_eq!(b.get(b"parse", b"k").unwrap().as_deref(), Some(&b"through the proxy"[..]), "{name}");
+        let after = proxy.counts();
+        if name == "tls" {
+            assert!(after.0 > before.0 && after.1 == before.1, "{name}: CONNECT tunnels {before:?} -> {after:?}");
+        } else {
+            assert!(after.1 > before.1 && after.0 == before.0, "{name}: absolute-form requests {before:?} -> {after:?}");
+        }
+        // Without the proxy's credentials: 407, counted, nothing served.
+        let c = Cache::open(d.path().join(format!("{name}-c")), &via(&proxy.url(""))).unwrap();
+        assert_eq!(c.get(b"parse", b"k").unwrap(), None, "{name}");
+        let r = c.remote_stats().unwrap();
+        assert!(r.totals.errors == 1 && r.endpoints[0].last_error.contains("407"), "{name}: {r:?}");
+        assert!(!r.endpoints[0].last_error.contains("pw"), "{name}");
+        // "" goes direct.
+        let before = proxy.counts();
+        let e = Cache::open(d.path().join(format!("{name}-e")), &via("")).unwrap();
+        assert_eq!(e.get(b"parse", b"k").unwrap().as_deref(), Some(&b"through the proxy"[..]), "{name}");
+        assert_eq!(proxy.counts(), before, "{name}");
+    }
+}

@@ -88,6 +88,11 @@ pub struct RemoteConfig {
     /// TLS remotes: an extra CA file and its certificates, trusted beside Mozilla's
     /// roots and the system's.
     pub ca_file: Option<(PathBuf, Vec<CertificateDer<'static>>)>,
+    /// The HTTP proxy of HTTP remotes (default: the environment's).
+    pub proxy: super::proxy::ProxySetting,
+    /// Ask the server (HEAD, EXISTS) before uploading, and skip what it has: for keys
+    /// that name their content. Off by default (last write wins).
+    pub check_exists: bool,
 }
 
 impl Default for RemoteConfig {
@@ -107,6 +112,8 @@ impl Default for RemoteConfig {
             token: None,
             headers: Vec::new(),
             ca_file: None,
+            proxy: Default::default(),
+            check_exists: false,
         }
     }
 }
@@ -210,6 +217,17 @@ impl RemoteConfig {
     pub fn set_ca_file(&mut self, path: &Path) -> Result<()> {
         let certs = super::tls::read_ca_file(path)?;
         self.ca_file = Some((path.to_owned(), certs));
+        Ok(())
+    }
+
+    /// HTTP remotes go through this proxy (`http://[user:password@]host[:port]`); `""`:
+    /// through none, whatever `HTTPS_PROXY`/`HTTP_PROXY` say. Unset, the environment
+    /// decides (`NO_PROXY` included).
+    pub fn set_proxy(&mut self, url: &str) -> Result<()> {
+        self.proxy = match url.trim() {
+            "" => super::proxy::ProxySetting::Direct,
+            u => super::proxy::ProxySetting::Url(super::proxy::Proxy::parse(u)?),
+        };
         Ok(())
     }
 

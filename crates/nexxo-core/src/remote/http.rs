@@ -30,6 +30,9 @@ pub struct Http {
     extra: String,
     /// Longest body accepted for a GET.
     max_len: usize,
+    /// Through a proxy without a tunnel (plain `http://`): `http://host:port`, put before
+    /// each path (requests in absolute form).
+    absolute: String,
 }
 
 struct Response {
@@ -37,7 +40,7 @@ struct Response {
     body: Vec<u8>,
 }
 
-fn base64(input: &[u8]) -> String {
+pub(super) fn base64(input: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
     for chunk in input.chunks(3) {
@@ -63,7 +66,7 @@ fn header_value<'a>(line: &'a [u8], name: &str) -> Option<&'a str> {
 }
 
 impl Http {
-    pub fn new(addr: &Address, pool: Pool, config: &RemoteConfig, max_len: usize) -> Http {
+    pub fn new(addr: &Address, pool: Pool, proxy: Option<&super::proxy::Proxy>, config: &RemoteConfig, max_len: usize) -> Http {
         let host_header = if addr.host.contains(':') { format!("[{}]:{}", addr.host, addr.port) } else { format!("{}:{}", addr.host, addr.port) };
         // Authorization: a header of that name, else the token, else the URL's user.
         let custom_auth = config.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("authorization"));
@@ -80,7 +83,14 @@ impl Http {
         for (name, value) in &config.headers {
             extra.push_str(&format!("{name}: {}\r\n", String::from_utf8_lossy(&value.0)));
         }
-        Http { pool, base: addr.path.clone(), host_header, extra, max_len }
+        let mut absolute = String::new();
+        if let (Some(p), false) = (proxy, addr.tls) {
+            absolute = format!("http://{host_header}");
+            if let Some(a) = &p.auth {
+                extra.push_str(&format!("Proxy-Authorization: {a}\r\n"));
+            }
+        }
+        Http { pool, base: addr.path.clone(), host_header, extra, max_len, absolute }
     }
 
     fn path(&self, name: &str) -> String {
@@ -96,6 +106,16 @@ impl Http {
         }
     }
 
+    /// Whether the server holds `name` (HEAD: 200 yes, 404 no).
+    pub fn exists(&self, name: &str, deadline: Instant) -> Outcome<bool> {
+        let r = self.request("HEAD", &self.path(name), &[], deadline)?;
+        match r.status {
+            200..=299 => Ok(true),
+            404 => Ok(false),
+            s => Err(status_failure("HEAD", s)),
+        }
+    }
+
     pub fn put(&self, name: &str, body: &[u8], deadline: Instant) -> Outcome<()> {
         let r = self.request("PUT", &self.path(name), body, deadline)?;
         match r.status {
@@ -105,7 +125,7 @@ impl Http {
     }
 
     fn request(&self, method: &str, path: &str, body: &[u8], deadline: Instant) -> Outcome<Response> {
-        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: nexxo-cache/{}\r\n", self.host_header, env!("CARGO_PKG_VERSION"));
+        let mut head = format!("{method} {}{path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: nexxo-cache/{}\r\n", self.absolute, self.host_header, env!("CARGO_PKG_VERSION"));
         head.push_str(&self.extra);
         if method == "PUT" {
             head.push_str(&format!("Content-Type: application/octet-stream\r\nContent-Length: {}\r\n", body.len()));

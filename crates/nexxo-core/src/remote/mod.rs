@@ -14,6 +14,7 @@ pub mod envelope;
 mod http;
 mod net;
 mod redis;
+mod proxy;
 mod stats;
 mod tls;
 
@@ -31,6 +32,7 @@ use crate::limits::MAX_VALUE_LEN;
 pub use breaker::State as BreakerState;
 use breaker::Breaker;
 pub use endpoint::{Address, Kind};
+pub use proxy::{Proxy, ProxySetting};
 use net::{Failure, Outcome};
 pub use config::*;
 use config::UPLOADERS;
@@ -64,6 +66,13 @@ impl Endpoint {
         match &self.client {
             Client::Http(c) => c.get(entry, deadline),
             Client::Redis(c) => c.get(entry, deadline),
+        }
+    }
+
+    fn exists(&self, entry: &str, deadline: Instant) -> Outcome<bool> {
+        match &self.client {
+            Client::Http(c) => c.exists(entry, deadline),
+            Client::Redis(c) => c.exists(entry, deadline),
         }
     }
 
@@ -111,6 +120,8 @@ struct Shared {
     name: String,
     local_only: Vec<String>,
     secret: Option<Vec<u8>>,
+    /// Ask before uploading (see `RemoteConfig::check_exists`).
+    check_exists: bool,
     compression: Compression,
     timeout: Duration,
     retries: u32,
@@ -141,17 +152,19 @@ impl Remote {
             true => Some(tls::client_config(config.ca_file.as_ref().map_or(&[][..], |(_, certs)| certs))?),
             false => None,
         };
-        let pool = |a: &Address| match (&tls, a.tls) {
-            (Some(t), true) => net::Pool::with_tls(&a.host, a.port, 16, t.clone()),
-            _ => Ok(net::Pool::new(&a.host, a.port, 16)),
-        };
         let mut endpoints = Vec::new();
         for a in &config.remotes {
+            let via = proxy::for_target(&config.proxy, a)?;
+            let pool = match (&tls, a.tls) {
+                (Some(t), true) => net::Pool::with_tls(&a.host, a.port, 16, t.clone())?,
+                _ => net::Pool::new(&a.host, a.port, 16),
+            }
+            .through(via.clone());
             endpoints.push(Endpoint {
                 addr: a.clone(),
                 client: match a.kind {
-                    Kind::Http => Client::Http(http::Http::new(a, pool(a)?, config, max_len)),
-                    Kind::Redis => Client::Redis(redis::Redis::new(a, pool(a)?, config.ttl_secs, max_len)),
+                    Kind::Http => Client::Http(http::Http::new(a, pool, via.as_ref(), config, max_len)),
+                    Kind::Redis => Client::Redis(redis::Redis::new(a, pool, config.ttl_secs, max_len)),
                 },
                 breaker: Breaker::new(Duration::from_millis(config.cooldown_ms.into())),
                 counts: Counts::default(),
@@ -164,6 +177,7 @@ impl Remote {
             name: config.name.clone(),
             local_only: config.local_only.clone(),
             secret: config.hmac_key.as_ref().map(|s| s.0.clone()),
+            check_exists: config.check_exists,
             compression,
             timeout: Duration::from_millis(config.timeout_ms.into()),
             retries: config.retries,
@@ -406,7 +420,22 @@ impl Shared {
         let name = envelope::entry_name(&self.name, &job.category, &job.key);
         for e in &self.endpoints {
             let entry = e.entry(&self.name, &job.category, name.clone());
-            // Last write wins, as on a local store: no HEAD first, which could keep a stale value.
+            // Last write wins, as on a local store, unless the opener asked to check first
+            // (for keys that name their content, where a present entry is the same value).
+            if self.check_exists {
+                match self.call(e, |d| e.exists(&entry, d)) {
+                    Some(Ok(true)) => {
+                        bump(&e.counts.already_there, 1);
+                        continue;
+                    }
+                    Some(Ok(false)) => {}
+                    Some(Err(_)) => {
+                        bump(&e.counts.upload_errors, 1);
+                        continue;
+                    }
+                    None => continue,
+                }
+            }
             match self.call(e, |d| e.put(&entry, &sealed, d)) {
                 Some(Ok(())) => {
                     bump(&e.counts.uploads, 1);

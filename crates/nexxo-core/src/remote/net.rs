@@ -190,11 +190,19 @@ pub struct Pool {
     max_idle: usize,
     /// TLS, with the name the server's certificate must carry (a DNS name or an IP).
     tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
+    /// An HTTP proxy: connections go to it; TLS ones through a CONNECT tunnel.
+    proxy: Option<super::proxy::Proxy>,
 }
 
 impl Pool {
     pub fn new(host: &str, port: u16, max_idle: usize) -> Pool {
-        Pool { host: host.to_owned(), port, idle: Mutex::new(Vec::new()), max_idle, tls: None }
+        Pool { host: host.to_owned(), port, idle: Mutex::new(Vec::new()), max_idle, tls: None, proxy: None }
+    }
+
+    /// Connections go through `proxy` (see `proxy.rs`).
+    pub fn through(mut self, proxy: Option<super::proxy::Proxy>) -> Pool {
+        self.proxy = proxy;
+        self
     }
 
     /// A pool whose connections speak TLS with `config`, verifying `host`'s certificate.
@@ -214,11 +222,15 @@ impl Pool {
     }
 
     pub fn connect(&self, deadline: Instant) -> Outcome<Conn> {
-        let addrs: Vec<SocketAddr> = (self.host.as_str(), self.port)
+        let (host, port) = match &self.proxy {
+            Some(p) => (p.host.as_str(), p.port),
+            None => (self.host.as_str(), self.port),
+        };
+        let addrs: Vec<SocketAddr> = (host, port)
             .to_socket_addrs()
-            .map_err(|e| Failure::Connect(format!("resolving {}: {e}", self.host)))?
+            .map_err(|e| Failure::Connect(format!("resolving {host}{}: {e}", if self.proxy.is_some() { " (the proxy)" } else { "" })))?
             .collect();
-        let mut last = Failure::Connect(format!("{} has no address", self.host));
+        let mut last = Failure::Connect(format!("{host} has no address"));
         for addr in addrs {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -227,7 +239,10 @@ impl Pool {
             match TcpStream::connect_timeout(&addr, left) {
                 Ok(stream) => {
                     let _ = stream.set_nodelay(true);
-                    let tcp = DeadlineStream { stream, deadline };
+                    let mut tcp = DeadlineStream { stream, deadline };
+                    if let (Some(p), Some(_)) = (&self.proxy, &self.tls) {
+                        self.tunnel(&mut tcp, p)?;
+                    }
                     let transport = match &self.tls {
                         None => Transport::Plain(tcp),
                         Some((config, name)) => {
@@ -247,6 +262,37 @@ impl Pool {
             }
         }
         Err(last)
+    }
+
+    /// Opens a CONNECT tunnel to the server through the proxy `tcp` is connected to.
+    fn tunnel(&self, tcp: &mut DeadlineStream, p: &super::proxy::Proxy) -> Outcome<()> {
+        let target = if self.host.contains(':') { format!("[{}]:{}", self.host, self.port) } else { format!("{}:{}", self.host, self.port) };
+        let mut req = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
+        if let Some(a) = &p.auth {
+            req.push_str(&format!("Proxy-Authorization: {a}\r\n"));
+        }
+        req.push_str("\r\n");
+        tcp.write_all(req.as_bytes()).map_err(|e| Failure::from_io("sending CONNECT to the proxy", e))?;
+        // The answer's head, a byte at a time: nothing past it may be consumed (the TLS
+        // handshake follows on the same stream). Bounded.
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if head.len() > 16 << 10 {
+                return Err(Failure::Refused("the proxy's answer to CONNECT is too long".into()));
+            }
+            match tcp.read(&mut b).map_err(|e| Failure::from_io("reading the proxy's answer to CONNECT", e))? {
+                0 => return Err(Failure::Connect("the proxy closed the connection during CONNECT".into())),
+                _ => head.push(b[0]),
+            }
+        }
+        let line = String::from_utf8_lossy(&head[..head.iter().position(|&c| c == b'\r').unwrap_or(0)]).into_owned();
+        let status: u16 = line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        match status {
+            200..=299 => Ok(()),
+            500..=599 => Err(Failure::Server(format!("proxy CONNECT to {target}: {line}"))),
+            _ => Err(Failure::Refused(format!("proxy CONNECT to {target}: {line}"))),
+        }
     }
 
     /// Returns a connection that finished its request cleanly.

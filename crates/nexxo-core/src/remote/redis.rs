@@ -20,7 +20,7 @@ pub struct Redis {
 
 enum Reply {
     Simple(Vec<u8>),
-    Int,
+    Int(i64),
     Bulk(Option<Vec<u8>>),
     Array,
 }
@@ -56,7 +56,7 @@ impl Redis {
                     Err(Failure::Refused(format!("redis: {m}")))
                 }
             }
-            b':' => int().map(|_| Reply::Int),
+            b':' => int().map(Reply::Int),
             b'$' => {
                 let n = int()?;
                 if n < 0 {
@@ -120,6 +120,14 @@ impl Redis {
         match self.command(&[b"GET", key.as_bytes()], deadline)? {
             Reply::Bulk(v) => Ok(v),
             _ => Err(Failure::Refused("GET answered with something other than a value".into())),
+        }
+    }
+
+    /// Whether the server holds `key` (EXISTS).
+    pub fn exists(&self, key: &str, deadline: Instant) -> Outcome<bool> {
+        match self.command(&[b"EXISTS", key.as_bytes()], deadline)? {
+            Reply::Int(n) => Ok(n > 0),
+            _ => Err(Failure::Refused("EXISTS answered with something other than a number".into())),
         }
     }
 

@@ -23,6 +23,9 @@ pub struct RemoteCounts {
     /// Values uploaded.
     pub uploads: u64,
     pub upload_errors: u64,
+    /// Uploads not sent because the server already had the entry (with the existence
+    /// check on).
+    pub already_there: u64,
     pub bytes_up: u64,
     pub bytes_down: u64,
     /// Remote gets that went out, and their total and longest time in microseconds.
@@ -40,6 +43,7 @@ impl RemoteCounts {
         self.skipped += o.skipped;
         self.uploads += o.uploads;
         self.upload_errors += o.upload_errors;
+        self.already_there += o.already_there;
         self.bytes_up += o.bytes_up;
         self.bytes_down += o.bytes_down;
         self.gets += o.gets;
@@ -98,6 +102,7 @@ pub(super) struct Counts {
     pub(super) upload_errors: AtomicU64,
     pub(super) bytes_up: AtomicU64,
     pub(super) bytes_down: AtomicU64,
+    pub(super) already_there: AtomicU64,
     pub(super) gets: AtomicU64,
     pub(super) get_micros: AtomicU64,
     pub(super) get_micros_max: AtomicU64,
@@ -118,6 +123,7 @@ impl Counts {
             skipped: l(&self.skipped),
             uploads: l(&self.uploads),
             upload_errors: l(&self.upload_errors),
+            already_there: l(&self.already_there),
             bytes_up: l(&self.bytes_up),
             bytes_down: l(&self.bytes_down),
             gets: l(&self.gets),
@@ -131,7 +137,7 @@ impl RemoteCounts {
     fn json_fields(&self) -> String {
         format!(
             "\"hits\":{},\"misses\":{},\"errors\":{},\"rejected\":{},\"skipped\":{},\"uploads\":{},\"upload_errors\":{},\
-             \"bytes_up\":{},\"bytes_down\":{},\"gets\":{},\"get_mean_us\":{:.1},\"get_max_us\":{}",
+             \"already_there\":{},\"bytes_up\":{},\"bytes_down\":{},\"gets\":{},\"get_mean_us\":{:.1},\"get_max_us\":{}",
             self.hits,
             self.misses,
             self.errors,
@@ -139,6 +145,7 @@ impl RemoteCounts {
             self.skipped,
             self.uploads,
             self.upload_errors,
+            self.already_there,
             self.bytes_up,
             self.bytes_down,
             self.gets,
