@@ -99,6 +99,8 @@ struct RemoteOptions {
   std::optional<std::string> token;  ///< HTTP: Authorization: Bearer <token>; never printed
   std::vector<std::pair<std::string, std::string>> headers;  ///< HTTP: extra request headers
   std::optional<std::string> ca_file;  ///< TLS: PEM file of extra CAs to trust
+  std::optional<std::string> proxy;    ///< HTTP: an http:// proxy; "" = none; unset = the environment's
+  bool check_exists = false;           ///< ask the server before uploading; skip what it has
 };
 
 /// Open options; the defaults are the library's (see nexxo_options_new).
@@ -150,6 +152,8 @@ inline nexxo_status build(const Options &o, nexxo_options **out) noexcept {
     if (r.token) step(nexxo_options_set_remote_token(opts, r.token->c_str()));
     for (const auto &h : r.headers) step(nexxo_options_add_remote_header(opts, h.first.c_str(), h.second.c_str()));
     if (r.ca_file) step(nexxo_options_set_remote_ca_file(opts, r.ca_file->c_str()));
+    if (r.proxy) step(nexxo_options_set_remote_proxy(opts, r.proxy->c_str()));
+    step(nexxo_options_set_remote_check_exists(opts, r.check_exists));
   }
   if (s != NEXXO_OK) {
     nexxo_options_free(opts);

@@ -61,6 +61,12 @@ type RemoteOptions struct {
 	// CAFile is a PEM file of extra CAs trusted for https and rediss remotes, beside
 	// Mozilla's roots and the system's. Empty: NEXXO_CACHE_REMOTE_CA_FILE, if set.
 	CAFile string
+	// Proxy is the http:// proxy of HTTP remotes; "none": no proxy. Empty: the
+	// environment's (https_proxy/HTTPS_PROXY, http_proxy/HTTP_PROXY, NO_PROXY).
+	Proxy string
+	// CheckExists asks the server before uploading and skips what it has: for keys that
+	// name their content. Default off (last write wins).
+	CheckExists bool
 }
 
 func millis(d time.Duration) C.uint32_t {
@@ -121,6 +127,20 @@ func applyRemote(opts *C.nexxo_options, r *RemoteOptions) error {
 		C.free(unsafe.Pointer(cn))
 		C.free(unsafe.Pointer(cv))
 		if err := optErr(s, "Remote.Headers["+name+"]"); err != nil {
+			return err
+		}
+	}
+	if r.CheckExists {
+		if err := optErr(C.nexxo_options_set_remote_check_exists(opts, true), "Remote.CheckExists"); err != nil {
+			return err
+		}
+	}
+	if r.Proxy != "" {
+		p := r.Proxy
+		if p == "none" {
+			p = ""
+		}
+		if err := optErr(withC(p, func(cs *C.char) cstat { return C.nexxo_options_set_remote_proxy(opts, cs) }), "Remote.Proxy"); err != nil {
 			return err
 		}
 	}

@@ -89,6 +89,7 @@ func TestRemoteOptionsAndDeadRemote(t *testing.T) {
 		{URLs: []string{"https://127.0.0.1:9"}, CAFile: "/nonexistent/ca.pem"},
 		{URLs: []string{"https://127.0.0.1:9"}, Token: "has space"},
 		{URLs: []string{"https://127.0.0.1:9"}, Headers: map[string]string{"Host": "x"}},
+		{URLs: []string{"https://127.0.0.1:9"}, Proxy: "socks5://127.0.0.1:1080"},
 		{URLs: []string{"redis://r/not-a-db"}},
 		{URLs: []string{"http://127.0.0.1:9"}, HMACKey: []byte("short")},
 		{URLs: []string{"http://127.0.0.1:9"}, Mode: RemoteMode(7)},

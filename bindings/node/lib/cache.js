@@ -148,6 +148,8 @@ function applyRemote(f, o, r, set) {
   if (r.token !== undefined) set('remote.token', f.setRemoteToken(o, String(r.token)));
   for (const [name, value] of Object.entries(r.headers || {})) set(`remote.headers.${name}`, f.addRemoteHeader(o, name, String(value)));
   if (r.caFile !== undefined) set('remote.caFile', f.setRemoteCaFile(o, r.caFile));
+  if (r.checkExists !== undefined) set('remote.checkExists', f.setRemoteCheckExists(o, !!r.checkExists));
+  if (r.proxy !== undefined) set('remote.proxy', f.setRemoteProxy(o, r.proxy === null ? '' : String(r.proxy)));
   if (r.queueBytes !== undefined || r.closeWaitMs !== undefined) {
     set('remote.queue', f.setRemoteQueue(o, r.queueBytes === undefined ? 64 * 1024 * 1024 : r.queueBytes,
       r.closeWaitMs === undefined ? 10000 : r.closeWaitMs));

@@ -57,6 +57,10 @@ export interface RemoteOptions {
   headers?: Record<string, string>;
   /** https:// and rediss://: a PEM file of extra CAs to trust, beside Mozilla's and the system's. Default: NEXXO_CACHE_REMOTE_CA_FILE. */
   caFile?: string;
+  /** HTTP remotes: an http:// proxy; '' or null: none. Default: https_proxy/HTTPS_PROXY, http_proxy/HTTP_PROXY, NO_PROXY. */
+  proxy?: string | null;
+  /** Ask the server before uploading and skip what it has (keys that name their content). Default false. */
+  checkExists?: boolean;
 }
 
 export interface RemoteStats {

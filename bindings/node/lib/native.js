@@ -164,6 +164,8 @@ function load(explicit) {
     setRemoteToken: fn('uint32_t nexxo_options_set_remote_token(void *o, const char *token)'),
     addRemoteHeader: fn('uint32_t nexxo_options_add_remote_header(void *o, const char *name, const char *value)'),
     setRemoteCaFile: fn('uint32_t nexxo_options_set_remote_ca_file(void *o, const char *path)'),
+    setRemoteCheckExists: fn('uint32_t nexxo_options_set_remote_check_exists(void *o, bool check)'),
+    setRemoteProxy: fn('uint32_t nexxo_options_set_remote_proxy(void *o, const char *url)'),
     remoteStats: fn('uint32_t nexxo_cache_remote_stats(void *c, _Out_ nexxo_remote_stats *out)'),
     remoteSync: fn('uint32_t nexxo_cache_remote_sync(void *c, uint32_t timeout_ms)'),
   };

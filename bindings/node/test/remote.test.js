@@ -72,6 +72,7 @@ test('remote options are checked', () => {
     { url: 'https://127.0.0.1:9', caFile: '/nonexistent/ca.pem' },
     { url: 'https://127.0.0.1:9', token: 'has space' },
     { url: 'https://127.0.0.1:9', headers: { Host: 'x' } },
+    { url: 'https://127.0.0.1:9', proxy: 'socks5://127.0.0.1:1080' },
     { url: 'http://127.0.0.1:9', mode: 'sometimes' },
     { url: 'http://127.0.0.1:9', hmacKey: 'short' },
     { url: 'http://127.0.0.1:9', name: 'has space' },

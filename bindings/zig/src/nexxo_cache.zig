@@ -119,6 +119,11 @@ pub const RemoteOptions = struct {
     headers: []const Header = &.{},
     /// TLS remotes: a PEM file of extra CAs, beside Mozilla's roots and the system's.
     ca_file: ?[:0]const u8 = null,
+    /// HTTP remotes: an `http://` proxy; "" = none; null: the environment's
+    /// (`https_proxy`/`HTTPS_PROXY`, `http_proxy`/`HTTP_PROXY`, `NO_PROXY`).
+    proxy: ?[:0]const u8 = null,
+    /// Ask the server before uploading and skip what it has (keys that name their content).
+    check_exists: bool = false,
 };
 
 pub const Header = struct { name: [:0]const u8, value: [:0]const u8 };
@@ -142,6 +147,8 @@ fn applyRemote(opts: *c.nexxo_options, r: RemoteOptions) Error!void {
     if (r.token) |t| try check(c.nexxo_options_set_remote_token(opts, t.ptr));
     for (r.headers) |h| try check(c.nexxo_options_add_remote_header(opts, h.name.ptr, h.value.ptr));
     if (r.ca_file) |f| try check(c.nexxo_options_set_remote_ca_file(opts, f.ptr));
+    if (r.proxy) |p| try check(c.nexxo_options_set_remote_proxy(opts, p.ptr));
+    try check(c.nexxo_options_set_remote_check_exists(opts, r.check_exists));
 }
 
 pub const Entry = struct { category: [:0]const u8, key: []const u8, value: []const u8 };

@@ -317,6 +317,7 @@ test "remote: bad options, and a dead remote is only counted" {
     try testing.expectError(error.InvalidArgument, nx.Cache.open(p, .{ .remote = .{ .urls = &.{"ftp://cache.example"} } }));
     try testing.expectError(error.InvalidArgument, nx.Cache.open(p, .{ .remote = .{ .urls = &.{"https://127.0.0.1:9"}, .ca_file = "/nonexistent/ca.pem" } }));
     try testing.expectError(error.InvalidArgument, nx.Cache.open(p, .{ .remote = .{ .urls = &.{"https://127.0.0.1:9"}, .token = "has space" } }));
+    try testing.expectError(error.InvalidArgument, nx.Cache.open(p, .{ .remote = .{ .urls = &.{"https://127.0.0.1:9"}, .proxy = "socks5://127.0.0.1:1080" } }));
     try testing.expectError(error.InvalidArgument, nx.Cache.open(p, .{ .remote = .{ .urls = &.{"https://127.0.0.1:9"}, .headers = &.{.{ .name = "Host", .value = "x" }} } }));
     try testing.expectError(error.InvalidArgument, nx.Cache.open(p, .{ .remote = .{ .urls = &.{"http://127.0.0.1:9"}, .hmac_key = "short" } }));
     try testing.expectError(error.UnknownCategory, nx.Cache.open(p, .{ .remote = .{ .urls = &.{"http://127.0.0.1:9"}, .local_only = &.{"nope"} } }));
