@@ -32,7 +32,8 @@ C_WORKER = os.path.join(BUILD, "bench_worker_c")
 GO_WORKER = os.path.join(BUILD, "bench-worker-go")
 REMOTE_WORKER = os.path.join(TARGET, "release", "examples", "remote_bench")
 # The servers scripts/servers.sh started (scripts/bench.sh does): (label, env variable).
-REMOTES = [("remote-http", "NEXXO_TEST_HTTP_URL"), ("remote-redis", "NEXXO_TEST_REDIS_URL")]
+REMOTES = [("remote-http", "NEXXO_TEST_HTTP_URL"), ("remote-redis", "NEXXO_TEST_REDIS_URL"),
+           ("remote-https", "NEXXO_TEST_HTTPS_URL"), ("remote-rediss", "NEXXO_TEST_REDISS_URL")]
 REMOTE_COUNT = 20000
 
 RUST = ["nexxo", "rocksdb", "memory"]
@@ -60,6 +61,8 @@ LABELS = {
     "classic-level": "classic-level 3.0.0 (Node)",
     "remote-http": "nginx WebDAV on loopback (Bazel HTTP layout)",
     "remote-redis": "redis-server on loopback",
+    "remote-https": "the same nginx over TLS (https://, the test CA)",
+    "remote-rediss": "the same redis-server over TLS (rediss://, the test CA)",
 }
 
 # (label, workload, count, value length, contestants, what it shows)
@@ -92,9 +95,9 @@ def run_one(contestant, workload, count, length, directory):
     return run_cmd(cmd)
 
 
-def run_cmd(cmd):
+def run_cmd(cmd, env=None):
     """Runs one worker command and parses its last output line."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env)
     out = proc.stdout.read()
     err = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
@@ -143,7 +146,10 @@ def main():
                     print(f"{var} is not set: the remote benchmark is skipped (scripts/bench.sh starts the servers)", file=sys.stderr)
                     continue
                 directory = os.path.join(scratch, f"{label}-{rnd}")
-                r = run_cmd([REMOTE_WORKER, url, str(REMOTE_COUNT), "1024", directory])
+                env = None
+                if url.startswith(("https://", "rediss://")) and os.environ.get("NEXXO_TEST_CA_FILE"):
+                    env = dict(os.environ, NEXXO_CACHE_REMOTE_CA_FILE=os.environ["NEXXO_TEST_CA_FILE"])
+                r = run_cmd([REMOTE_WORKER, url, str(REMOTE_COUNT), "1024", directory], env)
                 runs.setdefault("remote", {}).setdefault(label, []).append(r)
                 shutil.rmtree(directory, ignore_errors=True)
             print(f"round {rnd + 1}/{args.rounds}: remote done", file=sys.stderr)
@@ -217,12 +223,15 @@ REMOTE_ABOUT = (
     "(each a remote hit, verified and backfilled); warm batch_get: the same through batch_get, 1000 keys a call, whose remote misses go out 8 at a time; local after: B reads them again, now locally; "
     "rebuild (store only): an empty cache without a remote takes a miss and a set per artifact, the cache's "
     "part of rebuilding, to which the build tool's own work per artifact adds. A remote hit pays off when "
-    "rebuilding an artifact costs more than the difference of the two per-artifact times"
+    "rebuilding an artifact costs more than the difference of the two per-artifact times. "
+    "re-upload checked: a new cache with the existence check sets the same artifacts and syncs (a second CI "
+    "job): one HEAD/EXISTS each, nothing sent"
 )
 REMOTE_COLUMNS = [
     ("set_ops_per_s", "set/s"), ("baseline_set_ops_per_s", "baseline set/s"), ("upload_ops_per_s", "upload/s"),
     ("warm_ops_per_s", "warm get/s"), ("warm_batch_ops_per_s", "warm batch_get/s"), ("local_after_ops_per_s", "local get/s after"),
     ("rebuild_store_ops_per_s", "rebuild (store only)/s"), ("remote_get_mean_us", "remote get, mean µs"),
+    ("reupload_checked_ops_per_s", "re-upload checked/s"),
     ("peak_rss_mib", "peak RSS MiB"),
 ]
 

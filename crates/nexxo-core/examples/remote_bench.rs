@@ -15,6 +15,8 @@
 //!   rebuild    cache C, empty, no remote: a miss and a set per artifact, the cache's own
 //!              part of rebuilding (the build tool's work comes on top)
 //!   baseline   cache D, no remote: the set loop of phase `set`, for comparison
+//!   reupload   cache F, empty, remote attached with the existence check: the same
+//!              artifacts set again and synced (a second CI job): HEAD/EXISTS, no PUT
 
 use std::time::{Duration, Instant};
 
@@ -103,11 +105,24 @@ fn main() {
         d.set(b"transform", &keys[i], &values[i]).unwrap();
     }
     let baseline = t.elapsed();
+    drop(d);
+
+    let mut checked = with_remote();
+    checked.remote.check_exists = true;
+    let f = Cache::open(format!("{dir}/f"), &checked).unwrap();
+    let t = Instant::now();
+    for i in 0..n {
+        f.set(b"transform", &keys[i], &values[i]).unwrap();
+    }
+    assert!(f.remote_sync(Duration::from_secs(600)));
+    let reupload = t.elapsed();
+    let fr = f.remote_stats().unwrap();
+    assert_eq!((fr.totals.uploads, fr.totals.already_there), (0, n as u64), "{fr:?}");
 
     println!(
         "{{\"count\":{n},\"value_len\":{len},\"set_ops_per_s\":{:.0},\"baseline_set_ops_per_s\":{:.0},\"upload_ops_per_s\":{:.0},\
          \"warm_ops_per_s\":{:.0},\"warm_batch_ops_per_s\":{:.0},\"local_after_ops_per_s\":{:.0},\"rebuild_store_ops_per_s\":{:.0},\"remote_get_mean_us\":{:.1},\
-         \"remote_get_max_us\":{},\"bytes_up\":{},\"bytes_down\":{}}}",
+         \"remote_get_max_us\":{},\"bytes_up\":{},\"bytes_down\":{},\"reupload_checked_ops_per_s\":{:.0},\"reupload_bytes_up\":{}}}",
         ops(n, set),
         ops(n, baseline),
         ops(n, upload),
@@ -118,6 +133,8 @@ fn main() {
         r.totals.mean_get_micros(),
         r.totals.get_micros_max,
         up.totals.bytes_up,
-        r.totals.bytes_down
+        r.totals.bytes_down,
+        ops(n, reupload),
+        fr.totals.bytes_up
     );
 }
