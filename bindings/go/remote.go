@@ -243,6 +243,35 @@ func (c *Cache) GetContext(ctx context.Context, category string, key []byte) (va
 	}
 }
 
+// BatchGetContext is BatchGet that returns when ctx is done (its remote misses wait on
+// the network). As with GetContext, the native call then finishes in the background.
+// There is no GetIntoContext: an abandoned call would write into the caller's buffer
+// after the caller got it back.
+func (c *Cache) BatchGetContext(ctx context.Context, keys []Key) ([]Lookup, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	own := make([]Key, len(keys))
+	for i, k := range keys {
+		own[i] = Key{Category: k.Category, Key: append([]byte(nil), k.Key...)}
+	}
+	type result struct {
+		r   []Lookup
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		r, err := c.BatchGet(own)
+		ch <- result{r, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.r, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
 // RemoteSyncContext is RemoteSync bounded by ctx: it waits until ctx's deadline (30 s
 // without one) and returns ctx.Err() when ctx is done first.
 func (c *Cache) RemoteSyncContext(ctx context.Context) error {

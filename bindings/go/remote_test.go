@@ -152,6 +152,15 @@ func TestGetContextReturnsAtTheDeadline(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Fatalf("GetContext returned after %v, past its 100 ms deadline", d)
 	}
+	ctxb, cancelb := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancelb()
+	start = time.Now()
+	if _, err := c.BatchGetContext(ctxb, []Key{{Category: "parse", Key: []byte("absent-too")}}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("BatchGetContext: %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("BatchGetContext returned after %v", d)
+	}
 	if err := c.Set("parse", []byte("k"), []byte("v")); err != nil {
 		t.Fatal(err)
 	}
