@@ -762,10 +762,15 @@ class Cache {
           reject(e);
         } finally {
           this._inflight -= 1;
-          if (this._inflight === 0 && this._closeWhenIdle) {
-            const q = this._closeWhenIdle;
-            this._closeWhenIdle = null;
-            this._f.close(q);
+          if (this._inflight === 0) {
+            if (this._closeWhenIdle) {
+              const q = this._closeWhenIdle;
+              this._closeWhenIdle = null;
+              this._f.close(q);
+            }
+            const waiters = this._idleWaiters || [];
+            this._idleWaiters = [];
+            for (const w of waiters) w();
           }
         }
       });
@@ -848,10 +853,7 @@ class Cache {
     const closeNow = () => new Promise((resolve, reject) => this._f.close.async(p, (err) => (err ? reject(err) : resolve())));
     if (!this._inflight) return closeNow();
     // Calls still running keep the handle: close after the last.
-    return new Promise((resolve, reject) => {
-      const wait = () => (this._inflight ? setImmediate(wait) : closeNow().then(resolve, reject));
-      wait();
-    });
+    return new Promise((resolve) => (this._idleWaiters = this._idleWaiters || []).push(resolve)).then(closeNow);
   }
 
   /**

@@ -175,6 +175,12 @@ test('close() while asynchronous calls run: they finish, then the handle closes'
   c.close();
   assert.throws(() => c.get('parse', 'k'), (e) => e.code === 'CLOSED');
   assert.equal(await pending, undefined);
+  // closeAsync with a call still running waits for it, then closes.
+  const d = Cache.open(path.join(tmp(), 'd'), { remote: { url: `http://127.0.0.1:${silent.address().port}/c`, timeoutMs: 500, retries: 0 } });
+  const pendingD = d.getAsync('parse', 'absent');
+  await d.closeAsync();
+  assert.equal(await pendingD, undefined);
+  assert.throws(() => d.get('parse', 'k'), (e) => e.code === 'CLOSED');
   for (const s of sockets) s.destroy();
   silent.close();
 });
