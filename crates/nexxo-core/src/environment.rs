@@ -90,17 +90,14 @@ pub fn apply_from(config: &Config, var: &dyn Fn(&str) -> Option<String>) -> Resu
         }
     }
     // The token and the CA file serve whichever remotes the open has (the opener's or
-    // the environment's), unless the opener set its own.
-    if urls.is_none() && config.remote.remotes.is_empty() {
-        if let Some(name) = [REMOTE_TOKEN, REMOTE_CA_FILE].iter().find(|n| get(n).is_some()) {
-            return Err(Error::InvalidArgument(format!("{name} is set, but there is no remote ({REMOTE} or the opener's)")));
-        }
-    }
-    if let (Some(v), None) = (get(REMOTE_TOKEN), &config.remote.token) {
+    // the environment's), unless the opener set its own. An open without remotes has no
+    // use for them: a CI job's token does not fail the tools that open the cache locally.
+    let has_remotes = urls.is_some() || !config.remote.remotes.is_empty();
+    if let (Some(v), None, true) = (get(REMOTE_TOKEN), &config.remote.token, has_remotes) {
         // Never printed: the error names the variable only.
         c.remote.set_token(v.as_bytes()).map_err(|e| Error::InvalidArgument(format!("{REMOTE_TOKEN}: {e}")))?;
     }
-    if let (Some(v), None) = (get(REMOTE_CA_FILE), &config.remote.ca_file) {
+    if let (Some(v), None, true) = (get(REMOTE_CA_FILE), &config.remote.ca_file, has_remotes) {
         c.remote.set_ca_file(std::path::Path::new(&v)).map_err(|e| bad(REMOTE_CA_FILE, &v, e.to_string()))?;
     }
     if let (Some(urls), true) = (urls, config.remote.remotes.is_empty()) {
@@ -280,7 +277,6 @@ mod tests {
             (vec![(REMOTE, "http://127.0.0.1:9/c"), (REMOTE_HMAC_KEY, "short-secret")], REMOTE_HMAC_KEY),
             (vec![(REMOTE, "http://127.0.0.1:9/c"), (REMOTE_HMAC_KEY_FILE, "/nonexistent/key")], REMOTE_HMAC_KEY_FILE),
             (vec![(REMOTE_MODE, "read-only")], REMOTE_MODE),
-            (vec![(REMOTE_TOKEN, "tok-secret")], REMOTE_TOKEN),
             (vec![(REMOTE, "http://127.0.0.1:9/c"), (REMOTE_TOKEN, "tok-secret with spaces")], REMOTE_TOKEN),
             (vec![(REMOTE, "https://127.0.0.1:9/c"), (REMOTE_CA_FILE, "/nonexistent/ca.pem")], REMOTE_CA_FILE),
         ] {
@@ -289,6 +285,8 @@ mod tests {
             assert!(matches!(e, Error::InvalidArgument(_)) && m.contains(names), "{vars:?}: {m}");
             assert!(!m.contains("short-secret") && !m.contains("tok-secret"), "a secret in an error: {m}");
         }
+        // Without remotes, the token and the CA file are not used (nor read).
+        assert_eq!(with(&[(REMOTE_TOKEN, "tok-secret"), (REMOTE_CA_FILE, "/nonexistent")], &Config::default()).unwrap().config, Config::default());
         // Empty is unset.
         assert_eq!(with(&[(MAX_SIZE, ""), (REMOTE, " ")], &Config::default()).unwrap().config, Config::default());
     }
