@@ -583,7 +583,11 @@ class Cache {
       this._check(s, op);
       break;
     }
-    const used = Number(this._len[0]);
+    return this._parsePacked(all, Number(this._len[0]), count, op, categoryOf);
+  }
+
+  /** The values of a packed batch read's answer `all` (`used` bytes of it). */
+  _parsePacked(all, used, count, op, categoryOf) {
     this._batchPerKey = Math.max(this._batchPerKey, (used / count) * 1.25);
     // Values keep the whole buffer alive: one mostly unused is traded for a copy.
     if (used < all.length / 2) all = Buffer.from(all.subarray(0, used));
@@ -755,6 +759,8 @@ class Cache {
     this._inflight = (this._inflight || 0) + 1;
     return new Promise((resolve, reject) => {
       fn.async(p, ...args, (err, status) => {
+        // `args` (the key's buffer among them) stays referenced until the call is done.
+        void args;
         try {
           if (err) reject(err);
           else resolve(done(status));
@@ -803,6 +809,37 @@ class Cache {
         this._f.bytesFree(out);
       }
     });
+  }
+
+  /**
+   * `batchGet` off the event loop (its remote misses wait on the network): resolves with
+   * the values in key order, each a Buffer or undefined.
+   */
+  batchGetAsync(keys) {
+    if (keys.length === 0) return Promise.resolve([]);
+    const [scratch, len] = this._pack(keys, false);
+    // The scratch buffer is the next call's: this call gets a copy of its own.
+    return this._packedAsync('batchGetAsync', Buffer.from(scratch.subarray(0, len)), keys.length,
+      (i) => (Array.isArray(keys[i]) ? keys[i][0] : keys[i].category));
+  }
+
+  /** `getMany` off the event loop. */
+  getManyAsync(category, keys) {
+    return this.batchGetAsync(keys.map((k) => [category, k]));
+  }
+
+  /** A packed batch read on the thread pool, with buffers of its own; grows and retries when the answer does not fit. */
+  _packedAsync(op, packed, count, categoryOf) {
+    const attempt = (size) => {
+      const all = Buffer.allocUnsafeSlow(size);
+      const lenOut = new BigUint64Array(1);
+      return this._async(op, this._f.batchGetPacked, [packed, packed.length, count, all, all.length, lenOut], (s) => {
+        if (s === BUFFER_TOO_SMALL) return { retry: Number(lenOut[0]) };
+        this._check(s, op);
+        return { values: this._parsePacked(all, Number(lenOut[0]), count, op, categoryOf) };
+      }).then((r) => (r.retry !== undefined ? attempt(r.retry) : r.values));
+    };
+    return attempt(Math.max(SLAB_SIZE, Math.ceil(count * this._batchPerKey)));
   }
 
   /** `remoteSync` off the event loop: resolves true when the upload queue drained. */

@@ -215,6 +215,8 @@ export class Cache implements Disposable {
   enforcePolicy(): PolicyReport;
   /** `get` on libuv's thread pool: the event loop runs while a miss waits on remotes. A copy. */
   getAsync(category: Category, key: Bytes): Promise<Buffer | undefined>;
+  batchGetAsync(keys: Array<[Category, Bytes] | { category: Category; key: Bytes }>): Promise<Array<Buffer | undefined>>;
+  getManyAsync(category: Category, keys: Bytes[]): Promise<Array<Buffer | undefined>>;
   remoteSyncAsync(timeoutMs?: number): Promise<boolean>;
   enforcePolicyAsync(): Promise<PolicyReport>;
   compactAsync(category?: Category): Promise<void>;
@@ -291,6 +293,8 @@ export class CacheManager {
   enforcePolicy(): PolicyReport;
   /** Off the event loop (use these when remotes are configured): cache failures resolve as the sync forms return. */
   getAsync(category: Category, key: Bytes): Promise<Buffer | undefined>;
+  batchGetAsync(keys: Array<[Category, Bytes] | { category: Category; key: Bytes }>): Promise<Array<Buffer | undefined>>;
+  getManyAsync(category: Category, keys: Bytes[]): Promise<Array<Buffer | undefined>>;
   syncRemoteAsync(timeoutMs?: number): Promise<boolean>;
   enforcePolicyAsync(): Promise<PolicyReport>;
   compactAsync(category?: Category): Promise<void>;

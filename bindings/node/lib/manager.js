@@ -217,6 +217,15 @@ class CacheManager {
     return this._runAsync('getAsync', undefined, (c) => c.getAsync(category, key));
   }
 
+  /** `batchGet` and `getMany` off the event loop. */
+  batchGetAsync(keys) {
+    return this._runAsync('batchGetAsync', keys.map(() => undefined), (c) => c.batchGetAsync(keys));
+  }
+
+  getManyAsync(category, keys) {
+    return this._runAsync('getManyAsync', keys.map(() => undefined), (c) => c.getManyAsync(category, keys));
+  }
+
   /** `syncRemote` off the event loop. */
   syncRemoteAsync(timeoutMs = 30000) {
     return this._runAsync('syncRemoteAsync', true, (c) => c.remoteSyncAsync(timeoutMs));

@@ -152,6 +152,16 @@ test('getAsync: the event loop keeps running while a remote answers slowly', asy
     // 20 ms ticks over >= 1 s: dozens fired, none late by a whole timeout.
     assert.ok(ticks >= 20 && worstGap < 500, `${ticks} ticks, worst gap ${worstGap} ms`);
     assert.equal(c.remoteStats().errors, 1);
+    // Batch reads: the local hit, and a miss (the breaker is open now: skipped at once).
+    c.set('parse', 'local2', 'here too');
+    assert.deepEqual((await c.batchGetAsync([['parse', 'local'], ['parse', 'absent'], { category: 'parse', key: 'local2' }])).map((v) => v && String(v)),
+      ['here', undefined, 'here too']);
+    assert.deepEqual((await c.getManyAsync('parse', ['local2', 'nope'])).map((v) => v && String(v)), ['here too', undefined]);
+    // A value larger than the first answer buffer: grown and retried.
+    const big = Buffer.alloc(3 << 20, 7);
+    c.setSync('bundle', 'big', big);
+    const [gotBig] = await c.batchGetAsync([['bundle', 'big']]);
+    assert.ok(gotBig.equals(big));
     // The other asynchronous forms, and a close with none running.
     assert.equal(await c.remoteSyncAsync(1000), true);
     await c.compactAsync('parse');
