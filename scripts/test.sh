@@ -15,6 +15,9 @@ source "$servers_dir/env"
 log "header: include/nexxo_cache.h equals a fresh cbindgen run"
 scripts/gen-header.sh --check
 
+log "versions: every package carries Cargo.toml's version"
+scripts/check-versions.sh
+
 log "docs/native-dependencies.md matches the lockfiles"
 scripts/native-deps.sh --check
 
