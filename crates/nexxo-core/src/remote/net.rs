@@ -251,7 +251,7 @@ impl Pool {
                             // The handshake, under the request's deadline: a certificate
                             // that does not verify fails here, named.
                             while t.conn.is_handshaking() {
-                                t.conn.complete_io(&mut t.sock).map_err(|e| Failure::from_io(&format!("TLS handshake with {addr}"), e))?;
+                                t.conn.complete_io(&mut t.sock).map_err(|e| Failure::from_io(&format!("TLS handshake with {}:{}", self.host, self.port), e))?;
                             }
                             Transport::Tls(Box::new(t))
                         }
