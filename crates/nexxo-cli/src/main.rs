@@ -192,6 +192,14 @@ impl Ctx {
     /// Splits off a leading directory argument when there are `with_dir` arguments.
     fn split(&self, mut args: Vec<String>, with_dir: usize) -> Res<(String, Vec<String>)> {
         let positional = (args.len() == with_dir).then(|| args.remove(0));
+        // `get DIR CATEGORY` (the key forgotten) reads as `get CATEGORY KEY` without a
+        // directory: a first argument that cannot be a category but is a directory says
+        // what is more likely wrong.
+        if let (None, Some(a)) = (&positional, args.first()) {
+            if Path::new(a).is_dir() && nexxo_core::limits::validate_category_name(a.as_bytes()).is_err() {
+                return Err(Fail::Usage(format!("{a:?} is a directory: arguments are missing after it")));
+            }
+        }
         Ok((self.dir(positional)?, args))
     }
 
@@ -226,7 +234,12 @@ fn open(dir: &str, config: &Config) -> Res<Cache> {
     if !PathBuf::from(dir).exists() {
         return Err(Fail::Cache(format!("{dir}: no such cache directory")));
     }
-    Cache::open(dir, config).map_err(|e| cache_err(dir, e))
+    let c = Cache::open(dir, config).map_err(|e| cache_err(dir, e))?;
+    if let Some(why) = c.disabled_reason() {
+        // NEXXO_CACHE_DISABLE: a disabled cache would show as empty and drop writes.
+        return Err(Fail::Cache(format!("{dir}: {why} (unset NEXXO_CACHE_DISABLE to use the command on it)")));
+    }
+    Ok(c)
 }
 
 fn stats_line(name: &str, s: &Stats) -> String {

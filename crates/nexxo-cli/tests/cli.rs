@@ -309,6 +309,9 @@ fn the_directory_from_flag_environment_or_project() {
     let o = run_in(&deep, &[], &["--dir", other_s, "get", pc.to_str().unwrap(), "parse", "p"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("given twice"), "{}", text(&o.stderr));
+    let o = run_in(&deep, &[], &["get", pc.to_str().unwrap(), "parse"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("is a directory: arguments are missing"), "{}", text(&o.stderr));
     let o = run_in(&other, &[], &["stats"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("NEXXO_CACHE_DIR") && text(&o.stderr).contains(".nexxo_cache"), "{}", text(&o.stderr));
@@ -365,6 +368,10 @@ fn stats_shows_limits_and_their_sources() {
     assert!(text(&o.stdout).contains("limits: max_size 1073741824 (1.00 GiB) (stored), max_age none (default)"), "{}", text(&o.stdout));
     let o = bin().args(["stats", &path]).env("NEXXO_CACHE_MAX_SIZE", "3G").output().unwrap();
     assert!(text(&o.stdout).contains("max_size 3221225472 (3.00 GiB) (environment)"), "{}", text(&o.stdout));
+    // A cache the environment disables is not shown as empty.
+    let o = bin().args(["stats", &path]).env("NEXXO_CACHE_DISABLE", "1").output().unwrap();
+    assert_eq!(o.status.code(), Some(3));
+    assert!(text(&o.stderr).contains("NEXXO_CACHE_DISABLE"), "{}", text(&o.stderr));
 }
 
 /// Completion scripts for every shell clap supports generate, and bash's parses.
