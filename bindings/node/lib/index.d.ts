@@ -27,7 +27,7 @@ export class NexxoCacheError extends Error {
  * remote failure ever fails a call; see remoteStats().
  */
 export interface RemoteOptions {
-  /** One address: `http://[user:pass@]host[:port][/base]` (Bazel HTTP layout) or `redis://[[user]:pass@]host[:port][/db]`. */
+  /** One address: `http[s]://[user:pass@]host[:port][/base]` (Bazel HTTP layout) or `redis[s]://[[user]:pass@]host[:port][/db]`; https and rediss speak TLS, the certificate verified. */
   url?: string;
   /** Several addresses, tried in order (at most 8). */
   urls?: string[];
