@@ -2,6 +2,7 @@
 //! layout) and redis-server. Every scenario runs against both.
 
 mod common;
+#[macro_use]
 mod remote_servers;
 
 use std::io::{Read, Write};
@@ -13,7 +14,7 @@ use std::time::Duration;
 use nexxo_core::remote::{BreakerState, Mode};
 use nexxo_core::{Cache, Config, Error};
 use common::artifact;
-use remote_servers::{Kind, Server};
+use remote_servers::{sync, Kind, Server};
 
 fn tmp() -> tempfile::TempDir {
     tempfile::Builder::new().prefix("nexxo-remote-").tempdir().unwrap()
@@ -27,30 +28,10 @@ fn config(url: &str) -> Config {
     c
 }
 
-
 const CATS: [&[u8]; 3] = [b"parse", b"transform", b"bundle"];
 
 fn key(i: usize) -> Vec<u8> {
     format!("src/module-{i}.ts#{:x}", i * 7919).into_bytes()
-}
-
-fn sync(c: &Cache) {
-    assert!(c.remote_sync(Duration::from_secs(20)), "uploads did not drain: {:?}", c.remote_stats());
-}
-
-macro_rules! on_both {
-    ($name:ident) => {
-        mod $name {
-            #[test]
-            fn nginx() {
-                super::$name(super::Kind::Nginx);
-            }
-            #[test]
-            fn redis() {
-                super::$name(super::Kind::Redis);
-            }
-        }
-    };
 }
 
 /// What one cache writes, another reads; backfill makes the second read local.
@@ -466,7 +447,6 @@ fn bad_remote_options() {
     c.remote.set_hmac_key(b"s3cret-s3cret-s3cret").unwrap();
     assert!(!format!("{c:?}").contains("s3cret"), "Debug never prints the key");
 }
-
 
 /// Hostile servers: hundreds of random and mutated answers, over HTTP and RESP. Each get
 /// returns (a miss, or the value when the mutation left a valid answer) and never a wrong

@@ -3,6 +3,7 @@
 //! certificates openssl makes at test time.
 
 mod common;
+#[macro_use]
 mod remote_servers;
 
 use std::time::{Duration, Instant};
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 use nexxo_core::remote::BreakerState;
 use nexxo_core::{Cache, Config};
 use common::artifact;
-use remote_servers::{Kind, Pki, Server};
+use remote_servers::{sync, Kind, Pki, Server};
 
 fn tmp() -> tempfile::TempDir {
     tempfile::Builder::new().prefix("nexxo-tls-").tempdir().unwrap()
@@ -33,25 +34,6 @@ fn config(url: &str, pki: Option<&Pki>) -> Config {
 
 fn key(i: usize) -> Vec<u8> {
     format!("src/tls-{i}.ts").into_bytes()
-}
-
-fn sync(c: &Cache) {
-    assert!(c.remote_sync(Duration::from_secs(20)), "uploads did not drain: {:?}", c.remote_stats());
-}
-
-macro_rules! on_both {
-    ($name:ident) => {
-        mod $name {
-            #[test]
-            fn nginx() {
-                super::$name(super::Kind::Nginx);
-            }
-            #[test]
-            fn redis() {
-                super::$name(super::Kind::Redis);
-            }
-        }
-    };
 }
 
 /// What one cache uploads over TLS, a second cache directory reads and backfills; a

@@ -3,6 +3,28 @@
 //! WebDAV module, and redis-server, both from Debian's packages (scripts/setup.sh).
 #![allow(dead_code)]
 
+/// `on_both!(scenario)`: tests `scenario::nginx` and `scenario::redis`, each calling
+/// `scenario(Kind)`.
+macro_rules! on_both {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn nginx() {
+                super::$name(super::Kind::Nginx);
+            }
+            #[test]
+            fn redis() {
+                super::$name(super::Kind::Redis);
+            }
+        }
+    };
+}
+
+/// Waits until `c`'s uploads drained (at most 20 s), or fails the test.
+pub fn sync(c: &nexxo_core::Cache) {
+    assert!(c.remote_sync(Duration::from_secs(20)), "uploads did not drain: {:?}", c.remote_stats());
+}
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
