@@ -123,6 +123,22 @@ function toBytes(v, what) {
   throw new TypeError(`${what} must be a string, Buffer or Uint8Array`);
 }
 
+/** A native nexxo_policy_report as the binding reports it. */
+function policyReport(r) {
+  return {
+    evictedEntries: Number(r.evicted_entries),
+    evictedBytes: Number(r.evicted_bytes),
+    storedBytesBefore: Number(r.stored_bytes_before),
+    storedBytesAfter: Number(r.stored_bytes_after),
+    compacted: r.compacted,
+  };
+}
+
+/** `clear`'s argument as a list: none (every category), one, or several. */
+function categoryList(categories) {
+  return categories === undefined ? [] : Array.isArray(categories) ? categories : [categories];
+}
+
 const REMOTE_MODES = { off: 0, 'read-only': 1, 'read-write': 2 };
 
 /** Applies `options.remote` (see index.d.ts: RemoteOptions) to native options `o`. */
@@ -723,13 +739,7 @@ class Cache {
   enforcePolicy() {
     const r = {};
     this._check(this._f.enforcePolicy(this._ptr('enforcePolicy'), r), 'enforcePolicy');
-    return {
-      evictedEntries: Number(r.evicted_entries),
-      evictedBytes: Number(r.evicted_bytes),
-      storedBytesBefore: Number(r.stored_bytes_before),
-      storedBytesAfter: Number(r.stored_bytes_after),
-      compacted: r.compacted,
-    };
+    return policyReport(r);
   }
 
   /** Compacts one category, or all. */
@@ -739,7 +749,7 @@ class Cache {
 
   /** Clears the given categories, or every one when none are given. */
   clear(categories) {
-    const list = categories === undefined ? [] : Array.isArray(categories) ? categories : [categories];
+    const list = categoryList(categories);
     this._check(this._f.clear(this._ptr('clear'), list, list.length), 'clear', list.join(','));
   }
 
@@ -856,13 +866,7 @@ class Cache {
     const r = {};
     return this._async('enforcePolicyAsync', this._f.enforcePolicy, [r], (s) => {
       this._check(s, 'enforcePolicyAsync');
-      return {
-        evictedEntries: Number(r.evicted_entries),
-        evictedBytes: Number(r.evicted_bytes),
-        storedBytesBefore: Number(r.stored_bytes_before),
-        storedBytesAfter: Number(r.stored_bytes_after),
-        compacted: r.compacted,
-      };
+      return policyReport(r);
     });
   }
 
@@ -873,7 +877,7 @@ class Cache {
 
   /** `clear` off the event loop. */
   clearAsync(categories) {
-    const list = categories === undefined ? [] : Array.isArray(categories) ? categories : [categories];
+    const list = categoryList(categories);
     return this._async('clearAsync', this._f.clear, [list, list.length], (s) => this._check(s, 'clearAsync', list.join(',')));
   }
 

@@ -23,6 +23,9 @@ const RESOLVED = Promise.resolve();
 /** Errors that mean the caller's code is wrong: they are thrown, not absorbed. */
 const CALLER_ERRORS = new Set(['INVALID_ARGUMENT', 'UNKNOWN_CATEGORY', 'CLOSED']);
 
+/** What enforcePolicy reports for a disabled cache (or one that failed): nothing done. */
+const noPolicyReport = () => ({ evictedEntries: 0, evictedBytes: 0, storedBytesBefore: 0, storedBytesAfter: 0, compacted: false });
+
 /** Whether a NEXXO_CACHE_* variable the library reads is set. */
 function environmentIsSet() {
   return Object.keys(process.env).some((k) => k.startsWith('NEXXO_CACHE_') && !['NEXXO_CACHE_LIB', 'NEXXO_CACHE_LIB_DIR', 'NEXXO_CACHE_DIR'].includes(k) && process.env[k] !== '');
@@ -178,8 +181,7 @@ class CacheManager {
   }
 
   enforcePolicy() {
-    const none = { evictedEntries: 0, evictedBytes: 0, storedBytesBefore: 0, storedBytesAfter: 0, compacted: false };
-    return this._run('enforcePolicy', none, (c) => c.enforcePolicy());
+    return this._run('enforcePolicy', noPolicyReport(), (c) => c.enforcePolicy());
   }
 
   compact(category) {
@@ -232,8 +234,7 @@ class CacheManager {
   }
 
   enforcePolicyAsync() {
-    const none = { evictedEntries: 0, evictedBytes: 0, storedBytesBefore: 0, storedBytesAfter: 0, compacted: false };
-    return this._runAsync('enforcePolicyAsync', none, (c) => c.enforcePolicyAsync());
+    return this._runAsync('enforcePolicyAsync', noPolicyReport(), (c) => c.enforcePolicyAsync());
   }
 
   compactAsync(category) {
