@@ -293,11 +293,10 @@ fn cmd_stats(ctx: &Ctx, dir: Option<String>, watch: bool, interval: u64, count: 
         println!("compression: stored is {:.1}% of logical", 100.0 * total.stored_bytes as f64 / total.logical_bytes as f64);
     }
     if let Some(l) = c.limits() {
-        let j: Value = serde_json::from_str(&l.limits_json()).unwrap_or(Value::Null);
-        let src = |k: &str| j["source"][k].as_str().unwrap_or("?").to_owned();
-        println!("limits: max_size {} ({}), max_age {} ({})", size_text(l.max_size), src("max_size"), age_text(l.max_age_secs), src("max_age"));
+        let [size_source, age_source, category_source] = l.limit_sources();
+        println!("limits: max_size {} ({size_source}), max_age {} ({age_source})", size_text(l.max_size), age_text(l.max_age_secs));
         for (name, bytes) in &l.category_max_size {
-            println!("  category.{name} {} ({})", size_text(*bytes), src("category_max_size"));
+            println!("  category.{name} {} ({category_source})", size_text(*bytes));
         }
     }
     if total.recovered {
@@ -366,23 +365,6 @@ fn stats_watch(ctx: &Ctx, dir: &str, interval: u64, count: u64) -> Res {
     }
 }
 
-fn base64(bytes: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 fn cmd_get(ctx: &Ctx, args: Vec<String>, output: Option<PathBuf>) -> Res {
     let (dir, args) = ctx.split(args, 3)?;
     let (cat, key) = (&args[0], &args[1]);
@@ -395,7 +377,7 @@ fn cmd_get(ctx: &Ctx, args: Vec<String>, output: Option<PathBuf>) -> Res {
             if output.is_none() {
                 match std::str::from_utf8(v) {
                     Ok(s) => j["value"] = json!(s),
-                    Err(_) => j["value_base64"] = json!(base64(v)),
+                    Err(_) => j["value_base64"] = json!(nexxo_core::json::base64(v)),
                 }
             }
         }

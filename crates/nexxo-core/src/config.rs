@@ -109,17 +109,28 @@ impl Config {
     /// `{"max_size":N,"max_age_secs":N,"category_max_size":{"name":N},
     /// "source":{"max_size":"stored","max_age":"default","category_max_size":"default"}}`.
     pub fn limits_json(&self) -> String {
-        let (set, env, stored) = (self.explicit, self.from_environment, self.from_stored);
+        let [size_source, age_source, category_source] = self.limit_sources();
         let cats: Vec<String> = self.category_max_size.iter().map(|(n, b)| format!("{}:{b}", crate::json::json_string(n))).collect();
         format!(
             "{{\"max_size\":{},\"max_age_secs\":{},\"category_max_size\":{{{}}},\"source\":{{\"max_size\":\"{}\",\"max_age\":\"{}\",\"category_max_size\":\"{}\"}}}}",
             self.max_size,
             self.max_age_secs,
             cats.join(","),
+            size_source,
+            age_source,
+            category_source,
+        )
+    }
+
+    /// Where the max size, the max age and the category limits came from: `option`,
+    /// `environment`, `stored` or `default`.
+    pub fn limit_sources(&self) -> [&'static str; 3] {
+        let (set, env, stored) = (self.explicit, self.from_environment, self.from_stored);
+        [
             ExplicitLimits::source(set.max_size, env.max_size, stored.max_size),
             ExplicitLimits::source(set.max_age, env.max_age, stored.max_age),
             ExplicitLimits::source(set.category_max_size, env.category_max_size, stored.category_max_size),
-        )
+        ]
     }
 
     /// Every category this configuration names: the built-in ones, then the added ones.

@@ -47,7 +47,7 @@ impl Proxy {
         if !a.path.is_empty() {
             return Err(Error::InvalidArgument("a proxy address has no path".into()));
         }
-        let auth = a.password.as_ref().map(|p| format!("Basic {}", super::http::base64(format!("{}:{p}", a.user.as_deref().unwrap_or("")).as_bytes())));
+        let auth = a.password.as_ref().map(|p| super::http::basic_auth(a.user.as_deref(), p));
         Ok(Proxy { host: a.host, port: a.port, auth })
     }
 }
