@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every package carries the library's version (Cargo.toml's workspace version): the npm
-# package and its lockfile, the Zig package, the generated header, the crates in
+# package and its lockfile, the Zig package (build.zig.zon at the root), the generated header, the crates in
 # Cargo.lock. Exits 1 naming each that differs. A version bump changes them together.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +13,7 @@ check() { # what, found
 check bindings/node/package.json "$(node -p "require('./bindings/node/package.json').version")"
 check "bindings/node/package-lock.json" "$(node -p "require('./bindings/node/package-lock.json').version")"
 check "bindings/node/package-lock.json (root package)" "$(node -p "require('./bindings/node/package-lock.json').packages[''].version")"
-check bindings/zig/build.zig.zon "$(sed -n 's/^ *\.version = "\(.*\)",$/\1/p' bindings/zig/build.zig.zon)"
+check build.zig.zon "$(sed -n 's/^ *\.version = "\(.*\)",$/\1/p' build.zig.zon)"
 h() { sed -n "s/^#define NEXXO_CACHE_VERSION_$1 \([0-9]*\)$/\1/p" include/nexxo_cache.h; }
 check include/nexxo_cache.h "$(h MAJOR).$(h MINOR).$(h PATCH)"
 for crate in nexxo_cache nexxo-core nexxo-cli; do

@@ -60,7 +60,7 @@ export PKG_CONFIG_PATH="$NEXXO_BUILD_DIR${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
   && go test -run='^$' -fuzz=FuzzSetGet -fuzztime=10s .)
 
 log "Zig binding (zig build test)"
-(cd bindings/zig && zig build test --summary all -Dinclude-dir="$NEXXO_ROOT/include" -Dlib-dir="$NEXXO_LIB_DIR")
+zig build test --summary all -Dlib-dir="$NEXXO_LIB_DIR"
 
 log "all tests passed"
 # A plain closing line for runners that read one: every suite above passed.
