@@ -1,3 +1,3 @@
-module nexxocache
+module github.com/nexxo-cache/nexxo-cache/bindings/go
 
 go 1.22

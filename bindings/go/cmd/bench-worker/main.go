@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"nexxocache"
+	nexxocache "github.com/nexxo-cache/nexxo-cache/bindings/go"
 )
 
 func value(i, n int) []byte {
