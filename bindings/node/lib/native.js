@@ -24,21 +24,75 @@ class NexxoCacheError extends Error {
   }
 }
 
-const LIB_NAMES = ['libnexxo_cache.so.1', 'libnexxo_cache.so'];
+const LIB_NAMES = {
+  linux: ['libnexxo_cache.so.1', 'libnexxo_cache.so'],
+  darwin: ['libnexxo_cache.1.dylib', 'libnexxo_cache.dylib'],
+  win32: ['nexxo_cache.dll'],
+}[process.platform] || ['libnexxo_cache.so.1', 'libnexxo_cache.so'];
 
-/** The places the library is looked for, in order. */
+// The prebuilt libraries a release publishes, one npm package per platform, each in this
+// package's optionalDependencies (scripts/package.sh; .github/workflows/release.yml builds
+// them). npm installs the one whose `os`, `cpu` and `libc` match; on Linux the first of the
+// list that is installed and loads wins (a glibc library does not load on musl).
+const PLATFORM_PACKAGES = {
+  'linux-x64': ['@nexxo-cache/linux-x64-gnu', '@nexxo-cache/linux-x64-musl'],
+  'linux-arm64': ['@nexxo-cache/linux-arm64-gnu', '@nexxo-cache/linux-arm64-musl'],
+  'darwin-x64': ['@nexxo-cache/darwin-x64'],
+  'darwin-arm64': ['@nexxo-cache/darwin-arm64'],
+  'win32-x64': ['@nexxo-cache/win32-x64-msvc'],
+};
+const PLATFORM = `${process.platform}-${process.arch}`;
+
+/** The installed platform packages' libraries: [{ pkg, file }]; none when none is installed. */
+function platformLibraries() {
+  const out = [];
+  for (const pkg of PLATFORM_PACKAGES[PLATFORM] || []) {
+    let file;
+    try {
+      file = require(pkg); // exports the library's absolute path
+    } catch (e) {
+      if (e && e.code === 'MODULE_NOT_FOUND') continue;
+      throw e;
+    }
+    out.push({ pkg, file });
+  }
+  return out;
+}
+
+/**
+ * The places the library is looked for, in order: the `libraryPath` option alone when
+ * given; else NEXXO_CACHE_LIB, NEXXO_CACHE_LIB_DIR (the user's explicit choices, as
+ * esbuild's and napi-rs's overrides), the installed platform package, this repository's
+ * build output when the binding runs from a checkout, and the system's loader.
+ */
 function candidates(explicit) {
   if (explicit) return [explicit]; // an explicit path is the only one tried
   const out = [];
   if (process.env.NEXXO_CACHE_LIB) out.push(process.env.NEXXO_CACHE_LIB);
-  const dirs = [];
-  if (process.env.NEXXO_CACHE_LIB_DIR) dirs.push(process.env.NEXXO_CACHE_LIB_DIR);
+  if (process.env.NEXXO_CACHE_LIB_DIR) for (const n of LIB_NAMES) out.push(path.join(process.env.NEXXO_CACHE_LIB_DIR, n));
+  for (const { file } of platformLibraries()) out.push(file);
   // The repository's build output (CMake copies cargo's library there).
-  dirs.push(path.resolve(__dirname, '..', '..', '..', 'build', 'lib'));
-  for (const d of dirs) for (const n of LIB_NAMES) out.push(path.join(d, n));
+  const repo = path.resolve(__dirname, '..', '..', '..');
+  if (fs.existsSync(path.join(repo, 'crates', 'nexxo-core'))) for (const n of LIB_NAMES) out.push(path.join(repo, 'build', 'lib', n));
   // Installed system-wide, found by the dynamic loader's own search.
   out.push(...LIB_NAMES);
   return out;
+}
+
+/** What to do when no library loaded: names the platform package to install. */
+function installAdvice() {
+  const version = require('../package.json').version;
+  const pkgs = PLATFORM_PACKAGES[PLATFORM];
+  if (!pkgs) {
+    return `nexxo-cache ships no prebuilt library for ${PLATFORM}: build libnexxo_cache from source ` +
+      '(the repository\'s README) and set NEXXO_CACHE_LIB to its path.';
+  }
+  if (platformLibraries().length === 0) {
+    return `The prebuilt library for ${PLATFORM} is not installed: run \`npm install ${pkgs[0]}@${version}\` ` +
+      '(npm installs it with nexxo-cache unless optional dependencies are omitted), ' +
+      'or set NEXXO_CACHE_LIB to the path of libnexxo_cache.';
+  }
+  return 'The installed prebuilt library did not load (see above); set NEXXO_CACHE_LIB to a libnexxo_cache that does.';
 }
 
 const loadedByPath = new Map();
@@ -98,8 +152,7 @@ function load(explicit) {
   if (!lib) {
     throw new NexxoCacheError(
       'LIBRARY_NOT_FOUND',
-      'libnexxo_cache could not be loaded; tried:\n  ' + tried.join('\n  ') +
-        '\nBuild it (scripts/test.sh or cmake --build build), or set NEXXO_CACHE_LIB to its path.',
+      (explicit ? `libraryPath ${explicit} could not be loaded.` : installAdvice()) + '\nTried:\n  ' + tried.join('\n  '),
       -1,
     );
   }
@@ -174,4 +227,4 @@ function load(explicit) {
   return loaded;
 }
 
-module.exports = { load, candidates, NexxoCacheError, STATUS_CODES };
+module.exports = { load, candidates, NexxoCacheError, STATUS_CODES, PLATFORM_PACKAGES };
