@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test: on a fresh machine, installs what is missing, builds once, then runs the
 # Rust tests, the header check, the C suite (ctest) plain and under ASan+UBSan, and the
-# bindings' suites, all against the same built library.
+# bindings' suites, all against the same built library; then packs the release artifacts
+# and installs each into a clean directory outside the repository.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 setup_and_build
@@ -61,6 +62,10 @@ export PKG_CONFIG_PATH="$NEXXO_BUILD_DIR${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 
 log "Zig binding (zig build test)"
 zig build test --summary all -Dlib-dir="$NEXXO_LIB_DIR"
+
+log "packages: scripts/package.sh into dist/, each installed into a clean directory and run (scripts/install-test.sh)"
+scripts/package.sh
+scripts/install-test.sh
 
 log "all tests passed"
 # A plain closing line for runners that read one: every suite above passed.
