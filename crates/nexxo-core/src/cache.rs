@@ -10,6 +10,8 @@ use crate::clock::{system_clock, Clock};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::evict::PolicyReport;
+use crate::history::History;
+use crate::latency::{Histogram, Op, Sampler, Snapshot};
 use crate::json::json_string;
 use crate::limits::{check_key, check_value};
 use crate::remote::{Remote, RemoteStats};
@@ -33,6 +35,11 @@ impl Drop for Cache {
     /// it would wait for them forever, and its connections, reader files and store are
     /// the parent's, still in use.
     fn drop(&mut self) {
+        if let Inner::Open(h) = &self.inner {
+            if !h.shared.opened_before_fork() {
+                h.keep_history();
+            }
+        }
         if matches!(&self.inner, Inner::Open(h) if h.shared.opened_before_fork()) {
             let copied = std::mem::replace(
                 &mut self.inner,
@@ -53,7 +60,13 @@ struct Handle {
     read_only: bool,
     names: Vec<String>,
     counts: Box<[Counts]>,
+    /// Latency histograms by operation and category (`names.len()` + 1 slots per
+    /// operation, the last for batches); `None` when recording is off.
+    latency: Option<Box<[Histogram]>>,
 }
+
+/// The operations a handle times itself (the remote tier times its own).
+const HANDLE_OPS: [Op; 4] = [Op::Get, Op::Set, Op::BatchGet, Op::BatchSet];
 
 /// One category's counts of one handle.
 #[derive(Default)]
@@ -65,6 +78,77 @@ struct Counts {
 }
 
 impl Handle {
+    /// The histogram of `op` for `category` (`None`: the batch slot), when recording.
+    fn histogram(&self, op: Op, category: Option<&[u8]>) -> Option<&Histogram> {
+        let l = self.latency.as_ref()?;
+        let slots = self.names.len() + 1;
+        let slot = category.and_then(|c| self.names.iter().position(|n| n.as_bytes() == c)).unwrap_or(slots - 1);
+        let op = HANDLE_OPS.iter().position(|o| *o == op)?;
+        l.get(op * slots + slot)
+    }
+
+    /// A start time when this call is to be timed: per-key gets one in
+    /// [`crate::latency::GET_SAMPLE`], everything else always.
+    #[inline]
+    fn start(&self, op: Op) -> Option<std::time::Instant> {
+        self.latency.as_ref()?;
+        if op == Op::Get {
+            Sampler::get()
+        } else {
+            Some(std::time::Instant::now())
+        }
+    }
+
+    #[inline]
+    fn timed(&self, op: Op, category: Option<&[u8]>, start: Option<std::time::Instant>) {
+        if let (Some(t), Some(h)) = (start, self.histogram(op, category)) {
+            h.record_since(t);
+        }
+    }
+
+    /// What this handle recorded: its counts and histograms, its remote tier's too.
+    fn history(&self) -> History {
+        let mut h = History { handles: 1, since: crate::clock::system_clock()(), ..Default::default() };
+        for (n, c) in self.names.iter().zip(self.counts.iter()) {
+            let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+            h.counts.insert(n.clone(), crate::history::Counts { hits: load(&c.hits), misses: load(&c.misses), writes: load(&c.writes), deletes: load(&c.deletes) });
+        }
+        for op in HANDLE_OPS {
+            for n in &self.names {
+                if let Some(s) = self.histogram(op, Some(n.as_bytes())).map(Histogram::snapshot).filter(|s| s.count() > 0) {
+                    h.latency.insert((op.name().into(), n.clone()), s);
+                }
+            }
+            if let Some(s) = self.histogram(op, None).map(Histogram::snapshot).filter(|s| s.count() > 0) {
+                h.latency.insert((op.name().into(), "*".into()), s);
+            }
+        }
+        if let (Some(r), true) = (&self.remote, self.latency.is_some()) {
+            let (fetch, upload) = r.latency();
+            for (op, s) in [(Op::RemoteGet, fetch), (Op::Upload, upload)] {
+                if s.count() > 0 {
+                    h.latency.insert((op.name().into(), "*".into()), s);
+                }
+            }
+        }
+        h
+    }
+
+    /// Adds what this handle recorded to the cache's kept history (see
+    /// [`crate::history`]), at close; read-only handles leave the directory alone.
+    fn keep_history(&self) {
+        if self.read_only {
+            return;
+        }
+        let h = self.history();
+        if h.is_empty() {
+            return;
+        }
+        if let Ok(Some(note)) = h.add_to(self.shared.path()) {
+            eprintln!("nexxo-cache: {note}");
+        }
+    }
+
     fn counts(&self, category: &[u8]) -> Option<&Counts> {
         self.names.iter().position(|n| n.as_bytes() == category).map(|i| &self.counts[i])
     }
@@ -173,7 +257,8 @@ impl Cache {
                 let names = shared.categories();
                 let counts = names.iter().map(|_| Counts::default()).collect();
                 let read_only = config.read_only || shared.is_read_only();
-                Ok(Cache { inner: Inner::Open(Handle { remote, shared, read_only, names, counts }) })
+                let latency = config.latency.then(|| (0..HANDLE_OPS.len() * (names.len() + 1)).map(|_| Histogram::default()).collect());
+                Ok(Cache { inner: Inner::Open(Handle { remote, shared, read_only, names, counts, latency }) })
             }
             Err(e) if config.fallback_disabled && falls_back(&e) => Ok(Self::disabled(config, e)),
             Err(e) => Err(e),
@@ -267,12 +352,15 @@ impl Cache {
     pub fn get(&self, category: &[u8], key: &[u8]) -> Result<Option<Vec<u8>>> {
         match &self.inner {
             Inner::Open(h) => {
+                let t = h.start(Op::Get);
                 let local = h.shared.get(category, key)?;
                 h.count(category, Some(local.is_some()));
-                match local {
-                    Some(v) => Ok(Some(v)),
-                    None => Ok(Self::from_remote(h, category, key)),
-                }
+                let v = match local {
+                    Some(v) => Some(v),
+                    None => Self::from_remote(h, category, key),
+                };
+                h.timed(Op::Get, Some(category), t);
+                Ok(v)
             }
             Inner::Disabled(d) => d.check(category, key).and_then(|_| d.miss()),
         }
@@ -281,9 +369,10 @@ impl Cache {
     pub fn get_into(&self, category: &[u8], key: &[u8], buf: &mut [u8]) -> Result<Option<usize>> {
         match &self.inner {
             Inner::Open(h) => {
+                let t = h.start(Op::Get);
                 let local = h.shared.get_into(category, key, buf)?;
                 h.count(category, Some(local.is_some()));
-                match local {
+                let r = match local {
                     Some(n) => Ok(Some(n)),
                     None => match Self::from_remote(h, category, key) {
                         // Backfilled (when writable): a retry with a larger buffer is a local hit.
@@ -294,7 +383,9 @@ impl Cache {
                         }
                         None => Ok(None),
                     },
-                }
+                };
+                h.timed(Op::Get, Some(category), t);
+                r
             }
             Inner::Disabled(d) => d.check(category, key).and_then(|_| d.miss()).map(|_| None),
         }
@@ -302,7 +393,7 @@ impl Cache {
 
     /// Stores a value; with a read-write remote it is also queued for upload.
     pub fn set(&self, category: &[u8], key: &[u8], value: &[u8]) -> Result<()> {
-        self.batch_set(&[(category, key, value)])
+        self.store_batch(&[(category, key, value)], Op::Set)
     }
 
     pub fn delete(&self, category: &[u8], key: &[u8]) -> Result<()> {
@@ -326,6 +417,11 @@ impl Cache {
     }
 
     pub fn batch_set(&self, entries: &[(&[u8], &[u8], &[u8])]) -> Result<()> {
+        self.store_batch(entries, Op::BatchSet)
+    }
+
+    /// `batch_set`, timed as `op` (a set is timed under its category).
+    fn store_batch(&self, entries: &[(&[u8], &[u8], &[u8])], op: Op) -> Result<()> {
         match &self.inner {
             Inner::Open(h) => {
                 if h.read_only {
@@ -337,7 +433,9 @@ impl Cache {
                     }
                     return Err(Error::ReadOnly);
                 }
+                let t = h.start(op);
                 h.shared.batch_set(entries)?;
+                h.timed(op, if op == Op::Set { entries.first().map(|e| e.0) } else { None }, t);
                 for (c, _, _) in entries {
                     h.count_writes(c, 1);
                 }
@@ -355,6 +453,7 @@ impl Cache {
     pub fn batch_get(&self, keys: &[(&[u8], &[u8])]) -> Vec<Result<Option<Vec<u8>>>> {
         match &self.inner {
             Inner::Open(h) => {
+                let t = h.start(Op::BatchGet);
                 let mut out = h.shared.batch_get(keys);
                 for ((c, _), r) in keys.iter().zip(&out) {
                     h.count(c, r.as_ref().ok().map(Option::is_some));
@@ -365,6 +464,7 @@ impl Cache {
                         out[i] = Ok(v);
                     }
                 }
+                h.timed(Op::BatchGet, None, t);
                 out
             }
             Inner::Disabled(d) => keys.iter().map(|(c, k)| d.check(c, k).and_then(|_| d.miss())).collect(),
@@ -379,7 +479,9 @@ impl Cache {
     pub fn batch_get_into(&self, keys: &[(&[u8], &[u8])], out: &mut [u8], gap: usize) -> PackedRead {
         if let Inner::Open(h) = &self.inner {
             if let Some(store) = h.shared.store().filter(|_| !h.remote.as_ref().is_some_and(Remote::reachable)) {
+                let t = h.start(Op::BatchGet);
                 let r = store.batch_get_into(keys, out, gap);
+                h.timed(Op::BatchGet, None, t);
                 if let PackedRead::Written(outcomes, _) = &r {
                     for ((c, _), o) in keys.iter().zip(outcomes) {
                         h.count(c, o.as_ref().ok().map(Option::is_some));
@@ -560,7 +662,39 @@ impl Cache {
         if let Some(r) = self.remote_stats() {
             out.push_str(&format!(",\"remote\":{}", r.to_json()));
         }
+        if let Inner::Open(h) = &self.inner {
+            // This handle's latency since its open, then what closed handles kept.
+            match h.latency.is_some() {
+                true => out.push_str(&format!(
+                    ",\"latency\":{{\"enabled\":true,\"get_sample\":{},\"ops\":{}}}",
+                    crate::latency::GET_SAMPLE,
+                    crate::history::latency_json(&h.history().latency)
+                )),
+                false => out.push_str(",\"latency\":{\"enabled\":false}"),
+            }
+            if let Ok(kept) = History::read(h.shared.path()) {
+                out.push_str(&format!(",\"history\":{}", kept.to_json()));
+            }
+        }
         out.push('}');
         out
+    }
+
+    /// What the cache's closed handles recorded (see [`crate::history`]); `None` for a
+    /// disabled cache, `Err` when the kept file cannot be read.
+    pub fn history(&self) -> Option<std::result::Result<History, String>> {
+        match &self.inner {
+            Inner::Open(h) => Some(History::read(h.shared.path())),
+            Inner::Disabled(_) => None,
+        }
+    }
+
+    /// This handle's latency histograms since its open, by operation name and category
+    /// (`*` for batches and the remote tier); empty when recording is off.
+    pub fn latency(&self) -> std::collections::BTreeMap<(String, String), Snapshot> {
+        match &self.inner {
+            Inner::Open(h) => h.history().latency,
+            Inner::Disabled(_) => Default::default(),
+        }
     }
 }

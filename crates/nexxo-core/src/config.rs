@@ -57,6 +57,8 @@ pub struct Config {
     pub from_stored: ExplicitLimits,
     /// Leave the `NEXXO_CACHE_*` environment variables out of this open.
     pub ignore_environment: bool,
+    /// Record latency histograms (see [`crate::latency`]); on by default.
+    pub latency: bool,
 }
 
 /// Which of a [`Config`]'s limits the opener set.
@@ -87,6 +89,7 @@ impl Default for Config {
             from_environment: ExplicitLimits::default(),
             from_stored: ExplicitLimits::default(),
             ignore_environment: false,
+            latency: true,
         }
     }
 }

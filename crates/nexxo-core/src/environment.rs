@@ -9,6 +9,7 @@
 //! | `NEXXO_CACHE_MAX_AGE` | seconds, or `30m`, `12h`, `7d`, `2w`; `0` = never | the age bound, unless the opener set one |
 //! | `NEXXO_CACHE_READ_ONLY` | `1`/`true`/`yes`/`on` or `0`/`false`/`no`/`off` | open read-only |
 //! | `NEXXO_CACHE_DISABLE` | as above | a disabled cache: every get misses, writes are dropped |
+//! | `NEXXO_CACHE_LATENCY` | as above | `0`: record no latency histograms (`1` leaves the opener's choice) |
 //! | `NEXXO_CACHE_REMOTE` | one or more URLs, separated by commas or spaces | the remotes, unless the opener configured some |
 //! | `NEXXO_CACHE_REMOTE_MODE` | `read-write`, `read-only`, `off` | with `NEXXO_CACHE_REMOTE` |
 //! | `NEXXO_CACHE_REMOTE_NAME` | the namespace on the servers | with `NEXXO_CACHE_REMOTE` |
@@ -28,6 +29,7 @@ pub const MAX_SIZE: &str = "NEXXO_CACHE_MAX_SIZE";
 pub const MAX_AGE: &str = "NEXXO_CACHE_MAX_AGE";
 pub const READ_ONLY: &str = "NEXXO_CACHE_READ_ONLY";
 pub const DISABLE: &str = "NEXXO_CACHE_DISABLE";
+pub const LATENCY: &str = "NEXXO_CACHE_LATENCY";
 pub const REMOTE: &str = "NEXXO_CACHE_REMOTE";
 pub const REMOTE_MODE: &str = "NEXXO_CACHE_REMOTE_MODE";
 pub const REMOTE_NAME: &str = "NEXXO_CACHE_REMOTE_NAME";
@@ -76,6 +78,9 @@ pub fn apply_from(config: &Config, var: &dyn Fn(&str) -> Option<String>) -> Resu
     }
     if let Some(v) = get(READ_ONLY) {
         c.read_only |= parse_bool(&v).map_err(|why| bad(READ_ONLY, &v, why))?;
+    }
+    if let Some(v) = get(LATENCY) {
+        c.latency &= parse_bool(&v).map_err(|why| bad(LATENCY, &v, why))?;
     }
     let disable = match get(DISABLE) {
         Some(v) => parse_bool(&v).map_err(|why| bad(DISABLE, &v, why))?,
@@ -248,6 +253,10 @@ mod tests {
         let a = with(&[(READ_ONLY, "yes"), (DISABLE, "off")], &Config::default()).unwrap();
         assert!(a.config.read_only && !a.disable);
         assert!(with(&[(DISABLE, "TRUE")], &Config::default()).unwrap().disable);
+        assert!(!with(&[(LATENCY, "off")], &Config::default()).unwrap().config.latency);
+        assert!(with(&[(LATENCY, "1")], &Config::default()).unwrap().config.latency);
+        let off = Config { latency: false, ..Config::default() };
+        assert!(!with(&[(LATENCY, "1")], &off).unwrap().config.latency, "1 leaves the opener's choice");
         let a = with(&[(REMOTE, "http://127.0.0.1:9/c, redis://127.0.0.1:6379"), (REMOTE_MODE, "read-only"), (REMOTE_NAME, "ci"), (REMOTE_HMAC_KEY, "0123456789abcdef")], &Config::default()).unwrap();
         let r = &a.config.remote;
         assert_eq!((r.remotes.len(), r.mode, r.name.as_str(), r.hmac_key.is_some()), (2, Mode::ReadOnly, "ci", true));
@@ -270,6 +279,7 @@ mod tests {
             (vec![(MAX_AGE, "soon")], MAX_AGE),
             (vec![(READ_ONLY, "maybe")], READ_ONLY),
             (vec![(DISABLE, "2")], DISABLE),
+            (vec![(LATENCY, "fast")], LATENCY),
             (vec![(REMOTE, "ftp://x")], REMOTE),
             (vec![(REMOTE, "gopher://user:short-secret@127.0.0.1/c")], REMOTE),
             (vec![(REMOTE, "http://127.0.0.1:9/c"), (REMOTE_MODE, "sometimes")], REMOTE_MODE),

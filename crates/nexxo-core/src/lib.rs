@@ -12,6 +12,8 @@ pub mod error;
 pub mod fork;
 pub mod json;
 pub mod limits;
+pub mod latency;
+pub mod history;
 // Built on the leaves, each using only what is listed above it.
 pub mod stats;
 pub mod remote;

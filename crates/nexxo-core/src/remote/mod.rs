@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use crate::codec::Compression;
 use crate::error::{Error, Result};
+use crate::latency::{Histogram, Snapshot};
 use crate::limits::MAX_VALUE_LEN;
 pub use breaker::State as BreakerState;
 use breaker::Breaker;
@@ -131,6 +132,9 @@ struct Shared {
     idle: Condvar,
     backfills: AtomicU64,
     upload_dropped: AtomicU64,
+    /// Each fetch that asked a remote, and each upload, whole (every endpoint it tried).
+    fetch_latency: Histogram,
+    upload_latency: Histogram,
 }
 
 /// The remotes of one open cache, with their upload threads.
@@ -187,6 +191,8 @@ impl Remote {
             idle: Condvar::new(),
             backfills: AtomicU64::new(0),
             upload_dropped: AtomicU64::new(0),
+            fetch_latency: Histogram::default(),
+            upload_latency: Histogram::default(),
         });
         let mut threads = Vec::new();
         if config.mode == Mode::ReadWrite {
@@ -262,6 +268,12 @@ impl Remote {
             q = s.idle.wait_timeout(q, left).unwrap_or_else(|p| p.into_inner()).0;
         }
         true
+    }
+
+    /// The latency of fetches that asked a remote and of uploads (each whole, every
+    /// endpoint it tried), since this tier started.
+    pub fn latency(&self) -> (Snapshot, Snapshot) {
+        (self.shared.fetch_latency.snapshot(), self.shared.upload_latency.snapshot())
     }
 
     pub fn stats(&self) -> RemoteStats {
@@ -351,12 +363,23 @@ impl Shared {
     }
 
     fn fetch(&self, category: &[u8], key: &[u8]) -> Option<Vec<u8>> {
+        let start = Instant::now();
+        let mut asked = false;
+        let got = self.fetch_from_endpoints(category, key, &mut asked);
+        if asked {
+            self.fetch_latency.record_since(start);
+        }
+        got
+    }
+
+    fn fetch_from_endpoints(&self, category: &[u8], key: &[u8], asked: &mut bool) -> Option<Vec<u8>> {
         let name = envelope::entry_name(&self.name, category, key);
         for e in &self.endpoints {
             let entry = e.entry(&self.name, category, name.clone());
             let start = Instant::now();
             let got = self.call(e, |d| e.get(&entry, d));
             if got.is_some() {
+                *asked = true;
                 let us = start.elapsed().as_micros() as u64;
                 bump(&e.counts.gets, 1);
                 bump(&e.counts.get_micros, us);
@@ -416,6 +439,12 @@ impl Shared {
     }
 
     fn send(&self, job: &Job) {
+        let start = Instant::now();
+        self.send_to_endpoints(job);
+        self.upload_latency.record_since(start);
+    }
+
+    fn send_to_endpoints(&self, job: &Job) {
         let sealed = envelope::seal(self.secret.as_deref(), &self.name, &job.category, &job.key, &job.value, self.compression);
         let name = envelope::entry_name(&self.name, &job.category, &job.key);
         for e in &self.endpoints {

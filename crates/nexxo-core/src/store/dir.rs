@@ -119,7 +119,7 @@ pub(super) fn write_format_file(path: &Path) -> Result<()> {
 
 /// Replaces `dir/name` with `contents` atomically: written to `name.tmp.<pid>` (synced
 /// when `sync`), then renamed over it; the temporary file is removed on failure.
-pub(super) fn replace_file(dir: &Path, name: &str, contents: &[u8], sync: bool) -> std::io::Result<()> {
+pub(crate) fn replace_file(dir: &Path, name: &str, contents: &[u8], sync: bool) -> std::io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp.{}", std::process::id()));
     let done = std::fs::write(&tmp, contents)
         .and_then(|()| if sync { std::fs::File::open(&tmp)?.sync_all() } else { Ok(()) })
