@@ -484,6 +484,45 @@ TEST(stats_json) {
   return 0;
 }
 
+/* 1.7: stats_json's "latency" (this handle's histograms) and "history" (what closed
+ * writable handles kept); nexxo_options_set_latency(false) records none. */
+static char *stats_json_of(nexxo_cache *c) {
+  nexxo_bytes b = {NULL, 0};
+  if (nexxo_cache_stats_json(c, &b) != NEXXO_OK) return NULL;
+  char *s = malloc(b.len + 1);
+  memcpy(s, b.data, b.len);
+  s[b.len] = 0;
+  nexxo_bytes_free(&b);
+  return s;
+}
+
+TEST(latency_in_stats_json) {
+  const char *p = path_in(fresh_dir(), "c");
+  nexxo_options *o = nexxo_options_new();
+  OK(nexxo_options_set_ignore_environment(o, true));
+  nexxo_cache *c = open_or_die(p, o);
+  OK(nexxo_cache_set(c, "parse", K("a"), (const uint8_t *)"A", 1));
+  OK(nexxo_cache_set(c, "parse", K("b"), (const uint8_t *)"B", 1));
+  char *s = stats_json_of(c);
+  CHECK(s && strstr(s, "\"latency\":{\"enabled\":true,\"get_sample\":16,\"ops\":{\"get\":{"));
+  CHECK(strstr(s, "\"set\":{\"count\":2,") && strstr(s, "\"categories\":{\"parse\":{\"count\":2,"));
+  CHECK(strstr(s, "\"history\":{\"since\":0,\"handles\":0,"));
+  free(s);
+  nexxo_cache_close(c);
+  CHECK_ST(nexxo_options_set_latency(NULL, false), NEXXO_INVALID_ARGUMENT);
+  OK(nexxo_options_set_latency(o, false));
+  c = open_or_die(p, o);
+  nexxo_options_free(o);
+  OK(nexxo_cache_set(c, "parse", K("c"), (const uint8_t *)"C", 1));
+  s = stats_json_of(c);
+  CHECK(s && strstr(s, "\"latency\":{\"enabled\":false}"));
+  /* The first handle's close kept its two sets. */
+  CHECK(strstr(s, "\"handles\":1,\"counts\":{") && strstr(s, "\"writes\":2,"));
+  free(s);
+  nexxo_cache_close(c);
+  return 0;
+}
+
 TEST(clear_several_categories) {
   nexxo_cache *c = open_or_die(path_in(fresh_dir(), "c"), NULL);
   const char *cats[] = {"parse", "transform", "bundle", "optimize", "meta"};
@@ -1391,6 +1430,7 @@ static const struct {
     ENTRY(stats_exact_after_mixed_ops),
     ENTRY(reopen_persistence),
     ENTRY(stats_json),
+    ENTRY(latency_in_stats_json),
     ENTRY(clear_several_categories),
     ENTRY(compact_flush_enforce),
     ENTRY(read_only_handle),

@@ -401,7 +401,16 @@ pub unsafe extern "C" fn nexxo_cache_category_stats(c: *const nexxo_cache, categ
 /// Writes the statistics as UTF-8 JSON to a new buffer at `*out` (free it with
 /// `nexxo_bytes_free`): `{"version", "path", "totals": {...}, "categories": {"parse":
 /// {...}, ...}}`, each object with the fields of `nexxo_stats` (`disabled_reason` as the
-/// status's enumerator name). Thread-safe.
+/// status's enumerator name). Since 1.4 also `"limits"`; with remotes `"remote"`. Since
+/// 1.7, for an open cache: `"latency"`, this handle's latency since its open
+/// (`{"enabled", "get_sample", "ops": {"get"|"set"|"batch_get"|"batch_set"|"remote_get"|
+/// "upload": {"count", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "mean_us",
+/// "categories": {NAME: {same fields}}}}}`; per-key gets are timed one in `get_sample`,
+/// so their `count` is of timed calls), and `"history"`, what the cache's closed
+/// writable handles of every process recorded since `since` (`{"since", "handles",
+/// "counts": {NAME: {"hits", "misses", "writes", "deletes"}}, "latency": {as "ops"}}`;
+/// absent when the kept file cannot be read). Percentiles are within 6.25% of the true
+/// value. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn nexxo_cache_stats_json(c: *const nexxo_cache, out: *mut nexxo_bytes) -> nexxo_status {
     ffi_boundary!({
