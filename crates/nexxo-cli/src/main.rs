@@ -39,10 +39,17 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Totals and per-category statistics, and the limits that apply
-    #[command(override_usage = "nexxo-cache stats [DIR] [--json] [--watch [--interval DURATION] [--count N]]")]
+    #[command(override_usage = "nexxo-cache stats [DIR] [--json | --format text|json|openmetrics] [--reset-history] [--watch [--interval DURATION] [--count N]]")]
     Stats {
         #[arg(value_name = "DIR")]
         dir: Option<String>,
+        /// Output: text, json (as --json), or openmetrics (Prometheus text format:
+        /// counters, gauges and the latency histograms closed handles kept)
+        #[arg(long, value_name = "FORMAT", value_parser = ["text", "json", "openmetrics"])]
+        format: Option<String>,
+        /// Forget the kept history (counts and latency of closed handles) after printing
+        #[arg(long)]
+        reset_history: bool,
         /// Refresh until interrupted: entries, sizes and evictions, with rates
         #[arg(long)]
         watch: bool,
@@ -270,22 +277,36 @@ fn age_text(v: u64) -> String {
     }
 }
 
-fn cmd_stats(ctx: &Ctx, dir: Option<String>, watch: bool, interval: u64, count: u64) -> Res {
+fn cmd_stats(ctx: &Ctx, dir: Option<String>, format: Option<&str>, reset_history: bool, watch: bool, interval: u64, count: u64) -> Res {
     let dir = ctx.dir(dir)?;
     if watch {
+        if format.is_some_and(|f| f != "text") || reset_history {
+            return Err(Fail::Usage("stats --watch takes neither --format nor --reset-history".into()));
+        }
         return stats_watch(ctx, &dir, interval.max(1), count);
     }
     let c = open(&dir, &Config::default())?;
-    if ctx.json {
-        // The command opens without the disabled fallback: no reason to name.
-        println!("{}", c.stats_json(""));
-        return Ok(());
+    match (format, ctx.json) {
+        (Some("openmetrics"), false) => print!("{}", openmetrics(&c, &dir)?),
+        (Some("json"), _) | (None, true) => {
+            // The command opens without the disabled fallback: no reason to name.
+            println!("{}", c.stats_json(""));
+        }
+        (Some(f), true) => return Err(Fail::Usage(format!("--json and --format {f} disagree"))),
+        _ => stats_text(&c, &dir)?, // text (clap allows no other value)
     }
+    if reset_history {
+        nexxo_core::history::History::reset(Path::new(&dir)).map_err(|e| Fail::Cache(format!("{dir}: resetting the history: {e}")))?;
+    }
+    Ok(())
+}
+
+fn stats_text(c: &Cache, dir: &str) -> Res {
     let total = c.stats();
     println!("cache {dir}{}", if total.read_only { " (read-only)" } else { "" });
     println!("{:<12} {:>9} {:>12} {:>12} {:>12} {:>9} {:>8}", "category", "entries", "logical", "stored", "on disk", "evicted", "damaged");
     for name in c.categories() {
-        let s = c.category_stats(name.as_bytes()).map_err(|e| cache_err(&dir, e))?;
+        let s = c.category_stats(name.as_bytes()).map_err(|e| cache_err(dir, e))?;
         println!("{}", stats_line(&name, &s));
     }
     println!("{}", stats_line("total", &total));
@@ -302,7 +323,114 @@ fn cmd_stats(ctx: &Ctx, dir: Option<String>, watch: bool, interval: u64, count: 
     if total.recovered {
         println!("note: damaged store files were repaired or set aside when this cache was opened");
     }
+    match c.history() {
+        Some(Ok(h)) if h.handles > 0 => {
+            let ago = nexxo_core::clock::system_clock()().saturating_sub(h.since);
+            let sum = |f: fn(&nexxo_core::history::Counts) -> u64| h.counts.values().map(f).sum::<u64>();
+            println!(
+                "history: {} closed handles since {} ({ago} s ago): {} hits, {} misses, {} writes, {} deletes",
+                h.handles,
+                h.since,
+                sum(|c| c.hits),
+                sum(|c| c.misses),
+                sum(|c| c.writes),
+                sum(|c| c.deletes)
+            );
+            println!("{:<24} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}", "latency (us)", "count", "p50", "p90", "p99", "p99.9", "max");
+            for op in nexxo_core::latency::Op::ALL {
+                let mine: Vec<_> = h.latency.iter().filter(|((o, _), s)| o == op.name() && s.count() > 0).collect();
+                if mine.is_empty() {
+                    continue;
+                }
+                let mut all = nexxo_core::latency::Snapshot::default();
+                for (_, s) in &mine {
+                    all.merge(s);
+                }
+                println!("{}", latency_line(op.name(), &all));
+                if mine.len() > 1 || mine[0].0 .1 != "*" {
+                    for ((_, cat), s) in mine.iter().filter(|((_, c), _)| c != "*") {
+                        println!("{}", latency_line(&format!("  {cat}"), s));
+                    }
+                }
+            }
+            println!("(gets are timed one in {}; reset with --reset-history)", nexxo_core::latency::GET_SAMPLE);
+        }
+        Some(Err(why)) => println!("history: {why}"),
+        _ => {}
+    }
     Ok(())
+}
+
+fn latency_line(name: &str, s: &nexxo_core::latency::Snapshot) -> String {
+    let us = |ns: u64| format!("{:.1}", ns as f64 / 1000.0);
+    format!(
+        "{name:<24} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        s.count(),
+        us(s.quantile_ns(0.5)),
+        us(s.quantile_ns(0.9)),
+        us(s.quantile_ns(0.99)),
+        us(s.quantile_ns(0.999)),
+        us(s.max_ns)
+    )
+}
+
+/// The OpenMetrics text format: the kept history's counters and latency histograms
+/// (cumulative over closed handles) and the store's gauges (entries, bytes) and its
+/// eviction counter.
+fn openmetrics(c: &Cache, dir: &str) -> Result<String, Fail> {
+    use std::fmt::Write;
+    let h = match c.history() {
+        Some(Ok(h)) => h,
+        Some(Err(why)) => return Err(Fail::Cache(format!("{dir}: {why}"))),
+        None => Default::default(),
+    };
+    let esc = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+    let mut o = String::new();
+    let counters: [(&str, &str, fn(&nexxo_core::history::Counts) -> u64); 4] = [
+        ("hits", "gets answered from the cache", |c| c.hits),
+        ("misses", "gets the cache could not answer", |c| c.misses),
+        ("writes", "entries written", |c| c.writes),
+        ("deletes", "entries deleted", |c| c.deletes),
+    ];
+    for (name, help, f) in counters {
+        let _ = writeln!(o, "# TYPE nexxo_cache_{name} counter\n# HELP nexxo_cache_{name} {help}, by closed handles since the history began");
+        for (cat, n) in &h.counts {
+            let _ = writeln!(o, "nexxo_cache_{name}_total{{category=\"{}\"}} {}", esc(cat), f(n));
+        }
+    }
+    let total = c.stats();
+    let _ = writeln!(o, "# TYPE nexxo_cache_evictions counter\n# HELP nexxo_cache_evictions entries evicted by the size and age limits\nnexxo_cache_evictions_total {}", total.evictions);
+    let gauges: [(&str, &str, fn(&Stats) -> u64); 3] = [
+        ("entries", "entries in the cache", |s| s.entries),
+        ("stored_bytes", "bytes of keys and values as stored", |s| s.stored_bytes),
+        ("logical_bytes", "bytes of keys and values as written", |s| s.logical_bytes),
+    ];
+    for (name, help, f) in gauges {
+        let _ = writeln!(o, "# TYPE nexxo_cache_{name} gauge\n# HELP nexxo_cache_{name} {help}");
+        for name_cat in c.categories() {
+            if let Ok(s) = c.category_stats(name_cat.as_bytes()) {
+                let _ = writeln!(o, "nexxo_cache_{name}{{category=\"{}\"}} {}", esc(&name_cat), f(&s));
+            }
+        }
+    }
+    let _ = writeln!(o, "# TYPE nexxo_cache_disk_bytes gauge\n# HELP nexxo_cache_disk_bytes bytes of the cache's files\nnexxo_cache_disk_bytes {}", total.disk_bytes);
+    const BOUNDS_S: [f64; 22] = [1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+    let _ = writeln!(
+        o,
+        "# TYPE nexxo_cache_latency_seconds histogram\n# HELP nexxo_cache_latency_seconds time per call, by operation and category (* for batches and remote calls; gets timed one in {}), by closed handles since the history began",
+        nexxo_core::latency::GET_SAMPLE
+    );
+    for ((op, cat), s) in h.latency.iter().filter(|(_, s)| s.count() > 0) {
+        let labels = format!("op=\"{}\",category=\"{}\"", esc(op), esc(cat));
+        for b in BOUNDS_S {
+            let _ = writeln!(o, "nexxo_cache_latency_seconds_bucket{{{labels},le=\"{b}\"}} {}", s.count_at_most((b * 1e9) as u64));
+        }
+        let _ = writeln!(o, "nexxo_cache_latency_seconds_bucket{{{labels},le=\"+Inf\"}} {}", s.count());
+        let _ = writeln!(o, "nexxo_cache_latency_seconds_count{{{labels}}} {}", s.count());
+        let _ = writeln!(o, "nexxo_cache_latency_seconds_sum{{{labels}}} {}", s.sum_ns as f64 / 1e9);
+    }
+    o.push_str("# EOF\n");
+    Ok(o)
 }
 
 /// `stats --watch`: the cache as its files show it, reopened read-only at each refresh
@@ -769,7 +897,7 @@ fn main() -> ExitCode {
         Cmd::Completions { .. } => "completions",
     };
     let result = match cli.command {
-        Cmd::Stats { dir, watch, interval, count } => cmd_stats(&ctx, dir, watch, interval, count),
+        Cmd::Stats { dir, format, reset_history, watch, interval, count } => cmd_stats(&ctx, dir, format.as_deref(), reset_history, watch, interval, count),
         Cmd::Get { args, output } => cmd_get(&ctx, args, output),
         Cmd::Set { args, file } => cmd_set(&ctx, args, file),
         Cmd::Delete { args } => cmd_delete(&ctx, args),

@@ -394,3 +394,49 @@ fn completions_generate() {
     assert!(text(&o.stdout).contains("stats"), "{}{}", text(&o.stdout), text(&o.stderr));
     assert_eq!(run(&["completions", "tcsh"]).status.code(), Some(2));
 }
+
+/// `stats` shows what closed handles kept (counts, latency percentiles); `--format
+/// openmetrics` exports it with the store's gauges; `--reset-history` forgets it.
+#[test]
+fn stats_shows_the_kept_latency_and_exports_openmetrics() {
+    let (_d, path) = fixture(); // one handle that set 301 entries, closed
+    let o = run(&["stats", &path]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.contains("history: 1 closed handles since") && out.contains("0 hits, 0 misses, 301 writes, 0 deletes"), "{out}");
+    let set_line = out.lines().find(|l| l.starts_with("set ")).unwrap_or_else(|| panic!("no set line: {out}"));
+    assert_eq!(set_line.split_whitespace().nth(1), Some("301"), "{set_line}");
+    assert!(out.lines().any(|l| l.starts_with("  transform") && l.split_whitespace().nth(1) == Some("300")), "{out}");
+
+    let o = run(&["stats", &path, "--format", "openmetrics"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let om = text(&o.stdout);
+    for want in [
+        "# TYPE nexxo_cache_writes counter",
+        "nexxo_cache_writes_total{category=\"transform\"} 300",
+        "nexxo_cache_entries{category=\"transform\"} 300",
+        "# TYPE nexxo_cache_latency_seconds histogram",
+        "nexxo_cache_latency_seconds_bucket{op=\"set\",category=\"transform\",le=\"+Inf\"} 300",
+        "nexxo_cache_latency_seconds_count{op=\"set\",category=\"parse\"} 1",
+    ] {
+        assert!(om.contains(want), "missing {want:?} in:\n{om}");
+    }
+    assert!(om.ends_with("# EOF\n"));
+    // Cumulative buckets never go down, and end at the count.
+    let buckets: Vec<u64> = om
+        .lines()
+        .filter(|l| l.starts_with("nexxo_cache_latency_seconds_bucket{op=\"set\",category=\"transform\""))
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(buckets.len(), 23);
+    assert!(buckets.windows(2).all(|w| w[0] <= w[1]) && buckets[22] == 300, "{buckets:?}");
+
+    let o = run(&["stats", &path, "--json"]);
+    assert!(text(&o.stdout).contains("\"history\":{\"since\":"), "{}", text(&o.stdout));
+    assert_eq!(run(&["stats", &path, "--json", "--format", "openmetrics"]).status.code(), Some(2));
+    assert_eq!(run(&["stats", &path, "--format", "yaml"]).status.code(), Some(2));
+
+    assert_eq!(run(&["stats", &path, "--reset-history"]).status.code(), Some(0));
+    let out = text(&run(&["stats", &path]).stdout);
+    assert!(!out.contains("history:"), "{out}");
+}
