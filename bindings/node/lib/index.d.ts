@@ -121,7 +121,9 @@ export interface OpenOptions {
    * "Environment"); for the manager also NEXXO_CACHE_DIR. Default false.
    */
   ignoreEnvironment?: boolean;
-  /** The path of libnexxo_cache; else NEXXO_CACHE_LIB, NEXXO_CACHE_LIB_DIR, the repo's build/lib, the system. */
+  /** Record latency histograms (default true; NEXXO_CACHE_LATENCY=0 also turns them off). */
+  latency?: boolean;
+  /** The path of libnexxo_cache; else NEXXO_CACHE_LIB, NEXXO_CACHE_LIB_DIR, the platform package, the repo's build/lib, the system. */
   libraryPath?: string;
   /** Remote cache servers (HTTP or Redis) behind the local store. */
   remote?: RemoteOptions;
@@ -131,6 +133,28 @@ export interface OpenOptions {
 export type LimitSource = 'option' | 'environment' | 'stored' | 'default';
 
 /** The limits that apply (README "Defaults": option > environment > stored > default). */
+/** One operation's latency in microseconds (percentiles within 6.25%). */
+export interface LatencySummary {
+  count: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  p999: number;
+  max: number;
+  mean: number;
+}
+
+/** A handle's latency since its open; native gets are timed one in `getSample`. */
+export interface Latency {
+  getSample: number;
+  get: LatencySummary & { categories: Record<string, LatencySummary> };
+  set: LatencySummary & { categories: Record<string, LatencySummary> };
+  batchGet: LatencySummary & { categories: Record<string, LatencySummary> };
+  batchSet: LatencySummary & { categories: Record<string, LatencySummary> };
+  remoteGet: LatencySummary & { categories: Record<string, LatencySummary> };
+  upload: LatencySummary & { categories: Record<string, LatencySummary> };
+}
+
 export interface Limits {
   /** Bound on the cache's stored bytes; 0 = unbounded. */
   maxSize: number;
@@ -209,6 +233,8 @@ export class Cache implements Disposable {
   statsJson(): { version: string; path?: string; totals: Record<string, unknown>; categories: Record<string, Record<string, unknown>>; limits?: Record<string, unknown>; remote?: Record<string, unknown> };
   /** The limits that apply to this handle and where each came from; null for a disabled cache. */
   limits(): Limits | null;
+  /** This handle's latency since its open; null when recording is off. */
+  latency(): Latency | null;
   remoteStats(): RemoteStats;
   /** Waits for queued uploads, at most `timeoutMs` (default 30000): true when none are left. */
   remoteSync(timeoutMs?: number): boolean;
@@ -264,6 +290,8 @@ export interface ManagerStats {
   cacheDir: string;
   /** The limits that apply and where each came from; null while disabled. */
   limits: Limits | null;
+  /** This process's latency since the manager opened; null when off or disabled. */
+  latency: Latency | null;
 }
 
 /** A build's cache: never throws for cache failures, only for caller errors. */

@@ -177,6 +177,7 @@ class CacheManager {
       disabled: this._disabled ? `${this._disabled.code}: ${this._disabled.message}` : false,
       cacheDir: this.cacheDir,
       limits: this._run('getStats', null, (c) => c.limits()),
+      latency: this._run('getStats', null, (c) => c.latency()),
     };
   }
 

@@ -185,6 +185,7 @@ function load(explicit) {
     setDirMode: fn('uint32_t nexxo_options_set_dir_mode(void *o, uint32_t mode)'),
     setAllowUntrustedDir: fn('uint32_t nexxo_options_set_allow_untrusted_dir(void *o, bool allow)'),
     setIgnoreEnvironment: fn('uint32_t nexxo_options_set_ignore_environment(void *o, bool ignore)'),
+    setLatency: fn('uint32_t nexxo_options_set_latency(void *o, bool record)'),
     open: fn('uint32_t nexxo_cache_open(const char *path, void *opts, _Out_ void **out)'),
     close: fn('void nexxo_cache_close(void *c)'),
     // Categories and keys are passed as bytes (pre-encoded, NUL-terminated categories).

@@ -270,3 +270,26 @@ test('environment: NEXXO_CACHE_READ_ONLY makes Cache.set throw READ_ONLY at once
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout, 'READ_ONLY');
 });
+
+test('getStats() has the latency percentiles of this process; latency: false turns them off', async () => {
+  const root = tmp();
+  const m = new CacheManager(root, { ignoreEnvironment: true });
+  for (let i = 0; i < 200; i++) m.set('transform', `k${i}`, 'x'.repeat(500));
+  await m.flush();
+  for (let i = 0; i < 320; i++) m.get('transform', `k${i % 250}`);
+  const l = m.getStats().latency;
+  assert.equal(l.getSample, 16);
+  // The manager's sets reach the library as batches; gets one in 16 (320 native gets).
+  assert.ok(l.batchSet.count >= 1 && l.batchSet.count <= 200, JSON.stringify(l.batchSet));
+  assert.equal(l.get.count, 20);
+  assert.equal(l.get.categories.transform.count, 20);
+  for (const s of [l.get, l.batchSet]) assert.ok(s.p50 > 0 && s.p50 <= s.p99 && s.p99 <= s.max, JSON.stringify(s));
+  assert.equal(l.upload.count, 0);
+  m.close();
+
+  const { Cache } = require('../lib/index');
+  const c = Cache.open(path.join(tmp(), 'c'), { latency: false, ignoreEnvironment: true });
+  c.setSync('parse', 'a', 'b');
+  assert.equal(c.latency(), null);
+  c.close();
+});
