@@ -123,6 +123,12 @@ impl History {
     /// The history kept in `dir`: empty when there is none; `Err` with the reason when
     /// the file cannot be read or is not one this build reads.
     pub fn read(dir: &Path) -> Result<History, String> {
+        // Tens of KiB in practice (6 operations x categories x non-empty buckets): a
+        // file far larger is not one this build wrote, and is not read whole.
+        const MAX_FILE: u64 = 4 << 20;
+        if std::fs::metadata(dir.join(METRICS_FILE)).is_ok_and(|m| m.len() > MAX_FILE) {
+            return Err(format!("{} is larger than a metrics file can be", dir.join(METRICS_FILE).display()));
+        }
         match std::fs::read_to_string(dir.join(METRICS_FILE)) {
             Ok(text) => History::parse(&text).ok_or_else(|| format!("{} is not a metrics file this build reads", dir.join(METRICS_FILE).display())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(History::default()),
@@ -257,5 +263,7 @@ mod tests {
             assert!(note.is_some_and(|n| n.contains("started afresh")));
             assert_eq!(History::read(dir.path()).unwrap().counts["transform"].hits, 1);
         }
+        std::fs::write(dir.path().join(METRICS_FILE), vec![b'x'; 5 << 20]).unwrap();
+        assert!(History::read(dir.path()).unwrap_err().contains("larger than"));
     }
 }
