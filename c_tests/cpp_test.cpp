@@ -221,6 +221,19 @@ TEST(Cache, LimitsStoredEnvironmentIgnored) {
   unsetenv("NEXXO_CACHE_MAX_AGE");
 }
 
+// stats_json has this handle's latency (1.7); Options::latency = false records none.
+TEST(Cache, LatencyInStatsJson) {
+  const std::string dir = fresh_dir();
+  nexxo::Options o;
+  o.ignore_environment = true;
+  auto c = nexxo::Cache::open(dir, o);
+  c.set("parse", "k", "v");
+  EXPECT_NE(c.stats_json().find("\"set\":{\"count\":1,"), std::string::npos) << c.stats_json();
+  o.latency = false;
+  auto d = nexxo::Cache::open(fresh_dir(), o);
+  EXPECT_NE(d.stats_json().find("\"latency\":{\"enabled\":false}"), std::string::npos) << d.stats_json();
+}
+
 TEST(Cache, DisabledFallback) {
   nexxo::Options o;
   o.fallback_disabled = true;

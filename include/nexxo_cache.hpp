@@ -118,6 +118,7 @@ struct Options {
   std::optional<std::uint64_t> memory_budget;
   std::optional<RemoteOptions> remote;
   bool ignore_environment = false;  ///< leave the NEXXO_CACHE_* variables out of this open
+  bool latency = true;              ///< record latency histograms (stats_json's "latency"; 1.7)
 };
 
 namespace detail {
@@ -133,6 +134,7 @@ inline nexxo_status build(const Options &o, nexxo_options **out) noexcept {
   for (const auto &l : o.category_max_size) step(nexxo_options_set_category_max_size(opts, l.first.c_str(), l.second));
   if (o.max_age_seconds) step(nexxo_options_set_max_age(opts, *o.max_age_seconds));
   step(nexxo_options_set_ignore_environment(opts, o.ignore_environment));
+  step(nexxo_options_set_latency(opts, o.latency));
   step(nexxo_options_set_compression(opts, o.compression));
   step(nexxo_options_set_sync_writes(opts, o.sync_writes));
   step(nexxo_options_set_read_only(opts, o.read_only));

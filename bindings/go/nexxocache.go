@@ -146,6 +146,10 @@ type Options struct {
 	// and its companions; the repository's README, "Environment") out of this open. By
 	// default they apply, behind what these options set.
 	IgnoreEnvironment bool
+	// NoLatency records no latency histograms (Latency, StatsJSON's "latency"); by
+	// default every call is timed (gets one in 16). NEXXO_CACHE_LATENCY=0 also turns
+	// recording off.
+	NoLatency bool
 	// Remote attaches cache servers behind the local store; nil means none.
 	Remote *RemoteOptions
 }
@@ -264,6 +268,7 @@ func buildOptions(o *Options) (*C.nexxo_options, error) {
 		{o.FallbackDisabled, func() cstat { return C.nexxo_options_set_fallback_disabled(opts, true) }, "FallbackDisabled"},
 		{o.AllowUntrustedDir, func() cstat { return C.nexxo_options_set_allow_untrusted_dir(opts, true) }, "AllowUntrustedDir"},
 		{o.IgnoreEnvironment, func() cstat { return C.nexxo_options_set_ignore_environment(opts, true) }, "IgnoreEnvironment"},
+		{o.NoLatency, func() cstat { return C.nexxo_options_set_latency(opts, false) }, "NoLatency"},
 		{o.DirMode != 0, func() cstat { return C.nexxo_options_set_dir_mode(opts, C.uint32_t(o.DirMode)) }, "DirMode"},
 	}
 	for _, f := range flags {
@@ -644,6 +649,42 @@ func (c *Cache) Limits() (l Limits, ok bool, err error) {
 		return Limits{}, false, nil
 	}
 	return *j.Limits, true, nil
+}
+
+// LatencySummary is one operation's latency in microseconds (percentiles within 6.25%).
+type LatencySummary struct {
+	Count uint64  `json:"count"`
+	P50   float64 `json:"p50_us"`
+	P90   float64 `json:"p90_us"`
+	P99   float64 `json:"p99_us"`
+	P999  float64 `json:"p999_us"`
+	Max   float64 `json:"max_us"`
+	Mean  float64 `json:"mean_us"`
+	// Categories: the same per category (empty for batches and remote calls).
+	Categories map[string]LatencySummary `json:"categories"`
+}
+
+// Latency returns this handle's latency since its open by operation ("get", "set",
+// "batch_get", "batch_set", "remote_get", "upload"); gets are timed one in 16 per
+// thread. ok is false when recording is off or the cache is disabled.
+func (c *Cache) Latency() (ops map[string]LatencySummary, ok bool, err error) {
+	raw, err := c.StatsJSON()
+	if err != nil {
+		return nil, false, err
+	}
+	var j struct {
+		Latency *struct {
+			Enabled bool                      `json:"enabled"`
+			Ops     map[string]LatencySummary `json:"ops"`
+		} `json:"latency"`
+	}
+	if err := json.Unmarshal(raw, &j); err != nil {
+		return nil, false, fmt.Errorf("nexxocache: latency: %w", err)
+	}
+	if j.Latency == nil || !j.Latency.Enabled {
+		return nil, false, nil
+	}
+	return j.Latency.Ops, true, nil
 }
 
 // PolicyReport says what EnforcePolicy did.

@@ -635,3 +635,28 @@ func TestLimits(t *testing.T) {
 		t.Fatalf("reopened: limits %+v ok=%v err=%v", l, ok, err)
 	}
 }
+
+// Latency has every timed operation's percentiles; NoLatency records none.
+func TestLatency(t *testing.T) {
+	c, _ := open(t, &Options{IgnoreEnvironment: true})
+	for i := 0; i < 50; i++ {
+		if err := c.Set("transform", []byte(fmt.Sprintf("k%d", i)), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ops, ok, err := c.Latency()
+	if err != nil || !ok {
+		t.Fatalf("ok=%v err=%v", ok, err)
+	}
+	set := ops["set"]
+	if set.Count != 50 || set.Categories["transform"].Count != 50 || set.P50 <= 0 || set.P50 > set.P99 || set.P99 > set.Max {
+		t.Fatalf("set %+v", set)
+	}
+	if _, present := ops["upload"]; !present {
+		t.Fatalf("ops %v", ops)
+	}
+	off, _ := open(t, &Options{IgnoreEnvironment: true, NoLatency: true})
+	if _, ok, err := off.Latency(); ok || err != nil {
+		t.Fatalf("NoLatency: ok=%v err=%v", ok, err)
+	}
+}

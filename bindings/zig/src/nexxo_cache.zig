@@ -88,6 +88,8 @@ pub const Options = struct {
     remote: ?RemoteOptions = null,
     /// Leave the `NEXXO_CACHE_*` environment variables out of this open.
     ignore_environment: bool = false,
+    /// Record latency histograms (`statsJson`'s "latency"); `NEXXO_CACHE_LATENCY=0` also turns it off.
+    latency: bool = true,
 };
 
 pub const RemoteMode = enum { read_write, read_only, off };
@@ -168,6 +170,7 @@ fn buildOptions(o: Options) Error!*c.nexxo_options {
     for (o.category_max_size) |l| try check(c.nexxo_options_set_category_max_size(opts, l.category.ptr, l.max_size));
     if (o.max_age_seconds) |a| try check(c.nexxo_options_set_max_age(opts, a));
     try check(c.nexxo_options_set_ignore_environment(opts, o.ignore_environment));
+    try check(c.nexxo_options_set_latency(opts, o.latency));
     try check(c.nexxo_options_set_compression(opts, switch (o.compression) {
         .none => c.NEXXO_COMPRESSION_NONE,
         .lz4 => c.NEXXO_COMPRESSION_LZ4,

@@ -236,6 +236,28 @@ test "limits: unset options keep the cache's stored ones; statsJson names their 
     try testing.expect(std.mem.indexOf(u8, j, "\"source\":{\"max_size\":\"stored\",\"max_age\":\"stored\"") != null);
 }
 
+test "statsJson has the latency of this handle; .latency = false records none" {
+    var tmp = testing.tmpDir(.{});
+    defer tmp.cleanup();
+    const path = try cachePath(&tmp, "c");
+    defer alloc.free(path);
+    {
+        var cache = try nx.Cache.open(path, .{ .ignore_environment = true });
+        defer cache.close();
+        try cache.set("parse", "k", "v");
+        const j = try cache.statsJson(alloc);
+        defer alloc.free(j);
+        try testing.expect(std.mem.indexOf(u8, j, "\"set\":{\"count\":1,") != null);
+    }
+    var cache = try nx.Cache.open(path, .{ .ignore_environment = true, .latency = false });
+    defer cache.close();
+    const j = try cache.statsJson(alloc);
+    defer alloc.free(j);
+    try testing.expect(std.mem.indexOf(u8, j, "\"latency\":{\"enabled\":false}") != null);
+    // The first handle's close kept its set.
+    try testing.expect(std.mem.indexOf(u8, j, "\"handles\":1,") != null);
+}
+
 test "an untrusted directory is refused unless allowed" {
     var tmp = testing.tmpDir(.{});
     defer tmp.cleanup();
