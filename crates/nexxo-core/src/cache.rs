@@ -393,7 +393,34 @@ impl Cache {
 
     /// Stores a value; with a read-write remote it is also queued for upload.
     pub fn set(&self, category: &[u8], key: &[u8], value: &[u8]) -> Result<()> {
-        self.store_batch(&[(category, key, value)], Op::Set)
+        self.store_batch(&[(category, key, value)], None, Op::Set)
+    }
+
+    /// [`Cache::set`] with tags: what the value depends on, for [`Cache::invalidate`]
+    /// (see `store/tags.rs`; at most 32 tags of 1 to 256 bytes). An overwrite replaces
+    /// the key's tags.
+    pub fn set_tagged(&self, category: &[u8], key: &[u8], value: &[u8], tags: &[&[u8]]) -> Result<()> {
+        self.store_batch(&[(category, key, value)], Some(&[tags]), Op::Set)
+    }
+
+    /// [`Cache::batch_set`] with each entry's tags (`tags[i]` for `entries[i]`).
+    pub fn batch_set_tagged(&self, entries: &[(&[u8], &[u8], &[u8])], tags: &[&[&[u8]]]) -> Result<()> {
+        if tags.len() != entries.len() {
+            return Err(Error::InvalidArgument(format!("{} tag lists for {} entries", tags.len(), entries.len())));
+        }
+        self.store_batch(entries, Some(tags), Op::BatchSet)
+    }
+
+    /// Removes every entry that carries `tag`, in every category, in one atomic write
+    /// with exact statistics: (entries, stored bytes) removed. Local only: a remote tier
+    /// keeps its copies (see the README). `NEXXO_READ_ONLY` on a read-only handle.
+    pub fn invalidate(&self, tag: &[u8]) -> Result<(u64, u64)> {
+        crate::store::check_tag(tag)?;
+        match &self.inner {
+            Inner::Open(h) if h.read_only => Err(Error::ReadOnly),
+            Inner::Open(h) => h.shared.invalidate(tag),
+            Inner::Disabled(_) => Ok((0, 0)),
+        }
     }
 
     pub fn delete(&self, category: &[u8], key: &[u8]) -> Result<()> {
@@ -417,11 +444,17 @@ impl Cache {
     }
 
     pub fn batch_set(&self, entries: &[(&[u8], &[u8], &[u8])]) -> Result<()> {
-        self.store_batch(entries, Op::BatchSet)
+        self.store_batch(entries, None, Op::BatchSet)
     }
 
-    /// `batch_set`, timed as `op` (a set is timed under its category).
-    fn store_batch(&self, entries: &[(&[u8], &[u8], &[u8])], op: Op) -> Result<()> {
+    /// `batch_set` (tagged when `tags` is given), timed as `op` (a set is timed under
+    /// its category).
+    fn store_batch(&self, entries: &[(&[u8], &[u8], &[u8])], tags: Option<&[&[&[u8]]]>, op: Op) -> Result<()> {
+        if let Some(tags) = tags {
+            for t in tags {
+                crate::store::check_tags(t)?;
+            }
+        }
         match &self.inner {
             Inner::Open(h) => {
                 if h.read_only {
@@ -434,7 +467,10 @@ impl Cache {
                     return Err(Error::ReadOnly);
                 }
                 let t = h.start(op);
-                h.shared.batch_set(entries)?;
+                match tags {
+                    Some(tags) => h.shared.batch_set_tagged(entries, tags)?,
+                    None => h.shared.batch_set(entries)?,
+                }
                 h.timed(op, if op == Op::Set { entries.first().map(|e| e.0) } else { None }, t);
                 for (c, _, _) in entries {
                     h.count_writes(c, 1);

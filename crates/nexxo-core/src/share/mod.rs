@@ -407,6 +407,46 @@ impl Shared {
         Ok(())
     }
 
+    /// [`Shared::batch_set`] with each entry's tags (`tags[i]` for `entries[i]`).
+    pub fn batch_set_tagged(&self, entries: &[(&[u8], &[u8], &[u8])], tags: &[&[&[u8]]]) -> Result<()> {
+        self.check_fork()?;
+        if let Some(s) = self.store() {
+            return s.batch_set_tagged(entries, tags);
+        }
+        if tags.len() != entries.len() {
+            return Err(Error::InvalidArgument(format!("{} tag lists for {} entries", tags.len(), entries.len())));
+        }
+        let items: Vec<(usize, &(&[u8], &[u8], &[u8]))> = entries.iter().enumerate().collect();
+        for part in split_batch(&items, |(i, (c, k, v))| c.len() + k.len() + v.len() + 16 + tags[*i].iter().map(|t| t.len() + 4).sum::<usize>()) {
+            let part_entries: Vec<(&[u8], &[u8], &[u8])> = part.iter().map(|(_, e)| **e).collect();
+            let part_tags: Vec<&[&[u8]]> = part.iter().map(|(i, _)| tags[*i]).collect();
+            self.run(
+                |s| s.batch_set_tagged(&part_entries, &part_tags),
+                || {
+                    let mut f = Frame::request(Op::BatchSetTagged).u32(part.len() as u32);
+                    for (i, (c, k, v)) in part {
+                        f.push_bytes(c);
+                        f.push_bytes(k);
+                        f.push_bytes(v);
+                        f.push_u32(tags[*i].len() as u32);
+                        for t in tags[*i] {
+                            f.push_bytes(t);
+                        }
+                    }
+                    f
+                },
+                false,
+                |_| Ok(()),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Removes every entry carrying `tag`: (entries, stored bytes).
+    pub fn invalidate(&self, tag: &[u8]) -> Result<(u64, u64)> {
+        self.run(|s| s.invalidate(tag), || Frame::request(Op::Invalidate).bytes(tag), true, |r| Ok((r.u64()?, r.u64()?)))
+    }
+
     pub fn fill(&self, cat: &[u8], key: &[u8], value: &[u8]) -> Result<bool> {
         self.run(|s| s.fill(cat, key, value), || Frame::request(Op::Fill).bytes(cat).bytes(key).bytes(value), false, |r| Ok(r.u8()? != 0))
     }

@@ -17,8 +17,9 @@ use crate::store::VerifyReport;
 /// The first bytes of a connection's hello.
 pub(crate) const MAGIC: &[u8; 8] = b"NEXXOIPC";
 /// Raised whenever a message changes meaning; both sides must speak the same one.
-/// 2 (1.3.1): the verify reply names damaged tables.
-pub(crate) const PROTOCOL: u32 = 2;
+/// 2 (1.3.1): the verify reply names damaged tables. 3 (1.7): tagged writes and
+/// invalidation.
+pub(crate) const PROTOCOL: u32 = 3;
 /// The largest frame read: a value's limit (256 MiB) with room for its key and fields.
 /// Batches are split by the sender to fit.
 pub(crate) const MAX_FRAME: usize = (256 << 20) + (1 << 20);
@@ -42,6 +43,8 @@ pub enum Op {
     Stats = 11,
     CategoryStats = 12,
     Verify = 13,
+    BatchSetTagged = 14,
+    Invalidate = 15,
 }
 
 impl Op {
@@ -61,6 +64,8 @@ impl Op {
             11 => Stats,
             12 => CategoryStats,
             13 => Verify,
+            14 => BatchSetTagged,
+            15 => Invalidate,
             _ => return None,
         })
     }
@@ -121,6 +126,10 @@ impl Frame {
 
     pub fn push_u8(&mut self, v: u8) {
         self.0.push(v);
+    }
+
+    pub fn push_u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
     }
 
     /// The frame with its length filled in.

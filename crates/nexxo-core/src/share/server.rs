@@ -229,6 +229,28 @@ fn answer(store: &Store, body: &[u8]) -> Result<Frame, ProtoError> {
             r.end()?;
             proto::reply(&store.batch_set(&entries), |f, _| f)
         }
+        Op::BatchSetTagged => {
+            let n = r.count(16)?;
+            let mut entries = Vec::with_capacity(n);
+            let mut tags = Vec::with_capacity(n);
+            for _ in 0..n {
+                entries.push((r.bytes()?, r.bytes()?, r.bytes()?));
+                let m = r.count(4)?;
+                let mut t = Vec::with_capacity(m);
+                for _ in 0..m {
+                    t.push(r.bytes()?);
+                }
+                tags.push(t);
+            }
+            r.end()?;
+            let tags: Vec<&[&[u8]]> = tags.iter().map(Vec::as_slice).collect();
+            proto::reply(&store.batch_set_tagged(&entries, &tags), |f, _| f)
+        }
+        Op::Invalidate => {
+            let tag = r.bytes()?;
+            r.end()?;
+            proto::reply(&store.invalidate(tag), |f, (n, bytes)| f.u64(*n).u64(*bytes))
+        }
         Op::Fill => {
             let (cat, key, value) = (r.bytes()?, r.bytes()?, r.bytes()?);
             r.end()?;

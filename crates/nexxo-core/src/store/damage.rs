@@ -70,7 +70,7 @@ impl Store {
         let existing = self.existing_from_frame(ci, key, seen)?;
         let mut counters = st.counters[ci];
         let mut batch = WriteBatch::default();
-        self.remove_into(&mut batch, ci, key, &existing, &mut counters);
+        self.remove_into(&mut batch, ci, key, &existing, &mut counters)?;
         counters.corrupt_dropped += 1;
         batch.put_cf(self.cf(META_CF), counters_key(&c.name), counters.encode());
         self.write_removing(batch)?;
@@ -148,6 +148,8 @@ impl Store {
             if let Some((_, key)) = parse_lru_key(&prefix, k).filter(|(_, key)| !key.is_empty()) {
                 if self.db.get_pinned_cf_opt(self.cf(&c.cf_name), key, &self.read_opts)?.is_none() {
                     batch.delete_cf(self.cf(LRU_CF), k);
+                    let tags = self.entry_tags(ci, key)?;
+                    self.untag_into(&mut batch, ci, key, &tags);
                     n += 1;
                 }
             }
@@ -169,7 +171,7 @@ impl Store {
         let mut counters = st.counters[ci];
         let mut batch = WriteBatch::default();
         if let Some(old) = self.existing(ci, key)? {
-            self.remove_into(&mut batch, ci, key, &old, &mut counters);
+            self.remove_into(&mut batch, ci, key, &old, &mut counters)?;
         }
         let generation = st.gens.current;
         self.put_into(&mut batch, ci, key, frame, generation, &mut counters);

@@ -150,6 +150,8 @@ impl Store {
             let size = decode_size(v).unwrap_or_default();
             batch.delete_cf(cf, key);
             batch.delete_cf(lru, k);
+            let tags = self.entry_tags(ci, key)?;
+            self.untag_into(&mut batch, ci, key, &tags);
             counters[ci].remove(size);
             counters[ci].evictions += 1;
             last_gen = g;

@@ -29,6 +29,8 @@ mod read;
 pub(crate) mod recency;
 mod salvage;
 mod space;
+mod tags;
+pub use tags::{check_tag, check_tags, MAX_TAGS, MAX_TAG_LEN};
 mod warm;
 mod write;
 
@@ -104,6 +106,8 @@ pub struct Store {
     pub(crate) on_write: std::sync::OnceLock<Box<dyn Fn(bool) + Send + Sync>>,
     /// Frames held in memory for the reads to come (see `warm.rs`).
     warm: warm::WarmTable,
+    /// Tag bookkeeping is on: the cache has held a tag (see `tags.rs`).
+    tagged: AtomicBool,
 }
 
 impl Drop for Store {

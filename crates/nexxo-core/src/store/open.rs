@@ -130,15 +130,23 @@ impl Store {
                 let _ = config.add_category(name.as_bytes());
             }
         }
-        let salvage = Salvage::read(&work, config.categories().map(str::to_owned).collect()).map_err(io)?;
+        // A store that used tags is not salvaged: its tag records cannot be read back
+        // with the entries, and an entry whose tags were lost could never be
+        // invalidated (see tags.rs). Its files are moved aside below.
+        let tagged = path.join(super::tags::TAGGED_FILE).exists();
+        let salvage = if tagged { Salvage::default() } else { Salvage::read(&work, config.categories().map(str::to_owned).collect()).map_err(io)? };
+        let _ = std::fs::remove_file(path.join(super::tags::TAGGED_FILE));
         let mut s = Self::open_db(path, &config, clock.clone())?;
         let kept = s.store_salvaged(&salvage)?;
         s.recovered = true;
         let r = &salvage.report;
-        let aside = if kept == 0 && r.files > 0 {
+        let aside = if tagged || (kept == 0 && r.files > 0) {
             let aside = aside_path(path, clock());
             std::fs::rename(&work, &aside).map_err(io)?;
-            format!("; nothing could be read: the old files are in {}", aside.display())
+            match tagged {
+                true => format!("; the cache used tags, so nothing was kept: the old files are in {}", aside.display()),
+                false => format!("; nothing could be read: the old files are in {}", aside.display()),
+            }
         } else {
             std::fs::remove_dir_all(&work).map_err(io)?;
             String::new()
@@ -294,6 +302,7 @@ impl Store {
             write_opts,
             read_opts,
             closed_cleanly: AtomicBool::new(false),
+            tagged: AtomicBool::new(path.join(super::tags::TAGGED_FILE).exists()),
             on_write: std::sync::OnceLock::new(),
             // Only a store that takes writes keeps one: a follower or read-only handle
             // would need the writer's overwrites to keep it true.

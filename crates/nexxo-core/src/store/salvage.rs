@@ -87,6 +87,7 @@ pub struct SalvageReport {
 }
 
 /// The records of a damaged store's files, by category and key.
+#[derive(Default)]
 pub(super) struct Salvage {
     categories: Vec<String>,
     /// The files read, open (kept values are read again from them at the end).

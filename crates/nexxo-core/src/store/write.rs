@@ -9,7 +9,7 @@ use rocksdb::{ColumnFamily, WriteBatch};
 use super::layout::{counters_key, decode_size, encode_size, entry_size, lru_key, lru_key_into, lru_prefix, parse_lru_key, prefix_end, LRU_CF, META_CF};
 use super::{by_category, Store};
 use crate::codec::{self, Header};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::limits::{check_key, check_value};
 use crate::stats::{Counters, EntrySize};
 
@@ -169,17 +169,22 @@ impl Store {
         Ok(None)
     }
 
-    /// Adds the removal of an existing entry (data and index) to `batch`.
-    pub(crate) fn remove_into(&self, batch: &mut WriteBatch, ci: usize, key: &[u8], e: &Existing, counters: &mut Counters) {
-        self.remove_into_cfs(&self.write_cfs(), batch, ci, key, e, counters)
+    /// Adds the removal of an existing entry (data, index and tags) to `batch`.
+    pub(crate) fn remove_into(&self, batch: &mut WriteBatch, ci: usize, key: &[u8], e: &Existing, counters: &mut Counters) -> Result<()> {
+        self.remove_into_cfs(&self.write_cfs(), batch, ci, key, e, counters)?;
+        let tags = self.entry_tags(ci, key)?;
+        self.untag_into(batch, ci, key, &tags);
+        Ok(())
     }
 
-    pub(super) fn remove_into_cfs(&self, cfs: &WriteCfs<'_>, batch: &mut WriteBatch, ci: usize, key: &[u8], e: &Existing, counters: &mut Counters) {
+    /// The removal of data and index only (a caller that handles the tags itself).
+    pub(super) fn remove_into_cfs(&self, cfs: &WriteCfs<'_>, batch: &mut WriteBatch, ci: usize, key: &[u8], e: &Existing, counters: &mut Counters) -> Result<()> {
         batch.delete_cf(cfs.cat(ci), key);
         if let Some(g) = e.generation {
             cfs.index(batch, ci, g, key, None);
         }
         counters.remove(e.size);
+        Ok(())
     }
 
     /// Adds the storing of a frame (data and index) to `batch`.
@@ -231,18 +236,27 @@ impl Store {
     /// Stores several values atomically: after a crash either all are there or none.
     /// Every entry is validated before anything is written.
     pub fn batch_set(&self, entries: &[(&[u8], &[u8], &[u8])]) -> Result<()> {
-        self.store_entries(entries, false).map(|_| ())
+        self.store_entries(entries, None, false).map(|_| ())
+    }
+
+    /// [`Store::batch_set`] with each entry's tags (`tags[i]` for `entries[i]`; see
+    /// `tags.rs`): an overwritten entry's old tags are dropped, in the same atomic write.
+    pub fn batch_set_tagged(&self, entries: &[(&[u8], &[u8], &[u8])], tags: &[&[&[u8]]]) -> Result<()> {
+        if tags.len() != entries.len() {
+            return Err(Error::InvalidArgument(format!("{} tag lists for {} entries", tags.len(), entries.len())));
+        }
+        self.store_entries(entries, Some(tags), false).map(|_| ())
     }
 
     /// Stores a value only when the key holds none (a value fetched from a remote tier
     /// never overwrites one written here meanwhile). Returns whether it was stored.
     pub fn fill(&self, category: &[u8], key: &[u8], value: &[u8]) -> Result<bool> {
-        self.store_entries(&[(category, key, value)], true).map(|n| n == 1)
+        self.store_entries(&[(category, key, value)], None, true).map(|n| n == 1)
     }
 
     /// `batch_set`, or with `only_absent` a batch that skips keys holding a value.
     /// Returns the number of entries written.
-    pub(super) fn store_entries(&self, entries: &[(&[u8], &[u8], &[u8])], only_absent: bool) -> Result<usize> {
+    pub(super) fn store_entries(&self, entries: &[(&[u8], &[u8], &[u8])], tags: Option<&[&[&[u8]]]>, only_absent: bool) -> Result<usize> {
         let mut prepared = Vec::with_capacity(entries.len());
         for (cat, key, value) in entries {
             let ci = self.category_index(cat)?;
@@ -250,9 +264,18 @@ impl Store {
             check_value(value)?;
             prepared.push((ci, *key, *value));
         }
+        let tagging = tags.is_some_and(|t| t.iter().any(|t| !t.is_empty()));
+        if let Some(tags) = tags {
+            for t in tags {
+                super::tags::check_tags(t)?;
+            }
+        }
         self.check_writable()?;
         if prepared.is_empty() {
             return Ok(0);
+        }
+        if tagging {
+            self.start_tagging()?;
         }
         // Compress and checksum outside the lock, the frames one after another in one
         // buffer sized for the worst case (raw frames): no allocation per value. The
@@ -298,7 +321,11 @@ impl Store {
         let mut replaced = false;
         let cfs = self.write_cfs();
         let stored = self.existing_many(&cfs, &prepared)?;
-        for ((((ci, key, _), frame), written), stored) in prepared.iter().zip(frames.iter_mut()).zip(written.iter_mut()).zip(stored) {
+        // With tag bookkeeping on: the tags each key holds as this batch goes (an earlier
+        // entry of the batch shadows the store, as for the entries themselves).
+        let tracking = self.tags_in_use();
+        let mut shadow_tags: HashMap<(usize, &[u8]), Vec<Vec<u8>>, BatchHash> = HashMap::with_hasher(BatchHash);
+        for (i, ((((ci, key, _), frame), written), stored)) in prepared.iter().zip(frames.iter_mut()).zip(written.iter_mut()).zip(stored).enumerate() {
             codec::set_generation(frame, generation);
             let old = match shadow.get(&(*ci, *key)) {
                 Some(e) => Some(*e),
@@ -312,7 +339,18 @@ impl Store {
                 replaced = true;
                 // A repeated key in one batch deletes and re-puts the same index record;
                 // a WriteBatch applies its operations in order, so the last put wins.
-                self.remove_into_cfs(&cfs, &mut batch, *ci, key, &old, &mut counters[*ci]);
+                self.remove_into_cfs(&cfs, &mut batch, *ci, key, &old, &mut counters[*ci])?;
+            }
+            if tracking {
+                let old_tags = match shadow_tags.remove(&(*ci, *key)) {
+                    Some(t) => t,
+                    None if old.is_some() => self.entry_tags(*ci, key)?,
+                    None => Vec::new(),
+                };
+                self.untag_into(&mut batch, *ci, key, &old_tags);
+                let new_tags: &[&[u8]] = tags.map_or(&[], |t| t[i]);
+                self.tag_into(&mut batch, *ci, key, new_tags);
+                shadow_tags.insert((*ci, *key), new_tags.iter().map(|t| t.to_vec()).collect());
             }
             let size = self.put_into_cfs(&cfs, &mut batch, *ci, key, frame, generation, &mut counters[*ci]);
             shadow.insert((*ci, *key), Existing { generation: Some(generation), size });
@@ -365,7 +403,7 @@ impl Store {
         let Some(old) = self.existing(ci, key)? else { return Ok(false) };
         let mut counters = st.counters[ci];
         let mut batch = WriteBatch::default();
-        self.remove_into(&mut batch, ci, key, &old, &mut counters);
+        self.remove_into(&mut batch, ci, key, &old, &mut counters)?;
         self.put_counters(&mut batch, ci, &counters);
         self.write_removing(batch)?;
         st.counters[ci] = counters;
@@ -403,6 +441,7 @@ impl Store {
             it.status()?;
             let p = lru_prefix(&c.name);
             batch.delete_range_cf(self.cf(LRU_CF), p.clone(), prefix_end(&p));
+            self.untag_category_into(&mut batch, ci)?;
             counters[ci] = counters[ci].emptied();
             self.put_counters(&mut batch, ci, &counters[ci]);
         }
