@@ -523,6 +523,50 @@ TEST(latency_in_stats_json) {
   return 0;
 }
 
+/* 1.7: tagged writes and nexxo_cache_invalidate. */
+TEST(tags_set_and_invalidate) {
+  nexxo_cache *c = open_or_die(path_in(fresh_dir(), "c"), NULL);
+  const nexxo_tag cfg = {(const uint8_t *)"tsconfig.json#a1", 16}, babel = {(const uint8_t *)"babel@7", 7};
+  const nexxo_tag both[] = {cfg, babel};
+  OK(nexxo_cache_set_tagged(c, "transform", K("a.ts"), (const uint8_t *)"A", 1, both, 2));
+  OK(nexxo_cache_set_tagged(c, "transform", K("b.ts"), (const uint8_t *)"B", 1, &babel, 1));
+  OK(nexxo_cache_set_tagged(c, "parse", K("c.ts"), (const uint8_t *)"C", 1, NULL, 0));
+  nexxo_entry es[2] = {{"bundle", K("main.js"), (const uint8_t *)"M", 1}, {"optimize", K("main.min.js"), (const uint8_t *)"O", 1}};
+  nexxo_tags ts[2] = {{&cfg, 1}, {NULL, 0}};
+  OK(nexxo_cache_batch_set_tagged(c, es, ts, 2));
+  uint64_t n = 99, bytes = 99;
+  OK(nexxo_cache_invalidate(c, cfg.data, cfg.len, &n, &bytes));
+  CHECK(n == 2 && bytes > 0);
+  CHECK(is_miss(c, "transform", "a.ts") && is_miss(c, "bundle", "main.js"));
+  CHECK(get_equals(c, "transform", "b.ts", "B", 1) && get_equals(c, "optimize", "main.min.js", "O", 1));
+  /* An untagged overwrite drops the key's tags. */
+  OK(nexxo_cache_set(c, "transform", K("b.ts"), (const uint8_t *)"B2", 2));
+  OK(nexxo_cache_invalidate(c, babel.data, babel.len, &n, NULL));
+  CHECK(n == 0 && get_equals(c, "transform", "b.ts", "B2", 2));
+  nexxo_stats st;
+  OK(nexxo_cache_stats(c, &st));
+  CHECK(st.entries == 3);
+  /* Bad tags: nothing written. */
+  uint8_t long_tag[NEXXO_MAX_TAG_LEN + 1];
+  memset(long_tag, 'x', sizeof long_tag);
+  const nexxo_tag empty = {(const uint8_t *)"", 0}, too_long = {long_tag, sizeof long_tag};
+  nexxo_tag many[NEXXO_MAX_TAGS + 1];
+  for (int i = 0; i <= NEXXO_MAX_TAGS; i++) many[i] = babel;
+  CHECK_ST(nexxo_cache_set_tagged(c, "parse", K("x"), (const uint8_t *)"X", 1, &empty, 1), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_cache_set_tagged(c, "parse", K("x"), (const uint8_t *)"X", 1, &too_long, 1), NEXXO_TOO_LARGE);
+  CHECK_ST(nexxo_cache_set_tagged(c, "parse", K("x"), (const uint8_t *)"X", 1, many, NEXXO_MAX_TAGS + 1), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_cache_set_tagged(c, "parse", K("x"), (const uint8_t *)"X", 1, NULL, 1), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_cache_batch_set_tagged(c, es, NULL, 2), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_cache_invalidate(c, NULL, 0, NULL, NULL), NEXXO_INVALID_ARGUMENT);
+  CHECK_ST(nexxo_cache_invalidate(c, long_tag, sizeof long_tag, NULL, NULL), NEXXO_TOO_LARGE);
+  CHECK_ST(nexxo_cache_invalidate(NULL, cfg.data, cfg.len, NULL, NULL), NEXXO_INVALID_ARGUMENT);
+  CHECK(is_miss(c, "parse", "x"));
+  OK(nexxo_cache_stats(c, &st));
+  CHECK(st.entries == 3);
+  nexxo_cache_close(c);
+  return 0;
+}
+
 TEST(clear_several_categories) {
   nexxo_cache *c = open_or_die(path_in(fresh_dir(), "c"), NULL);
   const char *cats[] = {"parse", "transform", "bundle", "optimize", "meta"};
@@ -1431,6 +1475,7 @@ static const struct {
     ENTRY(reopen_persistence),
     ENTRY(stats_json),
     ENTRY(latency_in_stats_json),
+    ENTRY(tags_set_and_invalidate),
     ENTRY(clear_several_categories),
     ENTRY(compact_flush_enforce),
     ENTRY(read_only_handle),

@@ -68,6 +68,16 @@
 #define NEXXO_MAX_VALUE_LEN 268435456
 
 /**
+ * Longest tag in bytes (1.7). Tags are 1 to `NEXXO_MAX_TAG_LEN` bytes.
+ */
+#define NEXXO_MAX_TAG_LEN 256
+
+/**
+ * Most tags one entry carries (1.7).
+ */
+#define NEXXO_MAX_TAGS 32
+
+/**
  * The default bound on the cache's stored bytes (2 GiB); see `nexxo_options_set_max_size`.
  */
 #define NEXXO_DEFAULT_MAX_SIZE 2147483648
@@ -386,6 +396,24 @@ typedef struct nexxo_remote_stats {
    */
   uint64_t remotes;
 } nexxo_remote_stats;
+
+/**
+ * One tag: 1 to `NEXXO_MAX_TAG_LEN` bytes, any bytes (a config file's path and hash, a
+ * `package@version`, a compiler id). The library does not keep the pointer.
+ */
+typedef struct nexxo_tag {
+  const uint8_t *data;
+  size_t len;
+} nexxo_tag;
+
+/**
+ * The tags of one entry of `nexxo_cache_batch_set_tagged`: `count` tags at `tags`
+ * (NULL when `count` is 0).
+ */
+typedef struct nexxo_tags {
+  const struct nexxo_tag *tags;
+  size_t count;
+} nexxo_tags;
 
 #ifdef __cplusplus
 extern "C" {
@@ -985,6 +1013,50 @@ enum nexxo_status nexxo_cache_remote_sync(const struct nexxo_cache *c, uint32_t 
  * Safe to call from any thread.
  */
 const char *nexxo_status_str(nexxo_status s);
+
+/**
+ * `nexxo_cache_set` with tags: `tag_count` tags at `tags` (at most `NEXXO_MAX_TAGS`; a
+ * tag given twice counts once; NULL when `tag_count` is 0). `nexxo_cache_invalidate` of
+ * any of them removes the entry. Overwriting the key (tagged or not) replaces its tags;
+ * deleting, evicting or clearing it drops them; all in the same atomic write as the
+ * value. Errors as for `nexxo_cache_set`, and `NEXXO_INVALID_ARGUMENT` for an empty tag
+ * or more than `NEXXO_MAX_TAGS`, `NEXXO_TOO_LARGE` for a tag over `NEXXO_MAX_TAG_LEN`.
+ * Thread-safe. (Added in 1.7.)
+ */
+enum nexxo_status nexxo_cache_set_tagged(struct nexxo_cache *c,
+                                         const char *category,
+                                         const uint8_t *key,
+                                         size_t key_len,
+                                         const uint8_t *value,
+                                         size_t value_len,
+                                         const struct nexxo_tag *tags,
+                                         size_t tag_count);
+
+/**
+ * `nexxo_cache_batch_set` with each entry's tags: `tags[i]` for `entries[i]` (`tags` may
+ * be NULL only when `count` is 0). Atomic, validated whole before anything is written,
+ * as `nexxo_cache_batch_set`. Thread-safe. (Added in 1.7.)
+ */
+enum nexxo_status nexxo_cache_batch_set_tagged(struct nexxo_cache *c,
+                                               const struct nexxo_entry *entries,
+                                               const struct nexxo_tags *tags,
+                                               size_t count);
+
+/**
+ * Removes every entry that carries `tag` (`tag_len` bytes), in every category, in one
+ * atomic write with exact statistics; writes how many entries went to `*out_entries`
+ * and their stored bytes to `*out_bytes` (either may be NULL). O(entries carrying the
+ * tag); a cache that never held a tag answers 0 at once. Local: a remote tier keeps its
+ * copies, and a read through the remote may bring an invalidated key back until it is
+ * written again. Errors: `NEXXO_INVALID_ARGUMENT` (NULL `c`, empty tag),
+ * `NEXXO_TOO_LARGE` (tag over `NEXXO_MAX_TAG_LEN`), `NEXXO_READ_ONLY`, `NEXXO_IO_ERROR`.
+ * A disabled cache answers `NEXXO_OK` and 0. Thread-safe. (Added in 1.7.)
+ */
+enum nexxo_status nexxo_cache_invalidate(struct nexxo_cache *c,
+                                         const uint8_t *tag,
+                                         size_t tag_len,
+                                         uint64_t *out_entries,
+                                         uint64_t *out_bytes);
 
 /**
  * The library's version, "MAJOR.MINOR.PATCH", from Cargo.toml.

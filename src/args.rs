@@ -37,6 +37,11 @@ pub(crate) unsafe fn value<'a>(p: *const u8, len: usize) -> Result<&'a [u8], nex
     bytes(p, len, MAX_VALUE_LEN)
 }
 
+/// A tag: 1 to `MAX_TAG_LEN` bytes (emptiness is reported by the core).
+pub(crate) unsafe fn tag<'a>(p: *const u8, len: usize) -> Result<&'a [u8], nexxo_status> {
+    bytes(p, len, nexxo_core::store::MAX_TAG_LEN)
+}
+
 /// An array of `count` elements; NULL is allowed only with count 0.
 pub(crate) unsafe fn array<'a, T>(p: *const T, count: usize) -> Result<&'a [T], nexxo_status> {
     if count == 0 {

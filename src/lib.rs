@@ -60,4 +60,5 @@ pub mod options;
 pub mod packed;
 pub mod remote;
 pub mod status;
+pub mod tags;
 pub mod version;

@@ -13,6 +13,10 @@ pub const NEXXO_CACHE_VERSION_PATCH: u32 = 0;
 pub const NEXXO_MAX_KEY_LEN: usize = 4096;
 /// Longest value in bytes (256 MiB). Values are 0 to `NEXXO_MAX_VALUE_LEN` bytes.
 pub const NEXXO_MAX_VALUE_LEN: usize = 268435456;
+/// Longest tag in bytes (1.7). Tags are 1 to `NEXXO_MAX_TAG_LEN` bytes.
+pub const NEXXO_MAX_TAG_LEN: usize = 256;
+/// Most tags one entry carries (1.7).
+pub const NEXXO_MAX_TAGS: usize = 32;
 
 /// The default bound on the cache's stored bytes (2 GiB); see `nexxo_options_set_max_size`.
 pub const NEXXO_DEFAULT_MAX_SIZE: u64 = 2147483648;
@@ -43,6 +47,8 @@ const _: () = assert!(NEXXO_CACHE_VERSION_MINOR == parse_u32(env!("CARGO_PKG_VER
 const _: () = assert!(NEXXO_CACHE_VERSION_PATCH == parse_u32(env!("CARGO_PKG_VERSION_PATCH")), "update src/version.rs to Cargo.toml's version");
 const _: () = assert!(NEXXO_MAX_KEY_LEN == nexxo_core::store::MAX_KEY_LEN);
 const _: () = assert!(NEXXO_MAX_VALUE_LEN == nexxo_core::store::MAX_VALUE_LEN);
+const _: () = assert!(NEXXO_MAX_TAG_LEN == nexxo_core::store::MAX_TAG_LEN);
+const _: () = assert!(NEXXO_MAX_TAGS == nexxo_core::store::MAX_TAGS);
 const _: () = assert!(NEXXO_DEFAULT_MAX_SIZE == nexxo_core::config::DEFAULT_MAX_SIZE);
 const _: () = assert!(NEXXO_DEFAULT_MEMORY_BUDGET == nexxo_core::config::DEFAULT_MEMORY_BUDGET);
 const _: () = assert!(NEXXO_MIN_MEMORY_BUDGET == nexxo_core::config::MIN_MEMORY_BUDGET);
