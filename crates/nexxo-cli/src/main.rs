@@ -77,6 +77,15 @@ enum Cmd {
         /// Read the value from FILE
         #[arg(short, long, value_name = "FILE")]
         file: Option<PathBuf>,
+        /// Tag the entry (repeat for several): `invalidate TAG` removes it
+        #[arg(short, long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+    },
+    /// Remove every entry that carries TAG, in every category, in one atomic write
+    #[command(override_usage = "nexxo-cache invalidate [DIR] <TAG>")]
+    Invalidate {
+        #[arg(hide = true, value_name = "ARGS", num_args = 1..=2, required = true)]
+        args: Vec<String>,
     },
     /// Remove one entry (removing an absent entry is not an error)
     #[command(override_usage = "nexxo-cache delete [DIR] <CATEGORY> <KEY>")]
@@ -524,7 +533,7 @@ fn cmd_get(ctx: &Ctx, args: Vec<String>, output: Option<PathBuf>) -> Res {
     }
 }
 
-fn cmd_set(ctx: &Ctx, args: Vec<String>, file: Option<PathBuf>) -> Res {
+fn cmd_set(ctx: &Ctx, args: Vec<String>, file: Option<PathBuf>, tags: Vec<String>) -> Res {
     let (dir, mut args) = ctx.split(args, if file.is_some() { 3 } else { 4 })?;
     let value = match (file, args.len()) {
         (Some(f), 2) => std::fs::read(&f).map_err(|e| Fail::Cache(format!("{}: {e}", f.display())))?,
@@ -540,10 +549,30 @@ fn cmd_set(ctx: &Ctx, args: Vec<String>, file: Option<PathBuf>) -> Res {
         (None, _) => return Err(Fail::Usage("missing VALUE, -f FILE or -".into())),
     };
     let (cat, key) = (&args[0], &args[1]);
+    let t: Vec<&[u8]> = tags.iter().map(|t| t.as_bytes()).collect();
+    nexxo_core::store::check_tags(&t).map_err(|e| Fail::Usage(format!("--tag: {e}")))?;
     let c = open(&dir, &Config::default())?;
-    c.set(cat.as_bytes(), key.as_bytes(), &value).map_err(|e| cache_err(&dir, e))?;
+    if tags.is_empty() {
+        c.set(cat.as_bytes(), key.as_bytes(), &value).map_err(|e| cache_err(&dir, e))?;
+    } else {
+        c.set_tagged(cat.as_bytes(), key.as_bytes(), &value, &t).map_err(|e| cache_err(&dir, e))?;
+    }
     if ctx.json {
-        ctx.print(json!({ "category": cat, "key": key, "bytes": value.len() }));
+        ctx.print(json!({ "category": cat, "key": key, "bytes": value.len(), "tags": tags }));
+    }
+    Ok(())
+}
+
+fn cmd_invalidate(ctx: &Ctx, args: Vec<String>) -> Res {
+    let (dir, args) = ctx.split(args, 2)?;
+    let tag = &args[0];
+    nexxo_core::store::check_tag(tag.as_bytes()).map_err(|e| Fail::Usage(format!("TAG: {e}")))?;
+    let c = open(&dir, &Config::default())?;
+    let (n, bytes) = c.invalidate(tag.as_bytes()).map_err(|e| cache_err(&dir, e))?;
+    if ctx.json {
+        ctx.print(json!({ "tag": tag, "entries": n, "bytes": bytes }));
+    } else {
+        println!("invalidated {n} entries ({}) tagged {tag:?}", human_size(bytes));
     }
     Ok(())
 }
@@ -887,6 +916,7 @@ fn main() -> ExitCode {
         Cmd::Stats { .. } => "stats",
         Cmd::Get { .. } => "get",
         Cmd::Set { .. } => "set",
+        Cmd::Invalidate { .. } => "invalidate",
         Cmd::Delete { .. } => "delete",
         Cmd::Clear { .. } => "clear",
         Cmd::Compact { .. } => "compact",
@@ -899,7 +929,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Cmd::Stats { dir, format, reset_history, watch, interval, count } => cmd_stats(&ctx, dir, format.as_deref(), reset_history, watch, interval, count),
         Cmd::Get { args, output } => cmd_get(&ctx, args, output),
-        Cmd::Set { args, file } => cmd_set(&ctx, args, file),
+        Cmd::Set { args, file, tags } => cmd_set(&ctx, args, file, tags),
+        Cmd::Invalidate { args } => cmd_invalidate(&ctx, args),
         Cmd::Delete { args } => cmd_delete(&ctx, args),
         Cmd::Clear { args } => cmd_clear(&ctx, args),
         Cmd::Compact { args } => cmd_compact(&ctx, args),

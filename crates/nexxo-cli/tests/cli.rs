@@ -440,3 +440,25 @@ fn stats_shows_the_kept_latency_and_exports_openmetrics() {
     let out = text(&run(&["stats", &path]).stdout);
     assert!(!out.contains("history:"), "{out}");
 }
+
+/// `set --tag` and `invalidate`: the entries carrying the tag go, in every category.
+#[test]
+fn set_with_tags_and_invalidate() {
+    let (_d, path) = fixture();
+    for (cat, key, tags) in [("transform", "a.ts", vec!["--tag", "tsconfig#1", "--tag", "babel@7"]), ("bundle", "main.js", vec!["-t", "tsconfig#1"]), ("parse", "b.ts", vec!["-t", "babel@7"])] {
+        let mut args = vec!["set", &path, cat, key, "v"];
+        args.extend(tags);
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    }
+    let o = run(&["invalidate", &path, "tsconfig#1"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).starts_with("invalidated 2 entries"), "{}", text(&o.stdout));
+    assert_eq!(run(&["get", &path, "transform", "a.ts"]).status.code(), Some(1));
+    assert_eq!(run(&["get", &path, "parse", "b.ts"]).status.code(), Some(0));
+    let o = run(&["--json", "invalidate", &path, "babel@7"]);
+    assert!(text(&o.stdout).contains("\"entries\":1"), "{}", text(&o.stdout));
+    assert_eq!(run(&["invalidate", &path, ""]).status.code(), Some(2));
+    let long = "x".repeat(300);
+    assert_eq!(run(&["set", &path, "parse", "k", "v", "--tag", &long]).status.code(), Some(2));
+}
