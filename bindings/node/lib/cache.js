@@ -123,6 +123,21 @@ function toBytes(v, what) {
   throw new TypeError(`${what} must be a string, Buffer or Uint8Array`);
 }
 
+/**
+ * `nexxo_tag` structs ({ const uint8_t *data; size_t len; }, 16 bytes each on a 64-bit
+ * machine) for `tags`; `held` keeps the tags' bytes referenced for the call.
+ */
+function tagArray(koffi, tags) {
+  if (!Array.isArray(tags)) throw new TypeError('tags must be an array of strings, Buffers or Uint8Arrays');
+  const held = tags.map((t) => toBytes(t, 'a tag'));
+  const arr = Buffer.alloc(16 * Math.max(held.length, 1));
+  held.forEach((b, i) => {
+    arr.writeBigUInt64LE(b.length ? BigInt(koffi.address(b)) : 0n, 16 * i);
+    arr.writeBigUInt64LE(BigInt(b.length), 16 * i + 8);
+  });
+  return { arr, held, count: held.length };
+}
+
 /** A native nexxo_policy_report as the binding reports it. */
 function policyReport(r) {
   return {
@@ -340,7 +355,13 @@ class Cache {
    * batch's NexxoCacheError. Reads (`get`, `getString`) see it at once; any other call
    * writes pending sets first; `close()` and process exit write them too.
    */
-  set(category, key, value) {
+  set(category, key, value, options) {
+    if (options && options.tags !== undefined && options.tags.length > 0) {
+      // A tagged set is one synchronous native write (after the pending sets, so the
+      // order of writes holds): durable when the promise is made.
+      this.setSync(category, key, value, options);
+      return RESOLVED;
+    }
     return this.put(category, key, value);
   }
 
@@ -483,7 +504,7 @@ class Cache {
   }
 
   /** Stores a value with one synchronous native write (no batching); throws on failure. */
-  setSync(category, key, value) {
+  setSync(category, key, value, options) {
     const p = this._ptr('set');
     const cat = this._cat(category);
     const [k, klen] = this._keyBytes(key);
@@ -497,7 +518,28 @@ class Cache {
       v = toBytes(value, 'a value');
       vlen = v.length;
     }
+    const tags = options && options.tags;
+    if (tags !== undefined && tags.length > 0) {
+      const t = tagArray(this._L.koffi, tags);
+      this._check(this._f.setTagged(p, cat, k, klen, v, vlen, t.arr, t.count), 'set', category);
+      void t.held;
+      return;
+    }
     this._check(this._f.set(p, cat, k, klen, v, vlen), 'set', category);
+  }
+
+  /**
+   * Removes every entry that carries `tag` (a string or bytes), in every category, in one
+   * atomic write: `{ entries, bytes }` removed (stored bytes). Entries get tags through
+   * `set(category, key, value, { tags })`.
+   */
+  invalidate(tag) {
+    const p = this._ptr('invalidate');
+    const t = toBytes(tag, 'a tag');
+    const n = [0n];
+    const b = [0n];
+    this._check(this._f.invalidate(p, t, t.length, n, b), 'invalidate');
+    return { entries: Number(n[0]), bytes: Number(b[0]) };
   }
 
   delete(category, key) {

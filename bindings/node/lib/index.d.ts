@@ -133,6 +133,19 @@ export interface OpenOptions {
 export type LimitSource = 'option' | 'environment' | 'stored' | 'default';
 
 /** The limits that apply (README "Defaults": option > environment > stored > default). */
+/** What a write depends on: `invalidate(tag)` removes every entry carrying the tag. */
+export interface SetOptions {
+  /** 1 to 32 tags of 1 to 256 bytes; a tagged set is one synchronous write. */
+  tags?: Bytes[];
+}
+
+/** What `invalidate` removed. */
+export interface InvalidateReport {
+  entries: number;
+  /** Stored bytes. */
+  bytes: number;
+}
+
 /** One operation's latency in microseconds (percentiles within 6.25%). */
 export interface LatencySummary {
   count: number;
@@ -210,9 +223,11 @@ export class Cache implements Disposable {
    * `getString` see pending sets at once; any other call, `close()` and process exit
    * write them first. Await (or catch) the promise.
    */
-  set(category: Category, key: Bytes, value: Bytes): Promise<void>;
+  set(category: Category, key: Bytes, value: Bytes, options?: SetOptions): Promise<void>;
   /** One synchronous native write, not batched; throws on failure. */
-  setSync(category: Category, key: Bytes, value: Bytes): void;
+  setSync(category: Category, key: Bytes, value: Bytes, options?: SetOptions): void;
+  /** Removes every entry tagged `tag`, in every category, atomically. */
+  invalidate(tag: Bytes): InvalidateReport;
   /**
    * The same as `set`: asynchronous, batched with the other puts of this event-loop turn (up to 1000
    * entries or 4 MiB a batch): resolves once the batch holding it is written, rejects
@@ -308,7 +323,9 @@ export class CacheManager {
    * durable, rejects if its batch failed. A failure also counts in getStats().failures
    * with one warning, so an un-awaited set never ends the process.
    */
-  set(category: Category, key: Bytes, value: Bytes): Promise<void>;
+  set(category: Category, key: Bytes, value: Bytes, options?: SetOptions): Promise<void>;
+  /** Removes every entry tagged `tag`; `{ entries: 0, bytes: 0 }` while disabled. */
+  invalidate(tag: Bytes): InvalidateReport;
   delete(category: Category, key: Bytes): void;
   batchSet(entries: EntryInput[]): void;
   batchGet(keys: KeyInput[]): Array<Buffer | undefined>;

@@ -108,8 +108,8 @@ class CacheManager {
    * cache are (one warning, counted in getStats().failures), so a set that nobody awaits
    * never ends the process.
    */
-  set(category, key, value) {
-    const p = this._run('set', RESOLVED, (c) => c.set(category, key, value));
+  set(category, key, value, options) {
+    const p = this._run('set', RESOLVED, (c) => c.set(category, key, value, options));
     if (p !== RESOLVED && p !== this._watched) {
       // One watcher per batch (every set of a batch shares its promise).
       this._watched = p;
@@ -123,6 +123,11 @@ class CacheManager {
 
   delete(category, key) {
     this._run('delete', undefined, (c) => c.delete(category, key));
+  }
+
+  /** Removes every entry tagged `tag` (see Cache#invalidate): `{ entries, bytes }`. */
+  invalidate(tag) {
+    return this._run('invalidate', { entries: 0, bytes: 0 }, (c) => c.invalidate(tag));
   }
 
   batchSet(entries) {

@@ -195,6 +195,9 @@ function load(explicit) {
     // numbers cross koffi's boundary faster than Buffers, and an address can point inside one.
     getIntoAt: fn('uint32_t nexxo_cache_get_into(uintptr_t c, uintptr_t category, uintptr_t key, size_t key_len, uintptr_t buf, size_t cap, uintptr_t out_len)'),
     set: fn('uint32_t nexxo_cache_set(void *c, const uint8_t *category, const uint8_t *key, size_t key_len, const uint8_t *value, size_t value_len)'),
+    // The tags as an array of nexxo_tag structs laid out by the binding (cache.js, `tagArray`).
+    setTagged: fn('uint32_t nexxo_cache_set_tagged(void *c, const uint8_t *category, const uint8_t *key, size_t key_len, const uint8_t *value, size_t value_len, const uint8_t *tags, size_t tag_count)'),
+    invalidate: fn('uint32_t nexxo_cache_invalidate(void *c, const uint8_t *tag, size_t tag_len, _Out_ uint64_t *entries, _Out_ uint64_t *bytes)'),
     del: fn('uint32_t nexxo_cache_delete(void *c, const uint8_t *category, const uint8_t *key, size_t key_len)'),
     batchSetPacked: fn('uint32_t nexxo_cache_batch_set_packed(void *c, const uint8_t *packed, size_t len, size_t count)'),
     batchGetPacked: fn('uint32_t nexxo_cache_batch_get_packed(void *c, const uint8_t *packed, size_t len, size_t count, uint8_t *out, size_t cap, _Out_ size_t *out_len)'),

@@ -293,3 +293,26 @@ test('getStats() has the latency percentiles of this process; latency: false tur
   assert.equal(c.latency(), null);
   c.close();
 });
+
+test('set with tags, then invalidate: the tagged entries go, in every category', async () => {
+  const warned = [];
+  const m = new CacheManager(tmp(), { ignoreEnvironment: true, logger: { warn: (w) => warned.push(w) } });
+  await m.set('transform', 'a.ts', 'A', { tags: ['tsconfig.json#1', Buffer.from([0, 255])] });
+  await m.set('bundle', 'main.js', 'M', { tags: ['tsconfig.json#1'] });
+  m.set('parse', 'b.ts', 'B'); // untagged, batched: written before the invalidation
+  assert.deepEqual(m.invalidate('tsconfig.json#1').entries, 2);
+  assert.equal(m.get('transform', 'a.ts'), undefined);
+  assert.equal(m.get('bundle', 'main.js'), undefined);
+  assert.equal(String(m.get('parse', 'b.ts')), 'B');
+  assert.deepEqual(m.invalidate('nothing'), { entries: 0, bytes: 0 });
+  assert.equal(m.getStats().entries, 1);
+  // Bad tags are the caller's error, nothing written.
+  assert.throws(() => m.set('parse', 'x', 'X', { tags: [''] }), { code: 'INVALID_ARGUMENT' });
+  // Too large is not the caller's error for the manager: not cached, one warning, counted.
+  m.set('parse', 'x', 'X', { tags: ['t'.repeat(257)] });
+  assert.equal(m.getStats().failures, 1);
+  assert.equal(warned.length, 1);
+  assert.throws(() => m.set('parse', 'x', 'X', { tags: 'not-an-array' }), TypeError);
+  assert.equal(m.get('parse', 'x'), undefined);
+  m.close();
+});
