@@ -234,6 +234,18 @@ TEST(Cache, LatencyInStatsJson) {
   EXPECT_NE(d.stats_json().find("\"latency\":{\"enabled\":false}"), std::string::npos) << d.stats_json();
 }
 
+TEST(Cache, TagsAndInvalidate) {
+  auto c = nexxo::Cache::open(fresh_dir());
+  c.set_tagged("transform", "a.ts", "A", {"tsconfig#1", "babel@7"});
+  c.set_tagged("bundle", "main.js", "M", {"tsconfig#1"});
+  c.set("parse", "b.ts", "B");
+  EXPECT_EQ(c.invalidate("tsconfig#1"), 2u);
+  EXPECT_EQ(c.get("transform", "a.ts"), std::nullopt);
+  EXPECT_EQ(c.get("parse", "b.ts"), bytes("B"));
+  EXPECT_EQ(c.try_set_tagged("parse", "x", "X", {""}), NEXXO_INVALID_ARGUMENT);
+  EXPECT_THROW(c.invalidate(""), nexxo::Error);
+}
+
 TEST(Cache, DisabledFallback) {
   nexxo::Options o;
   o.fallback_disabled = true;

@@ -256,6 +256,29 @@ class Cache {
     return nexxo_cache_set(c_, category.c_str(), key.data(), key.size(), value.data(), value.size());
   }
 
+  /// set with tags (what the value depends on): invalidate() of any of them removes the
+  /// entry; overwriting the key replaces its tags (1.7).
+  void set_tagged(const std::string &category, Bytes key, Bytes value, const std::vector<Bytes> &tags) {
+    check(try_set_tagged(category, key, value, tags), "set", category);
+  }
+  nexxo_status try_set_tagged(const std::string &category, Bytes key, Bytes value, const std::vector<Bytes> &tags) noexcept {
+    std::vector<nexxo_tag> list;
+    try {
+      list.reserve(tags.size());
+    } catch (...) {
+      return NEXXO_INVALID_ARGUMENT;
+    }
+    for (const Bytes &t : tags) list.push_back(nexxo_tag{t.data(), t.size()});
+    return nexxo_cache_set_tagged(c_, category.c_str(), key.data(), key.size(), value.data(), value.size(), list.data(), list.size());
+  }
+
+  /// Removes every entry carrying `tag`, in every category, atomically: how many went.
+  std::uint64_t invalidate(Bytes tag) {
+    std::uint64_t n = 0;
+    check(nexxo_cache_invalidate(c_, tag.data(), tag.size(), &n, nullptr), "invalidate", "");
+    return n;
+  }
+
   void remove(const std::string &category, Bytes key) { check(try_remove(category, key), "remove", category); }
   nexxo_status try_remove(const std::string &category, Bytes key) noexcept {
     return nexxo_cache_delete(c_, category.c_str(), key.data(), key.size());

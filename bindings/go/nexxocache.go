@@ -651,6 +651,49 @@ func (c *Cache) Limits() (l Limits, ok bool, err error) {
 	return *j.Limits, true, nil
 }
 
+// SetTagged stores value under key in category with tags: what the value depends on (a
+// config file's path and hash, package@version, a compiler id). Invalidate of any of them
+// removes the entry; overwriting the key replaces its tags. At most 32 tags of 1 to 256
+// bytes (ErrInvalidArgument, ErrTooLarge).
+func (c *Cache) SetTagged(category string, key, value []byte, tags ...[]byte) error {
+	h, err := c.acquire("set")
+	if err != nil {
+		return err
+	}
+	defer c.mu.RUnlock()
+	cat := c.cat(category)
+	// The tags in C memory: a Go array holding Go pointers may not be passed to C.
+	var arr *C.nexxo_tag
+	if len(tags) > 0 {
+		arr = (*C.nexxo_tag)(C.malloc(C.size_t(len(tags)) * C.size_t(unsafe.Sizeof(C.nexxo_tag{}))))
+		defer C.free(unsafe.Pointer(arr))
+		list := unsafe.Slice(arr, len(tags))
+		for i, t := range tags {
+			list[i] = C.nexxo_tag{data: nil, len: C.size_t(len(t))}
+			if len(t) > 0 {
+				p := C.CBytes(t)
+				defer C.free(p)
+				list[i].data = (*C.uint8_t)(p)
+			}
+		}
+	}
+	s := C.nexxo_cache_set_tagged(h, charPtr(cat), bytesPtr(key), C.size_t(len(key)), bytesPtr(value), C.size_t(len(value)), arr, C.size_t(len(tags)))
+	return c.err(s, "set("+category+")")
+}
+
+// Invalidate removes every entry carrying tag, in every category, in one atomic write,
+// and says how many entries and stored bytes went.
+func (c *Cache) Invalidate(tag []byte) (entries, bytes uint64, err error) {
+	h, err := c.acquire("invalidate")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer c.mu.RUnlock()
+	var n, b C.uint64_t
+	s := C.nexxo_cache_invalidate(h, bytesPtr(tag), C.size_t(len(tag)), &n, &b)
+	return uint64(n), uint64(b), c.err(s, "invalidate")
+}
+
 // LatencySummary is one operation's latency in microseconds (percentiles within 6.25%).
 type LatencySummary struct {
 	Count uint64  `json:"count"`

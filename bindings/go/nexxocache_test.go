@@ -660,3 +660,36 @@ func TestLatency(t *testing.T) {
 		t.Fatalf("NoLatency: ok=%v err=%v", ok, err)
 	}
 }
+
+// SetTagged and Invalidate: the tagged entries go, in every category; bad tags are refused.
+func TestTags(t *testing.T) {
+	c, _ := open(t, &Options{IgnoreEnvironment: true})
+	if err := c.SetTagged("transform", []byte("a.ts"), []byte("A"), []byte("tsconfig#1"), []byte{0, 255}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetTagged("bundle", []byte("main.js"), []byte("M"), []byte("tsconfig#1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Set("parse", []byte("b.ts"), []byte("B")); err != nil {
+		t.Fatal(err)
+	}
+	n, b, err := c.Invalidate([]byte("tsconfig#1"))
+	if err != nil || n != 2 || b == 0 {
+		t.Fatalf("invalidate: %d %d %v", n, b, err)
+	}
+	if _, found, _ := c.Get("transform", []byte("a.ts")); found {
+		t.Fatal("a.ts survived")
+	}
+	if v, found, _ := c.Get("parse", []byte("b.ts")); !found || string(v) != "B" {
+		t.Fatal("b.ts lost")
+	}
+	if err := c.SetTagged("parse", []byte("x"), []byte("X"), []byte{}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatal(err)
+	}
+	if err := c.SetTagged("parse", []byte("x"), []byte("X"), bytes.Repeat([]byte("t"), 257)); !errors.Is(err, ErrTooLarge) {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Invalidate(nil); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatal(err)
+	}
+}

@@ -249,6 +249,24 @@ pub const Cache = struct {
         try check(c.nexxo_cache_set(self.handle, category.ptr, ptr(key), key.len, ptr(value), value.len));
     }
 
+    /// `set` with tags (what the value depends on): `invalidate` of any of them removes
+    /// the entry; overwriting the key replaces its tags. At most `c.NEXXO_MAX_TAGS` tags
+    /// of 1 to `c.NEXXO_MAX_TAG_LEN` bytes.
+    pub fn setTagged(self: Cache, category: [:0]const u8, key: []const u8, value: []const u8, tags: []const []const u8) Error!void {
+        var list: [c.NEXXO_MAX_TAGS]c.nexxo_tag = undefined;
+        if (tags.len > list.len) return error.InvalidArgument;
+        for (tags, 0..) |t, i| list[i] = .{ .data = ptr(t), .len = t.len };
+        try check(c.nexxo_cache_set_tagged(self.handle, category.ptr, ptr(key), key.len, ptr(value), value.len, &list, tags.len));
+    }
+
+    /// Removes every entry carrying `tag`, in every category, in one atomic write.
+    pub fn invalidate(self: Cache, tag: []const u8) Error!struct { entries: u64, bytes: u64 } {
+        var n: u64 = 0;
+        var b: u64 = 0;
+        try check(c.nexxo_cache_invalidate(self.handle, ptr(tag), tag.len, &n, &b));
+        return .{ .entries = n, .bytes = b };
+    }
+
     /// Removes a key; removing an absent key is not an error.
     pub fn delete(self: Cache, category: [:0]const u8, key: []const u8) Error!void {
         try check(c.nexxo_cache_delete(self.handle, category.ptr, ptr(key), key.len));

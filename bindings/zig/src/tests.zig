@@ -258,6 +258,26 @@ test "statsJson has the latency of this handle; .latency = false records none" {
     try testing.expect(std.mem.indexOf(u8, j, "\"handles\":1,") != null);
 }
 
+test "setTagged and invalidate" {
+    var tmp = testing.tmpDir(.{});
+    defer tmp.cleanup();
+    const path = try cachePath(&tmp, "c");
+    defer alloc.free(path);
+    var cache = try nx.Cache.open(path, .{ .ignore_environment = true });
+    defer cache.close();
+    try cache.setTagged("transform", "a.ts", "A", &.{ "tsconfig#1", "babel@7" });
+    try cache.setTagged("bundle", "main.js", "M", &.{"tsconfig#1"});
+    try cache.set("parse", "b.ts", "B");
+    const r = try cache.invalidate("tsconfig#1");
+    try testing.expectEqual(@as(u64, 2), r.entries);
+    try testing.expect((try cache.get(alloc, "transform", "a.ts")) == null);
+    const b = (try cache.get(alloc, "parse", "b.ts")).?;
+    defer alloc.free(b);
+    try testing.expectEqualStrings("B", b);
+    try testing.expectError(error.InvalidArgument, cache.setTagged("parse", "x", "X", &.{""}));
+    try testing.expectError(error.InvalidArgument, cache.invalidate(""));
+}
+
 test "an untrusted directory is refused unless allowed" {
     var tmp = testing.tmpDir(.{});
     defer tmp.cleanup();
