@@ -298,3 +298,34 @@ fn a_client_process_tags_and_invalidates_through_the_owner() {
     assert!(c.store().unwrap().debug_check_tags().unwrap().is_empty());
     assert_exact(c.store().unwrap());
 }
+
+/// A damaged store that used tags is emptied, not salvaged (its tag records cannot be
+/// read back with the entries), and its files are kept aside; one without tags is
+/// salvaged as before.
+#[test]
+fn a_damaged_tagged_store_is_emptied_not_salvaged() {
+    for tagged in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c");
+        {
+            let c = Cache::open(&path, &config()).unwrap();
+            for i in 0..50u32 {
+                let k = format!("k{i}");
+                if tagged && i == 7 {
+                    c.set_tagged(b"transform", k.as_bytes(), b"v", &[b"cfg"]).unwrap();
+                } else {
+                    c.set(b"transform", k.as_bytes(), b"v").unwrap();
+                }
+            }
+        }
+        std::fs::remove_file(path.join("CURRENT")).unwrap();
+        let c = Cache::open(&path, &config()).unwrap();
+        let s = c.stats();
+        assert!(s.recovered);
+        assert_eq!(s.entries, if tagged { 0 } else { 50 }, "tagged: {tagged}");
+        assert!(!path.join("NEXXO_TAGGED").exists());
+        let aside = std::fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()).any(|e| e.file_name().to_string_lossy().contains(".corrupt-"));
+        assert_eq!(aside, tagged, "the old files are kept aside only when nothing was salvaged");
+        assert_exact(c.store().unwrap());
+    }
+}

@@ -135,7 +135,6 @@ impl Store {
         // invalidated (see tags.rs). Its files are moved aside below.
         let tagged = path.join(super::tags::TAGGED_FILE).exists();
         let salvage = if tagged { Salvage::default() } else { Salvage::read(&work, config.categories().map(str::to_owned).collect()).map_err(io)? };
-        let _ = std::fs::remove_file(path.join(super::tags::TAGGED_FILE));
         let mut s = Self::open_db(path, &config, clock.clone())?;
         let kept = s.store_salvaged(&salvage)?;
         s.recovered = true;
@@ -152,6 +151,10 @@ impl Store {
             String::new()
         };
         let _ = std::fs::remove_file(path.join(REPAIR_MARKER));
+        // Only now (an interrupted salvage of a tagged store must empty it again).
+        if tagged {
+            let _ = std::fs::remove_file(path.join(super::tags::TAGGED_FILE));
+        }
         log_warning(path, &format!(
             "salvaged the store ({why}): {kept} entries kept from {} files, {} bytes in damaged stretches{aside}",
             r.files, r.unreadable_bytes
