@@ -383,54 +383,50 @@ impl Shared {
     }
 
     pub fn batch_set(&self, entries: &[(&[u8], &[u8], &[u8])]) -> Result<()> {
-        self.check_fork()?;
-        if let Some(s) = self.store() {
-            return s.batch_set(entries);
-        }
-        // A batch larger than a frame holds is sent in parts, each atomic on its own.
-        for part in split_batch(entries, |(c, k, v)| c.len() + k.len() + v.len() + 12) {
-            self.run(
-                |s| s.batch_set(part),
-                || {
-                    let mut f = Frame::request(Op::BatchSet).u32(part.len() as u32);
-                    for (c, k, v) in part {
-                        f.push_bytes(c);
-                        f.push_bytes(k);
-                        f.push_bytes(v);
-                    }
-                    f
-                },
-                false,
-                |_| Ok(()),
-            )?;
-        }
-        Ok(())
+        self.store_batch(entries, None)
     }
 
     /// [`Shared::batch_set`] with each entry's tags (`tags[i]` for `entries[i]`).
     pub fn batch_set_tagged(&self, entries: &[(&[u8], &[u8], &[u8])], tags: &[&[&[u8]]]) -> Result<()> {
-        self.check_fork()?;
-        if let Some(s) = self.store() {
-            return s.batch_set_tagged(entries, tags);
-        }
         if tags.len() != entries.len() {
             return Err(Error::InvalidArgument(format!("{} tag lists for {} entries", tags.len(), entries.len())));
         }
-        let items: Vec<(usize, &(&[u8], &[u8], &[u8]))> = entries.iter().enumerate().collect();
-        for part in split_batch(&items, |(i, (c, k, v))| c.len() + k.len() + v.len() + 16 + tags[*i].iter().map(|t| t.len() + 4).sum::<usize>()) {
-            let part_entries: Vec<(&[u8], &[u8], &[u8])> = part.iter().map(|(_, e)| **e).collect();
-            let part_tags: Vec<&[&[u8]]> = part.iter().map(|(i, _)| tags[*i]).collect();
+        self.store_batch(entries, Some(tags))
+    }
+
+    fn store_batch(&self, entries: &[(&[u8], &[u8], &[u8])], tags: Option<&[&[&[u8]]]>) -> Result<()> {
+        self.check_fork()?;
+        let local = |s: &Store, e: &[(&[u8], &[u8], &[u8])], t: Option<&[&[&[u8]]]>| match t {
+            Some(t) => s.batch_set_tagged(e, t),
+            None => s.batch_set(e),
+        };
+        if let Some(s) = self.store() {
+            return local(s, entries, tags);
+        }
+        let tags_of = |i: usize| tags.map_or(&[][..], |t| t[i]);
+        // A batch larger than a frame holds is sent in parts, each atomic on its own.
+        let items: Vec<usize> = (0..entries.len()).collect();
+        for part in split_batch(&items, |&i| {
+            let (c, k, v) = entries[i];
+            c.len() + k.len() + v.len() + 16 + tags_of(i).iter().map(|t| t.len() + 4).sum::<usize>()
+        }) {
+            let part_entries: Vec<(&[u8], &[u8], &[u8])> = part.iter().map(|&i| entries[i]).collect();
+            let part_tags: Option<Vec<&[&[u8]]>> = tags.map(|_| part.iter().map(|&i| tags_of(i)).collect());
             self.run(
-                |s| s.batch_set_tagged(&part_entries, &part_tags),
+                |s| local(s, &part_entries, part_tags.as_deref()),
                 || {
-                    let mut f = Frame::request(Op::BatchSetTagged).u32(part.len() as u32);
-                    for (i, (c, k, v)) in part {
+                    let op = if tags.is_some() { Op::BatchSetTagged } else { Op::BatchSet };
+                    let mut f = Frame::request(op).u32(part.len() as u32);
+                    for &i in part {
+                        let (c, k, v) = entries[i];
                         f.push_bytes(c);
                         f.push_bytes(k);
                         f.push_bytes(v);
-                        f.push_u32(tags[*i].len() as u32);
-                        for t in tags[*i] {
-                            f.push_bytes(t);
+                        if tags.is_some() {
+                            f.push_u32(tags_of(i).len() as u32);
+                            for t in tags_of(i) {
+                                f.push_bytes(t);
+                            }
                         }
                     }
                     f

@@ -171,20 +171,19 @@ impl Store {
 
     /// Adds the removal of an existing entry (data, index and tags) to `batch`.
     pub(crate) fn remove_into(&self, batch: &mut WriteBatch, ci: usize, key: &[u8], e: &Existing, counters: &mut Counters) -> Result<()> {
-        self.remove_into_cfs(&self.write_cfs(), batch, ci, key, e, counters)?;
+        self.remove_into_cfs(&self.write_cfs(), batch, ci, key, e, counters);
         let tags = self.entry_tags(ci, key)?;
         self.untag_into(batch, ci, key, &tags);
         Ok(())
     }
 
     /// The removal of data and index only (a caller that handles the tags itself).
-    pub(super) fn remove_into_cfs(&self, cfs: &WriteCfs<'_>, batch: &mut WriteBatch, ci: usize, key: &[u8], e: &Existing, counters: &mut Counters) -> Result<()> {
+    pub(super) fn remove_into_cfs(&self, cfs: &WriteCfs<'_>, batch: &mut WriteBatch, ci: usize, key: &[u8], e: &Existing, counters: &mut Counters) {
         batch.delete_cf(cfs.cat(ci), key);
         if let Some(g) = e.generation {
             cfs.index(batch, ci, g, key, None);
         }
         counters.remove(e.size);
-        Ok(())
     }
 
     /// Adds the storing of a frame (data and index) to `batch`.
@@ -339,7 +338,7 @@ impl Store {
                 replaced = true;
                 // A repeated key in one batch deletes and re-puts the same index record;
                 // a WriteBatch applies its operations in order, so the last put wins.
-                self.remove_into_cfs(&cfs, &mut batch, *ci, key, &old, &mut counters[*ci])?;
+                self.remove_into_cfs(&cfs, &mut batch, *ci, key, &old, &mut counters[*ci]);
             }
             if tracking {
                 let old_tags = match shadow_tags.remove(&(*ci, *key)) {
