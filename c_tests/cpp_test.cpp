@@ -244,6 +244,11 @@ TEST(Cache, TagsAndInvalidate) {
   EXPECT_EQ(c.get("parse", "b.ts"), bytes("B"));
   EXPECT_EQ(c.try_set_tagged("parse", "x", "X", {""}), NEXXO_INVALID_ARGUMENT);
   EXPECT_THROW(c.invalidate(""), nexxo::Error);
+  c.batch_set_tagged({{{"optimize", "m.js", "O"}, {"cfg#2"}}, {{"meta", "k", "v"}, {}}});
+  EXPECT_EQ(c.invalidate("cfg#2"), 1u);
+  EXPECT_EQ(c.get("meta", "k"), bytes("v"));
+  EXPECT_EQ(c.try_batch_set_tagged({{{"meta", "x", "X"}, {"ok"}}, {{"meta", "y", "Y"}, {""}}}), NEXXO_INVALID_ARGUMENT);
+  EXPECT_EQ(c.get("meta", "x"), std::nullopt);
 }
 
 TEST(Cache, DisabledFallback) {

@@ -82,6 +82,12 @@ struct Entry {
   Bytes value;
 };
 
+/// One write of batch_set_tagged: an entry and what its value depends on (1.7).
+struct TaggedEntry {
+  Entry entry;
+  std::vector<Bytes> tags;
+};
+
 using Stats = nexxo_stats;
 using PolicyReport = nexxo_policy_report;
 using RemoteStats = nexxo_remote_stats;
@@ -292,6 +298,27 @@ class Cache {
       c.reserve(entries.size());
       for (const auto &e : entries) c.push_back({e.category.c_str(), e.key.data(), e.key.size(), e.value.data(), e.value.size()});
       return nexxo_cache_batch_set(c_, c.data(), c.size());
+    } catch (...) {
+      return NEXXO_PANIC;
+    }
+  }
+
+  /// batch_set with each entry's tags; atomic, validated whole (1.7).
+  void batch_set_tagged(const std::vector<TaggedEntry> &entries) { check(try_batch_set_tagged(entries), "batch_set", ""); }
+  nexxo_status try_batch_set_tagged(const std::vector<TaggedEntry> &entries) noexcept {
+    try {
+      std::vector<nexxo_entry> c;
+      std::vector<std::vector<nexxo_tag>> tags(entries.size());
+      std::vector<nexxo_tags> lists;
+      c.reserve(entries.size());
+      lists.reserve(entries.size());
+      for (std::size_t i = 0; i < entries.size(); i++) {
+        const Entry &e = entries[i].entry;
+        c.push_back({e.category.c_str(), e.key.data(), e.key.size(), e.value.data(), e.value.size()});
+        for (const Bytes &t : entries[i].tags) tags[i].push_back(nexxo_tag{t.data(), t.size()});
+        lists.push_back(nexxo_tags{tags[i].data(), tags[i].size()});
+      }
+      return nexxo_cache_batch_set_tagged(c_, c.data(), lists.data(), c.size());
     } catch (...) {
       return NEXXO_PANIC;
     }

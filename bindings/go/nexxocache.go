@@ -448,6 +448,13 @@ type Entry struct {
 	Value    []byte
 }
 
+// TaggedEntry is one write of BatchSetTagged: an Entry and what its value depends on
+// (see SetTagged).
+type TaggedEntry struct {
+	Entry
+	Tags [][]byte
+}
+
 // Key names one entry to read.
 type Key struct {
 	Category string
@@ -679,6 +686,64 @@ func (c *Cache) SetTagged(category string, key, value []byte, tags ...[]byte) er
 	}
 	s := C.nexxo_cache_set_tagged(h, charPtr(cat), bytesPtr(key), C.size_t(len(key)), bytesPtr(value), C.size_t(len(value)), arr, C.size_t(len(tags)))
 	return c.err(s, "set("+category+")")
+}
+
+// BatchSetTagged is BatchSet with each entry's tags: atomic, validated whole before
+// anything is written.
+func (c *Cache) BatchSetTagged(entries []TaggedEntry) error {
+	h, err := c.acquire("batchSet")
+	if err != nil {
+		return err
+	}
+	defer c.mu.RUnlock()
+	if len(entries) == 0 {
+		return nil
+	}
+	// The entries, their tag lists and every byte they point to in C memory: cgo may
+	// not pass Go memory that holds Go pointers.
+	n, ntags, size := len(entries), 0, 0
+	for _, e := range entries {
+		size += len(e.Category) + 1 + len(e.Key) + len(e.Value)
+		ntags += len(e.Tags)
+		for _, t := range e.Tags {
+			size += len(t)
+		}
+	}
+	es := (*C.nexxo_entry)(C.calloc(C.size_t(n), C.size_t(unsafe.Sizeof(C.nexxo_entry{}))))
+	ts := (*C.nexxo_tags)(C.calloc(C.size_t(n), C.size_t(unsafe.Sizeof(C.nexxo_tags{}))))
+	tg := (*C.nexxo_tag)(C.calloc(C.size_t(ntags+1), C.size_t(unsafe.Sizeof(C.nexxo_tag{}))))
+	data := (*byte)(C.malloc(C.size_t(size + 1)))
+	defer C.free(unsafe.Pointer(es))
+	defer C.free(unsafe.Pointer(ts))
+	defer C.free(unsafe.Pointer(tg))
+	defer C.free(unsafe.Pointer(data))
+	el, tl, gl, dl := unsafe.Slice(es, n), unsafe.Slice(ts, n), unsafe.Slice(tg, ntags+1), unsafe.Slice(data, size+1)
+	at, ti := 0, 0
+	put := func(b []byte) *C.uint8_t {
+		if len(b) == 0 {
+			return nil
+		}
+		p := &dl[at]
+		at += copy(dl[at:], b)
+		return (*C.uint8_t)(unsafe.Pointer(p))
+	}
+	for i, e := range entries {
+		cat := &dl[at]
+		at += copy(dl[at:], e.Category)
+		dl[at] = 0
+		at++
+		el[i] = C.nexxo_entry{category: (*C.char)(unsafe.Pointer(cat)), key: put(e.Key), key_len: C.size_t(len(e.Key)), value: put(e.Value), value_len: C.size_t(len(e.Value))}
+		tl[i] = C.nexxo_tags{tags: nil, count: C.size_t(len(e.Tags))}
+		if len(e.Tags) > 0 {
+			tl[i].tags = &gl[ti]
+		}
+		for _, t := range e.Tags {
+			gl[ti] = C.nexxo_tag{data: put(t), len: C.size_t(len(t))}
+			ti++
+		}
+	}
+	s := C.nexxo_cache_batch_set_tagged(h, es, ts, C.size_t(n))
+	return c.err(s, "batchSet")
 }
 
 // Invalidate removes every entry carrying tag, in every category, in one atomic write,

@@ -693,3 +693,32 @@ func TestTags(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// BatchSetTagged is atomic and tags each entry; one bad tag fails the whole batch.
+func TestBatchSetTagged(t *testing.T) {
+	c, _ := open(t, &Options{IgnoreEnvironment: true})
+	err := c.BatchSetTagged([]TaggedEntry{
+		{Entry{"transform", []byte("a.ts"), []byte("A")}, [][]byte{[]byte("cfg#1"), []byte("babel@7")}},
+		{Entry{"bundle", []byte("main.js"), []byte("M")}, [][]byte{[]byte("cfg#1")}},
+		{Entry{"parse", []byte("b.ts"), nil}, nil},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _, err := c.Invalidate([]byte("cfg#1")); err != nil || n != 2 {
+		t.Fatalf("invalidate: %d %v", n, err)
+	}
+	if _, found, _ := c.Get("parse", []byte("b.ts")); !found {
+		t.Fatal("b.ts lost")
+	}
+	err = c.BatchSetTagged([]TaggedEntry{
+		{Entry{"parse", []byte("x"), []byte("X")}, [][]byte{[]byte("ok")}},
+		{Entry{"parse", []byte("y"), []byte("Y")}, [][]byte{{}}},
+	})
+	if !errors.Is(err, ErrInvalidArgument) {
+		t.Fatal(err)
+	}
+	if _, found, _ := c.Get("parse", []byte("x")); found {
+		t.Fatal("a failed batch wrote x")
+	}
+}

@@ -138,6 +138,64 @@ function tagArray(koffi, tags) {
   return { arr, held, count: held.length };
 }
 
+/** The tags of a batchSet entry (`[category, key, value, { tags }]` or `{ ..., tags }`). */
+function entryTags(e) {
+  const t = Array.isArray(e) ? e[3] && e[3].tags : e.tags;
+  return t === undefined ? [] : t;
+}
+
+/**
+ * `nexxo_entry` (40 bytes) and `nexxo_tags` (16 bytes) arrays for a tagged batch, with
+ * every category (NUL-terminated), key, value and tag copied into one buffer they point
+ * into (`held` keeps the buffers referenced for the call).
+ */
+function taggedBatch(koffi, entries) {
+  const parts = entries.map((e) => {
+    const [category, key, value] = Array.isArray(e) ? e : [e.category, e.key, e.value];
+    if (typeof category !== 'string') throw new TypeError('a category must be a string');
+    const tags = entryTags(e);
+    if (!Array.isArray(tags)) throw new TypeError('tags must be an array of strings, Buffers or Uint8Arrays');
+    return { cat: Buffer.from(category + '\0', 'utf8'), key: toBytes(key, 'a key'), value: toBytes(value, 'a value'), tags: tags.map((t) => toBytes(t, 'a tag')) };
+  });
+  let size = 0;
+  let ntags = 0;
+  for (const p of parts) {
+    size += p.cat.length + p.key.length + p.value.length;
+    for (const t of p.tags) size += t.length;
+    ntags += p.tags.length;
+  }
+  const data = Buffer.alloc(Math.max(size, 1));
+  const base = BigInt(koffi.address(data));
+  const ents = Buffer.alloc(40 * parts.length);
+  const lists = Buffer.alloc(16 * parts.length);
+  const tagStructs = Buffer.alloc(16 * Math.max(ntags, 1));
+  const tagBase = BigInt(koffi.address(tagStructs));
+  let at = 0;
+  let ti = 0;
+  const put = (b) => {
+    if (b.length === 0) return 0n;
+    b.copy(data, at);
+    const addr = base + BigInt(at);
+    at += b.length;
+    return addr;
+  };
+  parts.forEach((p, i) => {
+    ents.writeBigUInt64LE(put(p.cat), 40 * i);
+    ents.writeBigUInt64LE(put(p.key), 40 * i + 8);
+    ents.writeBigUInt64LE(BigInt(p.key.length), 40 * i + 16);
+    ents.writeBigUInt64LE(put(p.value), 40 * i + 24);
+    ents.writeBigUInt64LE(BigInt(p.value.length), 40 * i + 32);
+    lists.writeBigUInt64LE(p.tags.length ? tagBase + BigInt(16 * ti) : 0n, 16 * i);
+    lists.writeBigUInt64LE(BigInt(p.tags.length), 16 * i + 8);
+    for (const t of p.tags) {
+      tagStructs.writeBigUInt64LE(put(t), 16 * ti);
+      tagStructs.writeBigUInt64LE(BigInt(t.length), 16 * ti + 8);
+      ti++;
+    }
+  });
+  return { ents, lists, held: [data, tagStructs] };
+}
+
 /** A native nexxo_policy_report as the binding reports it. */
 function policyReport(r) {
   return {
@@ -589,6 +647,12 @@ class Cache {
   batchSet(entries) {
     const p = this._ptr('batchSet');
     if (entries.length === 0) return;
+    if (entries.some((e) => e && entryTags(e).length > 0)) {
+      const b = taggedBatch(this._L.koffi, entries);
+      this._check(this._f.batchSetTagged(p, b.ents, b.lists, entries.length), 'batchSet');
+      void b.held;
+      return;
+    }
     const [buf, len] = this._pack(entries, true);
     this._check(this._f.batchSetPacked(p, buf, len, entries.length), 'batchSet');
   }

@@ -204,7 +204,10 @@ export interface PolicyReport {
   compacted: boolean;
 }
 
-export type EntryInput = [Category, Bytes, Bytes] | { category: Category; key: Bytes; value: Bytes };
+export type EntryInput =
+  | [Category, Bytes, Bytes]
+  | [Category, Bytes, Bytes, SetOptions]
+  | { category: Category; key: Bytes; value: Bytes; tags?: Bytes[] };
 export type KeyInput = [Category, Bytes] | { category: Category; key: Bytes };
 
 /** One open handle of the native cache. Methods throw NexxoCacheError. */

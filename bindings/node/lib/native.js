@@ -197,6 +197,8 @@ function load(explicit) {
     set: fn('uint32_t nexxo_cache_set(void *c, const uint8_t *category, const uint8_t *key, size_t key_len, const uint8_t *value, size_t value_len)'),
     // The tags as an array of nexxo_tag structs laid out by the binding (cache.js, `tagArray`).
     setTagged: fn('uint32_t nexxo_cache_set_tagged(void *c, const uint8_t *category, const uint8_t *key, size_t key_len, const uint8_t *value, size_t value_len, const uint8_t *tags, size_t tag_count)'),
+    // nexxo_entry and nexxo_tags arrays laid out by the binding (cache.js, `taggedBatch`).
+    batchSetTagged: fn('uint32_t nexxo_cache_batch_set_tagged(void *c, const uint8_t *entries, const uint8_t *tags, size_t count)'),
     invalidate: fn('uint32_t nexxo_cache_invalidate(void *c, const uint8_t *tag, size_t tag_len, _Out_ uint64_t *entries, _Out_ uint64_t *bytes)'),
     del: fn('uint32_t nexxo_cache_delete(void *c, const uint8_t *category, const uint8_t *key, size_t key_len)'),
     batchSetPacked: fn('uint32_t nexxo_cache_batch_set_packed(void *c, const uint8_t *packed, size_t len, size_t count)'),

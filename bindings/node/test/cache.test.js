@@ -449,3 +449,22 @@ test('get: values read into the shared slab stay intact and never alias', () => 
   for (const [i, v] of got) assert.deepEqual(v, Buffer.alloc(sizes[i], 65 + i), `k${i}`);
   c.close();
 });
+
+test('batchSet with tags: atomic, each entry its own tags; invalidate removes them', () => {
+  const c = Cache.open(path.join(tmp(), 'c'), { ignoreEnvironment: true });
+  c.batchSet([
+    ['transform', 'a.ts', 'A', { tags: ['cfg#1', 'babel@7'] }],
+    { category: 'bundle', key: Buffer.from('main.js'), value: 'M', tags: ['cfg#1'] },
+    ['parse', 'b.ts', ''],
+  ]);
+  assert.equal(c.getString('transform', 'a.ts'), 'A');
+  assert.equal(c.getString('parse', 'b.ts'), '');
+  assert.deepEqual(c.invalidate('cfg#1').entries, 2);
+  assert.equal(c.get('bundle', 'main.js'), undefined);
+  assert.equal(c.invalidate('babel@7').entries, 0);
+  // One bad tag fails the whole batch, nothing written.
+  assert.throws(() => c.batchSet([['parse', 'x', 'X', { tags: ['ok'] }], ['parse', 'y', 'Y', { tags: [''] }]]), { code: 'INVALID_ARGUMENT' });
+  assert.equal(c.get('parse', 'x'), undefined);
+  assert.equal(c.stats().entries, 1);
+  c.close();
+});

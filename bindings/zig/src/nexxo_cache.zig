@@ -154,6 +154,8 @@ fn applyRemote(opts: *c.nexxo_options, r: RemoteOptions) Error!void {
 }
 
 pub const Entry = struct { category: [:0]const u8, key: []const u8, value: []const u8 };
+/// One write of `batchSetTagged`: an entry and what its value depends on.
+pub const TaggedEntry = struct { entry: Entry, tags: []const []const u8 };
 pub const Key = struct { category: [:0]const u8, key: []const u8 };
 pub const Stats = c.nexxo_stats;
 pub const PolicyReport = c.nexxo_policy_report;
@@ -284,6 +286,27 @@ pub const Cache = struct {
             .value_len = e.value.len,
         };
         try check(c.nexxo_cache_batch_set(self.handle, if (arr.len == 0) null else arr.ptr, arr.len));
+    }
+
+    /// `batchSet` with each entry's tags: atomic, validated whole.
+    pub fn batchSetTagged(self: Cache, allocator: std.mem.Allocator, entries: []const TaggedEntry) Error!void {
+        const arr = try allocator.alloc(c.nexxo_entry, entries.len);
+        defer allocator.free(arr);
+        const lists = try allocator.alloc(c.nexxo_tags, entries.len);
+        defer allocator.free(lists);
+        var ntags: usize = 0;
+        for (entries) |e| ntags += e.tags.len;
+        const tags = try allocator.alloc(c.nexxo_tag, ntags);
+        defer allocator.free(tags);
+        var at: usize = 0;
+        for (entries, arr, lists) |te, *out, *list| {
+            const e = te.entry;
+            out.* = .{ .category = e.category.ptr, .key = ptr(e.key), .key_len = e.key.len, .value = ptr(e.value), .value_len = e.value.len };
+            for (te.tags, 0..) |t, i| tags[at + i] = .{ .data = ptr(t), .len = t.len };
+            list.* = .{ .tags = if (te.tags.len == 0) null else tags[at..].ptr, .count = te.tags.len };
+            at += te.tags.len;
+        }
+        try check(c.nexxo_cache_batch_set_tagged(self.handle, if (arr.len == 0) null else arr.ptr, if (lists.len == 0) null else lists.ptr, arr.len));
     }
 
     /// Reads many keys; each result is a slice owned by `allocator` or null on a miss.

@@ -276,6 +276,16 @@ test "setTagged and invalidate" {
     try testing.expectEqualStrings("B", b);
     try testing.expectError(error.InvalidArgument, cache.setTagged("parse", "x", "X", &.{""}));
     try testing.expectError(error.InvalidArgument, cache.invalidate(""));
+    try cache.batchSetTagged(alloc, &.{
+        .{ .entry = .{ .category = "optimize", .key = "m.js", .value = "O" }, .tags = &.{"cfg#2"} },
+        .{ .entry = .{ .category = "meta", .key = "k", .value = "v" }, .tags = &.{} },
+    });
+    try testing.expectEqual(@as(u64, 1), (try cache.invalidate("cfg#2")).entries);
+    try testing.expectError(error.InvalidArgument, cache.batchSetTagged(alloc, &.{
+        .{ .entry = .{ .category = "meta", .key = "x", .value = "X" }, .tags = &.{"ok"} },
+        .{ .entry = .{ .category = "meta", .key = "y", .value = "Y" }, .tags = &.{""} },
+    }));
+    try testing.expect((try cache.get(alloc, "meta", "x")) == null);
 }
 
 test "an untrusted directory is refused unless allowed" {
