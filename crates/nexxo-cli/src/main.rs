@@ -347,19 +347,13 @@ fn stats_text(c: &Cache, dir: &str) -> Res {
             );
             println!("{:<24} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}", "latency (us)", "count", "p50", "p90", "p99", "p99.9", "max");
             for op in nexxo_core::latency::Op::ALL {
-                let mine: Vec<_> = h.latency.iter().filter(|((o, _), s)| o == op.name() && s.count() > 0).collect();
+                let (all, mine) = nexxo_core::history::op_latency(&h.latency, op);
                 if mine.is_empty() {
                     continue;
                 }
-                let mut all = nexxo_core::latency::Snapshot::default();
-                for (_, s) in &mine {
-                    all.merge(s);
-                }
                 println!("{}", latency_line(op.name(), &all));
-                if mine.len() > 1 || mine[0].0 .1 != "*" {
-                    for ((_, cat), s) in mine.iter().filter(|((_, c), _)| c != "*") {
-                        println!("{}", latency_line(&format!("  {cat}"), s));
-                    }
+                for (cat, s) in mine.iter().filter(|(c, _)| c.as_str() != "*") {
+                    println!("{}", latency_line(&format!("  {cat}"), s));
                 }
             }
             println!("(gets are timed one in {}; reset with --reset-history)", nexxo_core::latency::GET_SAMPLE);

@@ -172,6 +172,17 @@ impl History {
     }
 }
 
+/// One operation's histogram over all its categories, and each non-empty one by category
+/// (`*` included: batches and remote calls).
+pub fn op_latency(by: &BTreeMap<(String, String), Snapshot>, op: Op) -> (Snapshot, Vec<(&String, &Snapshot)>) {
+    let mine: Vec<(&String, &Snapshot)> = by.iter().filter(|((o, _), s)| o == op.name() && s.count() > 0).map(|((_, c), s)| (c, s)).collect();
+    let mut all = Snapshot::default();
+    for (_, s) in &mine {
+        all.merge(s);
+    }
+    (all, mine)
+}
+
 /// `{OP:{count,p50_us,...,"categories":{CATEGORY:{...}}}}` for every operation: each
 /// operation's histogram over its categories, then each category's.
 pub fn latency_json(by: &BTreeMap<(String, String), Snapshot>) -> String {
@@ -180,11 +191,7 @@ pub fn latency_json(by: &BTreeMap<(String, String), Snapshot>) -> String {
         if i > 0 {
             out.push(',');
         }
-        let mine: Vec<(&String, &Snapshot)> = by.iter().filter(|((o, _), s)| o == op.name() && s.count() > 0).map(|((_, c), s)| (c, s)).collect();
-        let mut all = Snapshot::default();
-        for (_, s) in &mine {
-            all.merge(s);
-        }
+        let (all, mine) = op_latency(by, *op);
         let body = all.to_json();
         out += &format!("\"{}\":{},\"categories\":{{", op.name(), &body[..body.len() - 1]);
         for (j, (cat, s)) in mine.iter().filter(|(c, _)| c.as_str() != "*").enumerate() {
