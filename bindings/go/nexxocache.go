@@ -669,23 +669,63 @@ func (c *Cache) SetTagged(category string, key, value []byte, tags ...[]byte) er
 	}
 	defer c.mu.RUnlock()
 	cat := c.cat(category)
-	// The tags in C memory: a Go array holding Go pointers may not be passed to C.
 	var arr *C.nexxo_tag
 	if len(tags) > 0 {
-		arr = (*C.nexxo_tag)(C.malloc(C.size_t(len(tags)) * C.size_t(unsafe.Sizeof(C.nexxo_tag{}))))
+		mem := newCMem(tagBytes(tags))
+		defer mem.free()
+		arr = (*C.nexxo_tag)(C.calloc(C.size_t(len(tags)), C.size_t(unsafe.Sizeof(C.nexxo_tag{}))))
 		defer C.free(unsafe.Pointer(arr))
-		list := unsafe.Slice(arr, len(tags))
-		for i, t := range tags {
-			list[i] = C.nexxo_tag{data: nil, len: C.size_t(len(t))}
-			if len(t) > 0 {
-				p := C.CBytes(t)
-				defer C.free(p)
-				list[i].data = (*C.uint8_t)(p)
-			}
-		}
+		mem.tags(unsafe.Slice(arr, len(tags)), tags)
 	}
 	s := C.nexxo_cache_set_tagged(h, charPtr(cat), bytesPtr(key), C.size_t(len(key)), bytesPtr(value), C.size_t(len(value)), arr, C.size_t(len(tags)))
 	return c.err(s, "set("+category+")")
+}
+
+// cMem is one C allocation for the bytes a call hands to C inside structs: cgo forbids
+// storing Go pointers in C memory, and Go memory holding Go pointers may not be passed.
+type cMem struct {
+	buf []byte
+	at  int
+}
+
+func newCMem(size int) *cMem {
+	return &cMem{buf: unsafe.Slice((*byte)(C.malloc(C.size_t(size+1))), size+1)}
+}
+
+func (m *cMem) free() { C.free(unsafe.Pointer(&m.buf[0])) }
+
+// bytes copies b in; nil for an empty b.
+func (m *cMem) bytes(b []byte) *C.uint8_t {
+	if len(b) == 0 {
+		return nil
+	}
+	p := &m.buf[m.at]
+	m.at += copy(m.buf[m.at:], b)
+	return (*C.uint8_t)(unsafe.Pointer(p))
+}
+
+// cstring copies s in, NUL-terminated.
+func (m *cMem) cstring(s string) *C.char {
+	p := &m.buf[m.at]
+	m.at += copy(m.buf[m.at:], s)
+	m.buf[m.at] = 0
+	m.at++
+	return (*C.char)(unsafe.Pointer(p))
+}
+
+// tags fills list with the nexxo_tag structs of tags, their bytes copied in.
+func (m *cMem) tags(list []C.nexxo_tag, tags [][]byte) {
+	for i, t := range tags {
+		list[i] = C.nexxo_tag{data: m.bytes(t), len: C.size_t(len(t))}
+	}
+}
+
+func tagBytes(tags [][]byte) int {
+	n := 0
+	for _, t := range tags {
+		n += len(t)
+	}
+	return n
 }
 
 // BatchSetTagged is BatchSet with each entry's tags: atomic, validated whole before
@@ -699,47 +739,29 @@ func (c *Cache) BatchSetTagged(entries []TaggedEntry) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	// The entries, their tag lists and every byte they point to in C memory: cgo may
-	// not pass Go memory that holds Go pointers.
+	// The entries, their tag lists and every byte they point to in C memory.
 	n, ntags, size := len(entries), 0, 0
 	for _, e := range entries {
-		size += len(e.Category) + 1 + len(e.Key) + len(e.Value)
+		size += len(e.Category) + 1 + len(e.Key) + len(e.Value) + tagBytes(e.Tags)
 		ntags += len(e.Tags)
-		for _, t := range e.Tags {
-			size += len(t)
-		}
 	}
+	mem := newCMem(size)
+	defer mem.free()
 	es := (*C.nexxo_entry)(C.calloc(C.size_t(n), C.size_t(unsafe.Sizeof(C.nexxo_entry{}))))
 	ts := (*C.nexxo_tags)(C.calloc(C.size_t(n), C.size_t(unsafe.Sizeof(C.nexxo_tags{}))))
 	tg := (*C.nexxo_tag)(C.calloc(C.size_t(ntags+1), C.size_t(unsafe.Sizeof(C.nexxo_tag{}))))
-	data := (*byte)(C.malloc(C.size_t(size + 1)))
 	defer C.free(unsafe.Pointer(es))
 	defer C.free(unsafe.Pointer(ts))
 	defer C.free(unsafe.Pointer(tg))
-	defer C.free(unsafe.Pointer(data))
-	el, tl, gl, dl := unsafe.Slice(es, n), unsafe.Slice(ts, n), unsafe.Slice(tg, ntags+1), unsafe.Slice(data, size+1)
-	at, ti := 0, 0
-	put := func(b []byte) *C.uint8_t {
-		if len(b) == 0 {
-			return nil
-		}
-		p := &dl[at]
-		at += copy(dl[at:], b)
-		return (*C.uint8_t)(unsafe.Pointer(p))
-	}
+	el, tl, gl := unsafe.Slice(es, n), unsafe.Slice(ts, n), unsafe.Slice(tg, ntags+1)
+	ti := 0
 	for i, e := range entries {
-		cat := &dl[at]
-		at += copy(dl[at:], e.Category)
-		dl[at] = 0
-		at++
-		el[i] = C.nexxo_entry{category: (*C.char)(unsafe.Pointer(cat)), key: put(e.Key), key_len: C.size_t(len(e.Key)), value: put(e.Value), value_len: C.size_t(len(e.Value))}
+		el[i] = C.nexxo_entry{category: mem.cstring(e.Category), key: mem.bytes(e.Key), key_len: C.size_t(len(e.Key)), value: mem.bytes(e.Value), value_len: C.size_t(len(e.Value))}
 		tl[i] = C.nexxo_tags{tags: nil, count: C.size_t(len(e.Tags))}
 		if len(e.Tags) > 0 {
 			tl[i].tags = &gl[ti]
-		}
-		for _, t := range e.Tags {
-			gl[ti] = C.nexxo_tag{data: put(t), len: C.size_t(len(t))}
-			ti++
+			mem.tags(gl[ti:ti+len(e.Tags)], e.Tags)
+			ti += len(e.Tags)
 		}
 	}
 	s := C.nexxo_cache_batch_set_tagged(h, es, ts, C.size_t(n))
