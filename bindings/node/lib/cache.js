@@ -145,31 +145,28 @@ function entryTags(e) {
 }
 
 /**
- * `nexxo_entry` (40 bytes) and `nexxo_tags` (16 bytes) arrays for a tagged batch, with
- * every category (NUL-terminated), key, value and tag copied into one buffer they point
- * into (`held` keeps the buffers referenced for the call).
+ * `nexxo_entry` (40 bytes) and `nexxo_tags` (16 bytes) arrays for a tagged batch: every
+ * category (NUL-terminated), key and value copied into one buffer they point into, the
+ * tags laid out by `tagArray` (`held` keeps the buffers referenced for the call).
  */
 function taggedBatch(koffi, entries) {
   const parts = entries.map((e) => {
     const [category, key, value] = Array.isArray(e) ? e : [e.category, e.key, e.value];
     if (typeof category !== 'string') throw new TypeError('a category must be a string');
-    const tags = entryTags(e);
-    if (!Array.isArray(tags)) throw new TypeError('tags must be an array of strings, Buffers or Uint8Arrays');
-    return { cat: Buffer.from(category + '\0', 'utf8'), key: toBytes(key, 'a key'), value: toBytes(value, 'a value'), tags: tags.map((t) => toBytes(t, 'a tag')) };
+    return { cat: Buffer.from(category + '\0', 'utf8'), key: toBytes(key, 'a key'), value: toBytes(value, 'a value'), tags: entryTags(e) };
   });
+  // Every entry's tags in one nexxo_tag array; each entry's list points into it.
+  const tags = tagArray(koffi, parts.flatMap((p) => {
+    if (!Array.isArray(p.tags)) throw new TypeError('tags must be an array of strings, Buffers or Uint8Arrays');
+    return p.tags;
+  }));
+  const tagBase = BigInt(koffi.address(tags.arr));
   let size = 0;
-  let ntags = 0;
-  for (const p of parts) {
-    size += p.cat.length + p.key.length + p.value.length;
-    for (const t of p.tags) size += t.length;
-    ntags += p.tags.length;
-  }
+  for (const p of parts) size += p.cat.length + p.key.length + p.value.length;
   const data = Buffer.alloc(Math.max(size, 1));
   const base = BigInt(koffi.address(data));
   const ents = Buffer.alloc(40 * parts.length);
   const lists = Buffer.alloc(16 * parts.length);
-  const tagStructs = Buffer.alloc(16 * Math.max(ntags, 1));
-  const tagBase = BigInt(koffi.address(tagStructs));
   let at = 0;
   let ti = 0;
   const put = (b) => {
@@ -187,13 +184,9 @@ function taggedBatch(koffi, entries) {
     ents.writeBigUInt64LE(BigInt(p.value.length), 40 * i + 32);
     lists.writeBigUInt64LE(p.tags.length ? tagBase + BigInt(16 * ti) : 0n, 16 * i);
     lists.writeBigUInt64LE(BigInt(p.tags.length), 16 * i + 8);
-    for (const t of p.tags) {
-      tagStructs.writeBigUInt64LE(put(t), 16 * ti);
-      tagStructs.writeBigUInt64LE(BigInt(t.length), 16 * ti + 8);
-      ti++;
-    }
+    ti += p.tags.length;
   });
-  return { ents, lists, held: [data, tagStructs] };
+  return { ents, lists, held: [data, tags] };
 }
 
 /** A native nexxo_policy_report as the binding reports it. */
