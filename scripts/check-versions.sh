@@ -3,8 +3,9 @@
 # package and its lockfile, the Zig package (build.zig.zon at the root), the generated header, the crates in
 # Cargo.lock. Exits 1 naming each that differs. A version bump changes them together.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-want="$(awk -F'"' '/^\[workspace.package\]/{p=1} p && /^version = /{print $2; exit}' Cargo.toml)"
+source "$(dirname "$0")/env.sh"
+cd "$NEXXO_ROOT"
+want="$(nexxo_version)"
 [ -n "$want" ] || { echo "check-versions: no workspace version in Cargo.toml" >&2; exit 1; }
 bad=0
 check() { # what, found

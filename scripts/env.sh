@@ -16,6 +16,10 @@ export PATH="$HOME/.cargo/bin:$PATH"
 # One cargo invocation everywhere, so the same compiled RocksDB serves every step.
 NEXXO_CARGO_BUILD=(cargo build --release --workspace --all-targets --locked)
 log() { printf '\n==> %s\n' "$*"; }
+# The one version of every package (Cargo.toml's workspace version), and the Go
+# module's path (bindings/go/go.mod names it).
+nexxo_version() { awk -F'"' '/^\[workspace.package\]/{p=1} p && /^version = /{print $2; exit}' "$NEXXO_ROOT/Cargo.toml"; }
+nexxo_go_module() { sed -n 's/^module //p' "$NEXXO_ROOT/bindings/go/go.mod"; }
 # Installs what is missing, then builds everything once, from the repository's root.
 setup_and_build() {
   "$NEXXO_ROOT/scripts/setup.sh"

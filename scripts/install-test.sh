@@ -15,8 +15,8 @@
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 dist="$(cd "${1:-$NEXXO_ROOT/dist}" && pwd)"
-version="$(awk -F'"' '/^\[workspace.package\]/{p=1} p && /^version = /{print $2; exit}' "$NEXXO_ROOT/Cargo.toml")"
-go_module="$(sed -n 's/^module //p' "$NEXXO_ROOT/bindings/go/go.mod")"
+version="$(nexxo_version)"
+go_module="$(nexxo_go_module)"
 sdk_tgz="$(ls "$dist"/nexxo-cache-"$version"-linux-x64.tar.gz)"
 
 room="$(mktemp -d "${TMPDIR:-/tmp}/nexxo-install.XXXXXX")"

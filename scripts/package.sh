@@ -37,9 +37,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-version="$(awk -F'"' '/^\[workspace.package\]/{p=1} p && /^version = /{print $2; exit}' Cargo.toml)"
+version="$(nexxo_version)"
 # The Go module's path: the repository's public path plus bindings/go (bindings/go/go.mod).
-go_module="$(sed -n 's/^module //p' bindings/go/go.mod)"
+go_module="$(nexxo_go_module)"
 
 case "$(uname -s)-$(uname -m)" in
   Linux-x86_64) platform=linux-x64 cpu=x64 os=linux ;;
