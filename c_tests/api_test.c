@@ -466,26 +466,7 @@ TEST(reopen_persistence) {
   return 0;
 }
 
-TEST(stats_json) {
-  nexxo_cache *c = open_or_die(path_in(fresh_dir(), "c"), NULL);
-  OK(nexxo_cache_set(c, "parse", K("a"), (const uint8_t *)"A", 1));
-  nexxo_bytes b = {NULL, 0};
-  OK(nexxo_cache_stats_json(c, &b));
-  CHECK(b.data != NULL && b.len > 0);
-  char *s = malloc(b.len + 1);
-  memcpy(s, b.data, b.len);
-  s[b.len] = 0;
-  CHECK(strstr(s, "\"totals\":{") != NULL);
-  CHECK(strstr(s, "\"parse\":{") && strstr(s, "\"meta\":{") && strstr(s, "\"entries\":1"));
-  CHECK(s[0] == '{' && s[b.len - 1] == '}');
-  free(s);
-  nexxo_bytes_free(&b);
-  nexxo_cache_close(c);
-  return 0;
-}
-
-/* 1.7: stats_json's "latency" (this handle's histograms) and "history" (what closed
- * writable handles kept); nexxo_options_set_latency(false) records none. */
+/* nexxo_cache_stats_json's text as a NUL-terminated string (free it), or NULL. */
 static char *stats_json_of(nexxo_cache *c) {
   nexxo_bytes b = {NULL, 0};
   if (nexxo_cache_stats_json(c, &b) != NEXXO_OK) return NULL;
@@ -496,6 +477,21 @@ static char *stats_json_of(nexxo_cache *c) {
   return s;
 }
 
+TEST(stats_json) {
+  nexxo_cache *c = open_or_die(path_in(fresh_dir(), "c"), NULL);
+  OK(nexxo_cache_set(c, "parse", K("a"), (const uint8_t *)"A", 1));
+  char *s = stats_json_of(c);
+  CHECK(s != NULL && strlen(s) > 0);
+  CHECK(strstr(s, "\"totals\":{") != NULL);
+  CHECK(strstr(s, "\"parse\":{") && strstr(s, "\"meta\":{") && strstr(s, "\"entries\":1"));
+  CHECK(s[0] == '{' && s[strlen(s) - 1] == '}');
+  free(s);
+  nexxo_cache_close(c);
+  return 0;
+}
+
+/* 1.7: stats_json's "latency" (this handle's histograms) and "history" (what closed
+ * writable handles kept); nexxo_options_set_latency(false) records none. */
 TEST(latency_in_stats_json) {
   const char *p = path_in(fresh_dir(), "c");
   nexxo_options *o = nexxo_options_new();
