@@ -294,6 +294,15 @@ impl Cache {
         }
     }
 
+    /// Requests answered by a read-only instance while the store opened for writing
+    /// behind them (see `share`'s "Opening behind reads"); for tests and benchmarks.
+    pub fn interim_reads(&self) -> u64 {
+        match &self.inner {
+            Inner::Open(h) => h.shared.interim_reads(),
+            Inner::Disabled(_) => 0,
+        }
+    }
+
     /// The id of the process serving the cache to this one; `None` when this process
     /// holds the store itself (or the cache is disabled).
     pub fn owner_pid(&self) -> Option<u32> {
@@ -514,7 +523,7 @@ impl Cache {
     /// copied in.
     pub fn batch_get_into(&self, keys: &[(&[u8], &[u8])], out: &mut [u8], gap: usize) -> PackedRead {
         if let Inner::Open(h) = &self.inner {
-            if let Some(store) = h.shared.store().filter(|_| !h.remote.as_ref().is_some_and(Remote::reachable)) {
+            if let Some(store) = h.shared.store_if_open().filter(|_| !h.remote.as_ref().is_some_and(Remote::reachable)) {
                 let t = h.start(Op::BatchGet);
                 let r = store.batch_get_into(keys, out, gap);
                 h.timed(Op::BatchGet, None, t);

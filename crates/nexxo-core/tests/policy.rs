@@ -147,6 +147,57 @@ fn stats_stay_exact_through_eviction_clear_and_reopen() {
     assert!(c.stats().stored_bytes <= 2 * MIB);
 }
 
+/// A read answered before the store opens for writing (a new process's reads are answered
+/// by a read-only instance: share's `backing.rs`) protects its entry from max_age as any
+/// read: the read-only instance's promotions go to the store when it opens for a write,
+/// or at close in a process that only read.
+#[test]
+fn reads_before_the_store_opens_for_writing_protect_their_entries() {
+    let d = tmp();
+    let now = Arc::new(AtomicU64::new(1_000));
+    let clock = {
+        let now = now.clone();
+        Arc::new(move || now.load(Ordering::SeqCst))
+    };
+    let cfg = Config { max_age_secs: 100, ..Config::default() };
+    {
+        let c = Cache::open_with_clock(d.path().join("c"), &cfg, clock.clone()).unwrap();
+        for i in 0..10 {
+            c.set(b"parse", format!("old/{i}").as_bytes(), b"v").unwrap();
+        }
+        c.set(b"parse", b"old/keep", b"v").unwrap();
+        c.set(b"parse", b"old/read-only", b"v").unwrap();
+        for t in (1_000..1_250).step_by(10) {
+            now.store(t, Ordering::SeqCst);
+            c.set(b"meta", format!("f{t}").as_bytes(), b"filler").unwrap();
+        }
+    }
+    // A process that only reads: its promotions are applied as it closes.
+    now.store(1_245, Ordering::SeqCst);
+    {
+        let c = Cache::open_with_clock(d.path().join("c"), &cfg, clock.clone()).unwrap();
+        assert!(c.get(b"parse", b"old/read-only").unwrap().is_some());
+        assert_eq!(c.interim_reads(), 1, "the read was not answered before the store opened");
+    }
+    now.store(1_250, Ordering::SeqCst);
+    let c = Cache::open_with_clock(d.path().join("c"), &cfg, clock).unwrap();
+    assert!(c.get(b"parse", b"old/keep").unwrap().is_some());
+    assert_eq!(c.interim_reads(), 1, "the read was not answered before the store opened");
+    for t in (1_250..1_300).step_by(10) {
+        now.store(t, Ordering::SeqCst);
+        c.set(b"meta", format!("f{t}").as_bytes(), b"filler").unwrap();
+    }
+    now.store(1_300, Ordering::SeqCst);
+    let r = c.enforce_policy().unwrap();
+    assert!(r.evicted_entries > 0);
+    for i in 0..10 {
+        assert_eq!(c.get(b"parse", format!("old/{i}").as_bytes()).unwrap(), None, "old/{i} unused for 300 s survived");
+    }
+    assert!(c.get(b"parse", b"old/keep").unwrap().is_some(), "an entry read 50 s ago, before the store opened, was evicted");
+    assert!(c.get(b"parse", b"old/read-only").unwrap().is_some(), "an entry read 55 s ago by a process that only read was evicted");
+    assert_exact(c.store().unwrap());
+}
+
 #[test]
 fn eviction_is_oldest_first_and_gets_protect() {
     let d = tmp();

@@ -349,3 +349,167 @@ fn a_broken_peer_harms_no_one() {
     rx.recv_timeout(WAIT).expect("close waited on a stalled peer");
     drop((huge, stalled));
 }
+
+/// A store closed cleanly is served from a read-only instance until something needs it
+/// for writing (share's `backing.rs`). A process that only reads never opens it for
+/// writing (RocksDB's CURRENT is untouched). Readers in several threads, racing a writer
+/// that overwrites and deletes (its first write opens the store), read only values that
+/// were written (the old one or the writer's), the writer reads its own writes at once,
+/// and the stats are exact.
+#[test]
+fn reads_are_answered_before_the_store_opens_for_writing() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("c");
+    for round in 0..3u64 {
+        {
+            let c = Cache::open(&path, &Config::default()).unwrap();
+            for i in 0..500 {
+                c.set(b"transform", &key(round, i), &value(round, i)).unwrap();
+            }
+            if round > 0 {
+                // The previous round's writer left keys 0..100 rewritten, 100..150 gone.
+                assert_eq!(c.get(b"transform", &key(round - 1, 120)).unwrap(), None);
+            }
+        }
+        let current = std::fs::read_to_string(path.join("CURRENT")).unwrap();
+        {
+            let c = Cache::open(&path, &Config::default()).unwrap();
+            for i in 150..500 {
+                assert_eq!(c.get(b"transform", &key(round, i)).unwrap(), Some(value(round, i)));
+            }
+            assert_eq!(c.interim_reads(), 350);
+        }
+        assert_eq!(std::fs::read_to_string(path.join("CURRENT")).unwrap(), current, "a process that only read opened the store for writing");
+        let c = Cache::open(&path, &Config::default()).unwrap();
+        // Answered by the read-only instance, exactly: nothing wrote since it opened.
+        let s = c.stats();
+        assert!(!s.read_only);
+        let entries_at_open = s.entries;
+        let barrier = std::sync::Barrier::new(4);
+        std::thread::scope(|sc| {
+            for _ in 0..3 {
+                let (c, barrier) = (&c, &barrier);
+                sc.spawn(move || {
+                    barrier.wait();
+                    for i in 0..500 {
+                        let got = c.get(b"transform", &key(round, i)).unwrap();
+                        let rewritten = [b"new/".as_slice(), &value(round, i)].concat();
+                        match i {
+                            0..100 => assert!(got == Some(value(round, i)) || got == Some(rewritten), "round {round}: key {i}"),
+                            100..150 => assert!(got.is_none() || got == Some(value(round, i)), "round {round}: key {i}"),
+                            _ => assert_eq!(got, Some(value(round, i)), "round {round}: key {i}"),
+                        }
+                    }
+                });
+            }
+            let (c, barrier) = (&c, &barrier);
+            sc.spawn(move || {
+                barrier.wait();
+                for i in 0..150 {
+                    if i < 100 {
+                        let v = [b"new/".as_slice(), &value(round, i)].concat();
+                        c.set(b"transform", &key(round, i), &v).unwrap();
+                        assert_eq!(c.get(b"transform", &key(round, i)).unwrap(), Some(v), "round {round}: own write {i}");
+                    } else {
+                        c.delete(b"transform", &key(round, i)).unwrap();
+                        assert_eq!(c.get(b"transform", &key(round, i)).unwrap(), None, "round {round}: own delete {i}");
+                    }
+                }
+            });
+        });
+        assert!(c.interim_reads() > 0, "round {round}: no read was answered before the store opened");
+        assert_eq!(c.stats().entries, entries_at_open - 50, "round {round}");
+        assert_exact(c.store().unwrap());
+    }
+}
+
+/// Processes that open a cache closed cleanly, all at once: one serves it from a
+/// read-only instance, the others' writes open it; every acknowledged write of each is
+/// there afterwards.
+#[test]
+fn processes_opening_a_closed_cache_at_once_all_work() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("c");
+    for round in 0..3u64 {
+        let kids: Vec<Kid> = (0..4).map(|j| spawn(&format!("writer,{},{},150", dir.display(), round * 10 + j))).collect();
+        for k in &kids {
+            assert_eq!(k.line(), "open", "round {round}");
+        }
+        for k in kids {
+            k.finish();
+        }
+    }
+    let c = Cache::open(&dir, &Config::default()).unwrap();
+    for round in 0..3u64 {
+        for j in 0..4 {
+            for i in 0..150 {
+                let w = round * 10 + j;
+                assert_eq!(c.get(b"transform", &key(w, i)).unwrap(), Some(value(w, i)), "w{w}/{i}");
+            }
+        }
+    }
+    assert!(c.interim_reads() > 0);
+    assert_eq!(c.stats().entries, 1800);
+    assert_exact(c.store().unwrap());
+}
+
+/// A store another process has locked without sharing it (RocksDB's POSIX lock on LOCK)
+/// is not served from a read-only instance: the open waits for the lock and reports it,
+/// as before.
+#[test]
+fn a_store_locked_by_a_process_that_does_not_share_it_is_reported() {
+    use std::io::Write as _;
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("c");
+    Cache::open(&dir, &Config::default()).unwrap().set(b"parse", b"k", b"v").unwrap();
+    let mut holder = Command::new("python3")
+        .args(["-c", "import fcntl,sys; f=open(sys.argv[1],'a'); fcntl.lockf(f, fcntl.LOCK_EX|fcntl.LOCK_NB); print('held', flush=True); sys.stdin.read()"])
+        .arg(dir.join("LOCK"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 runs the lock holder");
+    let mut line = String::new();
+    BufReader::new(holder.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "held");
+    match Cache::open(&dir, &Config::default()) {
+        Err(nexxo_core::Error::Locked(_)) => {}
+        Err(e) => panic!("expected Locked, got {e}"),
+        Ok(c) => panic!("opened a store another process holds (interim reads: {})", c.interim_reads()),
+    }
+    holder.stdin.take().unwrap().write_all(b"").unwrap();
+    holder.wait().unwrap();
+    let c = Cache::open(&dir, &Config::default()).unwrap();
+    assert_eq!(c.get(b"parse", b"k").unwrap().as_deref(), Some(&b"v"[..]));
+}
+
+/// An owner serving from its read-only instance, and a client process that writes: the
+/// client's write opens the owner's store, and the owner's next read of a key it had
+/// read from the read-only instance sees the client's overwrite at once.
+#[test]
+fn a_client_write_reaches_an_owner_that_has_only_read() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("c");
+    {
+        let c = Cache::open(&dir, &Config::default()).unwrap();
+        c.set(b"parse", b"a", b"first").unwrap();
+        c.set(b"parse", b"b", b"kept").unwrap();
+    }
+    let c = Cache::open(&dir, &Config::default()).unwrap();
+    assert_eq!(c.get(b"parse", b"a").unwrap().as_deref(), Some(&b"first"[..]));
+    assert_eq!(c.interim_reads(), 1);
+    let mut kid = spawn(&format!("echo,{}", dir.display()));
+    assert_eq!(kid.line(), "open");
+    assert_eq!(kid.ask("get a"), "first");
+    assert_eq!(kid.ask("entries"), "2");
+    assert_eq!(kid.ask("set a second"), "ok");
+    assert_eq!(c.get(b"parse", b"a").unwrap().as_deref(), Some(&b"second"[..]), "the owner read a stale value");
+    assert_eq!(kid.ask("set n new"), "ok");
+    assert_eq!(c.get(b"parse", b"n").unwrap().as_deref(), Some(&b"new"[..]));
+    c.delete(b"parse", b"b").unwrap();
+    assert_eq!(kid.ask("get b"), "miss");
+    assert_eq!(kid.ask("entries"), "2");
+    assert_eq!(c.stats().entries, 2);
+    kid.finish();
+    assert_exact(c.store().unwrap());
+}

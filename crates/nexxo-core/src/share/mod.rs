@@ -21,9 +21,14 @@
 //!   released by the kernel) and serves, the others connect to it, and the request that
 //!   failed is sent again (every request is idempotent). No handle is reopened.
 //!
+//! - **Opening on demand**: an owner that finds the store closed cleanly serves it at
+//!   once from a read-only instance and opens it for writing when something needs it
+//!   (see `backing.rs`): a process that only reads never pays RocksDB's writable open.
+//!
 //! Read-only opens that find no writable handle of the directory in this process open a
 //! RocksDB read-only instance as before: a snapshot of the store at open.
 
+mod backing;
 mod changes;
 mod client;
 mod follower;
@@ -35,6 +40,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
 
+use backing::Backing;
 use changes::Changes;
 use client::{Client, Lost, NoOwner};
 use follower::Follower;
@@ -44,9 +50,9 @@ use server::Server;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::clock::Clock;
-use crate::evict::{Background, PolicyReport};
+use crate::evict::PolicyReport;
 use crate::stats::Stats;
-use crate::store::{Store, VerifyReport, Warmer};
+use crate::store::{Store, VerifyReport};
 
 pub use sys::ELECTION_FILE;
 
@@ -60,22 +66,9 @@ const MAX_FAILOVERS: u32 = 4;
 
 /// The process that holds the store.
 struct Owner {
-    // Dropped in this order: the server (no more requests), the evictor, the store.
+    // Dropped in this order: the server (no more requests), then the store.
     server: Option<Server>,
-    _background: Option<Background>,
-    /// Declared after the evictor: both stop before `store` is dropped.
-    _warmer: Option<Warmer>,
-    store: Arc<Store>,
-}
-
-impl Owner {
-    /// The owner of `store`, with its evictor (when it takes writes) and its warm-table
-    /// filler running.
-    fn start(server: Option<Server>, store: Arc<Store>) -> Owner {
-        let background = (!store.is_read_only()).then(|| Background::start(store.clone()));
-        let warmer = Warmer::start(store.clone());
-        Owner { server, _background: background, _warmer: warmer, store }
-    }
+    backing: Arc<Backing>,
 }
 
 struct ClientState {
@@ -147,7 +140,7 @@ impl Shared {
             registered: true,
             fork_generation: gen,
         };
-        match elect(&dir, config, &clock)? {
+        match elect(&dir, config, &clock, true)? {
             Role::Owner(o) => drop(shared.owner.set(o)),
             Role::Client(c) => {
                 let mut g = shared.client.write().unwrap_or_else(|p| p.into_inner());
@@ -161,6 +154,7 @@ impl Shared {
     }
 
     fn local(path: &Path, config: &Config, clock: Clock, store: Store) -> Shared {
+        let backing = Arc::new(Backing::opened(path, config, &clock, store, None));
         let s = Shared {
             dir: path.to_owned(),
             config: config.clone(),
@@ -170,20 +164,32 @@ impl Shared {
             registered: false,
             fork_generation: crate::fork::generation(),
         };
-        let _ = s.owner.set(Owner::start(None, Arc::new(store)));
+        let _ = s.owner.set(Owner { server: None, backing });
         s
     }
 
-    /// The store, when this process holds it.
+    /// The store, when this process holds it (opened for writing now if it was opened
+    /// on demand and not yet).
     pub fn store(&self) -> Option<&Store> {
-        self.owner.get().map(|o| &*o.store)
+        self.owner.get().and_then(|o| o.backing.writable().ok())
+    }
+
+    /// The store when this process holds it open (never opens it).
+    pub fn store_if_open(&self) -> Option<&Store> {
+        self.owner.get().and_then(|o| o.backing.store_if_open())
+    }
+
+    /// Requests a read-only instance answered while this process's store was not open
+    /// for writing (see `backing.rs`).
+    pub fn interim_reads(&self) -> u64 {
+        self.owner.get().map_or(0, |o| o.backing.interim_reads())
     }
 
     /// The limits as this open resolved them (option > environment > stored > default):
     /// the store's when this process holds it; else resolved the same way against the
     /// cache's stored limits now (the owner evicts by the limits it opened with).
     pub fn limits(&self) -> Config {
-        match self.store() {
+        match self.store_if_open() {
             Some(s) => s.config().clone(),
             None => crate::store::limits_file::effective(&self.dir, &self.config).0,
         }
@@ -199,18 +205,18 @@ impl Shared {
 
     pub fn path(&self) -> &Path {
         match self.owner.get() {
-            Some(o) => o.store.path(),
+            Some(o) => o.backing.path(),
             None => &self.dir,
         }
     }
 
     pub fn is_read_only(&self) -> bool {
-        self.store().is_some_and(Store::is_read_only)
+        self.owner.get().is_some_and(|o| o.backing.is_read_only())
     }
 
     pub fn categories(&self) -> Vec<String> {
-        if let Some(s) = self.store() {
-            return s.category_names().map(str::to_owned).collect();
+        if let Some(o) = self.owner.get() {
+            return o.backing.category_names();
         }
         let g = self.client.read().unwrap_or_else(|p| p.into_inner());
         g.client.as_ref().map(|c| c.categories.clone()).unwrap_or_default()
@@ -234,13 +240,13 @@ impl Shared {
     fn run<T>(&self, local: impl Fn(&Store) -> Result<T>, request: impl FnOnce() -> Frame, long: bool, decode: impl Fn(&mut Fields<'_>) -> Result<T, ProtoError>) -> Result<T> {
         self.check_fork()?;
         if let Some(o) = self.owner.get() {
-            return local(&o.store);
+            return local(o.backing.writable()?);
         }
         let request = request().finish();
         let mut failures = 0;
         loop {
             if let Some(o) = self.owner.get() {
-                return local(&o.store);
+                return local(o.backing.writable()?);
             }
             let (epoch, answer) = {
                 let g = self.client.read().unwrap_or_else(|p| p.into_inner());
@@ -268,7 +274,7 @@ impl Shared {
         if self.owner.get().is_some() || g.epoch != epoch {
             return Ok(());
         }
-        match elect(&self.dir, &self.config, &self.clock)? {
+        match elect(&self.dir, &self.config, &self.clock, false)? {
             Role::Owner(o) => {
                 let _ = self.owner.set(o);
                 g.client = None;
@@ -294,8 +300,8 @@ impl Shared {
 
     pub fn get(&self, cat: &[u8], key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.check_fork()?;
-        if let Some(s) = self.store() {
-            return s.get(cat, key);
+        if let Some(o) = self.owner.get() {
+            return o.backing.read(|s| s.get(cat, key));
         }
         if let Some(v) = self.follower_get(cat, key) {
             return Ok(Some(v));
@@ -306,8 +312,10 @@ impl Shared {
     /// Reads into `buf` (see [`Store::get_into`]).
     pub fn get_into(&self, cat: &[u8], key: &[u8], buf: &mut [u8]) -> Result<Option<usize>> {
         self.check_fork()?;
-        if let Some(s) = self.store() {
-            return s.get_into(cat, key, buf);
+        if let Some(o) = self.owner.get() {
+            // One attempt per store: `read` runs the closure again only on another store.
+            let buf = std::cell::RefCell::new(buf);
+            return o.backing.read(|s| s.get_into(cat, key, &mut buf.borrow_mut()));
         }
         match self.get(cat, key)? {
             None => Ok(None),
@@ -323,8 +331,8 @@ impl Shared {
         if let Err(e) = self.check_fork() {
             return keys.iter().map(|_| Err(e.clone())).collect();
         }
-        if let Some(s) = self.store() {
-            return s.batch_get(keys);
+        if let Some(o) = self.owner.get() {
+            return o.backing.batch_get(keys);
         }
         // Keys the direct reader has are answered here; the others by the owner.
         let local = {
@@ -400,8 +408,8 @@ impl Shared {
             Some(t) => s.batch_set_tagged(e, t),
             None => s.batch_set(e),
         };
-        if let Some(s) = self.store() {
-            return local(s, entries, tags);
+        if let Some(o) = self.owner.get() {
+            return local(o.backing.writable()?, entries, tags);
         }
         let tags_of = |i: usize| tags.map_or(&[][..], |t| t[i]);
         // A batch larger than a frame holds is sent in parts, each atomic on its own.
@@ -487,11 +495,21 @@ impl Shared {
         self.run(Store::flush, || Frame::request(Op::Flush), true, |_| Ok(()))
     }
 
+    /// Statistics of the whole cache (from a read-only instance while the store is not
+    /// open for writing: see `backing.rs`).
     pub fn stats(&self) -> Result<Stats> {
+        self.check_fork()?;
+        if let Some(o) = self.owner.get() {
+            return o.backing.stats();
+        }
         self.run(|s| Ok(s.stats()), || Frame::request(Op::Stats), false, proto::get_stats)
     }
 
     pub fn category_stats(&self, cat: &[u8]) -> Result<Stats> {
+        self.check_fork()?;
+        if let Some(o) = self.owner.get() {
+            return o.backing.category_stats(cat);
+        }
         self.run(|s| s.category_stats(cat), || Frame::request(Op::CategoryStats).bytes(cat), false, proto::get_stats)
     }
 
@@ -536,8 +554,9 @@ fn check_categories(config: &Config, have: &[String], how: &str) -> Result<()> {
 }
 
 /// Serve or connect: under the election lock, connect to a serving owner, else open the
-/// store and serve it.
-fn elect(dir: &Path, config: &Config, clock: &Clock) -> Result<Role> {
+/// store and serve it. With `on_demand`, a store that may be served from a read-only
+/// instance until it is needed for writing (see `backing.rs`) is.
+fn elect(dir: &Path, config: &Config, clock: &Clock, on_demand: bool) -> Result<Role> {
     let Some(_lock) = sys::ElectionLock::acquire(dir, ELECTION_WAIT)? else {
         return Err(Error::Locked(format!(
             "{}: another process has held {ELECTION_FILE} for {} s (stopped in the middle of opening or closing the cache?)",
@@ -546,6 +565,7 @@ fn elect(dir: &Path, config: &Config, clock: &Clock) -> Result<Role> {
         )));
     };
     let deadline = Instant::now() + LOCKED_WAIT;
+    let mut first = on_demand;
     loop {
         match Client::connect(dir) {
             Ok(c) => {
@@ -555,15 +575,23 @@ fn elect(dir: &Path, config: &Config, clock: &Clock) -> Result<Role> {
             Err(NoOwner::Refused(e)) => return Err(e),
             Err(NoOwner::Absent) => {}
         }
+        if std::mem::take(&mut first) {
+            if let Some(reader) = interim_reader(dir, config, clock) {
+                let backing = Arc::new(Backing::on_demand(dir, config, clock, reader));
+                // Serving before the store opens for writing: other processes connect
+                // to this one, so none opens the store beside it.
+                if let Ok(server) = Server::start(dir, backing.clone()) {
+                    return Ok(Role::Owner(Owner { server: Some(server), backing }));
+                }
+            }
+        }
         match Store::open(dir, config, clock.clone()) {
             Ok(store) => {
                 let changes = Changes::open(dir)?;
-                let _ = store.on_write.set(Box::new(move |replaced| changes.note_write(replaced)));
-                let store = Arc::new(store);
+                let backing = Arc::new(Backing::opened(dir, config, clock, store, Some(changes)));
                 // Without a server this process still works; others then wait for it.
-                let server = Server::start(dir, store.clone()).ok();
-                // Elected only by writable opens: its evictor runs.
-                return Ok(Role::Owner(Owner::start(server, store)));
+                let server = Server::start(dir, backing.clone()).ok();
+                return Ok(Role::Owner(Owner { server, backing }));
             }
             Err(Error::Locked(_)) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
             Err(Error::Locked(m)) => {
@@ -574,6 +602,24 @@ fn elect(dir: &Path, config: &Config, clock: &Clock) -> Result<Role> {
             Err(e) => return Err(e),
         }
     }
+}
+
+/// A read-only instance to serve the store from until it is needed for writing, when
+/// that is safe: a writable open of a store closed cleanly (the writable open will then
+/// neither recover nor salvage anything), which no process holds locked, and which has
+/// every category the open names. `None`: open it for writing now.
+fn interim_reader(dir: &Path, config: &Config, clock: &Clock) -> Option<Store> {
+    if config.read_only || !crate::store::closed_cleanly(dir) || crate::store::store_lock_held(dir) != Some(false) {
+        return None;
+    }
+    let reader = Store::open(dir, &Config { read_only: true, ..config.clone() }, clock.clone()).ok()?;
+    if !config.categories().all(|c| reader.category_names().any(|n| n == c)) {
+        return None;
+    }
+    // A writable open that sets limits stores them (see limits_file.rs), opened or not.
+    crate::store::limits_file::resolve(dir, config);
+    reader.interim.store(true, std::sync::atomic::Ordering::Relaxed);
+    Some(reader)
 }
 
 impl Drop for Shared {
@@ -587,6 +633,8 @@ impl Drop for Shared {
             return;
         }
         let Some(mut owner) = self.owner.take() else { return };
+        // What this process read from a read-only instance is marked as used first.
+        owner.backing.finish();
         // Clients that lose this owner elect the next one under the election lock; held
         // here until the store is closed, so none opens it while it is still open here.
         // Bounded: closing goes on without it if a stopped process holds it.

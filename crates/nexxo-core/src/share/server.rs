@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use super::proto::{self, Fields, Frame, Op, ProtoError};
 use super::sys;
 use crate::error::{Error, Result};
-use crate::store::Store;
+use super::backing::Backing;
 
 /// A running server. Stopped (every connection closed, every thread joined, the socket
 /// file removed) by [`Server::stop`] or when dropped.
@@ -30,8 +30,9 @@ pub(crate) struct Server {
 
 impl Server {
     /// Binds the cache directory's socket (replacing a stale one: the caller holds the
-    /// store's write lock, so no other server of this directory is alive) and serves.
-    pub fn start(dir: &Path, store: Arc<Store>) -> Result<Server> {
+    /// election lock and found no server answering, so no other server of this directory
+    /// is alive) and serves.
+    pub fn start(dir: &Path, store: Arc<Backing>) -> Result<Server> {
         let listener = sys::bind(dir)?;
         let (woken, wake) = sys::pipe()?;
         let conns: Arc<Mutex<Vec<(UnixStream, JoinHandle<()>)>>> = Arc::default();
@@ -73,7 +74,7 @@ impl Drop for Server {
     }
 }
 
-fn accept_loop(listener: &UnixListener, woken: &std::fs::File, store: &Arc<Store>, conns: &Mutex<Vec<(UnixStream, JoinHandle<()>)>>, stopping: &AtomicBool) {
+fn accept_loop(listener: &UnixListener, woken: &std::fs::File, store: &Arc<Backing>, conns: &Mutex<Vec<(UnixStream, JoinHandle<()>)>>, stopping: &AtomicBool) {
     loop {
         // Waits for a connection or for `stop`.
         let mut fds = [
@@ -121,7 +122,7 @@ fn accept_loop(listener: &UnixListener, woken: &std::fs::File, store: &Arc<Store
 /// One connection: a hello, then requests answered in order until the peer closes or
 /// sends something malformed (then the connection is dropped; nothing half-applied:
 /// a request is decoded whole before the store sees it).
-fn serve(stream: UnixStream, store: &Store) {
+fn serve(stream: UnixStream, store: &Backing) {
     let Ok(end) = stream.try_clone() else { return };
     serve_conn(stream, store);
     // The accept loop keeps a handle of every connection (to end it at `stop`): shut
@@ -129,7 +130,7 @@ fn serve(stream: UnixStream, store: &Store) {
     let _ = end.shutdown(std::net::Shutdown::Both);
 }
 
-fn serve_conn(stream: UnixStream, store: &Store) {
+fn serve_conn(stream: UnixStream, store: &Backing) {
     let Ok(write_half) = stream.try_clone() else { return };
     let mut r = BufReader::with_capacity(64 << 10, stream);
     let mut w = BufWriter::with_capacity(64 << 10, write_half);
@@ -167,7 +168,7 @@ fn serve_conn(stream: UnixStream, store: &Store) {
     }
 }
 
-fn hello(store: &Store, body: &[u8]) -> Result<Vec<String>> {
+fn hello(store: &Backing, body: &[u8]) -> Result<Vec<String>> {
     let mut r = Fields::new(body);
     let bad = |e: ProtoError| Error::Incompatible(format!("a malformed hello: {}", e.0));
     if r.u8().map_err(bad)? != Op::Hello as u8 || r.take_magic().map_err(bad)? != *proto::MAGIC {
@@ -182,11 +183,13 @@ fn hello(store: &Store, body: &[u8]) -> Result<Vec<String>> {
             proto::PROTOCOL
         )));
     }
-    Ok(store.category_names().map(str::to_owned).collect())
+    Ok(store.category_names())
 }
 
 /// The reply to one request, or a protocol error (the connection is then dropped).
-fn answer(store: &Store, body: &[u8]) -> Result<Frame, ProtoError> {
+fn answer(backing: &Backing, body: &[u8]) -> Result<Frame, ProtoError> {
+    // Reads may be answered before the store is open for writing; the rest opens it.
+    let store = || backing.writable();
     let mut r = Fields::new(body);
     let op = r.u8()?;
     let op = Op::from_u8(op).ok_or_else(|| ProtoError(format!("unknown request {op}")))?;
@@ -195,7 +198,7 @@ fn answer(store: &Store, body: &[u8]) -> Result<Frame, ProtoError> {
         Op::Get => {
             let (cat, key) = (r.bytes()?, r.bytes()?);
             r.end()?;
-            proto::reply(&store.get(cat, key), |mut f, v| {
+            proto::reply(&backing.read(|s| s.get(cat, key)), |mut f, v| {
                 proto::put_found(&mut f, v.as_deref());
                 f
             })
@@ -207,7 +210,7 @@ fn answer(store: &Store, body: &[u8]) -> Result<Frame, ProtoError> {
                 keys.push((r.bytes()?, r.bytes()?));
             }
             r.end()?;
-            let out = store.batch_get(&keys);
+            let out = backing.batch_get(&keys);
             let mut f = Frame::new().u8(proto::REPLY_OK);
             for o in &out {
                 match o {
@@ -227,7 +230,7 @@ fn answer(store: &Store, body: &[u8]) -> Result<Frame, ProtoError> {
                 entries.push((r.bytes()?, r.bytes()?, r.bytes()?));
             }
             r.end()?;
-            proto::reply(&store.batch_set(&entries), |f, _| f)
+            proto::reply(&store().and_then(|s| s.batch_set(&entries)), |f, _| f)
         }
         Op::BatchSetTagged => {
             let n = r.count(16)?;
@@ -244,22 +247,22 @@ fn answer(store: &Store, body: &[u8]) -> Result<Frame, ProtoError> {
             }
             r.end()?;
             let tags: Vec<&[&[u8]]> = tags.iter().map(Vec::as_slice).collect();
-            proto::reply(&store.batch_set_tagged(&entries, &tags), |f, _| f)
+            proto::reply(&store().and_then(|s| s.batch_set_tagged(&entries, &tags)), |f, _| f)
         }
         Op::Invalidate => {
             let tag = r.bytes()?;
             r.end()?;
-            proto::reply(&store.invalidate(tag), |f, (n, bytes)| f.u64(*n).u64(*bytes))
+            proto::reply(&store().and_then(|s| s.invalidate(tag)), |f, (n, bytes)| f.u64(*n).u64(*bytes))
         }
         Op::Fill => {
             let (cat, key, value) = (r.bytes()?, r.bytes()?, r.bytes()?);
             r.end()?;
-            proto::reply(&store.fill(cat, key, value), |f, stored| f.u8(*stored as u8))
+            proto::reply(&store().and_then(|s| s.fill(cat, key, value)), |f, stored| f.u8(*stored as u8))
         }
         Op::Delete => {
             let (cat, key) = (r.bytes()?, r.bytes()?);
             r.end()?;
-            proto::reply(&store.remove(cat, key), |f, removed| f.u8(*removed as u8))
+            proto::reply(&store().and_then(|s| s.remove(cat, key)), |f, removed| f.u8(*removed as u8))
         }
         Op::Clear => {
             let n = r.count(4)?;
@@ -268,34 +271,34 @@ fn answer(store: &Store, body: &[u8]) -> Result<Frame, ProtoError> {
                 cats.push(r.bytes()?);
             }
             r.end()?;
-            proto::reply(&store.clear(&cats), |f, _| f)
+            proto::reply(&store().and_then(|s| s.clear(&cats)), |f, _| f)
         }
         Op::Compact => {
             let cat = if r.u8()? == 1 { Some(r.bytes()?) } else { None };
             r.end()?;
-            proto::reply(&store.compact(cat), |f, _| f)
+            proto::reply(&store().and_then(|s| s.compact(cat)), |f, _| f)
         }
         Op::Enforce => {
             r.end()?;
-            proto::reply(&crate::evict::enforce_policy(&store), proto::put_report)
+            proto::reply(&store().and_then(crate::evict::enforce_policy), proto::put_report)
         }
         Op::Flush => {
             r.end()?;
-            proto::reply(&store.flush(), |f, _| f)
+            proto::reply(&store().and_then(|s| s.flush()), |f, _| f)
         }
         Op::Stats => {
             r.end()?;
-            proto::reply(&Ok(store.stats()), proto::put_stats)
+            proto::reply(&backing.stats(), proto::put_stats)
         }
         Op::CategoryStats => {
             let cat = r.bytes()?;
             r.end()?;
-            proto::reply(&store.category_stats(cat), proto::put_stats)
+            proto::reply(&backing.category_stats(cat), proto::put_stats)
         }
         Op::Verify => {
             let drop_bad = r.u8()? != 0;
             r.end()?;
-            proto::reply(&store.verify(drop_bad, &mut |_, _| {}), proto::put_verify)
+            proto::reply(&store().and_then(|s| s.verify(drop_bad, &mut |_, _| {})), proto::put_verify)
         }
     };
     Ok(f)

@@ -231,3 +231,67 @@ pub(super) fn damage_before_open(path: &Path) -> Option<String> {
     let now = std::fs::metadata(path.join(name)).ok()?.len();
     (now < size).then(|| format!("{name} is {now} bytes, {size} at the last close: it was cut short"))
 }
+
+/// Whether the store in `path` was left by a clean close and nothing has opened it for
+/// writing since: the close record names the MANIFEST that CURRENT names, and that
+/// MANIFEST is not shorter than the record says (RocksDB may append to it while it
+/// closes, after the record; every writable open starts a new MANIFEST, so a store open
+/// for writing, or one whose writer was killed, fails this).
+pub(crate) fn closed_cleanly(path: &Path) -> bool {
+    let (Ok(current), Ok(record)) = (std::fs::read_to_string(path.join("CURRENT")), std::fs::read_to_string(path.join(CLOSE_RECORD))) else {
+        return false;
+    };
+    let Some((name, size)) = record.trim_end().split_once(' ') else { return false };
+    name == current.trim_end()
+        && !path.join(super::salvage::SALVAGE_DIR).exists()
+        && !path.join(REPAIR_MARKER).exists()
+        && std::fs::metadata(path.join(name)).is_ok_and(|m| size.parse::<u64>().is_ok_and(|s| m.len() >= s))
+}
+
+/// Directories (canonical) of the stores this process has open for writing: RocksDB
+/// holds a POSIX lock on their `LOCK` file, which closing any descriptor of that file in
+/// this process would release.
+static WRITABLE: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// A writable store's entry in [`WRITABLE`], removed when dropped (declared after the
+/// store's database, so after RocksDB released its lock).
+pub(crate) struct WritableMark(Option<PathBuf>);
+
+impl WritableMark {
+    pub(super) fn new(path: &Path) -> WritableMark {
+        let dir = std::fs::canonicalize(path).ok();
+        if let Some(d) = &dir {
+            WRITABLE.lock().unwrap_or_else(|p| p.into_inner()).push(d.clone());
+        }
+        WritableMark(dir)
+    }
+}
+
+impl Drop for WritableMark {
+    fn drop(&mut self) {
+        let Some(dir) = self.0.take() else { return };
+        let mut w = WRITABLE.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = w.iter().position(|d| *d == dir) {
+            w.swap_remove(i);
+        }
+    }
+}
+
+/// Whether a process holds RocksDB's lock on the store in `path` (asked with `fcntl`
+/// F_GETLK on its `LOCK` file). `None` when it cannot be told, or when this process has
+/// the store open for writing (asking would release that lock: see [`WRITABLE`]).
+pub(crate) fn store_lock_held(path: &Path) -> Option<bool> {
+    use std::os::unix::io::AsRawFd;
+    let dir = std::fs::canonicalize(path).ok()?;
+    if WRITABLE.lock().unwrap_or_else(|p| p.into_inner()).contains(&dir) {
+        return None;
+    }
+    let f = std::fs::OpenOptions::new().read(true).write(true).open(dir.join("LOCK")).ok()?;
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as _;
+    fl.l_whence = libc::SEEK_SET as _;
+    if unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETLK, &mut fl) } != 0 {
+        return None;
+    }
+    Some(fl.l_type != libc::F_UNLCK as _)
+}

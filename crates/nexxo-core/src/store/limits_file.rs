@@ -134,7 +134,7 @@ pub fn effective(dir: &Path, config: &Config) -> (Config, Option<StoredLimits>) 
 
 /// [`effective`], and a writable open that sets limits stores the result (best effort:
 /// a failure to store leaves the open working, with one line in the LOG).
-pub(super) fn resolve(dir: &Path, config: &Config) -> Config {
+pub(crate) fn resolve(dir: &Path, config: &Config) -> Config {
     let (c, stored) = effective(dir, config);
     let s = stored.clone().unwrap_or_default();
     let set = c.explicit;

@@ -48,7 +48,7 @@ use crate::stats::Counters;
 pub use crate::limits::{MAX_KEY_LEN, MAX_VALUE_LEN};
 pub use damage::VerifyReport;
 pub use dir::{FORMAT_FILE, REPAIR_MARKER, STORE_FORMAT};
-pub(crate) use dir::{create_dir, is_trusted, judge_dir};
+pub(crate) use dir::{closed_cleanly, create_dir, is_trusted, judge_dir, store_lock_held};
 pub use evict::{LOW_WATER_PERCENT, STEP_BYTES, STEP_ENTRIES};
 pub(crate) use evict::{low_water, total_stored, Target};
 pub use read::PackedRead;
@@ -108,6 +108,12 @@ pub struct Store {
     warm: warm::WarmTable,
     /// Tag bookkeeping is on: the cache has held a tag (see `tags.rs`).
     tagged: AtomicBool,
+    /// A read-only instance standing in for the writable store while that opens (see
+    /// `share::Opening`): its reads queue promotions, handed over by
+    /// [`Store::take_touches`].
+    pub(crate) interim: AtomicBool,
+    /// Declared last: dropped after `db` (see `dir::WritableMark`).
+    _writable: Option<dir::WritableMark>,
 }
 
 impl Drop for Store {

@@ -306,6 +306,8 @@ impl Store {
             read_opts,
             closed_cleanly: AtomicBool::new(false),
             tagged: AtomicBool::new(path.join(super::tags::TAGGED_FILE).exists()),
+            interim: AtomicBool::new(false),
+            _writable: (!config.read_only).then(|| super::dir::WritableMark::new(path)),
             on_write: std::sync::OnceLock::new(),
             // Only a store that takes writes keeps one: a follower or read-only handle
             // would need the writer's overwrites to keep it true.

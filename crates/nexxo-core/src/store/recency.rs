@@ -142,7 +142,7 @@ impl Store {
 
     /// Called on every hit: queues a promotion for an entry read long after its last use.
     pub(crate) fn note_use(&self, ci: usize, key: &[u8], generation: u32) {
-        if self.read_only || generation.saturating_add(PROMOTE_LAG) >= self.current_generation_hint() {
+        if (self.read_only && !self.interim.load(Ordering::Relaxed)) || generation.saturating_add(PROMOTE_LAG) >= self.current_generation_hint() {
             return;
         }
         let mut q = self.touches.pending.lock().unwrap_or_else(|p| p.into_inner());
@@ -151,6 +151,40 @@ impl Store {
             if q.len() == TOUCHES_PER_WRITE * 16 {
                 self.signal.wake();
             }
+        }
+    }
+
+    /// Whether promotions are queued.
+    pub(crate) fn has_touches(&self) -> bool {
+        !self.touches.pending.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+    }
+
+    /// The promotions queued and not applied, by category name (an interim reader's,
+    /// handed to the store that replaces it).
+    pub(crate) fn take_touches(&self) -> Vec<(String, Box<[u8]>)> {
+        let mut q = self.touches.pending.lock().unwrap_or_else(|p| p.into_inner());
+        q.drain(..).map(|(ci, key)| (self.cats[ci].name.clone(), key)).collect()
+    }
+
+    /// Queues promotions taken from another instance of this store (see
+    /// [`Store::take_touches`]); categories this store lacks are skipped.
+    pub(crate) fn queue_touches(&self, touches: Vec<(String, Box<[u8]>)>) {
+        if self.read_only || touches.is_empty() {
+            return;
+        }
+        let mut q = self.touches.pending.lock().unwrap_or_else(|p| p.into_inner());
+        for (name, key) in touches {
+            if q.len() >= TOUCH_QUEUE_CAP {
+                break;
+            }
+            if let Some(ci) = self.cats.iter().position(|c| c.name == name) {
+                q.push((ci, key));
+            }
+        }
+        let wake = q.len() >= TOUCHES_PER_WRITE;
+        drop(q);
+        if wake {
+            self.signal.wake();
         }
     }
 

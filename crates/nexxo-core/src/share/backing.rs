@@ -1,0 +1,204 @@
+//! The store as the process that owns a cache holds it: opened for writing at once, or
+//! *on demand*, with a read-only instance answering reads until then.
+//!
+//! RocksDB's writable open costs about 10 ms here (most of it writing and re-parsing its
+//! OPTIONS file), its read-only open about 2. A build's second run mostly reads, and a
+//! compiler process in a `make -j` (the ccache shape) may read one key and exit. So an
+//! elected owner that finds the store closed cleanly opens a read-only instance and
+//! serves the other processes at once; the store opens for writing when something needs
+//! it: a write, a delete, maintenance, a read the read-only instance could not answer, or
+//! promotions its reads queued, at close.
+//!
+//! Why the read-only instance is never stale: it is opened under the election lock after
+//! finding that no process serves the store, that the store was closed cleanly and that no
+//! process holds RocksDB's lock; from then on this process serves the store (other
+//! processes connect to it), and every request that writes goes through
+//! [`Backing::writable`], which publishes the writable store before the first write.
+//! Reads look for the writable store first, so a read that starts after a write was
+//! acknowledged finds it.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+
+use super::changes::Changes;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::evict::Background;
+use crate::stats::Stats;
+use crate::store::{Store, Warmer};
+
+/// What runs beside a writable store: its evictor and its warm-table filler.
+struct Workers {
+    _background: Option<Background>,
+    /// Declared after the evictor: both stop before the store is dropped.
+    _warmer: Option<Warmer>,
+}
+
+pub(crate) struct Backing {
+    dir: PathBuf,
+    config: Config,
+    clock: Clock,
+    /// Declared before `store`: stopped before it is dropped.
+    workers: Mutex<Option<Workers>>,
+    /// The store once open for writing (or as opened, when opened at once).
+    store: OnceLock<Arc<Store>>,
+    /// Until `store` is set: the read-only instance answering reads.
+    reader: RwLock<Option<Store>>,
+    /// Held while the store opens for writing.
+    opening: Mutex<()>,
+    /// Requests the read-only instance answered.
+    reads: AtomicU64,
+}
+
+impl Backing {
+    /// A store opened already (writable, or read-only for a private read-only handle).
+    /// `changes` is set when other processes are served.
+    pub fn opened(dir: &Path, config: &Config, clock: &Clock, store: Store, changes: Option<Changes>) -> Backing {
+        let b = Backing::new(dir, config, clock, None);
+        b.publish(store, changes);
+        b
+    }
+
+    /// A store to open for writing on demand; `reader` answers reads until then.
+    pub fn on_demand(dir: &Path, config: &Config, clock: &Clock, reader: Store) -> Backing {
+        Backing::new(dir, config, clock, Some(reader))
+    }
+
+    fn new(dir: &Path, config: &Config, clock: &Clock, reader: Option<Store>) -> Backing {
+        Backing {
+            dir: dir.to_owned(),
+            config: config.clone(),
+            clock: clock.clone(),
+            workers: Mutex::new(None),
+            store: OnceLock::new(),
+            reader: RwLock::new(reader),
+            opening: Mutex::new(()),
+            reads: AtomicU64::new(0),
+        }
+    }
+
+    /// Puts `store` in place with its evictor (when it takes writes) and its warm-table
+    /// filler; the reader's queued promotions move to it and the reader is closed.
+    fn publish(&self, store: Store, changes: Option<Changes>) {
+        if let Some(changes) = changes {
+            let _ = store.on_write.set(Box::new(move |replaced| changes.note_write(replaced)));
+        }
+        let store = Arc::new(store);
+        let background = (!store.is_read_only()).then(|| Background::start(store.clone()));
+        let warmer = Warmer::start(store.clone());
+        *self.workers.lock().unwrap_or_else(|p| p.into_inner()) = Some(Workers { _background: background, _warmer: warmer });
+        let _ = self.store.set(store.clone());
+        // Readers that still hold the reader finish first; later ones find `store`.
+        if let Some(r) = self.reader.write().unwrap_or_else(|p| p.into_inner()).take() {
+            store.queue_touches(r.take_touches());
+        }
+    }
+
+    /// The store, opened for writing now if it was not (the one call that may open it).
+    pub fn writable(&self) -> Result<&Store> {
+        if let Some(s) = self.store.get() {
+            return Ok(s);
+        }
+        let _g = self.opening.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = self.store.get() {
+            return Ok(s);
+        }
+        let store = Store::open(&self.dir, &self.config, self.clock.clone())?;
+        let changes = Changes::open(&self.dir)?;
+        self.publish(store, Some(changes));
+        Ok(self.store.get().expect("published above"))
+    }
+
+    /// The store if it is open (never opens it).
+    pub fn store_if_open(&self) -> Option<&Store> {
+        self.store.get().map(|s| &**s)
+    }
+
+    /// Runs a read on the store, or on the read-only instance until the store is open.
+    /// An I/O error or damage met by the read-only instance is not answered: the read
+    /// goes to the store, opened for it (which recovers what it can). The caller's
+    /// errors (a bad key, an unknown category, a small buffer) are answers.
+    pub fn read<T>(&self, read: impl Fn(&Store) -> Result<T>) -> Result<T> {
+        if let Some(s) = self.store.get() {
+            return read(s);
+        }
+        {
+            let g = self.reader.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(r) = g.as_ref() {
+                match read(r) {
+                    Err(Error::Io(_) | Error::Corruption(_)) => {}
+                    answer => {
+                        self.reads.fetch_add(1, Ordering::Relaxed);
+                        return answer;
+                    }
+                }
+            }
+        }
+        read(self.writable()?)
+    }
+
+    /// [`Store::batch_get`], as [`Backing::read`] does reads.
+    pub fn batch_get(&self, keys: &[(&[u8], &[u8])]) -> Vec<Result<Option<Vec<u8>>>> {
+        let got = self.read(|s| {
+            let got = s.batch_get(keys);
+            // A key the read-only instance failed on: the whole batch goes to the store.
+            match got.iter().find_map(|r| r.as_ref().err().filter(|e| matches!(e, Error::Io(_) | Error::Corruption(_)))) {
+                Some(e) if self.store.get().is_none() => Err(e.clone()),
+                _ => Ok(got),
+            }
+        });
+        got.unwrap_or_else(|e| keys.iter().map(|_| Err(e.clone())).collect())
+    }
+
+    /// The store's statistics. The read-only instance's are exact: nothing has written
+    /// the store since it opened. It says `read_only` false: the cache is writable.
+    pub fn stats(&self) -> Result<Stats> {
+        let on_reader = self.store.get().is_none();
+        self.read(|s| Ok(s.stats())).map(|s| if on_reader { Stats { read_only: false, ..s } } else { s })
+    }
+
+    pub fn category_stats(&self, cat: &[u8]) -> Result<Stats> {
+        let on_reader = self.store.get().is_none();
+        self.read(|s| s.category_stats(cat)).map(|s| if on_reader { Stats { read_only: false, ..s } } else { s })
+    }
+
+    pub fn category_names(&self) -> Vec<String> {
+        if let Some(s) = self.store.get() {
+            return s.category_names().map(str::to_owned).collect();
+        }
+        match &*self.reader.read().unwrap_or_else(|p| p.into_inner()) {
+            Some(r) => r.category_names().map(str::to_owned).collect(),
+            None => self.store.get().map(|s| s.category_names().map(str::to_owned).collect()).unwrap_or_default(),
+        }
+    }
+
+    /// Read-only only when opened so (a store opened on demand opens writable).
+    pub fn is_read_only(&self) -> bool {
+        self.store.get().is_some_and(|s| s.is_read_only())
+    }
+
+    pub fn path(&self) -> &Path {
+        self.store.get().map_or(&self.dir, |s| s.path())
+    }
+
+    /// Requests the read-only instance answered.
+    pub fn interim_reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+
+    /// Before closing: promotions the read-only instance queued are applied (opening the
+    /// store for them), so that what a build read is kept as recently used.
+    pub fn finish(&self) {
+        if self.store.get().is_some() {
+            return;
+        }
+        let pending = self.reader.read().unwrap_or_else(|p| p.into_inner()).as_ref().is_some_and(Store::has_touches);
+        if pending {
+            if let Err(e) = self.writable() {
+                eprintln!("nexxo-cache: {}: the entries this process read could not be marked as used: {e}", self.dir.display());
+            }
+        }
+    }
+}
