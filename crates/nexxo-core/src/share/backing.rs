@@ -44,8 +44,9 @@ pub(crate) struct Backing {
     workers: Mutex<Option<Workers>>,
     /// The store once open for writing (or as opened, when opened at once).
     store: OnceLock<Arc<Store>>,
-    /// Until `store` is set: the read-only instance answering reads.
-    reader: RwLock<Option<Store>>,
+    /// Until `store` is set: the read-only instance answering reads, and the thread
+    /// filling its warm table (first: stopped before the instance closes).
+    reader: RwLock<Option<(Option<Warmer>, Arc<Store>)>>,
     /// Held while the store opens for writing.
     opening: Mutex<()>,
     /// Requests the read-only instance answered.
@@ -63,10 +64,11 @@ impl Backing {
 
     /// A store to open for writing on demand; `reader` answers reads until then.
     pub fn on_demand(dir: &Path, config: &Config, clock: &Clock, reader: Store) -> Backing {
-        Backing::new(dir, config, clock, Some(reader))
+        let reader = Arc::new(reader);
+        Backing::new(dir, config, clock, Some((Warmer::start(reader.clone()), reader)))
     }
 
-    fn new(dir: &Path, config: &Config, clock: &Clock, reader: Option<Store>) -> Backing {
+    fn new(dir: &Path, config: &Config, clock: &Clock, reader: Option<(Option<Warmer>, Arc<Store>)>) -> Backing {
         Backing {
             dir: dir.to_owned(),
             config: config.clone(),
@@ -91,7 +93,8 @@ impl Backing {
         *self.workers.lock().unwrap_or_else(|p| p.into_inner()) = Some(Workers { _background: background, _warmer: warmer });
         let _ = self.store.set(store.clone());
         // Readers that still hold the reader finish first; later ones find `store`.
-        if let Some(r) = self.reader.write().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some((warmer, r)) = self.reader.write().unwrap_or_else(|p| p.into_inner()).take() {
+            drop(warmer);
             store.queue_touches(r.take_touches());
         }
     }
@@ -126,7 +129,7 @@ impl Backing {
         }
         {
             let g = self.reader.read().unwrap_or_else(|p| p.into_inner());
-            if let Some(r) = g.as_ref() {
+            if let Some((_, r)) = g.as_ref() {
                 match read(r) {
                     Err(Error::Io(_) | Error::Corruption(_)) => {}
                     answer => {
@@ -169,7 +172,7 @@ impl Backing {
             return s.category_names().map(str::to_owned).collect();
         }
         match &*self.reader.read().unwrap_or_else(|p| p.into_inner()) {
-            Some(r) => r.category_names().map(str::to_owned).collect(),
+            Some((_, r)) => r.category_names().map(str::to_owned).collect(),
             None => self.store.get().map(|s| s.category_names().map(str::to_owned).collect()).unwrap_or_default(),
         }
     }
@@ -194,7 +197,7 @@ impl Backing {
         if self.store.get().is_some() {
             return;
         }
-        let pending = self.reader.read().unwrap_or_else(|p| p.into_inner()).as_ref().is_some_and(Store::has_touches);
+        let pending = self.reader.read().unwrap_or_else(|p| p.into_inner()).as_ref().is_some_and(|(_, r)| r.has_touches());
         if pending {
             if let Err(e) = self.writable() {
                 eprintln!("nexxo-cache: {}: the entries this process read could not be marked as used: {e}", self.dir.display());

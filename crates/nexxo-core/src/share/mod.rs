@@ -612,13 +612,13 @@ fn interim_reader(dir: &Path, config: &Config, clock: &Clock) -> Option<Store> {
     if config.read_only || !crate::store::closed_cleanly(dir) || crate::store::store_lock_held(dir) != Some(false) {
         return None;
     }
-    let reader = Store::open(dir, &Config { read_only: true, ..config.clone() }, clock.clone()).ok()?;
+    let mut reader = Store::open(dir, &Config { read_only: true, ..config.clone() }, clock.clone()).ok()?;
     if !config.categories().all(|c| reader.category_names().any(|n| n == c)) {
         return None;
     }
+    reader.make_interim();
     // A writable open that sets limits stores them (see limits_file.rs), opened or not.
     crate::store::limits_file::resolve(dir, config);
-    reader.interim.store(true, std::sync::atomic::Ordering::Relaxed);
     Some(reader)
 }
 

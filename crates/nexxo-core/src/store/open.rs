@@ -96,6 +96,14 @@ impl Store {
         Self::open_db_as(path, &config, clock, Some(scratch))
     }
 
+    /// Makes this read-only instance the stand-in for the writable store until that opens
+    /// (see `share/backing.rs`): its reads queue promotions, and it keeps a warm table
+    /// (no process writes the store while it stands in, so the table cannot go stale).
+    pub(crate) fn make_interim(&mut self) {
+        self.interim.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.warm = WarmTable::new(self.cats.len(), warm_budget(&self.config));
+    }
+
     /// Replays what the writing process wrote since the last catch-up (a follower only).
     pub fn catch_up(&self) -> Result<()> {
         Ok(self.db.try_catch_up_with_primary()?)
@@ -311,11 +319,17 @@ impl Store {
             on_write: std::sync::OnceLock::new(),
             // Only a store that takes writes keeps one: a follower or read-only handle
             // would need the writer's overwrites to keep it true.
-            warm: WarmTable::new(cats_len, if config.read_only || follower.is_some() { 0 } else { budget - budget / 4 - budget / 8 }),
+            warm: WarmTable::new(cats_len, if config.read_only || follower.is_some() { 0 } else { warm_budget(config) }),
         };
         store.publish_generation(store.lock_state().gens.current);
         Ok(store)
     }
+}
+
+/// The warm table's share of the memory budget (see `open_db_as`).
+fn warm_budget(config: &Config) -> usize {
+    let budget = config.memory_budget as usize;
+    budget - budget / 4 - budget / 8
 }
 
 /// The categories a store had, from its OPTIONS files (`[CFOptions "c.<name>"]`).
