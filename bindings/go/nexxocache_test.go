@@ -722,3 +722,25 @@ func TestBatchSetTagged(t *testing.T) {
 		t.Fatal("a failed batch wrote x")
 	}
 }
+
+// BenchmarkGetInto: per-key reads of 1 KiB values into one buffer, keys made beforehand
+// (the C worker's loop), to compare with C's nexxo_cache_get_into.
+func BenchmarkGetInto(b *testing.B) {
+	c, _ := open(b, nil)
+	const n = 10000
+	keys := make([][]byte, n)
+	for i := range keys {
+		keys[i] = []byte(fmt.Sprintf("src/components/module%d.tsx", i))
+		if err := c.Set("transform", keys[i], benchValue(1<<10)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	buf := make([]byte, 2<<10)
+	b.SetBytes(1 << 10)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, ok, err := c.GetInto("transform", keys[i%n], buf); !ok || err != nil {
+			b.Fatal(ok, err)
+		}
+	}
+}
