@@ -15,6 +15,13 @@ fn tmp() -> tempfile::TempDir {
 
 const MIB: u64 = 1 << 20;
 
+/// A clock for `Cache::open_with_clock` that reads the returned time, set by the test.
+fn settable_clock(start: u64) -> (Arc<AtomicU64>, nexxo_core::clock::Clock) {
+    let now = Arc::new(AtomicU64::new(start));
+    let read = now.clone();
+    (now, Arc::new(move || read.load(Ordering::SeqCst)))
+}
+
 #[test]
 fn cap_keeps_the_hot_set_and_evicts_the_oldest() {
     let d = tmp();
@@ -88,11 +95,7 @@ fn category_limit_evicts_only_that_category() {
 #[test]
 fn max_age_evicts_unused_entries_only() {
     let d = tmp();
-    let now = Arc::new(AtomicU64::new(1_000));
-    let clock = {
-        let now = now.clone();
-        Arc::new(move || now.load(Ordering::SeqCst))
-    };
+    let (now, clock) = settable_clock(1_000);
     let cfg = Config { max_age_secs: 100, ..Config::default() };
     let c = Cache::open_with_clock(d.path().join("c"), &cfg, clock).unwrap();
     for i in 0..10 {
@@ -154,11 +157,7 @@ fn stats_stay_exact_through_eviction_clear_and_reopen() {
 #[test]
 fn reads_before_the_store_opens_for_writing_protect_their_entries() {
     let d = tmp();
-    let now = Arc::new(AtomicU64::new(1_000));
-    let clock = {
-        let now = now.clone();
-        Arc::new(move || now.load(Ordering::SeqCst))
-    };
+    let (now, clock) = settable_clock(1_000);
     let cfg = Config { max_age_secs: 100, ..Config::default() };
     {
         let c = Cache::open_with_clock(d.path().join("c"), &cfg, clock.clone()).unwrap();
