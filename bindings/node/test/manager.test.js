@@ -66,6 +66,32 @@ test("the seed's workload: 1000 artifacts, true stats with human strings", () =>
   m.close();
 });
 
+test("a second build that only reads never opens the store for writing (RocksDB's CURRENT unchanged), stats exact", async () => {
+  const root = tmp();
+  let m = getCacheManager(root);
+  for (let i = 0; i < 200; i++) m.set('transform', `src/m${i}.ts`, `export const v${i} = ${i};\n`.repeat(20));
+  m.close();
+  const current = fs.readFileSync(path.join(root, '.nexxo_cache', 'CURRENT'), 'utf8');
+  m = getCacheManager(root);
+  for (let i = 0; i < 200; i++) assert.equal(m.getString('transform', `src/m${i}.ts`), `export const v${i} = ${i};\n`.repeat(20));
+  assert.equal(m.get('transform', 'never-built'), undefined);
+  const s = m.getStats();
+  assert.equal(s.entries, 200);
+  assert.equal(s.hits, 200);
+  assert.equal(s.misses, 1);
+  m.close();
+  assert.equal(fs.readFileSync(path.join(root, '.nexxo_cache', 'CURRENT'), 'utf8'), current, 'the read-only build opened the store for writing');
+  // The next build writes: its first set opens the store, and what it wrote is there.
+  m = getCacheManager(root);
+  await m.set('transform', 'src/new.ts', 'new');
+  m.close();
+  assert.notEqual(fs.readFileSync(path.join(root, '.nexxo_cache', 'CURRENT'), 'utf8'), current);
+  m = getCacheManager(root);
+  assert.equal(m.getString('transform', 'src/new.ts'), 'new');
+  assert.equal(m.getStats().entries, 201);
+  m.close();
+});
+
 test('humanSize', () => {
   assert.equal(humanSize(0), '0 B');
   assert.equal(humanSize(1023), '1023 B');

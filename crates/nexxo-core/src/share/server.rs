@@ -32,7 +32,7 @@ impl Server {
     /// Binds the cache directory's socket (replacing a stale one: the caller holds the
     /// election lock and found no server answering, so no other server of this directory
     /// is alive) and serves.
-    pub fn start(dir: &Path, store: Arc<Backing>) -> Result<Server> {
+    pub fn start(dir: &Path, backing: Arc<Backing>) -> Result<Server> {
         let listener = sys::bind(dir)?;
         let (woken, wake) = sys::pipe()?;
         let conns: Arc<Mutex<Vec<(UnixStream, JoinHandle<()>)>>> = Arc::default();
@@ -41,7 +41,7 @@ impl Server {
             let (conns, stopping) = (conns.clone(), stopping.clone());
             std::thread::Builder::new()
                 .name("nexxo-serve".into())
-                .spawn(move || accept_loop(&listener, &woken, &store, &conns, &stopping))
+                .spawn(move || accept_loop(&listener, &woken, &backing, &conns, &stopping))
                 .map_err(|e| Error::Io(format!("cannot start the thread that shares the cache: {e}")))?
         };
         Ok(Server { wake, accept: Some(accept), conns, stopping, dir: dir.to_owned() })
@@ -74,7 +74,7 @@ impl Drop for Server {
     }
 }
 
-fn accept_loop(listener: &UnixListener, woken: &std::fs::File, store: &Arc<Backing>, conns: &Mutex<Vec<(UnixStream, JoinHandle<()>)>>, stopping: &AtomicBool) {
+fn accept_loop(listener: &UnixListener, woken: &std::fs::File, backing: &Arc<Backing>, conns: &Mutex<Vec<(UnixStream, JoinHandle<()>)>>, stopping: &AtomicBool) {
     loop {
         // Waits for a connection or for `stop`.
         let mut fds = [
@@ -105,8 +105,8 @@ fn accept_loop(listener: &UnixListener, woken: &std::fs::File, store: &Arc<Backi
             continue;
         }
         let Ok(handle) = stream.try_clone() else { continue };
-        let store = store.clone();
-        let Ok(t) = std::thread::Builder::new().name("nexxo-peer".into()).spawn(move || serve(stream, &store)) else { continue };
+        let backing = backing.clone();
+        let Ok(t) = std::thread::Builder::new().name("nexxo-peer".into()).spawn(move || serve(stream, &backing)) else { continue };
         let mut c = conns.lock().unwrap_or_else(|p| p.into_inner());
         // Threads of closed connections are joined as new ones arrive.
         let (done, live): (Vec<_>, Vec<_>) = std::mem::take(&mut *c).into_iter().partition(|(_, t)| t.is_finished());
@@ -122,15 +122,15 @@ fn accept_loop(listener: &UnixListener, woken: &std::fs::File, store: &Arc<Backi
 /// One connection: a hello, then requests answered in order until the peer closes or
 /// sends something malformed (then the connection is dropped; nothing half-applied:
 /// a request is decoded whole before the store sees it).
-fn serve(stream: UnixStream, store: &Backing) {
+fn serve(stream: UnixStream, backing: &Backing) {
     let Ok(end) = stream.try_clone() else { return };
-    serve_conn(stream, store);
+    serve_conn(stream, backing);
     // The accept loop keeps a handle of every connection (to end it at `stop`): shut
     // down, the peer sees the end at once however many handles remain.
     let _ = end.shutdown(std::net::Shutdown::Both);
 }
 
-fn serve_conn(stream: UnixStream, store: &Backing) {
+fn serve_conn(stream: UnixStream, backing: &Backing) {
     let Ok(write_half) = stream.try_clone() else { return };
     let mut r = BufReader::with_capacity(64 << 10, stream);
     let mut w = BufWriter::with_capacity(64 << 10, write_half);
@@ -138,10 +138,10 @@ fn serve_conn(stream: UnixStream, store: &Backing) {
     if proto::read_frame(&mut r, &mut buf).is_err() {
         return;
     }
-    let hello = hello(store, &buf);
+    let hello = hello(backing, &buf);
     let ok = hello.is_ok();
     if proto::reply(&hello, |f, names: &Vec<String>| {
-        let mut f = f.u32(std::process::id()).bytes(env!("CARGO_PKG_VERSION").as_bytes()).u8(store.is_read_only() as u8).u32(names.len() as u32);
+        let mut f = f.u32(std::process::id()).bytes(env!("CARGO_PKG_VERSION").as_bytes()).u8(backing.is_read_only() as u8).u32(names.len() as u32);
         for n in names {
             f.push_bytes(n.as_bytes());
         }
@@ -158,7 +158,7 @@ fn serve_conn(stream: UnixStream, store: &Backing) {
         if proto::read_frame(&mut r, &mut buf).is_err() {
             return;
         }
-        let reply = match answer(store, &buf) {
+        let reply = match answer(backing, &buf) {
             Ok(f) => f,
             Err(_) => return, // malformed: drop the connection
         };
@@ -168,7 +168,7 @@ fn serve_conn(stream: UnixStream, store: &Backing) {
     }
 }
 
-fn hello(store: &Backing, body: &[u8]) -> Result<Vec<String>> {
+fn hello(backing: &Backing, body: &[u8]) -> Result<Vec<String>> {
     let mut r = Fields::new(body);
     let bad = |e: ProtoError| Error::Incompatible(format!("a malformed hello: {}", e.0));
     if r.u8().map_err(bad)? != Op::Hello as u8 || r.take_magic().map_err(bad)? != *proto::MAGIC {
@@ -183,7 +183,7 @@ fn hello(store: &Backing, body: &[u8]) -> Result<Vec<String>> {
             proto::PROTOCOL
         )));
     }
-    Ok(store.category_names())
+    Ok(backing.category_names())
 }
 
 /// The reply to one request, or a protocol error (the connection is then dropped).
