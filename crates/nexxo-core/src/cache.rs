@@ -294,8 +294,8 @@ impl Cache {
         }
     }
 
-    /// Requests answered by a read-only instance while the store opened for writing
-    /// behind them (see `share`'s "Opening behind reads"); for tests and benchmarks.
+    /// Requests a read-only instance answered before this process opened the store for
+    /// writing (see `share/backing.rs`, "opening on demand"); for tests and benchmarks.
     pub fn interim_reads(&self) -> u64 {
         match &self.inner {
             Inner::Open(h) => h.shared.interim_reads(),

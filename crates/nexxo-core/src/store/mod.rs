@@ -108,10 +108,10 @@ pub struct Store {
     warm: warm::WarmTable,
     /// Tag bookkeeping is on: the cache has held a tag (see `tags.rs`).
     tagged: AtomicBool,
-    /// A read-only instance standing in for the writable store while that opens (see
-    /// `share::Opening`): its reads queue promotions, handed over by
-    /// [`Store::take_touches`].
-    pub(crate) interim: AtomicBool,
+    /// A read-only instance standing in for the writable store until that opens (see
+    /// `share/backing.rs` and [`Store::make_interim`]): its reads queue promotions,
+    /// handed over by [`Store::take_touches`].
+    pub(crate) interim: bool,
     /// Declared last: dropped after `db` (see `dir::WritableMark`).
     _writable: Option<dir::WritableMark>,
 }

@@ -100,7 +100,7 @@ impl Store {
     /// (see `share/backing.rs`): its reads queue promotions, and it keeps a warm table
     /// (no process writes the store while it stands in, so the table cannot go stale).
     pub(crate) fn make_interim(&mut self) {
-        self.interim.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.interim = true;
         self.warm = WarmTable::new(self.cats.len(), warm_budget(&self.config));
     }
 
@@ -314,7 +314,7 @@ impl Store {
             read_opts,
             closed_cleanly: AtomicBool::new(false),
             tagged: AtomicBool::new(path.join(super::tags::TAGGED_FILE).exists()),
-            interim: AtomicBool::new(false),
+            interim: false,
             _writable: (!config.read_only).then(|| super::dir::WritableMark::new(path)),
             on_write: std::sync::OnceLock::new(),
             // Only a store that takes writes keeps one: a follower or read-only handle

@@ -142,7 +142,7 @@ impl Store {
 
     /// Called on every hit: queues a promotion for an entry read long after its last use.
     pub(crate) fn note_use(&self, ci: usize, key: &[u8], generation: u32) {
-        if (self.read_only && !self.interim.load(Ordering::Relaxed)) || generation.saturating_add(PROMOTE_LAG) >= self.current_generation_hint() {
+        if (self.read_only && !self.interim) || generation.saturating_add(PROMOTE_LAG) >= self.current_generation_hint() {
             return;
         }
         let mut q = self.touches.pending.lock().unwrap_or_else(|p| p.into_inner());
