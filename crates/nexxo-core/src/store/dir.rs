@@ -222,6 +222,13 @@ pub(super) fn damage_before_open(path: &Path) -> Option<String> {
         }
         Err(_) => return None, // RocksDB's open reports it
     };
+    let (name, size, now) = manifest_since_close(path, &current)?;
+    (now < size).then(|| format!("{name} is {now} bytes, {size} at the last close: it was cut short"))
+}
+
+/// The MANIFEST that `current` (CURRENT's text) names, when the close record names it
+/// too: its name, its size at that close and its size now.
+fn manifest_since_close(path: &Path, current: &str) -> Option<(String, u64, u64)> {
     let record = std::fs::read_to_string(path.join(CLOSE_RECORD)).ok()?;
     let (name, size) = record.trim_end().split_once(' ')?;
     let size: u64 = size.parse().ok()?;
@@ -229,7 +236,7 @@ pub(super) fn damage_before_open(path: &Path) -> Option<String> {
         return None;
     }
     let now = std::fs::metadata(path.join(name)).ok()?.len();
-    (now < size).then(|| format!("{name} is {now} bytes, {size} at the last close: it was cut short"))
+    Some((name.to_owned(), size, now))
 }
 
 /// Whether the store in `path` was left by a clean close and nothing has opened it for
@@ -238,14 +245,10 @@ pub(super) fn damage_before_open(path: &Path) -> Option<String> {
 /// closes, after the record; every writable open starts a new MANIFEST, so a store open
 /// for writing, or one whose writer was killed, fails this).
 pub(crate) fn closed_cleanly(path: &Path) -> bool {
-    let (Ok(current), Ok(record)) = (std::fs::read_to_string(path.join("CURRENT")), std::fs::read_to_string(path.join(CLOSE_RECORD))) else {
-        return false;
-    };
-    let Some((name, size)) = record.trim_end().split_once(' ') else { return false };
-    name == current.trim_end()
-        && !path.join(super::salvage::SALVAGE_DIR).exists()
+    let Ok(current) = std::fs::read_to_string(path.join("CURRENT")) else { return false };
+    !path.join(super::salvage::SALVAGE_DIR).exists()
         && !path.join(REPAIR_MARKER).exists()
-        && std::fs::metadata(path.join(name)).is_ok_and(|m| size.parse::<u64>().is_ok_and(|s| m.len() >= s))
+        && manifest_since_close(path, &current).is_some_and(|(_, size, now)| now >= size)
 }
 
 /// Directories (canonical) of the stores this process has open for writing: RocksDB
