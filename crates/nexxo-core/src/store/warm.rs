@@ -22,38 +22,206 @@
 //! Frames are kept encoded (compressed, checksummed): reads decode and verify them as
 //! they do frames from RocksDB.
 
-use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 
+use xxhash_rust::xxh3::xxh3_64_with_seed;
+
 use super::layout::{decode_size, lru_prefix, parse_lru_key};
 use super::Store;
 
-/// Bytes one entry costs besides its key and frame: two allocations and a map slot.
+/// Bytes one entry costs besides its key and frame: its slot in the index (24 bytes, at
+/// most half the slots in use) and the arena space it cannot share.
 const ENTRY_OVERHEAD: usize = 64;
-/// Entries the fill thread inserts per lock taken.
-const FILL_CHUNK: usize = 256;
+/// The fill thread hands over its frames in packs of at most this many entries or bytes
+/// (one write lock each, held while their slots go in: tens of microseconds).
+const PACK_ENTRIES: usize = 512;
+const PACK_BYTES: usize = 256 << 10;
+/// Frames inserted one by one (a writer's) are copied into arena chunks of this size.
+const CHUNK_BYTES: usize = 256 << 10;
 
+/// The table holds keys and frames side by side in arena chunks (a pack of the fill
+/// thread is one chunk, moved in whole; a writer's frames are copied into the open
+/// chunk), and finds them through an open-addressing index per category of 24-byte slots
+/// (the key's hash and where its bytes are). A lookup touches a slot and then one run of
+/// arena bytes, where a map of boxed keys and frames touched three places; a fill is one
+/// allocation per pack instead of two per entry; emptying it frees its chunks.
 pub(crate) struct WarmTable {
     inner: RwLock<Inner>,
     /// Most bytes held (keys, frames and [`ENTRY_OVERHEAD`] each); 0 disables the table.
     budget: usize,
+    /// The keys' hash seed, random per table: keys come from builds, not attackers, but
+    /// a chosen set of colliding keys must not turn lookups into scans either.
+    seed: u64,
 }
 
 struct Inner {
     epoch: u64,
-    cats: Vec<HashMap<Box<[u8]>, Box<[u8]>>>,
+    cats: Vec<Index>,
+    chunks: Vec<Vec<u8>>,
+    /// The chunk a writer's frames are appended to, while it has room.
+    open: Option<u32>,
     bytes: usize,
+}
+
+/// Where a key's bytes are: `klen` key bytes at `off` in chunk `chunk`, its frame's
+/// `flen` bytes right after them.
+#[derive(Clone, Copy)]
+struct Slot {
+    hash: u64,
+    chunk: u32,
+    off: u32,
+    klen: u32,
+    flen: u32,
+}
+
+/// A slot never used (probing stops at it).
+const EMPTY: u32 = u32::MAX;
+/// `flen` of a key removed (its slot stays, so probing goes on past it; the key can
+/// come back in the same slot).
+const REMOVED: u32 = u32::MAX;
+
+const NO_SLOT: Slot = Slot { hash: 0, chunk: EMPTY, off: 0, klen: 0, flen: 0 };
+
+/// One category's index: linear probing over a power-of-two table at most half full.
+#[derive(Default)]
+struct Index {
+    slots: Vec<Slot>,
+    used: usize,
+}
+
+impl Index {
+    /// The slot holding `key` (live or removed), else the empty slot where it would go.
+    /// The table must have at least one empty slot.
+    fn find(&self, chunks: &[Vec<u8>], hash: u64, key: &[u8]) -> (usize, bool) {
+        let mask = self.slots.len() - 1;
+        let mut i = hash as usize & mask;
+        loop {
+            let s = &self.slots[i];
+            if s.chunk == EMPTY {
+                return (i, false);
+            }
+            if s.hash == hash && s.klen as usize == key.len() {
+                let at = s.off as usize;
+                if &chunks[s.chunk as usize][at..at + key.len()] == key {
+                    return (i, true);
+                }
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn get<'a>(&self, chunks: &'a [Vec<u8>], hash: u64, key: &[u8]) -> Option<&'a [u8]> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let (i, found) = self.find(chunks, hash, key);
+        let s = &self.slots[i];
+        if !found || s.flen == REMOVED {
+            return None;
+        }
+        let at = s.off as usize + s.klen as usize;
+        Some(&chunks[s.chunk as usize][at..at + s.flen as usize])
+    }
+
+    /// Makes room for `more` keys (at most half the slots in use after them).
+    fn reserve(&mut self, more: usize) {
+        let need = (self.used + more).saturating_mul(2).max(16).next_power_of_two();
+        if need <= self.slots.len() {
+            return;
+        }
+        let old = std::mem::replace(&mut self.slots, vec![NO_SLOT; need]);
+        let mask = need - 1;
+        self.used = 0;
+        // Removed keys are dropped here: absent is what they mean.
+        for s in old.into_iter().filter(|s| s.chunk != EMPTY && s.flen != REMOVED) {
+            let mut i = s.hash as usize & mask;
+            while self.slots[i].chunk != EMPTY {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = s;
+            self.used += 1;
+        }
+    }
+
+    /// Points `key`'s slot at `slot`'s bytes; `old` is what it held (its frame's length,
+    /// `None` when it held nothing live).
+    fn put(&mut self, chunks: &[Vec<u8>], slot: Slot, key: &[u8]) -> Option<usize> {
+        self.reserve(1);
+        let (i, found) = self.find(chunks, slot.hash, key);
+        let old = if found && self.slots[i].flen != REMOVED { Some(self.slots[i].flen as usize) } else { None };
+        if !found {
+            self.used += 1;
+        }
+        self.slots[i] = slot;
+        old
+    }
+
+    /// Removes `key`; returns its frame's length if it held one.
+    fn remove(&mut self, chunks: &[Vec<u8>], hash: u64, key: &[u8]) -> Option<usize> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let (i, found) = self.find(chunks, hash, key);
+        if !found || self.slots[i].flen == REMOVED {
+            return None;
+        }
+        let old = self.slots[i].flen as usize;
+        self.slots[i].flen = REMOVED;
+        Some(old)
+    }
+}
+
+/// Frames gathered outside the table's lock, handed to it in one piece
+/// ([`WarmTable::insert_pack`]): their keys and frames in one buffer, which becomes an
+/// arena chunk as it is.
+pub(super) struct Pack {
+    buf: Vec<u8>,
+    /// (category, hash, offset, key length, frame length)
+    entries: Vec<(usize, u64, u32, u32, u32)>,
+}
+
+impl Pack {
+    fn new() -> Pack {
+        Pack { buf: Vec::with_capacity(PACK_BYTES + (PACK_BYTES >> 2)), entries: Vec::with_capacity(PACK_ENTRIES) }
+    }
+
+    /// Adds a frame; false (nothing added) when the pack is full, or when the entry is
+    /// too large for one (over 4 GiB).
+    fn push(&mut self, table: &WarmTable, ci: usize, key: &[u8], frame: &[u8]) -> bool {
+        if self.is_full() || u32::try_from(key.len() + frame.len()).is_err() {
+            return false;
+        }
+        let off = self.buf.len();
+        self.buf.extend_from_slice(key);
+        self.buf.extend_from_slice(frame);
+        self.entries.push((ci, table.hash(key), off as u32, key.len() as u32, frame.len() as u32));
+        true
+    }
+
+    fn is_full(&self) -> bool {
+        self.entries.len() >= PACK_ENTRIES || self.buf.len() >= PACK_BYTES
+    }
+
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
 }
 
 impl WarmTable {
     pub(super) fn new(categories: usize, budget: usize) -> WarmTable {
-        WarmTable { inner: RwLock::new(Inner { epoch: 0, cats: (0..categories).map(|_| HashMap::new()).collect(), bytes: 0 }), budget }
+        let inner = Inner { epoch: 0, cats: (0..categories).map(|_| Index::default()).collect(), chunks: Vec::new(), open: None, bytes: 0 };
+        WarmTable { inner: RwLock::new(inner), budget, seed: RandomState::new().hash_one(0u64) }
     }
 
     pub(super) fn enabled(&self) -> bool {
         self.budget > 0
+    }
+
+    fn hash(&self, key: &[u8]) -> u64 {
+        xxh3_64_with_seed(key, self.seed)
     }
 
     /// `f` of the frame held for `key` in category `ci`, if one is held.
@@ -62,8 +230,9 @@ impl WarmTable {
         if self.budget == 0 {
             return None;
         }
+        let hash = self.hash(key);
         let t = self.inner.read().unwrap_or_else(|p| p.into_inner());
-        t.cats[ci].get(key).map(|frame| f(frame))
+        t.cats[ci].get(&t.chunks, hash, key).map(f)
     }
 
     /// Forgets everything: called after a write that overwrote or removed entries.
@@ -73,14 +242,29 @@ impl WarmTable {
         }
         let mut t = self.inner.write().unwrap_or_else(|p| p.into_inner());
         t.epoch += 1;
-        if t.bytes > 0 {
-            t.cats.iter_mut().for_each(HashMap::clear);
+        if t.bytes > 0 || !t.chunks.is_empty() {
+            for c in &mut t.cats {
+                *c = Index::default();
+            }
+            t.chunks = Vec::new();
+            t.open = None;
             t.bytes = 0;
         }
     }
 
     fn epoch(&self) -> u64 {
         self.inner.read().unwrap_or_else(|p| p.into_inner()).epoch
+    }
+
+    /// Makes room in category `ci`'s index for `more` keys at once (instead of doubling
+    /// it step by step as they come).
+    fn reserve(&self, ci: usize, more: usize) {
+        if self.budget == 0 {
+            return;
+        }
+        let mut t = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        // Never more keys than the budget can hold.
+        t.cats[ci].reserve(more.min(self.budget / ENTRY_OVERHEAD));
     }
 
     /// Inserts frames (category, key, frame) while the budget allows; with `epoch`, only
@@ -95,20 +279,107 @@ impl WarmTable {
             return false;
         }
         for (ci, key, frame) in frames {
-            let cost = key.len() + frame.len() + ENTRY_OVERHEAD;
-            let old = t.cats[ci].get(key).map_or(0, |f| key.len() + f.len() + ENTRY_OVERHEAD);
-            if t.bytes - old + cost > self.budget {
+            let hash = self.hash(key);
+            let len = key.len() + frame.len();
+            let cost = len + ENTRY_OVERHEAD;
+            if t.bytes + cost > self.budget || u32::try_from(len).is_err() {
                 // Full: an older frame of this key must not outlive the new one.
-                if old > 0 {
-                    t.cats[ci].remove(key);
-                    t.bytes -= old;
-                }
+                let Inner { cats, chunks, .. } = &mut *t;
+                cats[ci].remove(chunks, hash, key);
                 return false;
             }
-            t.cats[ci].insert(key.into(), frame.into());
-            t.bytes = t.bytes - old + cost;
+            // The open chunk when the frame fits its spare room, else a new one (of its
+            // own size for a frame larger than a chunk).
+            let room = t.open.map_or(0, |c| {
+                let c = &t.chunks[c as usize];
+                c.capacity() - c.len()
+            });
+            if room < len {
+                t.chunks.push(Vec::with_capacity(len.max(CHUNK_BYTES)));
+                t.open = Some((t.chunks.len() - 1) as u32);
+            }
+            let Inner { cats, chunks, open, bytes, .. } = &mut *t;
+            let chunk = open.expect("an open chunk");
+            let buf = &mut chunks[chunk as usize];
+            let off = buf.len();
+            buf.extend_from_slice(key);
+            buf.extend_from_slice(frame);
+            let slot = Slot { hash, chunk, off: off as u32, klen: key.len() as u32, flen: frame.len() as u32 };
+            // A replaced frame's bytes stay in their chunk until the table is emptied:
+            // they stay counted.
+            cats[ci].put(chunks, slot, key);
+            *bytes += cost;
         }
         true
+    }
+
+    /// Inserts a pack made outside the lock, its buffer taken as a chunk; with `epoch`,
+    /// only if the table's epoch is still that one. Returns false once nothing more fits
+    /// or the epoch moved.
+    fn insert_pack(&self, epoch: u64, pack: &mut Pack) -> bool {
+        if self.budget == 0 {
+            return false;
+        }
+        let mut t = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        if t.epoch != epoch || u32::try_from(t.chunks.len()).is_err() {
+            return false;
+        }
+        let chunk = t.chunks.len() as u32;
+        let mut fits = true;
+        let mut taken = 0;
+        for &(ci, hash, off, klen, flen) in &pack.entries {
+            let cost = klen as usize + flen as usize + ENTRY_OVERHEAD;
+            let key = &pack.buf[off as usize..(off + klen) as usize];
+            let Inner { cats, chunks, bytes, .. } = &mut *t;
+            if *bytes + cost > self.budget {
+                cats[ci].remove(chunks, hash, key);
+                fits = false;
+                break;
+            }
+            // The key is compared against the chunk it is about to live in: the pack's
+            // buffer is that chunk's bytes, pushed below before anything reads them.
+            let index = &mut cats[ci];
+            index.reserve(1);
+            let (i, found) = {
+                // Look the key up among the chunks in place, then among the pack's own.
+                let mask = index.slots.len() - 1;
+                let mut i = hash as usize & mask;
+                loop {
+                    let s = &index.slots[i];
+                    if s.chunk == EMPTY {
+                        break (i, false);
+                    }
+                    if s.hash == hash && s.klen == klen {
+                        let bytes_of = if s.chunk == chunk { &pack.buf[..] } else { &chunks[s.chunk as usize][..] };
+                        if &bytes_of[s.off as usize..(s.off + klen) as usize] == key {
+                            break (i, true);
+                        }
+                    }
+                    i = (i + 1) & mask;
+                }
+            };
+            if !found {
+                index.used += 1;
+            }
+            index.slots[i] = Slot { hash, chunk, off, klen, flen };
+            *bytes += cost;
+            taken += 1;
+        }
+        if taken > 0 {
+            let mut buf = std::mem::take(&mut pack.buf);
+            // The bytes of the entries refused for want of room go.
+            if let Some(&(_, _, off, _, _)) = pack.entries.get(taken) {
+                buf.truncate(off as usize);
+            }
+            // Room the pack reserved and did not use is not kept for the table's life.
+            if buf.capacity() - buf.len() > PACK_BYTES / 16 {
+                buf.shrink_to_fit();
+            }
+            t.chunks.push(buf);
+        }
+        pack.entries.clear();
+        pack.buf = Vec::with_capacity(PACK_BYTES + (PACK_BYTES >> 2));
+        fits
     }
 }
 
@@ -160,29 +431,32 @@ impl Store {
 
     /// The whole store, category by category, in key order.
     fn scan_into_warm(&self, epoch: u64, stop: &AtomicBool) {
+        let entries: Vec<u64> = self.lock_state().counters.iter().map(|c| c.entries).collect();
+        let mut pack = Pack::new();
         for ci in 0..self.cats.len() {
+            self.warm.reserve(ci, entries.get(ci).map_or(0, |&n| usize::try_from(n).unwrap_or(usize::MAX)));
             let mut it = self.db.raw_iterator_cf(self.cf(&self.cats[ci].cf_name));
             it.seek_to_first();
-            let mut chunk: Vec<(Box<[u8]>, Box<[u8]>)> = Vec::with_capacity(FILL_CHUNK);
-            loop {
-                if let (Some(k), Some(v)) = (it.key(), it.value()) {
-                    chunk.push((k.into(), v.into()));
-                    it.next();
-                    if chunk.len() < FILL_CHUNK {
+            while let (Some(k), Some(v)) = (it.key(), it.value()) {
+                if !pack.push(&self.warm, ci, k, v) {
+                    if pack.is_empty() {
+                        // An entry no pack can hold (over 4 GiB): left to RocksDB.
+                        it.next();
                         continue;
                     }
+                    if stop.load(Ordering::Relaxed) || !self.warm.insert_pack(epoch, &mut pack) {
+                        return;
+                    }
+                    continue;
                 }
-                if stop.load(Ordering::Relaxed) || !self.warm.insert(Some(epoch), chunk.iter().map(|(k, f)| (ci, &k[..], &f[..]))) {
-                    return;
-                }
-                if !it.valid() {
-                    break;
-                }
-                chunk.clear();
+                it.next();
             }
             if it.status().is_err() {
                 return;
             }
+        }
+        if !pack.is_empty() && !stop.load(Ordering::Relaxed) {
+            self.warm.insert_pack(epoch, &mut pack);
         }
     }
 
@@ -223,11 +497,14 @@ impl Store {
         // Read in key order: the tables are sorted by key, so the frames come off the
         // memory map in runs, not one random page at a time.
         picked.sort_by(|a, b| (a.1, &a.2).cmp(&(b.1, &b.2)));
-        for chunk in picked.chunks(FILL_CHUNK) {
+        for ci in 0..self.cats.len() {
+            self.warm.reserve(ci, picked.iter().filter(|e| e.1 == ci).count());
+        }
+        let mut pack = Pack::new();
+        for chunk in picked.chunks(PACK_ENTRIES) {
             if stop.load(Ordering::Relaxed) {
                 return;
             }
-            let mut frames: Vec<(usize, &[u8], Vec<u8>)> = Vec::with_capacity(chunk.len());
             for ci in 0..self.cats.len() {
                 let keys: Vec<&[u8]> = chunk.iter().filter(|e| e.1 == ci).map(|e| &e.2[..]).collect();
                 if keys.is_empty() {
@@ -236,15 +513,26 @@ impl Store {
                 let cf = self.cf(&self.cats[ci].cf_name);
                 for (key, r) in keys.iter().zip(self.db.batched_multi_get_cf_opt(cf, keys.iter(), true, &self.read_opts)) {
                     match r {
-                        Ok(Some(frame)) => frames.push((ci, key, frame.to_vec())),
+                        Ok(Some(frame)) => {
+                            if !pack.push(&self.warm, ci, key, &frame) {
+                                if pack.is_empty() {
+                                    continue;
+                                }
+                                if !self.warm.insert_pack(epoch, &mut pack) {
+                                    return;
+                                }
+                                // An empty pack takes any entry a pack can hold.
+                                pack.push(&self.warm, ci, key, &frame);
+                            }
+                        }
                         Ok(None) => {}
                         Err(_) => return,
                     }
                 }
             }
-            if !self.warm.insert(Some(epoch), frames.iter().map(|(ci, k, f)| (*ci, *k, &f[..]))) {
-                return;
-            }
+        }
+        if !pack.is_empty() {
+            self.warm.insert_pack(epoch, &mut pack);
         }
     }
 }
@@ -255,12 +543,13 @@ mod tests {
 
     #[test]
     fn budget_epoch_and_clear() {
-        let t = WarmTable::new(2, 3 * (1 + 10 + ENTRY_OVERHEAD));
+        let t = WarmTable::new(2, 4 * (1 + 10 + ENTRY_OVERHEAD));
         let f = [7u8; 10];
         assert!(t.insert(None, [(0, &b"a"[..], &f[..]), (1, b"b", &f)]));
         assert_eq!(t.with(0, b"a", |v| v.len()), Some(10));
         assert_eq!(t.with(1, b"a", |v| v.len()), None, "categories are separate");
-        // Replacing a key costs nothing more; a third key fits, a fourth does not.
+        // A replaced frame's bytes stay held (and counted) until the table is emptied:
+        // a third key fits, a fourth does not.
         assert!(t.insert(None, [(0, &b"a"[..], &[1u8; 10][..])]));
         assert_eq!(t.with(0, b"a", |v| v[0]), Some(1));
         assert!(t.insert(None, [(0, &b"c"[..], &f[..])]));
@@ -269,15 +558,85 @@ mod tests {
         // A larger frame for a held key that does not fit removes the old one.
         assert!(!t.insert(None, [(0, &b"a"[..], &[2u8; 100][..])]));
         assert_eq!(t.with(0, b"a", |_| ()), None);
+        assert_eq!(t.with(0, b"c", |v| v.len()), Some(10), "the others stay");
         // An insert made for an older epoch is refused.
         let e = t.epoch();
         t.clear();
         assert_eq!(t.with(1, b"b", |_| ()), None);
+        assert_eq!(t.with(0, b"c", |_| ()), None);
         assert!(!t.insert(Some(e), [(0, &b"x"[..], &f[..])]));
         assert!(t.insert(Some(t.epoch()), [(0, &b"x"[..], &f[..])]));
         // A table with no budget holds nothing.
         let off = WarmTable::new(1, 0);
         assert!(!off.insert(None, [(0, &b"a"[..], &f[..])]));
         assert_eq!(off.with(0, b"a", |_| ()), None);
+    }
+
+    fn frame(i: u32) -> Vec<u8> {
+        let n = 1 + (i as usize * 7) % 300;
+        (0..n).map(|j| (i as usize + j) as u8).collect()
+    }
+
+    /// Many keys, through writers' inserts and packs, across index growth and chunks:
+    /// every key finds its own frame, in its own category, and no other.
+    #[test]
+    fn many_keys_across_growth_packs_and_chunks() {
+        let t = WarmTable::new(2, 1 << 30);
+        let key = |i: u32| format!("k{i}").into_bytes();
+        // Writers' frames, one at a time (the index grows from empty).
+        for i in 0..3000 {
+            assert!(t.insert(None, [((i % 2) as usize, &key(i)[..], &frame(i)[..])]));
+        }
+        // Packs: new keys, and keys the table holds (replaced), some twice in one pack.
+        let e = t.epoch();
+        let mut pack = Pack::new();
+        for i in (2000..6000).chain(5990..6000) {
+            let (k, f) = (key(i), frame(i + 1));
+            if !pack.push(&t, (i % 2) as usize, &k, &f) {
+                assert!(t.insert_pack(e, &mut pack));
+                assert!(pack.push(&t, (i % 2) as usize, &k, &f));
+            }
+        }
+        assert!(t.insert_pack(e, &mut pack));
+        for i in 0..6000u32 {
+            let want = if i < 2000 { frame(i) } else { frame(i + 1) };
+            assert_eq!(t.with((i % 2) as usize, &key(i), |v| v.to_vec()), Some(want), "key {i}");
+            assert_eq!(t.with(((i + 1) % 2) as usize, &key(i), |_| ()), None, "key {i} in the other category");
+        }
+        assert_eq!(t.with(0, b"k6000", |_| ()), None);
+        // A pack made before an epoch moved is refused.
+        let mut late = Pack::new();
+        assert!(late.push(&t, 0, b"late", b"frame"));
+        t.clear();
+        assert!(!t.insert_pack(e, &mut late));
+        assert_eq!(t.with(0, b"late", |_| ()), None);
+        assert_eq!(t.with(0, b"k0", |_| ()), None);
+    }
+
+    /// A pack that does not fit is taken up to the budget; a key it would have replaced
+    /// is removed, not left with its older frame; a removed key can come back.
+    #[test]
+    fn a_pack_past_the_budget_stops_there() {
+        let cost = 2 + 10 + ENTRY_OVERHEAD;
+        let t = WarmTable::new(1, 5 * cost);
+        assert!(t.insert(None, [(0, &b"k9"[..], &[1u8; 10][..])]));
+        let mut pack = Pack::new();
+        for i in 0..8u8 {
+            assert!(pack.push(&t, 0, format!("k{i}").as_bytes(), &[i; 10]));
+        }
+        assert!(pack.push(&t, 0, b"k9", &[9u8; 10]));
+        assert!(!t.insert_pack(t.epoch(), &mut pack));
+        for i in 0..4u8 {
+            assert_eq!(t.with(0, format!("k{i}").as_bytes(), |v| v.to_vec()), Some(vec![i; 10]));
+        }
+        // k4 did not fit: k9, which the pack would have replaced later, keeps its frame
+        // (the pack stopped before it); a key refused for room removes its older frame.
+        assert_eq!(t.with(0, b"k4", |_| ()), None);
+        assert_eq!(t.with(0, b"k9", |v| v[0]), Some(1));
+        assert!(!t.insert(None, [(0, &b"k9"[..], &[3u8; 10][..])]));
+        assert_eq!(t.with(0, b"k9", |_| ()), None);
+        t.clear();
+        assert!(t.insert(None, [(0, &b"k9"[..], &[4u8; 10][..])]));
+        assert_eq!(t.with(0, b"k9", |v| v[0]), Some(4));
     }
 }
