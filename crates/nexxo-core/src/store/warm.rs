@@ -96,6 +96,11 @@ impl Index {
     /// The slot holding `key` (live or removed), else the empty slot where it would go.
     /// The table must have at least one empty slot.
     fn find(&self, chunks: &[Vec<u8>], hash: u64, key: &[u8]) -> (usize, bool) {
+        self.find_in(|c| &chunks[c as usize][..], hash, key)
+    }
+
+    /// [`Index::find`] with the bytes of chunk `c` given by `bytes_of(c)`.
+    fn find_in<'a>(&self, bytes_of: impl Fn(u32) -> &'a [u8], hash: u64, key: &[u8]) -> (usize, bool) {
         let mask = self.slots.len() - 1;
         let mut i = hash as usize & mask;
         loop {
@@ -105,7 +110,7 @@ impl Index {
             }
             if s.hash == hash && s.klen as usize == key.len() {
                 let at = s.off as usize;
-                if &chunks[s.chunk as usize][at..at + key.len()] == key {
+                if &bytes_of(s.chunk)[at..at + key.len()] == key {
                     return (i, true);
                 }
             }
@@ -146,17 +151,14 @@ impl Index {
         }
     }
 
-    /// Points `key`'s slot at `slot`'s bytes; `old` is what it held (its frame's length,
-    /// `None` when it held nothing live).
-    fn put(&mut self, chunks: &[Vec<u8>], slot: Slot, key: &[u8]) -> Option<usize> {
+    /// Points `key`'s slot at `slot`'s bytes, the chunks' bytes given by `bytes_of`.
+    fn put_in<'a>(&mut self, bytes_of: impl Fn(u32) -> &'a [u8], slot: Slot, key: &[u8]) {
         self.reserve(1);
-        let (i, found) = self.find(chunks, slot.hash, key);
-        let old = if found && self.slots[i].flen != REMOVED { Some(self.slots[i].flen as usize) } else { None };
+        let (i, found) = self.find_in(bytes_of, slot.hash, key);
         if !found {
             self.used += 1;
         }
         self.slots[i] = slot;
-        old
     }
 
     /// Removes `key`; returns its frame's length if it held one.
@@ -307,7 +309,7 @@ impl WarmTable {
             let slot = Slot { hash, chunk, off: off as u32, klen: key.len() as u32, flen: frame.len() as u32 };
             // A replaced frame's bytes stay in their chunk until the table is emptied:
             // they stay counted.
-            cats[ci].put(chunks, slot, key);
+            cats[ci].put_in(|c| &chunks[c as usize][..], slot, key);
             *bytes += cost;
         }
         true
@@ -336,32 +338,10 @@ impl WarmTable {
                 fits = false;
                 break;
             }
-            // The key is compared against the chunk it is about to live in: the pack's
-            // buffer is that chunk's bytes, pushed below before anything reads them.
-            let index = &mut cats[ci];
-            index.reserve(1);
-            let (i, found) = {
-                // Look the key up among the chunks in place, then among the pack's own.
-                let mask = index.slots.len() - 1;
-                let mut i = hash as usize & mask;
-                loop {
-                    let s = &index.slots[i];
-                    if s.chunk == EMPTY {
-                        break (i, false);
-                    }
-                    if s.hash == hash && s.klen == klen {
-                        let bytes_of = if s.chunk == chunk { &pack.buf[..] } else { &chunks[s.chunk as usize][..] };
-                        if &bytes_of[s.off as usize..(s.off + klen) as usize] == key {
-                            break (i, true);
-                        }
-                    }
-                    i = (i + 1) & mask;
-                }
-            };
-            if !found {
-                index.used += 1;
-            }
-            index.slots[i] = Slot { hash, chunk, off, klen, flen };
+            // The pack's buffer is chunk `chunk`'s bytes (pushed below, before anything
+            // else reads them): a key it holds twice is found in it.
+            let bytes_of = |c: u32| if c == chunk { &pack.buf[..] } else { &chunks[c as usize][..] };
+            cats[ci].put_in(bytes_of, Slot { hash, chunk, off, klen, flen }, key);
             *bytes += cost;
             taken += 1;
         }
