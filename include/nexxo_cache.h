@@ -50,12 +50,12 @@
 /**
  * Minor version; a change adds to the ABI without breaking it.
  */
-#define NEXXO_CACHE_VERSION_MINOR 7
+#define NEXXO_CACHE_VERSION_MINOR 8
 
 /**
  * Patch version.
  */
-#define NEXXO_CACHE_VERSION_PATCH 1
+#define NEXXO_CACHE_VERSION_PATCH 0
 
 /**
  * Longest key in bytes. Keys are 1 to `NEXXO_MAX_KEY_LEN` bytes.

@@ -56,6 +56,8 @@ macro_rules! try_ffi {
 pub mod args;
 pub mod bytes;
 pub mod cache;
+#[cfg(unix)]
+mod node;
 pub mod options;
 pub mod packed;
 pub mod remote;

@@ -66,8 +66,8 @@ const finalizer = new FinalizationRegistry(({ f, handle }) => {
  * for buffers whose memory V8 never moves (Buffers and ArrayBuffers of their own, not
  * small on-heap typed arrays) and that the Cache keeps alive while it passes the address.
  */
-function addressOf(koffi, buf) {
-  const a = Number(koffi.address(buf));
+function addressOf(L, buf) {
+  const a = L.address(buf);
   return Number.isSafeInteger(a) ? a : 0;
 }
 
@@ -267,7 +267,7 @@ class Cache {
     this._slabAddr = 0;
     this._key = Buffer.allocUnsafeSlow(KEY_SCRATCH + 8);
     // get() passes addresses (getIntoAt): the key scratch, the out-length after it, the slab.
-    this._keyAddr = addressOf(L.koffi, this._key);
+    this._keyAddr = addressOf(L, this._key);
     this._keyScratch = this._key.subarray(0, KEY_SCRATCH);
     const lenWords = new Uint32Array(this._key.buffer, this._key.byteOffset + KEY_SCRATCH, 2);
     this._lenLow = LE ? () => lenWords[0] : () => lenWords[1];
@@ -302,7 +302,8 @@ class Cache {
       if (options.remote) applyRemote(f, o, options.remote, set);
       const out = [null];
       this._check(f.open(dir, o, out), 'open');
-      this._handle = { ptr: out[0], addr: addressOf(L.koffi, out[0]) };
+      const addr = L.handleAddress(out[0]);
+      this._handle = { ptr: out[0], addr: Number.isSafeInteger(addr) ? addr : 0 };
     } finally {
       f.optionsFree(o);
     }
@@ -464,7 +465,7 @@ class Cache {
     if (b === undefined) {
       if (typeof category !== 'string') throw new TypeError('a category must be a string');
       b = Buffer.from(category + '\0', 'utf8');
-      b.addr = addressOf(this._L.koffi, b);
+      b.addr = addressOf(this._L, b);
       this._cats.set(category, b);
     }
     return b;
@@ -515,7 +516,7 @@ class Cache {
     let off = this._slabOff;
     if (slab === null || slab.length - off < SLAB_MIN_FREE) {
       slab = this._slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
-      this._slabAddr = addressOf(this._L.koffi, slab);
+      this._slabAddr = addressOf(this._L, slab);
       off = 0;
     }
     let s;
@@ -767,21 +768,30 @@ class Cache {
 
   /** The library's JSON statistics (totals and every category), parsed. */
   statsJson() {
+    const p = this._ptr('statsJson');
     const b = {};
-    this._check(this._f.statsJson(this._ptr('statsJson'), b), 'statsJson');
-    try {
-      const j = JSON.parse(Buffer.from(this._L.koffi.view(b.data, Number(b.len))).toString('utf8'));
-      const add = (o, n) => {
-        if (!o || n === 0) return;
-        o.hits += n;
-        o.hit_rate = o.hits / (o.hits + o.misses);
-      };
-      add(j.totals, this._pendingHits());
-      for (const [c, n] of this._pendHits) add(j.categories && j.categories[c], n);
-      return j;
-    } finally {
-      this._f.bytesFree(b);
+    let text;
+    if (this._f.statsJsonText) {
+      // The library's Node-API module (native.js) hands the text over as a string.
+      this._check(this._f.statsJsonText(p, b), 'statsJson');
+      text = b.text;
+    } else {
+      this._check(this._f.statsJson(p, b), 'statsJson');
+      try {
+        text = Buffer.from(this._L.koffi.view(b.data, Number(b.len))).toString('utf8');
+      } finally {
+        this._f.bytesFree(b);
+      }
     }
+    const j = JSON.parse(text);
+    const add = (o, n) => {
+      if (!o || n === 0) return;
+      o.hits += n;
+      o.hit_rate = o.hits / (o.hits + o.misses);
+    };
+    add(j.totals, this._pendingHits());
+    for (const [c, n] of this._pendHits) add(j.categories && j.categories[c], n);
+    return j;
   }
 
   /**
@@ -884,8 +894,10 @@ class Cache {
   // stays open while any of them runs: close() then only marks the cache closed, and the
   // last call to finish closes it.
 
-  /** Runs native `fn` with `args` on the thread pool; resolves with `done(status)`. */
-  _async(op, fn, args, done) {
+  /** Runs native function `name` with `args` on the thread pool; resolves with `done(status)`. */
+  _async(op, name, args, done) {
+    // koffi's declaration of it: its `.async` form (the Node-API module has none).
+    const fn = this._L.koffiFn(name);
     const p = this._ptr(op);
     this._inflight = (this._inflight || 0) + 1;
     return new Promise((resolve, reject) => {
@@ -927,7 +939,7 @@ class Cache {
     }
     const k = typeof key === 'string' ? Buffer.from(key, 'utf8') : Buffer.from(toBytes(key, 'a key'));
     const out = {};
-    return this._async('getAsync', this._f.get, [cat, k, k.length, out], (s) => {
+    return this._async('getAsync', 'get', [cat, k, k.length, out], (s) => {
       if (s === NOT_FOUND) return undefined;
       this._check(s, 'getAsync', category);
       try {
@@ -964,7 +976,7 @@ class Cache {
     const attempt = (size) => {
       const all = Buffer.allocUnsafeSlow(size);
       const lenOut = new BigUint64Array(1);
-      return this._async(op, this._f.batchGetPacked, [packed, packed.length, count, all, all.length, lenOut], (s) => {
+      return this._async(op, 'batchGetPacked', [packed, packed.length, count, all, all.length, lenOut], (s) => {
         if (s === BUFFER_TOO_SMALL) return { retry: Number(lenOut[0]) };
         this._check(s, op);
         return { values: this._parsePacked(all, Number(lenOut[0]), count, op, categoryOf) };
@@ -975,7 +987,7 @@ class Cache {
 
   /** `remoteSync` off the event loop: resolves true when the upload queue drained. */
   remoteSyncAsync(timeoutMs = 30000) {
-    return this._async('remoteSyncAsync', this._f.remoteSync, [timeoutMs], (s) => {
+    return this._async('remoteSyncAsync', 'remoteSync', [timeoutMs], (s) => {
       if (s === TIMED_OUT) return false;
       this._check(s, 'remoteSyncAsync');
       return true;
@@ -985,7 +997,7 @@ class Cache {
   /** `enforcePolicy` off the event loop. */
   enforcePolicyAsync() {
     const r = {};
-    return this._async('enforcePolicyAsync', this._f.enforcePolicy, [r], (s) => {
+    return this._async('enforcePolicyAsync', 'enforcePolicy', [r], (s) => {
       this._check(s, 'enforcePolicyAsync');
       return policyReport(r);
     });
@@ -993,13 +1005,13 @@ class Cache {
 
   /** `compact` off the event loop. */
   compactAsync(category) {
-    return this._async('compactAsync', this._f.compact, [category === undefined ? null : category], (s) => this._check(s, 'compactAsync', category));
+    return this._async('compactAsync', 'compact', [category === undefined ? null : category], (s) => this._check(s, 'compactAsync', category));
   }
 
   /** `clear` off the event loop. */
   clearAsync(categories) {
     const list = categoryList(categories);
-    return this._async('clearAsync', this._f.clear, [list, list.length], (s) => this._check(s, 'clearAsync', list.join(',')));
+    return this._async('clearAsync', 'clear', [list, list.length], (s) => this._check(s, 'clearAsync', list.join(',')));
   }
 
   /**
@@ -1012,7 +1024,7 @@ class Cache {
     const p = this._handle.ptr;
     this._handle.ptr = null;
     finalizer.unregister(this);
-    const closeNow = () => new Promise((resolve, reject) => this._f.close.async(p, (err) => (err ? reject(err) : resolve())));
+    const closeNow = () => new Promise((resolve, reject) => this._L.koffiFn('close').async(p, (err) => (err ? reject(err) : resolve())));
     if (!this._inflight) return closeNow();
     // Calls still running keep the handle: close after the last.
     return new Promise((resolve) => (this._idleWaiters = this._idleWaiters || []).push(resolve)).then(closeNow);

@@ -1,6 +1,10 @@
 'use strict';
-// The native layer: finds libnexxo_cache, loads it with koffi and declares every
-// function once. Nothing here allocates per call.
+// The native layer: finds libnexxo_cache and loads it. The library is also a Node-API
+// module (src/node.rs): loaded with process.dlopen, it gives the functions a build calls
+// most (open, get, the batched set, stats, close) without koffi, whose load cost a new
+// process 11-16 ms. Every other function is declared with koffi on its first use (and
+// koffi loaded then). A library without that module (older than 1.8.0), or
+// NEXXO_CACHE_FFI=koffi, is loaded with koffi alone. Nothing here allocates per call.
 
 const fs = require('node:fs');
 const path = require('node:path');
@@ -134,23 +138,121 @@ function types(koffi) {
   return declared;
 }
 
-function load(explicit) {
-  const cached = loadedByPath.get(explicit || '');
-  if (cached) return cached;
-  let koffi;
+/** Requires koffi, or fails as the binding always has when it is missing. */
+function requireKoffi() {
   try {
-    koffi = require('koffi');
+    return require('koffi');
   } catch (e) {
     throw new NexxoCacheError('LIBRARY_NOT_FOUND', `cannot load koffi, which nexxo-cache needs: ${e.message}`, -1);
   }
+}
+
+/**
+ * The library's own Node-API functions (src/node.rs), or null when `file` has none
+ * (an older library) or does not load: process.dlopen of the library itself.
+ */
+function loadNodeApi(file) {
+  const m = { exports: {} };
+  try {
+    process.dlopen(m, file);
+  } catch {
+    return null;
+  }
+  const n = m.exports;
+  return typeof n.napiVersion === 'function' && n.napiVersion() === 1 ? n : null;
+}
+
+// The C functions, as koffi declares them. With the Node-API module loaded, handles and
+// options are addresses (numbers): declared as uintptr_t instead of void *.
+const PROTOS = {
+  version: 'const char *nexxo_version(void)',
+  statusStr: 'const char *nexxo_status_str(uint32_t s)',
+  bytesFree: 'void nexxo_bytes_free(_Inout_ nexxo_bytes *b)',
+  optionsNew: 'void *nexxo_options_new(void)',
+  optionsFree: 'void nexxo_options_free(void *o)',
+  setMaxSize: 'uint32_t nexxo_options_set_max_size(void *o, uint64_t bytes)',
+  setCategoryMaxSize: 'uint32_t nexxo_options_set_category_max_size(void *o, const char *category, uint64_t bytes)',
+  setMaxAge: 'uint32_t nexxo_options_set_max_age(void *o, uint64_t seconds)',
+  addCategory: 'uint32_t nexxo_options_add_category(void *o, const char *name)',
+  setCompression: 'uint32_t nexxo_options_set_compression(void *o, uint32_t c)',
+  setSyncWrites: 'uint32_t nexxo_options_set_sync_writes(void *o, bool sync)',
+  setReadOnly: 'uint32_t nexxo_options_set_read_only(void *o, bool ro)',
+  setFallbackDisabled: 'uint32_t nexxo_options_set_fallback_disabled(void *o, bool fallback)',
+  setMemoryBudget: 'uint32_t nexxo_options_set_memory_budget(void *o, uint64_t bytes)',
+  setDirMode: 'uint32_t nexxo_options_set_dir_mode(void *o, uint32_t mode)',
+  setAllowUntrustedDir: 'uint32_t nexxo_options_set_allow_untrusted_dir(void *o, bool allow)',
+  setIgnoreEnvironment: 'uint32_t nexxo_options_set_ignore_environment(void *o, bool ignore)',
+  setLatency: 'uint32_t nexxo_options_set_latency(void *o, bool record)',
+  open: 'uint32_t nexxo_cache_open(const char *path, void *opts, _Out_ void **out)',
+  close: 'void nexxo_cache_close(void *c)',
+  // Categories and keys are passed as bytes (pre-encoded, NUL-terminated categories).
+  get: 'uint32_t nexxo_cache_get(void *c, const uint8_t *category, const uint8_t *key, size_t key_len, _Out_ nexxo_bytes *out)',
+  getInto: 'uint32_t nexxo_cache_get_into(void *c, const uint8_t *category, const uint8_t *key, size_t key_len, uint8_t *buf, size_t cap, _Out_ size_t *out_len)',
+  // The same function with its buffers passed as addresses (see cache.js, `address`):
+  // numbers cross koffi's boundary faster than Buffers, and an address can point inside one.
+  getIntoAt: 'uint32_t nexxo_cache_get_into(uintptr_t c, uintptr_t category, uintptr_t key, size_t key_len, uintptr_t buf, size_t cap, uintptr_t out_len)',
+  set: 'uint32_t nexxo_cache_set(void *c, const uint8_t *category, const uint8_t *key, size_t key_len, const uint8_t *value, size_t value_len)',
+  // The tags as an array of nexxo_tag structs laid out by the binding (cache.js, `tagArray`).
+  setTagged: 'uint32_t nexxo_cache_set_tagged(void *c, const uint8_t *category, const uint8_t *key, size_t key_len, const uint8_t *value, size_t value_len, const uint8_t *tags, size_t tag_count)',
+  // nexxo_entry and nexxo_tags arrays laid out by the binding (cache.js, `taggedBatch`).
+  batchSetTagged: 'uint32_t nexxo_cache_batch_set_tagged(void *c, const uint8_t *entries, const uint8_t *tags, size_t count)',
+  invalidate: 'uint32_t nexxo_cache_invalidate(void *c, const uint8_t *tag, size_t tag_len, _Out_ uint64_t *entries, _Out_ uint64_t *bytes)',
+  del: 'uint32_t nexxo_cache_delete(void *c, const uint8_t *category, const uint8_t *key, size_t key_len)',
+  batchSetPacked: 'uint32_t nexxo_cache_batch_set_packed(void *c, const uint8_t *packed, size_t len, size_t count)',
+  batchGetPacked: 'uint32_t nexxo_cache_batch_get_packed(void *c, const uint8_t *packed, size_t len, size_t count, uint8_t *out, size_t cap, _Out_ size_t *out_len)',
+  stats: 'uint32_t nexxo_cache_stats(void *c, _Out_ nexxo_stats *out)',
+  categoryStats: 'uint32_t nexxo_cache_category_stats(void *c, const char *category, _Out_ nexxo_stats *out)',
+  statsJson: 'uint32_t nexxo_cache_stats_json(void *c, _Out_ nexxo_bytes *out)',
+  enforcePolicy: 'uint32_t nexxo_cache_enforce_policy(void *c, _Out_ nexxo_policy_report *out)',
+  compact: 'uint32_t nexxo_cache_compact(void *c, const char *category)',
+  clear: 'uint32_t nexxo_cache_clear(void *c, const char **categories, size_t count)',
+  flush: 'uint32_t nexxo_cache_flush(void *c)',
+  addRemote: 'uint32_t nexxo_options_add_remote(void *o, const char *url)',
+  setRemoteMode: 'uint32_t nexxo_options_set_remote_mode(void *o, uint32_t mode)',
+  setRemoteName: 'uint32_t nexxo_options_set_remote_name(void *o, const char *name)',
+  setRemoteLocalOnly: 'uint32_t nexxo_options_set_remote_local_only(void *o, const char *category, bool local_only)',
+  setRemoteHmacKey: 'uint32_t nexxo_options_set_remote_hmac_key(void *o, const uint8_t *key, size_t len)',
+  setRemoteTimeout: 'uint32_t nexxo_options_set_remote_timeout(void *o, uint32_t ms)',
+  setRemoteRetries: 'uint32_t nexxo_options_set_remote_retries(void *o, uint32_t n)',
+  setRemoteCooldown: 'uint32_t nexxo_options_set_remote_cooldown(void *o, uint32_t ms)',
+  setRemoteTtl: 'uint32_t nexxo_options_set_remote_ttl(void *o, uint64_t seconds)',
+  setRemoteQueue: 'uint32_t nexxo_options_set_remote_queue(void *o, uint64_t max_bytes, uint32_t close_wait_ms)',
+  setRemoteToken: 'uint32_t nexxo_options_set_remote_token(void *o, const char *token)',
+  addRemoteHeader: 'uint32_t nexxo_options_add_remote_header(void *o, const char *name, const char *value)',
+  setRemoteCaFile: 'uint32_t nexxo_options_set_remote_ca_file(void *o, const char *path)',
+  setRemoteCheckExists: 'uint32_t nexxo_options_set_remote_check_exists(void *o, bool check)',
+  setRemoteProxy: 'uint32_t nexxo_options_set_remote_proxy(void *o, const char *url)',
+  remoteStats: 'uint32_t nexxo_cache_remote_stats(void *c, _Out_ nexxo_remote_stats *out)',
+  remoteSync: 'uint32_t nexxo_cache_remote_sync(void *c, uint32_t timeout_ms)',
+};
+
+/** A prototype with its handle and options pointers taken as addresses. */
+function byAddress(proto) {
+  return proto.replace(/\bvoid \*(c|o|opts)\b/g, 'uintptr_t $1').replace(/^void \*nexxo_options_new/, 'uintptr_t nexxo_options_new');
+}
+
+function load(explicit) {
+  const cached = loadedByPath.get(explicit || '');
+  if (cached) return cached;
+  const koffiOnly = process.env.NEXXO_CACHE_FFI === 'koffi';
+  let koffi = null;
   const tried = [];
   let lib = null;
+  let napi = null;
   let found = null;
   for (const c of candidates(explicit)) {
     if (c.includes('/') && !fs.existsSync(c)) {
       tried.push(`${c} (no such file)`);
       continue;
     }
+    if (!koffiOnly) {
+      napi = loadNodeApi(c);
+      if (napi) {
+        found = c;
+        break;
+      }
+    }
+    koffi = koffi || requireKoffi();
     try {
       lib = koffi.load(c);
       found = c;
@@ -159,7 +261,7 @@ function load(explicit) {
       tried.push(`${c} (${e.message.split('\n')[0]})`);
     }
   }
-  if (!lib) {
+  if (!lib && !napi) {
     throw new NexxoCacheError(
       'LIBRARY_NOT_FOUND',
       (explicit ? `libraryPath ${explicit} could not be loaded.` : installAdvice()) + '\nTried:\n  ' + tried.join('\n  '),
@@ -167,81 +269,34 @@ function load(explicit) {
     );
   }
 
-  const { Stats, Report, Bytes, RemoteStats } = types(koffi);
-
+  // koffi and the library as koffi sees it: at once without the Node-API module, else on
+  // the first function it alone provides.
+  const withKoffi = () => {
+    if (!lib) {
+      koffi = koffi || requireKoffi();
+      lib = koffi.load(found);
+    }
+    types(koffi);
+    return { koffi, lib };
+  };
   const fn = (proto) => {
     try {
-      return lib.func(proto);
+      return withKoffi().lib.func(napi ? byAddress(proto) : proto);
     } catch (e) {
+      if (e instanceof NexxoCacheError) throw e;
       throw new NexxoCacheError('LIBRARY_MISMATCH',
         `${found} does not match this binding (${e.message}); it may be older than the binding: rebuild it`, -1);
     }
   };
-  const protos = {
-    version: 'const char *nexxo_version(void)',
-    statusStr: 'const char *nexxo_status_str(uint32_t s)',
-    bytesFree: 'void nexxo_bytes_free(_Inout_ nexxo_bytes *b)',
-    optionsNew: 'void *nexxo_options_new(void)',
-    optionsFree: 'void nexxo_options_free(void *o)',
-    setMaxSize: 'uint32_t nexxo_options_set_max_size(void *o, uint64_t bytes)',
-    setCategoryMaxSize: 'uint32_t nexxo_options_set_category_max_size(void *o, const char *category, uint64_t bytes)',
-    setMaxAge: 'uint32_t nexxo_options_set_max_age(void *o, uint64_t seconds)',
-    addCategory: 'uint32_t nexxo_options_add_category(void *o, const char *name)',
-    setCompression: 'uint32_t nexxo_options_set_compression(void *o, uint32_t c)',
-    setSyncWrites: 'uint32_t nexxo_options_set_sync_writes(void *o, bool sync)',
-    setReadOnly: 'uint32_t nexxo_options_set_read_only(void *o, bool ro)',
-    setFallbackDisabled: 'uint32_t nexxo_options_set_fallback_disabled(void *o, bool fallback)',
-    setMemoryBudget: 'uint32_t nexxo_options_set_memory_budget(void *o, uint64_t bytes)',
-    setDirMode: 'uint32_t nexxo_options_set_dir_mode(void *o, uint32_t mode)',
-    setAllowUntrustedDir: 'uint32_t nexxo_options_set_allow_untrusted_dir(void *o, bool allow)',
-    setIgnoreEnvironment: 'uint32_t nexxo_options_set_ignore_environment(void *o, bool ignore)',
-    setLatency: 'uint32_t nexxo_options_set_latency(void *o, bool record)',
-    open: 'uint32_t nexxo_cache_open(const char *path, void *opts, _Out_ void **out)',
-    close: 'void nexxo_cache_close(void *c)',
-    // Categories and keys are passed as bytes (pre-encoded, NUL-terminated categories).
-    get: 'uint32_t nexxo_cache_get(void *c, const uint8_t *category, const uint8_t *key, size_t key_len, _Out_ nexxo_bytes *out)',
-    getInto: 'uint32_t nexxo_cache_get_into(void *c, const uint8_t *category, const uint8_t *key, size_t key_len, uint8_t *buf, size_t cap, _Out_ size_t *out_len)',
-    // The same function with its buffers passed as addresses (see cache.js, `addressOf`):
-    // numbers cross koffi's boundary faster than Buffers, and an address can point inside one.
-    getIntoAt: 'uint32_t nexxo_cache_get_into(uintptr_t c, uintptr_t category, uintptr_t key, size_t key_len, uintptr_t buf, size_t cap, uintptr_t out_len)',
-    set: 'uint32_t nexxo_cache_set(void *c, const uint8_t *category, const uint8_t *key, size_t key_len, const uint8_t *value, size_t value_len)',
-    // The tags as an array of nexxo_tag structs laid out by the binding (cache.js, `tagArray`).
-    setTagged: 'uint32_t nexxo_cache_set_tagged(void *c, const uint8_t *category, const uint8_t *key, size_t key_len, const uint8_t *value, size_t value_len, const uint8_t *tags, size_t tag_count)',
-    // nexxo_entry and nexxo_tags arrays laid out by the binding (cache.js, `taggedBatch`).
-    batchSetTagged: 'uint32_t nexxo_cache_batch_set_tagged(void *c, const uint8_t *entries, const uint8_t *tags, size_t count)',
-    invalidate: 'uint32_t nexxo_cache_invalidate(void *c, const uint8_t *tag, size_t tag_len, _Out_ uint64_t *entries, _Out_ uint64_t *bytes)',
-    del: 'uint32_t nexxo_cache_delete(void *c, const uint8_t *category, const uint8_t *key, size_t key_len)',
-    batchSetPacked: 'uint32_t nexxo_cache_batch_set_packed(void *c, const uint8_t *packed, size_t len, size_t count)',
-    batchGetPacked: 'uint32_t nexxo_cache_batch_get_packed(void *c, const uint8_t *packed, size_t len, size_t count, uint8_t *out, size_t cap, _Out_ size_t *out_len)',
-    stats: 'uint32_t nexxo_cache_stats(void *c, _Out_ nexxo_stats *out)',
-    categoryStats: 'uint32_t nexxo_cache_category_stats(void *c, const char *category, _Out_ nexxo_stats *out)',
-    statsJson: 'uint32_t nexxo_cache_stats_json(void *c, _Out_ nexxo_bytes *out)',
-    enforcePolicy: 'uint32_t nexxo_cache_enforce_policy(void *c, _Out_ nexxo_policy_report *out)',
-    compact: 'uint32_t nexxo_cache_compact(void *c, const char *category)',
-    clear: 'uint32_t nexxo_cache_clear(void *c, const char **categories, size_t count)',
-    flush: 'uint32_t nexxo_cache_flush(void *c)',
-    addRemote: 'uint32_t nexxo_options_add_remote(void *o, const char *url)',
-    setRemoteMode: 'uint32_t nexxo_options_set_remote_mode(void *o, uint32_t mode)',
-    setRemoteName: 'uint32_t nexxo_options_set_remote_name(void *o, const char *name)',
-    setRemoteLocalOnly: 'uint32_t nexxo_options_set_remote_local_only(void *o, const char *category, bool local_only)',
-    setRemoteHmacKey: 'uint32_t nexxo_options_set_remote_hmac_key(void *o, const uint8_t *key, size_t len)',
-    setRemoteTimeout: 'uint32_t nexxo_options_set_remote_timeout(void *o, uint32_t ms)',
-    setRemoteRetries: 'uint32_t nexxo_options_set_remote_retries(void *o, uint32_t n)',
-    setRemoteCooldown: 'uint32_t nexxo_options_set_remote_cooldown(void *o, uint32_t ms)',
-    setRemoteTtl: 'uint32_t nexxo_options_set_remote_ttl(void *o, uint64_t seconds)',
-    setRemoteQueue: 'uint32_t nexxo_options_set_remote_queue(void *o, uint64_t max_bytes, uint32_t close_wait_ms)',
-    setRemoteToken: 'uint32_t nexxo_options_set_remote_token(void *o, const char *token)',
-    addRemoteHeader: 'uint32_t nexxo_options_add_remote_header(void *o, const char *name, const char *value)',
-    setRemoteCaFile: 'uint32_t nexxo_options_set_remote_ca_file(void *o, const char *path)',
-    setRemoteCheckExists: 'uint32_t nexxo_options_set_remote_check_exists(void *o, bool check)',
-    setRemoteProxy: 'uint32_t nexxo_options_set_remote_proxy(void *o, const char *url)',
-    remoteStats: 'uint32_t nexxo_cache_remote_stats(void *c, _Out_ nexxo_remote_stats *out)',
-    remoteSync: 'uint32_t nexxo_cache_remote_sync(void *c, uint32_t timeout_ms)',
-  };
   // Each function is declared on its first use: koffi takes about 0.2 ms to declare
-  // one, and a build that opens, reads and writes uses a handful of the 50.
+  // one, and a build that opens, reads and writes uses a handful of the 50 (with the
+  // Node-API module, none).
   const f = {};
-  for (const [name, proto] of Object.entries(protos)) {
+  for (const [name, proto] of Object.entries(PROTOS)) {
+    if (napi && typeof napi[name] === 'function') {
+      f[name] = napi[name];
+      continue;
+    }
     Object.defineProperty(f, name, {
       configurable: true,
       enumerable: true,
@@ -252,16 +307,39 @@ function load(explicit) {
       },
     });
   }
-  // Missing functions are found at load, as before, without declaring them all: an
-  // older library fails here (LIBRARY_MISMATCH), not in the middle of a build.
-  for (const proto of Object.values(protos)) {
+  // The module's own additions (statsJsonText: the JSON statistics as a string).
+  if (napi) f.statsJsonText = napi.statsJsonText;
+  // Missing functions are found at load, without declaring them all: an older library
+  // fails here (LIBRARY_MISMATCH), not in the middle of a build.
+  const has = napi ? (name) => napi.hasSymbol(name) : (name) => hasSymbol(lib, name);
+  for (const proto of Object.values(PROTOS)) {
     const name = proto.match(/(\w+)\(/)[1];
-    if (!hasSymbol(lib, name)) {
+    if (!has(name)) {
       throw new NexxoCacheError('LIBRARY_MISMATCH',
         `${found} does not match this binding (it lacks ${name}); it may be older than the binding: rebuild it`, -1);
     }
   }
-  const loaded = { koffi, lib, path: found, f, Stats, Report, Bytes };
+  // Functions as koffi declares them, for their asynchronous form (`.async`, run on
+  // libuv's thread pool), which the Node-API module does not give.
+  const viaKoffi = {};
+  const koffiFn = (name) => viaKoffi[name] || (viaKoffi[name] = napi ? fn(PROTOS[name]) : f[name]);
+  const loaded = {
+    path: found,
+    f,
+    koffiFn,
+    /** 'node-api' (the library's own module) or 'koffi'. */
+    mode: napi ? 'node-api' : 'koffi',
+    get koffi() {
+      return withKoffi().koffi;
+    },
+    get lib() {
+      return withKoffi().lib;
+    },
+    /** The address of a buffer's first byte (a number). */
+    address: napi ? (b) => napi.address(b) : (b) => Number(koffi.address(b)),
+    /** A handle or options pointer as open returned it, as an address. */
+    handleAddress: napi ? (p) => p : (p) => Number(koffi.address(p)),
+  };
   loadedByPath.set(explicit || '', loaded);
   return loaded;
 }
