@@ -78,7 +78,13 @@ PLAN = [
     ("batch-1000", "batch", 100000, 1024, RUST + FFI + NODE, "100,000 artifacts written in batches of 1000, then read one by one"),
     ("mixed-90-10", "mixed", 100000, 1024, RUST, "2 threads, 90% gets and 10% sets over 100,000 entries (100,000 operations each)"),
     ("at-cap", "at-cap", 100000, 1024, ["nexxo"], "100,000 artifacts into a cache capped at 1/16 of their logical size (about a quarter of their stored size), eviction working; compare with seed-100k's nexxo row"),
+    ("scale-1m", "batch", 1000000, 1024, ["nexxo-c"], "1,000,000 artifacts from C, written in batches of 1000 and read back; the store is kept for cold-open-1m"),
+    ("cold-open-1m", "cold-open", 1000000, 1024, ["nexxo-c"], "a new process opens scale-1m's store and reads every entry in random order: its per-get cost and peak RSS beside cold-open-100k's nexxo-c row (the warm table holds 40 MiB of the default 64 MiB budget: about 150,000 of these entries)"),
 ]
+# The stores the cold-open rows read, by label: written by the row named, in the same round.
+COLD_SOURCE = {"cold-open-1m": "scale-1m"}
+# Rows whose stores are kept for a cold-open row (removed once that row ran).
+KEPT = {"seed-100k", "scale-1m"}
 QUICK = {"seed-1k", "seed-100k", "cold-open-100k", "cold-open-batch-100k", "open-floor", "batch-1000"}
 
 
@@ -131,13 +137,18 @@ def main():
                 order = contestants[rnd % len(contestants):] + contestants[: rnd % len(contestants)]
                 for c in order:
                     if workload.startswith("cold-open"):
-                        directory = os.path.join(scratch, f"seed-100k-{c.removesuffix('-batch')}-{rnd}")
+                        source = COLD_SOURCE.get(label, "seed-100k")
+                        directory = os.path.join(scratch, f"{source}-{c.removesuffix('-batch')}-{rnd}")
                     else:
                         directory = os.path.join(scratch, f"{label}-{c}-{rnd}")
                     r = run_one(c, workload, count, length, directory)
                     runs.setdefault(label, {}).setdefault(c, []).append(r)
-                    if label != "seed-100k" and not workload.startswith("cold-open"):
-                        # seed-100k's stores are kept for the cold-open rows; the rest go now.
+                    if label in COLD_SOURCE:
+                        # A store kept for this row alone goes once it was read.
+                        shutil.rmtree(directory, ignore_errors=True)
+                    elif label not in KEPT and not workload.startswith("cold-open"):
+                        # seed-100k's and scale-1m's stores are kept for the cold-open rows;
+                        # the rest go now.
                         shutil.rmtree(directory, ignore_errors=True)
                 print(f"round {rnd + 1}/{args.rounds}: {label} done", file=sys.stderr)
             for label, var in REMOTES:
