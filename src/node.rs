@@ -1,7 +1,7 @@
 //! The library as a Node-API module: Node's `process.dlopen` of this same shared library
 //! calls [`napi_register_module_v1`], which hands the JavaScript binding
 //! (`bindings/node/lib/native.js`) the functions of the seed's API (open, get, the
-//! packed batch set, delete, stats, flush, compact, enforce_policy, close) without
+//! packed batch set and get, set, delete, stats, flush, compact, enforce_policy, close) without
 //! koffi. Loading koffi cost a new Node process 11-16 ms, as much as everything else a
 //! 1,000-key second build does.
 //!
@@ -341,6 +341,36 @@ napi_fn!(batch_set_packed, |c| {
     Ok(c.status(crate::packed::nexxo_cache_batch_set_packed(c.ptr::<nexxo_cache>(0)?, p, len, c.size(3)?)))
 });
 
+// set(c, category, key, keyLen, value, valueLen): one synchronous write (setSync).
+napi_fn!(set, |c| {
+    let (cat, cat_len) = c.bytes(1)?;
+    let (key, key_cap) = c.bytes(2)?;
+    let key_len = c.size(3)?;
+    let (value, value_cap) = c.bytes(4)?;
+    let value_len = c.size(5)?;
+    if key_len > key_cap || value_len > value_cap || !cat_terminated(cat, cat_len) {
+        return Err(c"nexxo-cache: set's lengths do not fit its buffers");
+    }
+    Ok(c.status(crate::cache::nexxo_cache_set(c.ptr::<nexxo_cache>(0)?, cat.cast(), key, key_len, value, value_len)))
+});
+
+// batchGetPacked(c, packed, len, count, out, cap, outLen): outLen as getInto's.
+napi_fn!(batch_get_packed, |c| {
+    let (p, p_cap) = c.bytes(1)?;
+    let len = c.size(2)?;
+    let count = c.size(3)?;
+    let (out, out_cap) = c.bytes(4)?;
+    let cap = c.size(5)?;
+    let (out_len, out_len_cap) = c.bytes(6)?;
+    if len > p_cap || cap > out_cap || out_len_cap < std::mem::size_of::<usize>() {
+        return Err(c"nexxo-cache: batchGetPacked's lengths do not fit its buffers");
+    }
+    let mut got = 0usize;
+    let s = crate::packed::nexxo_cache_batch_get_packed(c.ptr::<nexxo_cache>(0)?, p, len, count, out, cap, &mut got);
+    std::ptr::copy_nonoverlapping((&got as *const usize).cast::<u8>(), out_len, std::mem::size_of::<usize>());
+    Ok(c.status(s))
+});
+
 // stats(c, out): out gets the nexxo_stats fields.
 napi_fn!(stats, |c| {
     let out = c.arg(1)?;
@@ -459,7 +489,7 @@ unsafe fn own_symbol(name: &[u8]) -> bool {
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
     let Some(api) = api() else { return exports };
-    let fns: [(&CStr, napi_callback); 19] = [
+    let fns: [(&CStr, napi_callback); 21] = [
         (c"version", version),
         (c"statusStr", status_str),
         (c"optionsNew", options_new),
@@ -469,6 +499,8 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         (c"getIntoAt", get_into_at),
         (c"getInto", get_into),
         (c"batchSetPacked", batch_set_packed),
+        (c"set", set),
+        (c"batchGetPacked", batch_get_packed),
         (c"stats", stats),
         (c"categoryStats", category_stats),
         (c"statsJsonText", stats_json_text),

@@ -22,7 +22,7 @@ test('the library is loaded the way the environment asks', () => {
   assert.equal(load().mode, KOFFI_ONLY ? 'koffi' : 'node-api');
 });
 
-test("the seed's API (getCacheManager, set, batchSet, get, delete, getStats, flush, compact, enforcePolicy, close) runs without loading koffi", () => {
+test("the seed's API (getCacheManager, set, batchSet, get, batchGet, delete, getStats, flush, compact, enforcePolicy, close) runs without loading koffi", () => {
   const root = tmp();
   const r = spawnSync(process.execPath, ['-e', `
     const { getCacheManager } = require(${JSON.stringify(path.join(__dirname, '..', 'lib', 'index.js'))});
@@ -32,6 +32,8 @@ test("the seed's API (getCacheManager, set, batchSet, get, delete, getStats, flu
       if (m.get('transform', 'src/a.ts').toString() !== 'export const a = 1;') throw new Error('read back');
       if (m.get('transform', 'src/missing.ts') !== undefined) throw new Error('a miss');
       m.batchSet([['parse', 'src/b.ts', 'b'], ['meta', 'build', '{}']]);
+      const got = m.batchGet([['parse', 'src/b.ts'], ['meta', 'build'], ['meta', 'none']]);
+      if (got[0].toString() !== 'b' || got[1].toString() !== '{}' || got[2] !== undefined) throw new Error('batchGet');
       m.delete('parse', 'src/b.ts');
       m.flush();
       m.compact();
@@ -39,7 +41,7 @@ test("the seed's API (getCacheManager, set, batchSet, get, delete, getStats, flu
       const r = m.enforcePolicy();
       if (r.evictedEntries !== 0 || typeof r.compacted !== 'boolean') throw new Error(JSON.stringify(r));
       const s = m.getStats();
-      if (s.entries !== 2 || s.hits !== 1 || s.misses !== 1 || s.limits.source.maxSize !== 'default') throw new Error(JSON.stringify(s));
+      if (s.entries !== 2 || s.hits !== 3 || s.misses !== 2 || s.limits.source.maxSize !== 'default') throw new Error(JSON.stringify(s));
       m.close();
       const koffi = Object.keys(require.cache).some((k) => k.includes(require('path').sep + 'koffi' + require('path').sep));
       console.log(JSON.stringify({ koffi }));
@@ -101,6 +103,10 @@ test('the Node-API functions refuse arguments of the wrong type or past a buffer
     assert.throws(() => f.compact(h, 42), TypeError, 'compact: a number for a category');
     assert.equal(f.compact(h, null), 0, 'compact: null is every category');
     assert.equal(f.compact(h, 'nope'), 3 /* UNKNOWN_CATEGORY */);
+    assert.throws(() => f.set(h, cat, key, 2, out, 1), TypeError, 'set: a key length past its buffer');
+    assert.throws(() => f.set(h, cat, key, 1, out, 17), TypeError, 'set: a value length past its buffer');
+    assert.throws(() => f.batchGetPacked(h, Buffer.alloc(4), 5, 1, out, 16, len), TypeError, 'batchGetPacked: a length past its buffer');
+    assert.throws(() => f.batchGetPacked(h, Buffer.alloc(4), 4, 1, out, 17, len), TypeError, 'batchGetPacked: a capacity past its buffer');
     // NULL handles and options are the C functions' to refuse: a status, as from C.
     assert.equal(f.getIntoAt(0, 0, 0, 0, 0, 0, 0), 2 /* INVALID_ARGUMENT */);
     assert.equal(f.stats(0, {}), 2);
