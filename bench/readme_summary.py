@@ -35,7 +35,7 @@ NAMES = [
     ("memory", "in-memory HashMap (the limit)"),
     ("nexxo-c", "nexxo-cache through the C ABI"),
     ("nexxo-go", "nexxo-cache from Go (cgo)"),
-    ("nexxo-node", "nexxo-cache from Node (koffi)"),
+    ("nexxo-node", "nexxo-cache from Node"),
     ("lmdb", "lmdb-js 3.5.6"),
     ("classic-level", "classic-level 3.0.0"),
 ]
@@ -55,26 +55,7 @@ def faster(a, b, label, key="read_ops_per_s"):
 
 
 remote = R.get("remote", {})
-remote_def per_get_us(label):
-    v = m(label, "nexxo-c", "read_all_ops_per_s")
-    return None if v is None else 1e6 / v
-
-
-if per_get_us("cold-open-1m") is None:
-    scale_text = "The scale rows (scale-1m, cold-open-1m) were not in this run."
-else:
-    g1, g100 = per_get_us("cold-open-1m"), per_get_us("cold-open-100k")
-    scale_text = (
-        f"At scale, from C: a new process reading all of a 1,000,000-entry cache in random order spends "
-        f"{g1:.2f} µs a get against {g100:.2f} µs at 100,000 ({g1 / g100:.2f}x; the issue's goal: at most 1.5x), "
-        f"with a peak RSS of {m('cold-open-1m', 'nexxo-c', 'peak_rss_mib'):.0f} MiB against "
-        f"{m('cold-open-100k', 'nexxo-c', 'peak_rss_mib'):.0f} MiB: the warm table is bounded by the memory budget "
-        f"(40 MiB of the default 64 MiB), the rest of the RSS is the memory-mapped tables' pages the reads touched "
-        f"(the OS's page cache, shared and reclaimable). Its open took {m('cold-open-1m', 'nexxo-c', 'open_ms'):.1f} ms "
-        f"({m('cold-open-100k', 'nexxo-c', 'open_ms'):.1f} ms at 100,000)."
-    )
-
-text = []
+remote_text = []
 if remote:
     h, r = remote.get("remote-http", {}), remote.get("remote-redis", {})
     g = lambda d, key: d.get(key, {}).get("median", float("nan"))
@@ -141,6 +122,26 @@ node_text = (
     f"reads/s column) one `get` at a time reads at {ratio('nexxo-node', 'lmdb', 'seed-100k', 'read_ops_per_s'):.2f}x `getBinary`; "
     f"batches of 1000 write at {ratio('nexxo-node', 'lmdb', 'batch-1000', 'write_ops_per_s'):.2f}x lmdb-js's `put`."
 )
+
+def per_get_us(label):
+    v = m(label, "nexxo-c", "read_all_ops_per_s")
+    return None if v is None else 1e6 / v
+
+
+if per_get_us("cold-open-1m") is None:
+    scale_text = "The scale rows (scale-1m, cold-open-1m) were not in this run."
+else:
+    g1, g100 = per_get_us("cold-open-1m"), per_get_us("cold-open-100k")
+    scale_text = (
+        f"At scale, from C: a new process reading all of a 1,000,000-entry cache in random order spends "
+        f"{g1:.2f} µs a get against {g100:.2f} µs at 100,000 ({g1 / g100:.2f}x; the issue's goal: at most 1.5x), "
+        f"with a peak RSS of {m('cold-open-1m', 'nexxo-c', 'peak_rss_mib'):.0f} MiB against "
+        f"{m('cold-open-100k', 'nexxo-c', 'peak_rss_mib'):.0f} MiB: the warm table is bounded by the memory budget "
+        f"(40 MiB of the default 64 MiB), the rest of the RSS is the memory-mapped tables' pages the reads touched "
+        f"(the OS's page cache, shared and reclaimable). Its open took {m('cold-open-1m', 'nexxo-c', 'open_ms'):.1f} ms "
+        f"({m('cold-open-100k', 'nexxo-c', 'open_ms'):.1f} ms at 100,000)."
+    )
+
 
 text = [
     f"Run of {d['date']}, {d['machine']['cpus']} cores, {d['machine']['memory_gib']} GiB, `{d['command']}` "

@@ -52,7 +52,7 @@ LABELS = {
     "memory": "in-memory HashMap (Rust): the limit",
     "nexxo-c": "nexxo-cache (C ABI)",
     "nexxo-go": "nexxo-cache (Go, cgo)",
-    "nexxo-node": "nexxo-cache (Node, koffi)",
+    "nexxo-node": "nexxo-cache (Node)",
     "nexxo-manager": "nexxo-cache, the seed's API (Node getCacheManager: set, get)",
     "nexxo-node-batch": "nexxo-cache (Node, getMany of 1000)",
     "lmdb-batch": "lmdb-js 3.5.6 (Node, getMany of 1000)",
