@@ -217,23 +217,31 @@ impl Call {
         out
     }
 
+    /// Sets each named count on `obj` as a number (exact up to 2^53).
+    unsafe fn counts_into(&self, obj: napi_value, fields: &[(&CStr, u64)]) {
+        for &(name, v) in fields {
+            self.set(obj, name, self.number(v as f64));
+        }
+    }
+
     /// Fills `obj` with a `nexxo_stats`' fields under their C names (what koffi did with
     /// the struct the binding declared).
     unsafe fn stats_into(&self, obj: napi_value, s: &nexxo_stats) {
-        for (name, v) in [
-            (c"hits", s.hits),
-            (c"misses", s.misses),
-            (c"writes", s.writes),
-            (c"deletes", s.deletes),
-            (c"entries", s.entries),
-            (c"logical_bytes", s.logical_bytes),
-            (c"stored_bytes", s.stored_bytes),
-            (c"disk_bytes", s.disk_bytes),
-            (c"evictions", s.evictions),
-            (c"corrupt_dropped", s.corrupt_dropped),
-        ] {
-            self.set(obj, name, self.number(v as f64));
-        }
+        self.counts_into(
+            obj,
+            &[
+                (c"hits", s.hits),
+                (c"misses", s.misses),
+                (c"writes", s.writes),
+                (c"deletes", s.deletes),
+                (c"entries", s.entries),
+                (c"logical_bytes", s.logical_bytes),
+                (c"stored_bytes", s.stored_bytes),
+                (c"disk_bytes", s.disk_bytes),
+                (c"evictions", s.evictions),
+                (c"corrupt_dropped", s.corrupt_dropped),
+            ],
+        );
         self.set(obj, c"hit_rate", self.number(s.hit_rate));
         self.set(obj, c"read_only", self.boolean(s.read_only));
         self.set(obj, c"disabled", self.boolean(s.disabled));
@@ -420,14 +428,15 @@ napi_fn!(enforce_policy, |c| {
     let mut r = std::mem::MaybeUninit::<crate::cache::nexxo_policy_report>::zeroed().assume_init();
     let s = crate::cache::nexxo_cache_enforce_policy(c.ptr::<nexxo_cache>(0)?, &mut r);
     if s == nexxo_status::NEXXO_OK {
-        for (name, v) in [
-            (c"evicted_entries", r.evicted_entries),
-            (c"evicted_bytes", r.evicted_bytes),
-            (c"stored_bytes_before", r.stored_bytes_before),
-            (c"stored_bytes_after", r.stored_bytes_after),
-        ] {
-            c.set(out, name, c.number(v as f64));
-        }
+        c.counts_into(
+            out,
+            &[
+                (c"evicted_entries", r.evicted_entries),
+                (c"evicted_bytes", r.evicted_bytes),
+                (c"stored_bytes_before", r.stored_bytes_before),
+                (c"stored_bytes_after", r.stored_bytes_after),
+            ],
+        );
         c.set(out, c"compacted", c.boolean(r.compacted));
     }
     Ok(c.status(s))
