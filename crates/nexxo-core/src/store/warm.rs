@@ -203,6 +203,21 @@ impl Pack {
         true
     }
 
+    /// Adds a frame, handing the pack to `table` first when it is full. False once the
+    /// table takes no more (full, or the epoch moved). An entry no pack can hold (over
+    /// 4 GiB) is left to RocksDB.
+    fn add(&mut self, table: &WarmTable, epoch: u64, ci: usize, key: &[u8], frame: &[u8]) -> bool {
+        if self.push(table, ci, key, frame) || self.is_empty() {
+            return true;
+        }
+        if !table.insert_pack(epoch, self) {
+            return false;
+        }
+        // An empty pack takes any entry a pack can hold.
+        self.push(table, ci, key, frame);
+        true
+    }
+
     fn is_full(&self) -> bool {
         self.entries.len() >= PACK_ENTRIES || self.buf.len() >= PACK_BYTES
     }
@@ -398,36 +413,27 @@ impl Store {
     /// and reads find what it lacks in RocksDB.
     fn fill_warm_table(&self, stop: &AtomicBool) {
         let epoch = self.warm.epoch();
-        let (stored, entries) = {
-            let st = self.lock_state();
-            st.counters.iter().fold((0u64, 0u64), |(b, n), c| (b + c.stored_bytes, n + c.entries))
-        };
+        // Each category's entries and stored bytes.
+        let counts: Vec<(u64, u64)> = self.lock_state().counters.iter().map(|c| (c.entries, c.stored_bytes)).collect();
+        let (entries, stored) = counts.iter().fold((0u64, 0u64), |(n, b), c| (n + c.0, b + c.1));
         if stored.saturating_add(entries.saturating_mul(ENTRY_OVERHEAD as u64)) <= self.warm.budget as u64 {
-            self.scan_into_warm(epoch, stop);
+            self.scan_into_warm(epoch, stop, &counts);
         } else {
             self.newest_into_warm(epoch, stop);
         }
     }
 
-    /// The whole store, category by category, in key order.
-    fn scan_into_warm(&self, epoch: u64, stop: &AtomicBool) {
-        let entries: Vec<u64> = self.lock_state().counters.iter().map(|c| c.entries).collect();
+    /// The whole store, category by category, in key order; `counts` is each category's
+    /// (entries, stored bytes), which size its index.
+    fn scan_into_warm(&self, epoch: u64, stop: &AtomicBool, counts: &[(u64, u64)]) {
         let mut pack = Pack::new();
         for ci in 0..self.cats.len() {
-            self.warm.reserve(ci, entries.get(ci).map_or(0, |&n| usize::try_from(n).unwrap_or(usize::MAX)));
+            self.warm.reserve(ci, counts.get(ci).map_or(0, |c| usize::try_from(c.0).unwrap_or(usize::MAX)));
             let mut it = self.db.raw_iterator_cf(self.cf(&self.cats[ci].cf_name));
             it.seek_to_first();
             while let (Some(k), Some(v)) = (it.key(), it.value()) {
-                if !pack.push(&self.warm, ci, k, v) {
-                    if pack.is_empty() {
-                        // An entry no pack can hold (over 4 GiB): left to RocksDB.
-                        it.next();
-                        continue;
-                    }
-                    if stop.load(Ordering::Relaxed) || !self.warm.insert_pack(epoch, &mut pack) {
-                        return;
-                    }
-                    continue;
+                if (pack.is_full() && stop.load(Ordering::Relaxed)) || !pack.add(&self.warm, epoch, ci, k, v) {
+                    return;
                 }
                 it.next();
             }
@@ -494,15 +500,8 @@ impl Store {
                 for (key, r) in keys.iter().zip(self.db.batched_multi_get_cf_opt(cf, keys.iter(), true, &self.read_opts)) {
                     match r {
                         Ok(Some(frame)) => {
-                            if !pack.push(&self.warm, ci, key, &frame) {
-                                if pack.is_empty() {
-                                    continue;
-                                }
-                                if !self.warm.insert_pack(epoch, &mut pack) {
-                                    return;
-                                }
-                                // An empty pack takes any entry a pack can hold.
-                                pack.push(&self.warm, ci, key, &frame);
+                            if !pack.add(&self.warm, epoch, ci, key, &frame) {
+                                return;
                             }
                         }
                         Ok(None) => {}
