@@ -5,7 +5,7 @@
 //! Rounds of the owner-kill test: NEXXO_SHARE_ROUNDS (default 6).
 
 mod common;
-use common::{artifact, assert_exact, Rng};
+use common::{artifact, assert_exact, noise, Rng};
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -230,18 +230,23 @@ fn a_write_acknowledged_in_one_process_is_read_at_once_in_another() {
     assert_eq!(kid.ask("get k1"), "miss");
     assert_eq!(kid.ask("entries"), "99");
     assert_eq!(c.stats().entries, 99);
-    // The parent closes: the child takes the store over and goes on.
+    // The parent closes: the child takes the store over (at its first request that needs
+    // an owner: a key it does not have) and goes on.
     drop(c);
     assert_eq!(kid.ask("get k2"), "from-child-2");
+    assert_eq!(kid.ask("get absent"), "miss");
     assert_eq!(kid.ask("set after close"), "ok");
     let c2 = Cache::open(&dir, &Config::default()).unwrap();
     assert!(c2.owner_pid().is_some(), "the child serves now");
     assert_eq!(c2.get(b"parse", b"after").unwrap().as_deref(), Some(&b"close"[..]));
+    // A set this client journals is read at once by the owner.
+    c2.set(b"parse", b"from-c2", b"journaled").unwrap();
+    assert_eq!(kid.ask("get from-c2"), "journaled");
     kid.finish();
     assert_eq!(c2.get(b"parse", b"p3").unwrap().as_deref(), Some(&b"from-parent-3"[..]));
     c2.set(b"parse", b"last", b"write").unwrap();
+    assert_eq!(c2.stats().entries, 102);
     assert!(c2.owner_pid().is_none(), "this process took the store over");
-    assert_eq!(c2.stats().entries, 101);
     assert_exact(c2.store().unwrap());
 }
 
@@ -512,4 +517,174 @@ fn a_client_write_reaches_an_owner_that_has_only_read() {
     assert_eq!(c.stats().entries, 2);
     kid.finish();
     assert_exact(c.store().unwrap());
+}
+
+/// A client is killed with SIGKILL in the middle of its sets, which it journals (see
+/// `share/journal.rs`): every set it acknowledged is read back from the owner, byte for
+/// byte, the owner removes the dead client's journal, and the counters equal a recount.
+#[test]
+fn kill_9_of_a_client_loses_no_acknowledged_write() {
+    let rounds: u64 = std::env::var("NEXXO_SHARE_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(6);
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("c");
+    let c = Cache::open(&dir, &Config::default()).unwrap();
+    let mut rng = Rng(0x5EED_0000_9999_0001 ^ std::process::id() as u64);
+    let mut expected: Vec<(u64, u64)> = Vec::new();
+    let mut killed_mid_write = 0;
+    for round in 0..rounds {
+        let kids: Vec<Kid> = (0..2).map(|j| spawn(&format!("writer,{},{},1000000", dir.display(), 100 + round * 2 + j))).collect();
+        for k in &kids {
+            assert_eq!(k.line(), "open");
+            assert_eq!(k.line(), "ack 0");
+        }
+        std::thread::sleep(Duration::from_millis(5 + rng.next() % 80));
+        for (j, mut k) in kids.into_iter().enumerate() {
+            k.child.kill().unwrap();
+            k.child.wait().unwrap();
+            drop(k.stdin.take());
+            let acks = k.acks(vec!["ack 0".into()]);
+            if acks.len() > 1 {
+                killed_mid_write += 1;
+            }
+            expected.extend(acks.into_iter().map(|i| (100 + round * 2 + j as u64, i)));
+        }
+        // Read by the owner at once (a key it lacks makes it take the journals in).
+        for &(w, i) in &expected {
+            assert_eq!(c.get(b"transform", &key(w, i)).unwrap(), Some(value(w, i)), "round {round}: acknowledged w{w}/{i}");
+        }
+    }
+    // The owner removes a journal whose process is gone when its connection ends.
+    let journals = dir.join("journal");
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::fs::read_dir(&journals).unwrap().next().is_some() {
+        assert!(std::time::Instant::now() < deadline, "dead clients' journals still there: {:?}", std::fs::read_dir(&journals).unwrap().map(|e| e.unwrap().file_name()).collect::<Vec<_>>());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let distinct: std::collections::HashSet<_> = expected.iter().collect();
+    assert!(c.stats().entries >= distinct.len() as u64);
+    assert_exact(c.store().unwrap());
+    drop(c);
+    // And after a reopen.
+    let c = Cache::open(&dir, &Config::default()).unwrap();
+    for &(w, i) in &expected {
+        assert_eq!(c.get(b"transform", &key(w, i)).unwrap(), Some(value(w, i)), "after reopening: w{w}/{i}");
+    }
+    assert!(killed_mid_write * 2 >= rounds, "clients were killed after more than one write in only {killed_mid_write} cases of {}", rounds * 2);
+    eprintln!("clients killed in {rounds} rounds: {} acknowledged writes checked", expected.len());
+}
+
+/// One journal record as `share/journal.rs` writes it.
+fn journal_record(out: &mut Vec<u8>, seq: u64, last: bool, cat: &[u8], key: &[u8], value: &[u8]) {
+    let mut body = seq.to_le_bytes().to_vec();
+    body.push(last as u8);
+    body.push(cat.len() as u8);
+    body.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    body.extend_from_slice(&(value.len() as u32).to_le_bytes());
+    body.extend_from_slice(cat);
+    body.extend_from_slice(key);
+    body.extend_from_slice(value);
+    out.extend_from_slice(b"NXJ1");
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(&body).to_le_bytes());
+    out.extend_from_slice(&body);
+}
+
+/// Journals left by processes that are gone, some broken or hostile: the next owner applies
+/// what is whole and valid, skips the rest (a torn last batch, garbage, a record the store
+/// would refuse) without failing or hanging, and removes them.
+#[test]
+fn journals_left_behind_are_taken_in_and_bad_ones_harm_no_one() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("c");
+    let c = Cache::open(&dir, &Config::default()).unwrap();
+    c.set(b"parse", b"before", b"owner").unwrap();
+    drop(c);
+    let j = dir.join("journal");
+    std::fs::create_dir_all(&j).unwrap();
+    let long_key = vec![b'k'; 5000];
+    // 1: two whole batches (one of two records), then a batch whose last record is torn.
+    let mut a = Vec::new();
+    journal_record(&mut a, 1, true, b"parse", b"a1", b"one");
+    journal_record(&mut a, 2, false, b"parse", b"a2", b"two");
+    journal_record(&mut a, 3, true, b"transform", b"a3", &artifact(3, 3000));
+    journal_record(&mut a, 4, false, b"parse", b"a4", b"torn batch");
+    let mut torn = Vec::new();
+    journal_record(&mut torn, 5, true, b"parse", b"a5", b"torn record");
+    a.extend_from_slice(&torn[..torn.len() - 3]);
+    std::fs::write(j.join("00000000000000a1.lock"), b"").unwrap();
+    std::fs::write(j.join("00000000000000a1.0"), &a).unwrap();
+    // 2: records the store refuses (unknown category, a key over the limit), then a good one.
+    let mut b = Vec::new();
+    journal_record(&mut b, 1, true, b"nosuch", b"b1", b"x");
+    journal_record(&mut b, 2, true, b"parse", &long_key, b"x");
+    journal_record(&mut b, 3, true, b"parse", b"b3", b"three");
+    std::fs::write(j.join("00000000000000b2.lock"), b"").unwrap();
+    std::fs::write(j.join("00000000000000b2.0"), &b).unwrap();
+    // 3: garbage, a lock file with no segment, and names that are not journals.
+    std::fs::write(j.join("00000000000000c3.lock"), b"").unwrap();
+    std::fs::write(j.join("00000000000000c3.0"), noise(7, 10_000)).unwrap();
+    std::fs::write(j.join("00000000000000d4.lock"), b"").unwrap();
+    std::fs::write(j.join("not-a-journal"), b"x").unwrap();
+    let c = Cache::open(&dir, &Config::default()).unwrap();
+    let get = |k: &[u8]| c.get(if k == b"a3" { b"transform" } else { b"parse" }, k).unwrap();
+    assert_eq!(get(b"before").as_deref(), Some(&b"owner"[..]));
+    assert_eq!(get(b"a1").as_deref(), Some(&b"one"[..]));
+    assert_eq!(get(b"a2").as_deref(), Some(&b"two"[..]));
+    assert_eq!(get(b"a3"), Some(artifact(3, 3000)));
+    assert_eq!(get(b"a4"), None, "a batch whose end is torn is not applied");
+    assert_eq!(get(b"a5"), None);
+    assert_eq!(get(b"b3").as_deref(), Some(&b"three"[..]));
+    assert_eq!(c.stats().entries, 5);
+    let mut left: Vec<String> = std::fs::read_dir(&j).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    left.sort();
+    assert_eq!(left, vec!["not-a-journal".to_string()], "journals whose process is gone are removed");
+    assert_exact(c.store().unwrap());
+    // Applied once: a journal read again from its start after an owner change (its
+    // process still alive, so it is not removed) skips what the store holds already.
+    drop(c);
+    let mut first = Vec::new();
+    journal_record(&mut first, 1, true, b"parse", b"x1", b"one");
+    journal_record(&mut first, 2, true, b"parse", b"x2", b"two");
+    std::fs::write(j.join("00000000000000e5.lock"), b"").unwrap();
+    std::fs::write(j.join("00000000000000e5.0"), &first).unwrap();
+    let mut holder = Command::new("python3")
+        .args(["-c", "import fcntl,sys,time; f=open(sys.argv[1],'r+'); fcntl.lockf(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(120)"])
+        .arg(j.join("00000000000000e5.lock"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(holder.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "locked");
+    // What a client does after each journaled batch: count it in the shared counter.
+    let bump = || {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().read(true).write(true).open(dir.join("nexxo.changes")).unwrap();
+        let mut n = [0u8; 8];
+        f.read_exact_at(&mut n, 16).unwrap();
+        f.write_all_at(&(u64::from_le_bytes(n) + 1).to_le_bytes(), 16).unwrap();
+    };
+    bump();
+    let c = Cache::open(&dir, &Config::default()).unwrap();
+    assert_eq!(c.get(b"parse", b"x1").unwrap().as_deref(), Some(&b"one"[..]));
+    assert!(j.join("00000000000000e5.0").exists(), "a journal whose process lives is kept");
+    drop(c);
+    let mut again = Vec::new();
+    journal_record(&mut again, 1, true, b"parse", b"x1", b"read again: must not win");
+    journal_record(&mut again, 2, true, b"parse", b"x2", b"read again: must not win");
+    journal_record(&mut again, 3, true, b"parse", b"x3", b"three");
+    std::fs::write(j.join("00000000000000e5.0"), &again).unwrap();
+    bump();
+    let c = Cache::open(&dir, &Config::default()).unwrap();
+    assert_eq!(c.get(b"parse", b"x3").unwrap().as_deref(), Some(&b"three"[..]));
+    assert_eq!(c.get(b"parse", b"x1").unwrap().as_deref(), Some(&b"one"[..]));
+    assert_eq!(c.get(b"parse", b"x2").unwrap().as_deref(), Some(&b"two"[..]));
+    assert_eq!(c.stats().entries, 8);
+    assert_exact(c.store().unwrap());
+    drop(c);
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let c = Cache::open(&dir, &Config::default()).unwrap();
+    assert!(!j.join("00000000000000e5.0").exists(), "removed once its process is gone");
+    assert_eq!(c.stats().entries, 8);
 }

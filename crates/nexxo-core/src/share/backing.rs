@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use super::changes::Changes;
+use super::journal::Intake;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -51,24 +52,26 @@ pub(crate) struct Backing {
     opening: Mutex<()>,
     /// Requests the read-only instance answered.
     reads: AtomicU64,
+    /// Takes the clients' journals in, when other processes are served.
+    intake: Option<Intake>,
 }
 
 impl Backing {
     /// A store opened already (writable, or read-only for a private read-only handle).
     /// `changes` is set when other processes are served.
-    pub fn opened(dir: &Path, config: &Config, clock: &Clock, store: Store, changes: Option<Changes>) -> Backing {
-        let b = Backing::new(dir, config, clock, None);
+    pub fn opened(dir: &Path, config: &Config, clock: &Clock, store: Store, changes: Option<Changes>, intake: Option<Intake>) -> Backing {
+        let b = Backing::new(dir, config, clock, None, intake);
         b.publish(store, changes);
         b
     }
 
     /// A store to open for writing on demand; `reader` answers reads until then.
-    pub fn on_demand(dir: &Path, config: &Config, clock: &Clock, reader: Store) -> Backing {
+    pub fn on_demand(dir: &Path, config: &Config, clock: &Clock, reader: Store, intake: Intake) -> Backing {
         let reader = Arc::new(reader);
-        Backing::new(dir, config, clock, Some((Warmer::start(reader.clone()), reader)))
+        Backing::new(dir, config, clock, Some((Warmer::start(reader.clone()), reader)), Some(intake))
     }
 
-    fn new(dir: &Path, config: &Config, clock: &Clock, reader: Option<(Option<Warmer>, Arc<Store>)>) -> Backing {
+    fn new(dir: &Path, config: &Config, clock: &Clock, reader: Option<(Option<Warmer>, Arc<Store>)>, intake: Option<Intake>) -> Backing {
         Backing {
             dir: dir.to_owned(),
             config: config.clone(),
@@ -78,6 +81,7 @@ impl Backing {
             reader: RwLock::new(reader),
             opening: Mutex::new(()),
             reads: AtomicU64::new(0),
+            intake,
         }
     }
 
@@ -99,8 +103,49 @@ impl Backing {
         }
     }
 
-    /// The store, opened for writing now if it was not (the one call that may open it).
+    /// The store, opened for writing now if it was not (the one call that may open it),
+    /// with what clients journaled taken in first: every request that writes gets the
+    /// store here, so it is applied after every set acknowledged before it. A take-in that
+    /// fails leaves the records in their journals for the next one (the request goes on:
+    /// a delete or a clear may be what frees the space the take-in lacked).
     pub fn writable(&self) -> Result<&Store> {
+        let s = self.open_writable()?;
+        if self.moved() {
+            let _ = self.take_in(s);
+        }
+        Ok(s)
+    }
+
+    /// Whether clients journaled sets since the last take-in.
+    pub fn moved(&self) -> bool {
+        self.intake.as_ref().is_some_and(Intake::moved)
+    }
+
+    fn take_in(&self, s: &Store) -> Result<()> {
+        match &self.intake {
+            Some(i) => i.take_in(s),
+            None => Ok(()),
+        }
+    }
+
+    /// Takes the journals in when they moved (opening the store for writing for it).
+    pub fn fresh(&self) -> Result<()> {
+        if self.moved() {
+            self.writable()?;
+        }
+        Ok(())
+    }
+
+    /// Applies and removes the journals of client processes that are gone (see
+    /// `journal.rs`); opens the store for writing only when there are some.
+    pub fn reap(&self) -> Result<()> {
+        match &self.intake {
+            Some(i) if i.any() => i.reap(|| self.open_writable()),
+            _ => Ok(()),
+        }
+    }
+
+    fn open_writable(&self) -> Result<&Store> {
         if let Some(s) = self.store.get() {
             return Ok(s);
         }
@@ -142,8 +187,29 @@ impl Backing {
         read(self.writable()?)
     }
 
-    /// [`Store::batch_get`], as [`Backing::read`] does reads.
+    /// [`Backing::read`] of one key: when it finds nothing and clients journaled sets
+    /// since the last take-in, they are taken in and the key is read again.
+    pub fn read_key<T>(&self, read: impl Fn(&Store) -> Result<Option<T>>) -> Result<Option<T>> {
+        match self.read(&read)? {
+            None if self.moved() => {
+                self.writable()?;
+                self.read(read)
+            }
+            found => Ok(found),
+        }
+    }
+
+    /// [`Store::batch_get`], as [`Backing::read`] does reads (and as
+    /// [`Backing::read_key`] when a key is not found).
     pub fn batch_get(&self, keys: &[(&[u8], &[u8])]) -> Vec<Result<Option<Vec<u8>>>> {
+        let got = self.batch_get_once(keys);
+        if got.iter().any(|r| matches!(r, Ok(None))) && self.moved() && self.writable().is_ok() {
+            return self.batch_get_once(keys);
+        }
+        got
+    }
+
+    fn batch_get_once(&self, keys: &[(&[u8], &[u8])]) -> Vec<Result<Option<Vec<u8>>>> {
         let got = self.read(|s| {
             let got = s.batch_get(keys);
             // A key the read-only instance failed on: the whole batch goes to the store.
@@ -158,11 +224,13 @@ impl Backing {
     /// The store's statistics. The read-only instance's are exact: nothing has written
     /// the store since it opened. It says `read_only` false: the cache is writable.
     pub fn stats(&self) -> Result<Stats> {
+        self.fresh()?;
         let on_reader = self.store.get().is_none();
         self.read(|s| Ok(s.stats())).map(|s| if on_reader { Stats { read_only: false, ..s } } else { s })
     }
 
     pub fn category_stats(&self, cat: &[u8]) -> Result<Stats> {
+        self.fresh()?;
         let on_reader = self.store.get().is_none();
         self.read(|s| s.category_stats(cat)).map(|s| if on_reader { Stats { read_only: false, ..s } } else { s })
     }

@@ -4,7 +4,8 @@
 //! whenever the counter moved since its last catch-up, so it never serves an entry that an
 //! acknowledged write replaced or removed. Writes of new keys do not move it: a key a
 //! client does not find is asked of the owner. A second counter moves with every write: a
-//! client's reader catches up in the background when it moved, ahead of its reads.
+//! client's reader catches up in the background when it moved, ahead of its reads. Two
+//! more count the batches clients journaled and the journals they made (`journal.rs`).
 
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
@@ -62,6 +63,37 @@ impl Changes {
     /// Every write.
     pub fn writes(&self) -> u64 {
         self.counter(1).load(Ordering::SeqCst)
+    }
+
+    /// Called by a client after each batch it journaled, before it is acknowledged (see
+    /// `journal.rs`).
+    pub fn note_journaled(&self) {
+        self.counter(2).fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Batches journaled by clients.
+    pub fn journaled(&self) -> u64 {
+        self.counter(2).load(Ordering::SeqCst)
+    }
+
+    /// Called by a client after it made a journal, before its first record.
+    pub fn note_journal_created(&self) {
+        self.counter(3).fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Journals made.
+    pub fn journals_created(&self) -> u64 {
+        self.counter(3).load(Ordering::SeqCst)
+    }
+
+    /// The journal counter as of the owner's last complete take-in: a new owner that finds
+    /// it equal to [`Changes::journaled`] has nothing to take in.
+    pub fn taken_in(&self) -> u64 {
+        self.counter(4).load(Ordering::SeqCst)
+    }
+
+    pub fn note_taken_in(&self, journaled: u64) {
+        self.counter(4).store(journaled, Ordering::SeqCst);
     }
 }
 

@@ -32,6 +32,7 @@ mod backing;
 mod changes;
 mod client;
 mod follower;
+mod journal;
 mod proto;
 mod server;
 mod sys;
@@ -44,6 +45,7 @@ use backing::Backing;
 use changes::Changes;
 use client::{Client, Lost, NoOwner};
 use follower::Follower;
+use journal::{HeldValue, Intake, Journal};
 use proto::{Fields, Frame, Op, ProtoError};
 use server::Server;
 
@@ -91,6 +93,11 @@ pub(crate) struct Shared {
     /// Whether this is in the registry (a writable open) or a private read-only instance.
     registered: bool,
     fork_generation: u64,
+    /// Where this process journals small sets while it is a client (made at the first).
+    journal: OnceLock<Journal>,
+    /// Held while the journal is made; true once making one failed (sets then go to the
+    /// owner).
+    journal_failed: Mutex<bool>,
 }
 
 /// Writable opens of this process, by canonical directory.
@@ -139,9 +146,15 @@ impl Shared {
             client: RwLock::new(ClientState { client: None, follower: None, epoch: 0 }),
             registered: true,
             fork_generation: gen,
+            journal: OnceLock::new(),
+            journal_failed: Mutex::new(false),
         };
         match elect(&dir, config, &clock, true)? {
-            Role::Owner(o) => drop(shared.owner.set(o)),
+            Role::Owner(o) => {
+                // Journals of clients of an earlier owner that are gone.
+                let _ = o.backing.reap();
+                drop(shared.owner.set(o))
+            }
             Role::Client(c) => {
                 let mut g = shared.client.write().unwrap_or_else(|p| p.into_inner());
                 g.client = Some(c);
@@ -154,7 +167,7 @@ impl Shared {
     }
 
     fn local(path: &Path, config: &Config, clock: Clock, store: Store) -> Shared {
-        let backing = Arc::new(Backing::opened(path, config, &clock, store, None));
+        let backing = Arc::new(Backing::opened(path, config, &clock, store, None, None));
         let s = Shared {
             dir: path.to_owned(),
             config: config.clone(),
@@ -163,6 +176,8 @@ impl Shared {
             client: RwLock::new(ClientState { client: None, follower: None, epoch: 0 }),
             registered: false,
             fork_generation: crate::fork::generation(),
+            journal: OnceLock::new(),
+            journal_failed: Mutex::new(false),
         };
         let _ = s.owner.set(Owner { server: None, backing });
         s
@@ -276,9 +291,16 @@ impl Shared {
         }
         match elect(&self.dir, &self.config, &self.clock, false)? {
             Role::Owner(o) => {
+                let _ = o.backing.reap();
                 let _ = self.owner.set(o);
                 g.client = None;
                 g.follower = None;
+                // Sets go to the store from now on; what this process journaled is taken
+                // in with the other journals (before the next write or a read that finds
+                // nothing), so its reads stop answering from the journal.
+                if let Some(j) = self.journal.get() {
+                    j.finish(None);
+                }
             }
             Role::Client(c) => {
                 check_categories(&self.config, &c.categories, "served by another process")?;
@@ -298,10 +320,28 @@ impl Shared {
         g.follower.as_ref()?.get(cat, key)
     }
 
+    /// A value this process journaled that the owner has not reported applied. One that
+    /// another write may have replaced since is not answered: the owner is asked to take
+    /// the journal in, and the caller reads as for a key not journaled.
+    fn journaled(&self, cat: &[u8], key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let Some(j) = self.journal.get() else { return Ok(None) };
+        match j.lookup(cat, key) {
+            HeldValue::No => Ok(None),
+            HeldValue::Value(v) => Ok(Some(v)),
+            HeldValue::Stale => {
+                self.sync_journal(j)?;
+                Ok(None)
+            }
+        }
+    }
+
     pub fn get(&self, cat: &[u8], key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.check_fork()?;
+        if let Some(v) = self.journaled(cat, key)? {
+            return Ok(Some(v));
+        }
         if let Some(o) = self.owner.get() {
-            return o.backing.read(|s| s.get(cat, key));
+            return o.backing.read_key(|s| s.get(cat, key));
         }
         if let Some(v) = self.follower_get(cat, key) {
             return Ok(Some(v));
@@ -312,10 +352,10 @@ impl Shared {
     /// Reads into `buf` (see [`Store::get_into`]).
     pub fn get_into(&self, cat: &[u8], key: &[u8], buf: &mut [u8]) -> Result<Option<usize>> {
         self.check_fork()?;
-        if let Some(o) = self.owner.get() {
+        if let Some(o) = self.owner.get().filter(|_| self.journal.get().is_none_or(|j| !j.holding())) {
             // One attempt per store: `read` runs the closure again only on another store.
             let buf = std::cell::RefCell::new(buf);
-            return o.backing.read(|s| s.get_into(cat, key, &mut buf.borrow_mut()));
+            return o.backing.read_key(|s| s.get_into(cat, key, &mut buf.borrow_mut()));
         }
         match self.get(cat, key)? {
             None => Ok(None),
@@ -331,6 +371,23 @@ impl Shared {
         if let Err(e) = self.check_fork() {
             return keys.iter().map(|_| Err(e.clone())).collect();
         }
+        if self.journal.get().is_some_and(Journal::holding) {
+            // What this process journaled answers first; the rest as below.
+            let held: Vec<Option<Vec<u8>>> = match keys.iter().map(|(c, k)| self.journaled(c, k)).collect() {
+                Ok(h) => h,
+                Err(e) => return keys.iter().map(|_| Err(e.clone())).collect(),
+            };
+            let missing: Vec<(&[u8], &[u8])> = keys.iter().zip(&held).filter(|(_, h)| h.is_none()).map(|(k, _)| *k).collect();
+            let mut rest = if missing.is_empty() { Vec::new() } else { self.batch_get_unheld(&missing) }.into_iter();
+            return held.into_iter().map(|h| match h {
+                Some(v) => Ok(Some(v)),
+                None => rest.next().unwrap_or(Ok(None)),
+            }).collect();
+        }
+        self.batch_get_unheld(keys)
+    }
+
+    fn batch_get_unheld(&self, keys: &[(&[u8], &[u8])]) -> Vec<Result<Option<Vec<u8>>>> {
         if let Some(o) = self.owner.get() {
             return o.backing.batch_get(keys);
         }
@@ -404,6 +461,78 @@ impl Shared {
 
     fn store_batch(&self, entries: &[(&[u8], &[u8], &[u8])], tags: Option<&[&[&[u8]]]>) -> Result<()> {
         self.check_fork()?;
+        if tags.is_none() && self.owner.get().is_none() && !entries.is_empty() && Journal::fits(entries) {
+            if let Some(j) = self.journal_for_sets() {
+                j.check(entries)?;
+                // A set that replaces a value this process knows of goes to the owner (see
+                // `journal.rs`).
+                if !entries.iter().any(|(c, k, _)| j.holds(c, k) || self.follower_get(c, k).is_some()) {
+                    let order = j.order.read().unwrap_or_else(|p| p.into_inner());
+                    // An error writing the journal: the owner is asked instead.
+                    if let Ok(Some(sync)) = j.append(entries) {
+                        drop(order);
+                        if sync {
+                            // Housekeeping: what the owner applied is no longer held here.
+                            let _ = self.sync_journal(j);
+                        }
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        self.ordered(|| self.store_batch_now(entries, tags))
+    }
+
+    /// This client's journal, made at its first journaled set; `None` when one cannot be
+    /// made (sets then go to the owner).
+    fn journal_for_sets(&self) -> Option<&Journal> {
+        if let Some(j) = self.journal.get() {
+            return Some(j);
+        }
+        let cats = self.categories();
+        let mut failed = self.journal_failed.lock().unwrap_or_else(|p| p.into_inner());
+        if *failed {
+            return None;
+        }
+        if self.journal.get().is_none() {
+            match Journal::create(&self.dir, cats, self.config.sync_writes) {
+                Ok(j) => drop(self.journal.set(j)),
+                Err(_) => {
+                    *failed = true;
+                    return None;
+                }
+            }
+        }
+        self.journal.get()
+    }
+
+    /// Asks the owner to take the journals in; what it reports applied of this process's
+    /// journal is no longer held here.
+    fn sync_journal(&self, j: &Journal) -> Result<()> {
+        let mark = self.run(|s| s.journal_mark(j.id), || Frame::request(Op::Pull).u64(j.id), false, |r| {
+            Ok(match r.u8()? {
+                0 => None,
+                _ => Some(r.u64()?),
+            })
+        })?;
+        j.applied(mark.unwrap_or(0));
+        Ok(())
+    }
+
+    /// Runs a request that must come after every set this process journaled (a write, a
+    /// delete, a flush): no set is journaled meanwhile, and with records held the owner is
+    /// first asked to take the journal in, so that this process's reads stop answering
+    /// from a value the request replaces or removes.
+    fn ordered<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let Some(j) = self.journal.get() else { return f() };
+        let _order = j.order.write().unwrap_or_else(|p| p.into_inner());
+        if j.holding() && self.owner.get().is_none() {
+            self.sync_journal(j)?;
+        }
+        f()
+    }
+
+    fn store_batch_now(&self, entries: &[(&[u8], &[u8], &[u8])], tags: Option<&[&[&[u8]]]>) -> Result<()> {
         let local = |s: &Store, e: &[(&[u8], &[u8], &[u8])], t: Option<&[&[&[u8]]]>| match t {
             Some(t) => s.batch_set_tagged(e, t),
             None => s.batch_set(e),
@@ -448,20 +577,20 @@ impl Shared {
 
     /// Removes every entry carrying `tag`: (entries, stored bytes).
     pub fn invalidate(&self, tag: &[u8]) -> Result<(u64, u64)> {
-        self.run(|s| s.invalidate(tag), || Frame::request(Op::Invalidate).bytes(tag), true, |r| Ok((r.u64()?, r.u64()?)))
+        self.ordered(|| self.run(|s| s.invalidate(tag), || Frame::request(Op::Invalidate).bytes(tag), true, |r| Ok((r.u64()?, r.u64()?))))
     }
 
     pub fn fill(&self, cat: &[u8], key: &[u8], value: &[u8]) -> Result<bool> {
-        self.run(|s| s.fill(cat, key, value), || Frame::request(Op::Fill).bytes(cat).bytes(key).bytes(value), false, |r| Ok(r.u8()? != 0))
+        self.ordered(|| self.run(|s| s.fill(cat, key, value), || Frame::request(Op::Fill).bytes(cat).bytes(key).bytes(value), false, |r| Ok(r.u8()? != 0)))
     }
 
     /// Removes a key; whether it held an entry.
     pub fn remove(&self, cat: &[u8], key: &[u8]) -> Result<bool> {
-        self.run(|s| s.remove(cat, key), || Frame::request(Op::Delete).bytes(cat).bytes(key), false, |r| Ok(r.u8()? != 0))
+        self.ordered(|| self.run(|s| s.remove(cat, key), || Frame::request(Op::Delete).bytes(cat).bytes(key), false, |r| Ok(r.u8()? != 0)))
     }
 
     pub fn clear(&self, cats: &[&[u8]]) -> Result<()> {
-        self.run(
+        self.ordered(|| self.run(
             |s| s.clear(cats),
             || {
                 let mut f = Frame::request(Op::Clear).u32(cats.len() as u32);
@@ -472,7 +601,7 @@ impl Shared {
             },
             true,
             |_| Ok(()),
-        )
+        ))
     }
 
     pub fn compact(&self, cat: Option<&[u8]>) -> Result<()> {
@@ -492,7 +621,7 @@ impl Shared {
     }
 
     pub fn flush(&self) -> Result<()> {
-        self.run(Store::flush, || Frame::request(Op::Flush), true, |_| Ok(()))
+        self.ordered(|| self.run(Store::flush, || Frame::request(Op::Flush), true, |_| Ok(())))
     }
 
     /// Statistics of the whole cache (from a read-only instance while the store is not
@@ -576,8 +705,8 @@ fn elect(dir: &Path, config: &Config, clock: &Clock, on_demand: bool) -> Result<
             Err(NoOwner::Absent) => {}
         }
         if std::mem::take(&mut first) {
-            if let Some(reader) = interim_reader(dir, config, clock) {
-                let backing = Arc::new(Backing::on_demand(dir, config, clock, reader));
+            if let Some((reader, intake)) = interim_reader(dir, config, clock).and_then(|r| Some((r, Intake::open(dir).ok()?))) {
+                let backing = Arc::new(Backing::on_demand(dir, config, clock, reader, intake));
                 // Serving before the store opens for writing: other processes connect
                 // to this one, so none opens the store beside it.
                 if let Ok(server) = Server::start(dir, backing.clone()) {
@@ -588,7 +717,7 @@ fn elect(dir: &Path, config: &Config, clock: &Clock, on_demand: bool) -> Result<
         match Store::open(dir, config, clock.clone()) {
             Ok(store) => {
                 let changes = Changes::open(dir)?;
-                let backing = Arc::new(Backing::opened(dir, config, clock, store, Some(changes)));
+                let backing = Arc::new(Backing::opened(dir, config, clock, store, Some(changes), Some(Intake::open(dir)?)));
                 // Without a server this process still works; others then wait for it.
                 let server = Server::start(dir, backing.clone()).ok();
                 return Ok(Role::Owner(Owner { server, backing }));
@@ -631,6 +760,19 @@ impl Drop for Shared {
                 std::mem::forget(o);
             }
             return;
+        }
+        if let Some(j) = self.journal.get() {
+            // Asks whoever owns the store now (this process, maybe, after this) to take the
+            // journal in; removed when all of it was. Otherwise it stays, and the owner
+            // takes it in once this process's lock on it is released.
+            if self.owner.get().is_none() {
+                let _ = self.sync_journal(j);
+            }
+            let mark = match self.owner.get() {
+                Some(o) => o.backing.writable().ok().and_then(|s| s.journal_mark(j.id).ok().flatten()),
+                None => j.applied_mark(),
+            };
+            j.finish(mark);
         }
         let Some(mut owner) = self.owner.take() else { return };
         // What this process read from a read-only instance is marked as used first.

@@ -18,8 +18,8 @@ use crate::store::VerifyReport;
 pub(crate) const MAGIC: &[u8; 8] = b"NEXXOIPC";
 /// Raised whenever a message changes meaning; both sides must speak the same one.
 /// 2 (1.3.1): the verify reply names damaged tables. 3 (1.7): tagged writes and
-/// invalidation.
-pub(crate) const PROTOCOL: u32 = 3;
+/// invalidation. 4 (1.9): clients journal small sets (`journal.rs`) and `Pull`.
+pub(crate) const PROTOCOL: u32 = 4;
 /// The largest frame read: a value's limit (256 MiB) with room for its key and fields.
 /// Batches are split by the sender to fit.
 pub(crate) const MAX_FRAME: usize = (256 << 20) + (1 << 20);
@@ -45,6 +45,9 @@ pub enum Op {
     Verify = 13,
     BatchSetTagged = 14,
     Invalidate = 15,
+    /// Take the journals in; the answer is the last record of the asker's journal (its
+    /// id is the request's field) the store holds.
+    Pull = 16,
 }
 
 impl Op {
@@ -66,6 +69,7 @@ impl Op {
             13 => Verify,
             14 => BatchSetTagged,
             15 => Invalidate,
+            16 => Pull,
             _ => return None,
         })
     }

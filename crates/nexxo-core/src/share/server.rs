@@ -74,7 +74,7 @@ impl Drop for Server {
     }
 }
 
-fn accept_loop(listener: &UnixListener, woken: &std::fs::File, backing: &Arc<Backing>, conns: &Mutex<Vec<(UnixStream, JoinHandle<()>)>>, stopping: &AtomicBool) {
+fn accept_loop(listener: &UnixListener, woken: &std::fs::File, backing: &Arc<Backing>, conns: &Mutex<Vec<(UnixStream, JoinHandle<()>)>>, stopping: &Arc<AtomicBool>) {
     loop {
         // Waits for a connection or for `stop`.
         let mut fds = [
@@ -106,7 +106,8 @@ fn accept_loop(listener: &UnixListener, woken: &std::fs::File, backing: &Arc<Bac
         }
         let Ok(handle) = stream.try_clone() else { continue };
         let backing = backing.clone();
-        let Ok(t) = std::thread::Builder::new().name("nexxo-peer".into()).spawn(move || serve(stream, &backing)) else { continue };
+        let stopping = stopping.clone();
+        let Ok(t) = std::thread::Builder::new().name("nexxo-peer".into()).spawn(move || serve(stream, &backing, &stopping)) else { continue };
         let mut c = conns.lock().unwrap_or_else(|p| p.into_inner());
         // Threads of closed connections are joined as new ones arrive.
         let (done, live): (Vec<_>, Vec<_>) = std::mem::take(&mut *c).into_iter().partition(|(_, t)| t.is_finished());
@@ -121,13 +122,17 @@ fn accept_loop(listener: &UnixListener, woken: &std::fs::File, backing: &Arc<Bac
 
 /// One connection: a hello, then requests answered in order until the peer closes or
 /// sends something malformed (then the connection is dropped; nothing half-applied:
-/// a request is decoded whole before the store sees it).
-fn serve(stream: UnixStream, backing: &Backing) {
+/// a request is decoded whole before the store sees it). When it ends, the journals of
+/// processes that are gone are taken in and removed (the peer may have been killed).
+fn serve(stream: UnixStream, backing: &Backing, stopping: &AtomicBool) {
     let Ok(end) = stream.try_clone() else { return };
     serve_conn(stream, backing);
     // The accept loop keeps a handle of every connection (to end it at `stop`): shut
     // down, the peer sees the end at once however many handles remain.
     let _ = end.shutdown(std::net::Shutdown::Both);
+    if !stopping.load(Ordering::SeqCst) {
+        let _ = backing.reap();
+    }
 }
 
 fn serve_conn(stream: UnixStream, backing: &Backing) {
@@ -198,7 +203,9 @@ fn answer(backing: &Backing, body: &[u8]) -> Result<Frame, ProtoError> {
         Op::Get => {
             let (cat, key) = (r.bytes()?, r.bytes()?);
             r.end()?;
-            proto::reply(&backing.read(|s| s.get(cat, key)), |mut f, v| {
+            // Sets other clients journaled first: a client asks when its own reader lacks
+            // the key or may be behind.
+            proto::reply(&backing.fresh().and_then(|_| backing.read(|s| s.get(cat, key))), |mut f, v| {
                 proto::put_found(&mut f, v.as_deref());
                 f
             })
@@ -210,6 +217,7 @@ fn answer(backing: &Backing, body: &[u8]) -> Result<Frame, ProtoError> {
                 keys.push((r.bytes()?, r.bytes()?));
             }
             r.end()?;
+            let _ = backing.fresh();
             let out = backing.batch_get(&keys);
             let mut f = Frame::new().u8(proto::REPLY_OK);
             for o in &out {
@@ -248,6 +256,14 @@ fn answer(backing: &Backing, body: &[u8]) -> Result<Frame, ProtoError> {
             r.end()?;
             let tags: Vec<&[&[u8]]> = tags.iter().map(Vec::as_slice).collect();
             proto::reply(&store().and_then(|s| s.batch_set_tagged(&entries, &tags)), |f, _| f)
+        }
+        Op::Pull => {
+            let id = r.u64()?;
+            r.end()?;
+            proto::reply(&store().and_then(|s| s.journal_mark(id)), |f, mark| match mark {
+                Some(m) => f.u8(1).u64(*m),
+                None => f.u8(0),
+            })
         }
         Op::Invalidate => {
             let tag = r.bytes()?;

@@ -3,7 +3,8 @@
 //!
 //! - `c.<category>`: key → frame (see the codec crate);
 //! - `nexxo.meta`: `counters/<category>` → [`Counters`], `generation` → the recency clock,
-//!   `genstart/<generation BE>` → when that generation started;
+//!   `genstart/<generation BE>` → when that generation started, `journal/<id BE>` → the
+//!   last record of that client journal the store holds (see `share/journal.rs`);
 //! - `nexxo.lru`: `<len><category><generation BE><key>` → [`encode_size`] of that entry,
 //!   the recency index eviction walks oldest first.
 
@@ -87,6 +88,13 @@ pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 
 
 pub(super) const GENERATION_KEY: &[u8] = b"generation";
+
+pub(super) const JOURNAL_PREFIX: &[u8] = b"journal/";
+
+/// Where the last applied record of client journal `id` is kept (a `u64` LE sequence).
+pub(super) fn journal_key(id: u64) -> Vec<u8> {
+    [JOURNAL_PREFIX, &id.to_be_bytes()[..]].concat()
+}
 
 pub(super) const GEN_START_PREFIX: &[u8] = b"genstart/";
 

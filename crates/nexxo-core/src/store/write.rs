@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use rocksdb::{ColumnFamily, WriteBatch};
 
-use super::layout::{counters_key, decode_size, encode_size, entry_size, lru_key, lru_key_into, lru_prefix, parse_lru_key, prefix_end, LRU_CF, META_CF};
+use super::layout::{counters_key, journal_key, JOURNAL_PREFIX, decode_size, encode_size, entry_size, lru_key, lru_key_into, lru_prefix, parse_lru_key, prefix_end, LRU_CF, META_CF};
 use super::{by_category, Store};
 use crate::codec::{self, Header};
 use crate::error::{Error, Result};
@@ -235,7 +235,44 @@ impl Store {
     /// Stores several values atomically: after a crash either all are there or none.
     /// Every entry is validated before anything is written.
     pub fn batch_set(&self, entries: &[(&[u8], &[u8], &[u8])]) -> Result<()> {
-        self.store_entries(entries, None, false).map(|_| ())
+        self.store_entries(entries, None, false, &[]).map(|_| ())
+    }
+
+    /// [`Store::batch_set`] that also records, in the same atomic write, the last record
+    /// applied of each client journal in `marks` (`(journal id, sequence)`; see
+    /// `share/journal.rs`): after a crash either the entries and the marks are there or
+    /// neither is, so no journal record is applied twice.
+    pub(crate) fn batch_set_marked(&self, entries: &[(&[u8], &[u8], &[u8])], marks: &[(u64, u64)]) -> Result<()> {
+        self.store_entries(entries, None, false, marks).map(|_| ())
+    }
+
+    /// The last record of client journal `id` this store applied.
+    pub(crate) fn journal_mark(&self, id: u64) -> Result<Option<u64>> {
+        let v = self.db.get_pinned_cf(self.cf(META_CF), journal_key(id))?;
+        Ok(v.and_then(|v| <[u8; 8]>::try_from(&v[..]).ok()).map(u64::from_le_bytes))
+    }
+
+    /// Forgets the mark of a journal that is gone (applied whole and removed).
+    pub(crate) fn forget_journal(&self, id: u64) -> Result<()> {
+        self.check_writable()?;
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(self.cf(META_CF), journal_key(id));
+        self.db.write_opt(batch, &self.write_opts)?;
+        Ok(())
+    }
+
+    /// The journals this store holds a mark of.
+    pub(crate) fn journal_marks(&self) -> Result<Vec<u64>> {
+        let mut it = self.db.raw_iterator_cf(self.cf(META_CF));
+        it.seek(JOURNAL_PREFIX);
+        let mut ids = Vec::new();
+        while let Some(k) = it.key() {
+            let Some(id) = k.strip_prefix(JOURNAL_PREFIX).and_then(|b| <[u8; 8]>::try_from(b).ok()) else { break };
+            ids.push(u64::from_be_bytes(id));
+            it.next();
+        }
+        it.status()?;
+        Ok(ids)
     }
 
     /// [`Store::batch_set`] with each entry's tags (`tags[i]` for `entries[i]`; see
@@ -244,18 +281,18 @@ impl Store {
         if tags.len() != entries.len() {
             return Err(Error::InvalidArgument(format!("{} tag lists for {} entries", tags.len(), entries.len())));
         }
-        self.store_entries(entries, Some(tags), false).map(|_| ())
+        self.store_entries(entries, Some(tags), false, &[]).map(|_| ())
     }
 
     /// Stores a value only when the key holds none (a value fetched from a remote tier
     /// never overwrites one written here meanwhile). Returns whether it was stored.
     pub fn fill(&self, category: &[u8], key: &[u8], value: &[u8]) -> Result<bool> {
-        self.store_entries(&[(category, key, value)], None, true).map(|n| n == 1)
+        self.store_entries(&[(category, key, value)], None, true, &[]).map(|n| n == 1)
     }
 
-    /// `batch_set`, or with `only_absent` a batch that skips keys holding a value.
-    /// Returns the number of entries written.
-    pub(super) fn store_entries(&self, entries: &[(&[u8], &[u8], &[u8])], tags: Option<&[&[&[u8]]]>, only_absent: bool) -> Result<usize> {
+    /// `batch_set`, or with `only_absent` a batch that skips keys holding a value; `marks`
+    /// as [`Store::batch_set_marked`]. Returns the number of entries written.
+    pub(super) fn store_entries(&self, entries: &[(&[u8], &[u8], &[u8])], tags: Option<&[&[&[u8]]]>, only_absent: bool, marks: &[(u64, u64)]) -> Result<usize> {
         let mut prepared = Vec::with_capacity(entries.len());
         for (cat, key, value) in entries {
             let ci = self.category_index(cat)?;
@@ -270,7 +307,7 @@ impl Store {
             }
         }
         self.check_writable()?;
-        if prepared.is_empty() {
+        if prepared.is_empty() && marks.is_empty() {
             return Ok(0);
         }
         if tagging {
@@ -355,8 +392,11 @@ impl Store {
             shadow.insert((*ci, *key), Existing { generation: Some(generation), size });
             added += size.stored;
         }
-        if !written.contains(&true) {
+        if !written.contains(&true) && marks.is_empty() {
             return Ok(0);
+        }
+        for (id, seq) in marks {
+            batch.put_cf(self.cf(META_CF), journal_key(*id), seq.to_le_bytes());
         }
         let mut touched: Vec<usize> = prepared.iter().zip(&written).filter(|(_, w)| **w).map(|(p, _)| p.0).collect();
         touched.sort_unstable();
