@@ -11,7 +11,9 @@
 //!   *client*: its requests go to the owner, which applies them to the store as its own
 //!   calls (one write path, one write-ahead log, exact counters). A request is answered
 //!   once applied, so a write acknowledged to any process is durable as the owner's own
-//!   (survives kill -9 of either) and readable by every process at once.
+//!   (survives kill -9 of either) and readable by every process at once. Small sets are
+//!   the exception: a client journals them and acknowledges at once, and the owner
+//!   applies the journals before it writes or answers "not found" (see `journal.rs`).
 //! - **Election**: deciding between serving and connecting happens under an exclusive
 //!   `flock` of `NEXXO_OPEN.lock`, which an owner also holds while it stops serving: an
 //!   opener finds either a serving owner or none (then it opens the store and serves).
