@@ -30,7 +30,6 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::File;
-use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -59,6 +58,10 @@ const SYNC_RECORDS: usize = 1024;
 const SYNC_BYTES: usize = 8 << 20;
 /// The most record bytes one take-in applies in one write.
 const TAKE_IN_BYTES: usize = 32 << 20;
+/// The most bytes a batch being written can take (every record of a batch at its
+/// largest): more bytes than this that do not parse are a damaged journal, not one being
+/// written, and it is read no further (it is removed once its process is gone).
+const MAX_BATCH_BYTES: usize = MAX_JOURNALED_ENTRIES * (HEADER + FIXED) + MAX_JOURNALED_BYTES;
 
 /// Record header: magic, body length, checksum of the body (xxh3).
 const MAGIC: u32 = u32::from_le_bytes(*b"NXJ1");
@@ -70,12 +73,18 @@ const MAX_BODY: usize = FIXED + MAX_JOURNALED_BYTES;
 /// Flag: the last record of its batch (a batch is applied whole or not at all).
 const LAST: u8 = 1;
 
-/// This process's live journals: the owner side never tests their locks (a POSIX lock
-/// taken and released by the same process would release the journal's own).
-static LIVE: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+/// This process's live journals, with the fork generation that made them: the owner side
+/// never tests their locks (a POSIX lock taken and released by the same process would
+/// release the journal's own). A child of a fork holds none of its parent's locks.
+static LIVE: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
 
 fn is_live(id: u64) -> bool {
-    LIVE.lock().unwrap_or_else(|p| p.into_inner()).contains(&id)
+    let gen = crate::fork::generation();
+    LIVE.lock().unwrap_or_else(|p| p.into_inner()).iter().any(|&(g, l)| l == id && g == gen)
+}
+
+fn forget_live(id: u64) {
+    LIVE.lock().unwrap_or_else(|p| p.into_inner()).retain(|&(_, l)| l != id);
 }
 
 fn segment_path(dir: &Path, id: u64, seg: u64) -> PathBuf {
@@ -261,7 +270,7 @@ impl Journal {
         if !try_lock(&lock).map_err(io(&tmp))? {
             return Err(Error::Locked(format!("{}: locked by another process", tmp.display())));
         }
-        LIVE.lock().unwrap_or_else(|p| p.into_inner()).push(id);
+        LIVE.lock().unwrap_or_else(|p| p.into_inner()).push((crate::fork::generation(), id));
         let made = (|| {
             std::fs::rename(&tmp, lock_path(&dir, id)).map_err(io(&tmp))?;
             sys::open_private(&segment_path(&dir, id, 0))
@@ -271,7 +280,7 @@ impl Journal {
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
                 let _ = std::fs::remove_file(lock_path(&dir, id));
-                LIVE.lock().unwrap_or_else(|p| p.into_inner()).retain(|&l| l != id);
+                forget_live(id);
                 return Err(e);
             }
         };
@@ -369,13 +378,12 @@ impl Journal {
         for (i, (c, k, v)) in entries.iter().enumerate() {
             encode(&mut st.buf, first + i as u64, i + 1 == entries.len(), c, k, v);
         }
-        let written = (&st.seg).write_all(&st.buf).and_then(|_| if self.sync_writes { st.seg.sync_data() } else { Ok(()) });
+        let written = st.seg.write_all_at(&st.buf, st.seg_len).and_then(|_| if self.sync_writes { st.seg.sync_data() } else { Ok(()) });
         if let Err(e) = written {
-            // Cut back to the last whole record, or journal no more (a damaged tail would
-            // stop the owner from reading what follows it).
-            if st.seg.set_len(st.seg_len).is_err() {
-                st.done = true;
-            }
+            // Not acknowledged. Part of it may be in the file (even whole, and read by the
+            // owner already): nothing more is journaled after it, so no sequence or
+            // offset is used twice. The caller sends the batch to the owner.
+            st.done = true;
             return Err(Error::from(e).with_context(&segment_path(&self.dir, self.id, st.seg_no).display().to_string()));
         }
         st.seg_len += st.buf.len() as u64;
@@ -454,7 +462,7 @@ impl Drop for Journal {
     fn drop(&mut self) {
         // The lock goes first, then this process may test it like any other.
         drop(self.state().lock.take());
-        LIVE.lock().unwrap_or_else(|p| p.into_inner()).retain(|&l| l != self.id);
+        forget_live(self.id);
     }
 }
 
@@ -466,6 +474,8 @@ struct Tail {
     off: u64,
     /// The segment open for reading.
     file: Option<(u64, File)>,
+    /// Damaged past `off`: read no further.
+    broken: bool,
     /// The last sequence the store holds (read from the store at first use).
     mark: Option<u64>,
 }
@@ -536,8 +546,19 @@ impl Intake {
             let created = self.changes.journals_created();
             if st.created != Some(created) {
                 // Read before listing: a journal made later moves it again.
-                for (id, seg) in list(&self.dir).0 {
-                    st.tails.entry(id).or_insert(Tail { seg, off: 0, file: None, mark: None });
+                let (segs, locks) = list(&self.dir);
+                if st.created.is_none() {
+                    // Marks of journals that are gone (removed by their process after the
+                    // last owner applied them): forgotten. A journal made after this
+                    // listing has no mark yet.
+                    for id in store.journal_marks()? {
+                        if !segs.contains_key(&id) && !locks.iter().any(|&(l, _)| l == id) && !is_live(id) {
+                            store.forget_journal(id)?;
+                        }
+                    }
+                }
+                for (id, seg) in segs {
+                    st.tails.entry(id).or_insert(Tail { seg, off: 0, file: None, broken: false, mark: None });
                 }
                 st.created = Some(created);
             }
@@ -562,6 +583,9 @@ impl Intake {
                 more = true;
                 break;
             }
+            if tail.broken {
+                continue;
+            }
             let mark = match tail.mark {
                 Some(m) => m,
                 None => {
@@ -585,8 +609,16 @@ impl Intake {
                         Err(e) => return Err(Error::from(e).with_context(&path.display().to_string())),
                     };
                 }
-                let data = match &tail.file {
-                    Some((_, f)) => read_from(f, off).map_err(|e| Error::from(e).with_context(&path.display().to_string()))?,
+                let (data, at_end) = match &tail.file {
+                    Some((_, f)) => {
+                        let read = read_from(f, off, TAKE_IN_BYTES + MAX_BATCH_BYTES).map_err(|e| Error::from(e).with_context(&path.display().to_string()))?;
+                        // Removed by its writer (applied whole) or by the reaper: let go of
+                        // it (the next take-in finds it gone and moves on).
+                        if f.metadata().is_ok_and(|m| std::os::unix::fs::MetadataExt::nlink(&m) == 0) {
+                            tail.file = None;
+                        }
+                        read
+                    }
                     None => {
                         // Removed: applied whole (a client removes its segments in order).
                         if segment_path(&self.dir, id, seg + 1).exists() {
@@ -596,17 +628,23 @@ impl Intake {
                         if !lock_path(&self.dir, id).exists() {
                             finished.push(id);
                         }
-                        Vec::new()
+                        (Vec::new(), true)
                     }
                 };
                 let (recs, used) = parse(&data);
+                if data.len() - used > MAX_BATCH_BYTES {
+                    tail.broken = true;
+                }
                 let recs: Vec<Parsed> = recs.into_iter().filter(|r| r.seq > last).collect();
                 if let Some(r) = recs.last() {
                     last = r.seq;
                 }
                 bytes += used;
                 off += used as u64;
-                let whole = used == data.len();
+                let whole = used == data.len() && at_end;
+                if !at_end && used > 0 {
+                    more = true;
+                }
                 if !recs.is_empty() {
                     chunks.push((id, data, recs));
                 }
@@ -628,7 +666,9 @@ impl Intake {
             }
         }
         for id in finished {
+            // Its process removed it, applied whole: its mark is no longer needed.
             st.tails.remove(&id);
+            store.forget_journal(id)?;
         }
         if moved.is_empty() {
             return Ok(false);
@@ -728,13 +768,14 @@ impl NoFollow for std::fs::OpenOptions {
     }
 }
 
-/// The bytes of `f` from `off` to its end.
-fn read_from(f: &File, off: u64) -> std::io::Result<Vec<u8>> {
+/// The bytes of `f` from `off` to its end, at most `max`, and whether they reach its end.
+fn read_from(f: &File, off: u64, max: usize) -> std::io::Result<(Vec<u8>, bool)> {
     let len = f.metadata()?.len();
     if len <= off {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), true));
     }
-    let mut buf = vec![0; (len - off) as usize];
+    let capped = (len - off) as usize > max;
+    let mut buf = vec![0; ((len - off) as usize).min(max)];
     let mut got = 0;
     while got < buf.len() {
         match f.read_at(&mut buf[got..], off + got as u64) {
@@ -745,7 +786,7 @@ fn read_from(f: &File, off: u64) -> std::io::Result<Vec<u8>> {
         }
     }
     buf.truncate(got);
-    Ok(buf)
+    Ok((buf, !capped))
 }
 
 #[cfg(test)]

@@ -493,7 +493,7 @@ impl Shared {
         }
         let cats = self.categories();
         let mut failed = self.journal_failed.lock().unwrap_or_else(|p| p.into_inner());
-        if *failed {
+        if *failed || cats.is_empty() {
             return None;
         }
         if self.journal.get().is_none() {
