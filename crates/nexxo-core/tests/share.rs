@@ -31,7 +31,7 @@ fn key(worker: u64, i: u64) -> Vec<u8> {
 /// - `writer,DIR,ID,N`: opens, prints "open", sets N entries one by one and prints
 ///   "ack I" after each returned, reads each back, prints "done".
 /// - `echo,DIR`: opens, prints "open", then answers stdin lines: `set K V` -> "ok",
-///   `get K` -> the value or "miss", `entries` -> the cache's entry count.
+///   `get K` -> the value or "miss", `entries` -> the cache's entry count, `flush` -> "ok".
 #[test]
 fn share_child_entry() {
     let Ok(spec) = std::env::var(CHILD_ENV) else { return };
@@ -67,6 +67,10 @@ fn share_child_entry() {
                         None => writeln!(out, "miss").unwrap(),
                     },
                     "entries" => writeln!(out, "{}", c.stats().entries).unwrap(),
+                    "flush" => {
+                        c.flush().unwrap();
+                        writeln!(out, "ok").unwrap();
+                    }
                     _ => panic!("unknown command {line}"),
                 }
                 out.flush().unwrap();
@@ -223,6 +227,13 @@ fn a_write_acknowledged_in_one_process_is_read_at_once_in_another() {
         c.set(b"parse", format!("p{i}").as_bytes(), format!("from-parent-{i}").as_bytes()).unwrap();
         assert_eq!(kid.ask(&format!("get p{i}")), format!("from-parent-{i}"));
     }
+    // The child's journal applied (a flush waits for it): the copies it keeps of what it
+    // wrote give way to what others write over them, at once.
+    assert_eq!(kid.ask("flush"), "ok");
+    assert_eq!(kid.ask("get k2"), "from-child-2");
+    c.set(b"parse", b"k2", b"changed by the owner").unwrap();
+    assert_eq!(kid.ask("get k2"), "changed by the owner");
+    c.set(b"parse", b"k2", b"from-child-2").unwrap();
     // Overwrites and deletes are seen at once too, and the stats agree.
     c.set(b"parse", b"k0", b"again").unwrap();
     assert_eq!(kid.ask("get k0"), "again");

@@ -187,14 +187,49 @@ fn journal_dir(cache_dir: &Path) -> Result<PathBuf> {
 
 // ---- the client's side ----
 
-/// What a client's journal holds for its own reads: records the owner has not yet
-/// reported applied.
+/// A value this process journaled, kept for its own reads.
+struct Entry {
+    seq: u64,
+    value: Arc<[u8]>,
+    /// The owner's replacement count before it was journaled: while the count has not
+    /// moved, no write replaced or removed any entry, so this is still the key's value.
+    stamp: u64,
+    /// Reported applied by the owner (kept only as a copy for reads).
+    applied: bool,
+}
+
+/// What a client keeps for its own reads: the records the owner has not reported applied
+/// (bounded by [`SYNC_BYTES`]: more makes the client ask the owner), and, within a byte
+/// budget, values it reported applied (a build reads back what it wrote, as the owner's
+/// warm table keeps the frames just written).
 #[derive(Default)]
 struct Held {
-    /// key -> (sequence, value, the owner's replacement count before it was journaled).
-    by_cat: Vec<HashMap<Arc<[u8]>, (u64, Arc<[u8]>, u64)>>,
+    by_cat: Vec<HashMap<Arc<[u8]>, Entry>>,
+    /// Not reported applied, oldest first.
     order: VecDeque<(u64, usize, Arc<[u8]>)>,
     bytes: usize,
+    /// Reported applied, oldest first (dropped first past the budget).
+    kept: VecDeque<(u64, usize, Arc<[u8]>)>,
+    kept_bytes: usize,
+    entries: usize,
+}
+
+impl Held {
+    /// Removes the entry of `key` if it is the one with `seq`.
+    fn remove_if(&mut self, ci: usize, key: &[u8], seq: u64) {
+        if self.by_cat[ci].get(key).is_some_and(|e| e.seq == seq) {
+            let e = self.by_cat[ci].remove(key).expect("found above");
+            self.forget(key, &e);
+        }
+    }
+
+    fn forget(&mut self, key: &[u8], e: &Entry) {
+        self.entries -= 1;
+        match e.applied {
+            true => self.kept_bytes -= key.len() + e.value.len(),
+            false => self.bytes -= key.len() + e.value.len(),
+        }
+    }
 }
 
 struct State {
@@ -228,8 +263,12 @@ pub(crate) struct Journal {
     cats: Vec<String>,
     sync_writes: bool,
     st: Mutex<State>,
-    /// Records held for reads (read without the lock: nothing held, nothing to look up).
-    held: AtomicUsize,
+    /// Entries kept for reads (read without the lock: none, nothing to look up).
+    entries: AtomicUsize,
+    /// Records not reported applied.
+    unapplied: AtomicUsize,
+    /// Bytes of applied values kept for reads.
+    keep_bytes: usize,
     /// The last record the owner reported applied (0: none).
     mark: AtomicU64,
     /// Taken shared by appends and exclusively by a write that must be ordered after
@@ -255,7 +294,7 @@ fn try_lock(f: &File) -> std::io::Result<bool> {
 
 impl Journal {
     /// Starts a journal in `cache_dir` for a client of an owner with categories `cats`.
-    pub fn create(cache_dir: &Path, cats: Vec<String>, sync_writes: bool) -> Result<Journal> {
+    pub fn create(cache_dir: &Path, cats: Vec<String>, sync_writes: bool, keep_bytes: usize) -> Result<Journal> {
         let dir = journal_dir(cache_dir)?;
         let changes = Changes::open(cache_dir)?;
         let id = new_id();
@@ -293,7 +332,9 @@ impl Journal {
             cats,
             sync_writes,
             st: Mutex::new(State { lock: Some(lock), seg, seg_no: 0, seg_len: 0, closed: VecDeque::new(), next_seq: 1, held, since_sync: 0, done: false, buf: Vec::new() }),
-            held: AtomicUsize::new(0),
+            entries: AtomicUsize::new(0),
+            unapplied: AtomicUsize::new(0),
+            keep_bytes,
             mark: AtomicU64::new(0),
             order: std::sync::RwLock::new(()),
         })
@@ -328,28 +369,34 @@ impl Journal {
     /// The value this process journaled under a key, while the owner has not reported it
     /// applied.
     pub fn lookup(&self, cat: &[u8], key: &[u8]) -> HeldValue {
-        if self.held.load(Ordering::Acquire) == 0 {
+        if self.entries.load(Ordering::Acquire) == 0 {
             return HeldValue::No;
         }
         let Some(ci) = self.cat_index(cat) else { return HeldValue::No };
-        let st = self.state();
-        match st.held.by_cat[ci].get(key) {
-            None => HeldValue::No,
+        let mut guard = self.state();
+        let st = &mut *guard;
+        let answer = match st.held.by_cat[ci].get(key) {
+            None => return HeldValue::No,
             // Nothing replaced or removed an entry since it was journaled: still current.
-            Some((_, v, replaced)) if *replaced == self.changes.load() => HeldValue::Value(v.to_vec()),
-            // The owner may have applied it and replaced it since: ask.
-            Some(_) => HeldValue::Stale,
-        }
+            Some(e) if e.stamp == self.changes.load() => return HeldValue::Value(e.value.to_vec()),
+            // Not applied yet, and the owner may apply it and replace it since: ask.
+            Some(e) if !e.applied => return HeldValue::Stale,
+            // A copy that may be out of date: dropped.
+            Some(e) => e.seq,
+        };
+        st.held.remove_if(ci, key, answer);
+        self.entries.store(st.held.entries, Ordering::Release);
+        HeldValue::No
     }
 
-    /// Whether a journaled record of this process for the key is held.
+    /// Whether this process journaled a value for the key that it still keeps.
     pub fn holds(&self, cat: &[u8], key: &[u8]) -> bool {
-        self.held.load(Ordering::Acquire) != 0 && self.cat_index(cat).is_some_and(|ci| self.state().held.by_cat[ci].contains_key(key))
+        self.entries.load(Ordering::Acquire) != 0 && self.cat_index(cat).is_some_and(|ci| self.state().held.by_cat[ci].contains_key(key))
     }
 
-    /// Whether records are held (not yet reported applied).
+    /// Whether records are not yet reported applied.
     pub fn holding(&self) -> bool {
-        self.held.load(Ordering::Acquire) != 0
+        self.unapplied.load(Ordering::Acquire) != 0
     }
 
     /// Appends a checked batch (see [`Journal::check`], [`Journal::fits`]) as one write.
@@ -395,13 +442,16 @@ impl Journal {
             let ci = self.cat_index(c).expect("checked");
             let key: Arc<[u8]> = Arc::from(*k);
             st.held.bytes += k.len() + v.len();
-            if let Some((_, old, _)) = st.held.by_cat[ci].insert(key.clone(), (first + i as u64, Arc::from(*v), replaced)) {
-                st.held.bytes -= k.len() + old.len();
+            st.held.entries += 1;
+            let seq = first + i as u64;
+            if let Some(old) = st.held.by_cat[ci].insert(key.clone(), Entry { seq, value: Arc::from(*v), stamp: replaced, applied: false }) {
+                st.held.forget(k, &old);
             }
-            st.held.order.push_back((first + i as u64, ci, key));
+            st.held.order.push_back((seq, ci, key));
         }
         st.since_sync += entries.len();
-        self.held.store(st.held.order.len(), Ordering::Release);
+        self.entries.store(st.held.entries, Ordering::Release);
+        self.unapplied.store(st.held.order.len(), Ordering::Release);
         Ok(Some(st.since_sync >= SYNC_RECORDS || st.held.bytes >= SYNC_BYTES))
     }
 
@@ -411,15 +461,21 @@ impl Journal {
         self.mark.fetch_max(mark, Ordering::AcqRel);
         let mut guard = self.state();
         let st = &mut *guard;
-        while let Some((seq, ci, key)) = st.held.order.front() {
-            if *seq > mark {
-                break;
+        while st.held.order.front().is_some_and(|(seq, _, _)| *seq <= mark) {
+            let (seq, ci, key) = st.held.order.pop_front().expect("checked");
+            let held = &mut st.held;
+            if let Some(e) = held.by_cat[ci].get_mut(&*key).filter(|e| e.seq == seq) {
+                // Kept as a copy for reads, within the budget.
+                e.applied = true;
+                let n = key.len() + e.value.len();
+                held.bytes -= n;
+                held.kept_bytes += n;
+                held.kept.push_back((seq, ci, key));
             }
-            if st.held.by_cat[*ci].get(key).is_some_and(|(s, _, _)| s == seq) {
-                let (_, v, _) = st.held.by_cat[*ci].remove(key).expect("found above");
-                st.held.bytes -= key.len() + v.len();
-            }
-            st.held.order.pop_front();
+        }
+        while st.held.kept_bytes > self.keep_bytes {
+            let Some((seq, ci, key)) = st.held.kept.pop_front() else { break };
+            st.held.remove_if(ci, &key, seq);
         }
         st.since_sync = 0;
         while let Some(&(no, last)) = st.closed.front() {
@@ -429,7 +485,8 @@ impl Journal {
             let _ = std::fs::remove_file(segment_path(&self.dir, self.id, no));
             st.closed.pop_front();
         }
-        self.held.store(st.held.order.len(), Ordering::Release);
+        self.entries.store(st.held.entries, Ordering::Release);
+        self.unapplied.store(st.held.order.len(), Ordering::Release);
     }
 
     /// The last record the owner reported applied.
@@ -444,8 +501,9 @@ impl Journal {
     pub fn finish(&self, mark: Option<u64>) -> bool {
         let mut st = self.state();
         st.done = true;
-        st.held = Held::default();
-        self.held.store(0, Ordering::Release);
+        st.held = Held { by_cat: self.cats.iter().map(|_| HashMap::new()).collect(), ..Default::default() };
+        self.entries.store(0, Ordering::Release);
+        self.unapplied.store(0, Ordering::Release);
         let whole = st.next_seq == 1 || mark.is_some_and(|m| m + 1 >= st.next_seq);
         if whole {
             for &(no, _) in &st.closed {

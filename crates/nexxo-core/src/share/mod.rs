@@ -497,7 +497,7 @@ impl Shared {
             return None;
         }
         if self.journal.get().is_none() {
-            match Journal::create(&self.dir, cats, self.config.sync_writes) {
+            match Journal::create(&self.dir, cats, self.config.sync_writes, self.config.memory_budget as usize / 4) {
                 Ok(j) => drop(self.journal.set(j)),
                 Err(_) => {
                     *failed = true;
