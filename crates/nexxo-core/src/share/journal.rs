@@ -1,8 +1,8 @@
 //! Journals: how a process that does not own the cache acknowledges a small set without
 //! a round trip to the owner.
 //!
-//! A client appends each small set (a batch of at most [`MAX_JOURNALED_ENTRIES`] entries
-//! and [`MAX_JOURNALED_BYTES`]) to a journal file of its own in the cache directory
+//! A client appends each set (a batch of at most [`MAX_JOURNALED_ENTRIES`] entries and
+//! [`MAX_JOURNALED_BYTES`]) to a journal file of its own in the cache directory
 //! (`journal/<id>.<segment>`), as checksummed records written with one `write(2)`, adds
 //! one to the shared journal counter (`nexxo.changes`) and returns: the set is durable
 //! from then on (it survives kill -9 of any process, as a write in the owner's write-ahead
@@ -46,16 +46,17 @@ use crate::store::Store;
 /// The journals' directory, inside the cache directory.
 pub(crate) const JOURNAL_DIR: &str = "journal";
 /// A batch larger than this (its categories, keys and values together) goes to the owner.
-pub(crate) const MAX_JOURNALED_BYTES: usize = 64 << 10;
+/// (The Node binding writes its sets in batches of up to 1,000 entries or 4 MiB.)
+pub(crate) const MAX_JOURNALED_BYTES: usize = (4 << 20) + (64 << 10);
 /// A batch of more entries than this goes to the owner.
-pub(crate) const MAX_JOURNALED_ENTRIES: usize = 256;
+pub(crate) const MAX_JOURNALED_ENTRIES: usize = 1024;
 /// A journal starts a new segment file past this size; segments the owner applied whole
 /// are removed by the client.
-const SEGMENT_BYTES: u64 = 4 << 20;
-/// After this many records, or values of this many bytes held for reads, a client asks
-/// the owner to take its journal in (one round trip) and drops what was applied.
-const SYNC_RECORDS: usize = 1024;
-const SYNC_BYTES: usize = 8 << 20;
+const SEGMENT_BYTES: u64 = 8 << 20;
+/// After this many records, or values of this many bytes not reported applied, a client
+/// asks the owner to take its journal in (one round trip) and drops what was applied.
+const SYNC_RECORDS: usize = 8192;
+const SYNC_BYTES: usize = 16 << 20;
 /// The most record bytes one take-in applies in one write.
 const TAKE_IN_BYTES: usize = 32 << 20;
 /// The most bytes a batch being written can take (every record of a batch at its

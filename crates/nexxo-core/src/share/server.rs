@@ -8,7 +8,7 @@ use std::os::unix::io::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use super::proto::{self, Fields, Frame, Op, ProtoError};
@@ -26,6 +26,9 @@ pub(crate) struct Server {
     conns: Arc<Mutex<Vec<(UnixStream, JoinHandle<()>)>>>,
     stopping: Arc<AtomicBool>,
     dir: std::path::PathBuf,
+    /// Takes the clients' journals in as they grow (see [`intake_loop`]).
+    intake: Option<JoinHandle<()>>,
+    intake_stop: Arc<(Mutex<bool>, Condvar)>,
 }
 
 impl Server {
@@ -38,13 +41,18 @@ impl Server {
         let conns: Arc<Mutex<Vec<(UnixStream, JoinHandle<()>)>>> = Arc::default();
         let stopping = Arc::new(AtomicBool::new(false));
         let accept = {
-            let (conns, stopping) = (conns.clone(), stopping.clone());
+            let (conns, stopping, backing) = (conns.clone(), stopping.clone(), backing.clone());
             std::thread::Builder::new()
                 .name("nexxo-serve".into())
                 .spawn(move || accept_loop(&listener, &woken, &backing, &conns, &stopping))
                 .map_err(|e| Error::Io(format!("cannot start the thread that shares the cache: {e}")))?
         };
-        Ok(Server { wake, accept: Some(accept), conns, stopping, dir: dir.to_owned() })
+        let intake_stop: Arc<(Mutex<bool>, Condvar)> = Arc::default();
+        let intake = {
+            let stop = intake_stop.clone();
+            std::thread::Builder::new().name("nexxo-intake".into()).spawn(move || intake_loop(&backing, &stop)).ok()
+        };
+        Ok(Server { wake, accept: Some(accept), conns, stopping, dir: dir.to_owned(), intake, intake_stop })
     }
 
     /// Stops serving: the accept loop ends, every connection is shut down (its peer sees
@@ -54,6 +62,11 @@ impl Server {
             return;
         }
         sys::remove_socket(&self.dir);
+        *self.intake_stop.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.intake_stop.1.notify_all();
+        if let Some(t) = self.intake.take() {
+            let _ = t.join();
+        }
         let _ = (&self.wake).write_all(b"x");
         if let Some(t) = self.accept.take() {
             let _ = t.join();
@@ -71,6 +84,32 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Between a client's journaled set and the owner's next write or "not found", the set
+/// waits in its journal; this thread takes the journals in as they grow, so that the
+/// owner's own calls seldom find much to take in (and the store's work for the clients'
+/// sets runs beside them, as it did when each set was a request). It looks every
+/// millisecond after finding something, backing off to every 50 ms while nothing comes.
+fn intake_loop(backing: &Backing, stop: &(Mutex<bool>, Condvar)) {
+    const BUSY: std::time::Duration = std::time::Duration::from_millis(1);
+    const IDLE: std::time::Duration = std::time::Duration::from_millis(50);
+    let mut pause = IDLE;
+    let mut stopped = stop.0.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        stopped = stop.1.wait_timeout(stopped, pause).unwrap_or_else(|p| p.into_inner()).0;
+        if *stopped {
+            return;
+        }
+        if backing.moved() {
+            drop(stopped);
+            let _ = backing.writable();
+            pause = BUSY;
+            stopped = stop.0.lock().unwrap_or_else(|p| p.into_inner());
+        } else {
+            pause = (pause * 2).min(IDLE);
+        }
     }
 }
 
