@@ -8,6 +8,12 @@
 //! key not found here is asked of the owner (it may have been written since the last
 //! catch-up). To keep that rare and the replay off the read path, a thread catches the
 //! reader up whenever the owner's write counter moved, checking every [`POLL`].
+//!
+//! Warm table (1.9): as the owner's store does, the reader fills a warm table from the
+//! store at open (the last build's entries first), so that a client's reads of what
+//! earlier builds wrote are memory reads too. A catch-up after the owner replaced or
+//! removed entries empties it (before the read that needed the catch-up goes on), and
+//! a fill that read the store before that is refused by the table's epoch.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,7 +30,7 @@ use crate::store::Store;
 const POLL: Duration = Duration::from_millis(20);
 
 struct Reader {
-    store: Store,
+    store: Arc<Store>,
     changes: Changes,
     /// The replacement count read before the last catch-up.
     seen: AtomicU64,
@@ -36,7 +42,7 @@ impl Reader {
     /// Catches up; `seen` becomes the replacement count read before it.
     fn catch_up(&self) -> bool {
         let now = self.changes.load();
-        if self.store.catch_up().is_err() {
+        if self.store.catch_up(now != self.seen.load(Ordering::SeqCst)).is_err() {
             return false;
         }
         self.seen.store(now, Ordering::SeqCst);
@@ -55,6 +61,9 @@ impl Reader {
 }
 
 pub(crate) struct Follower {
+    /// Fills the reader's warm table from the store (the last build's entries first);
+    /// stopped before the reader closes.
+    warmer: Option<crate::store::Warmer>,
     reader: Option<Arc<Reader>>,
     stop: Arc<(Mutex<bool>, Condvar)>,
     thread: Option<JoinHandle<()>>,
@@ -76,13 +85,15 @@ impl Follower {
                 return None;
             }
         };
+        let store = Arc::new(store);
+        let warmer = crate::store::Warmer::start(store.clone());
         let reader = Arc::new(Reader { store, changes, seen: AtomicU64::new(seen), catching: Mutex::new(()) });
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let thread = {
             let (reader, stop) = (reader.clone(), stop.clone());
             std::thread::Builder::new().name("nexxo-follow".into()).spawn(move || follow(&reader, &stop)).ok()
         };
-        Some(Follower { reader: Some(reader), stop, thread, scratch })
+        Some(Follower { warmer, reader: Some(reader), stop, thread, scratch })
     }
 
     fn reader(&self) -> &Reader {
@@ -138,6 +149,7 @@ impl Drop for Follower {
             let _ = t.join();
         }
         // The store closes before its scratch directory goes.
+        drop(self.warmer.take());
         drop(self.reader.take());
         let _ = std::fs::remove_dir_all(&self.scratch);
     }

@@ -104,9 +104,15 @@ impl Store {
         self.warm = WarmTable::new(self.cats.len(), warm_budget(&self.config));
     }
 
-    /// Replays what the writing process wrote since the last catch-up (a follower only).
-    pub fn catch_up(&self) -> Result<()> {
-        Ok(self.db.try_catch_up_with_primary()?)
+    /// Replays what the writing process wrote since the last catch-up (a follower only);
+    /// with `replaced` (the writer replaced or removed entries since the last one), the
+    /// warm table is emptied after it, so no frame read before is served again.
+    pub fn catch_up(&self, replaced: bool) -> Result<()> {
+        self.db.try_catch_up_with_primary()?;
+        if replaced {
+            self.warm.clear();
+        }
+        Ok(())
     }
 
     /// Salvages a damaged store (see `salvage.rs`): its files are moved into
@@ -317,9 +323,18 @@ impl Store {
             interim: false,
             _writable: (!config.read_only).then(|| super::dir::WritableMark::new(path)),
             on_write: std::sync::OnceLock::new(),
-            // Only a store that takes writes keeps one: a follower or read-only handle
-            // would need the writer's overwrites to keep it true.
-            warm: WarmTable::new(cats_len, if config.read_only || follower.is_some() { 0 } else { warm_budget(config) }),
+            // A store that takes writes keeps one; a follower too, emptied whenever it
+            // catches up with a writer that replaced or removed entries (see
+            // `share/follower.rs`), with what a client keeps of its own writes taken out of
+            // its share; a read-only handle none (it would need the writer's overwrites).
+            warm: WarmTable::new(
+                cats_len,
+                match follower {
+                    Some(_) => warm_budget(config).saturating_sub(config.memory_budget as usize / 4),
+                    None if config.read_only => 0,
+                    None => warm_budget(config),
+                },
+            ),
         };
         store.publish_generation(store.lock_state().gens.current);
         Ok(store)
