@@ -234,6 +234,13 @@ fn a_write_acknowledged_in_one_process_is_read_at_once_in_another() {
     c.set(b"parse", b"k2", b"changed by the owner").unwrap();
     assert_eq!(kid.ask("get k2"), "changed by the owner");
     c.set(b"parse", b"k2", b"from-child-2").unwrap();
+    // A set of a key the child knows (the parent wrote it) goes to the owner, and the
+    // copy the child keeps of it gives way too.
+    assert_eq!(kid.ask("set p5 child-over-parent"), "ok");
+    assert_eq!(c.get(b"parse", b"p5").unwrap().as_deref(), Some(&b"child-over-parent"[..]));
+    assert_eq!(kid.ask("get p5"), "child-over-parent");
+    c.set(b"parse", b"p5", b"from-parent-5").unwrap();
+    assert_eq!(kid.ask("get p5"), "from-parent-5");
     // Overwrites and deletes are seen at once too, and the stats agree.
     c.set(b"parse", b"k0", b"again").unwrap();
     assert_eq!(kid.ask("get k0"), "again");

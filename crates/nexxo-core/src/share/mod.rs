@@ -482,7 +482,13 @@ impl Shared {
                 }
             }
         }
-        self.ordered(|| self.store_batch_now(entries, tags))
+        // Sent to the owner: copies kept for this process's reads, as of journaled sets.
+        let keep = if tags.is_none() && self.owner.get().is_none() && !entries.is_empty() { self.journal_for_sets().map(|j| (j, j.stamp())) } else { None };
+        self.ordered(|| self.store_batch_now(entries, tags))?;
+        if let Some((j, stamp)) = keep {
+            j.keep(entries, stamp);
+        }
+        Ok(())
     }
 
     /// This client's journal, made at its first journaled set; `None` when one cannot be
