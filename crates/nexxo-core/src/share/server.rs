@@ -28,8 +28,11 @@ pub(crate) struct Server {
     dir: std::path::PathBuf,
     /// Takes the clients' journals in as they grow (see [`intake_loop`]).
     intake: Option<JoinHandle<()>>,
-    intake_stop: Arc<(Mutex<bool>, Condvar)>,
+    intake_ctl: Arc<IntakeCtl>,
 }
+
+/// What the intake thread waits on: (stop, connections being served).
+type IntakeCtl = (Mutex<(bool, usize)>, Condvar);
 
 impl Server {
     /// Binds the cache directory's socket (replacing a stale one: the caller holds the
@@ -40,19 +43,19 @@ impl Server {
         let (woken, wake) = sys::pipe()?;
         let conns: Arc<Mutex<Vec<(UnixStream, JoinHandle<()>)>>> = Arc::default();
         let stopping = Arc::new(AtomicBool::new(false));
+        let intake_ctl: Arc<IntakeCtl> = Arc::default();
         let accept = {
-            let (conns, stopping, backing) = (conns.clone(), stopping.clone(), backing.clone());
+            let (conns, stopping, backing, ctl) = (conns.clone(), stopping.clone(), backing.clone(), intake_ctl.clone());
             std::thread::Builder::new()
                 .name("nexxo-serve".into())
-                .spawn(move || accept_loop(&listener, &woken, &backing, &conns, &stopping))
+                .spawn(move || accept_loop(&listener, &woken, &backing, &conns, &stopping, &ctl))
                 .map_err(|e| Error::Io(format!("cannot start the thread that shares the cache: {e}")))?
         };
-        let intake_stop: Arc<(Mutex<bool>, Condvar)> = Arc::default();
         let intake = {
-            let stop = intake_stop.clone();
-            std::thread::Builder::new().name("nexxo-intake".into()).spawn(move || intake_loop(&backing, &stop)).ok()
+            let ctl = intake_ctl.clone();
+            std::thread::Builder::new().name("nexxo-intake".into()).spawn(move || intake_loop(&backing, &ctl)).ok()
         };
-        Ok(Server { wake, accept: Some(accept), conns, stopping, dir: dir.to_owned(), intake, intake_stop })
+        Ok(Server { wake, accept: Some(accept), conns, stopping, dir: dir.to_owned(), intake, intake_ctl })
     }
 
     /// Stops serving: the accept loop ends, every connection is shut down (its peer sees
@@ -62,8 +65,8 @@ impl Server {
             return;
         }
         sys::remove_socket(&self.dir);
-        *self.intake_stop.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
-        self.intake_stop.1.notify_all();
+        self.intake_ctl.0.lock().unwrap_or_else(|p| p.into_inner()).0 = true;
+        self.intake_ctl.1.notify_all();
         if let Some(t) = self.intake.take() {
             let _ = t.join();
         }
@@ -91,29 +94,45 @@ impl Drop for Server {
 /// waits in its journal; this thread takes the journals in as they grow, so that the
 /// owner's own calls seldom find much to take in (and the store's work for the clients'
 /// sets runs beside them, as it did when each set was a request). It looks every
-/// millisecond after finding something, backing off to every 50 ms while nothing comes.
-fn intake_loop(backing: &Backing, stop: &(Mutex<bool>, Condvar)) {
+/// millisecond after finding something, backing off to every 50 ms while nothing comes,
+/// and sleeps while no process is connected (a client that journals without a connection
+/// to this owner has its sets taken in by the owner's own calls, or when it asks).
+fn intake_loop(backing: &Backing, ctl: &IntakeCtl) {
     const BUSY: std::time::Duration = std::time::Duration::from_millis(1);
     const IDLE: std::time::Duration = std::time::Duration::from_millis(50);
     let mut pause = IDLE;
-    let mut stopped = stop.0.lock().unwrap_or_else(|p| p.into_inner());
+    let mut g = ctl.0.lock().unwrap_or_else(|p| p.into_inner());
     loop {
-        stopped = stop.1.wait_timeout(stopped, pause).unwrap_or_else(|p| p.into_inner()).0;
-        if *stopped {
+        if g.0 {
+            return;
+        }
+        if g.1 == 0 && !backing.moved() {
+            g = ctl.1.wait(g).unwrap_or_else(|p| p.into_inner());
+            continue;
+        }
+        g = ctl.1.wait_timeout(g, pause).unwrap_or_else(|p| p.into_inner()).0;
+        if g.0 {
             return;
         }
         if backing.moved() {
-            drop(stopped);
+            drop(g);
             let _ = backing.writable();
             pause = BUSY;
-            stopped = stop.0.lock().unwrap_or_else(|p| p.into_inner());
+            g = ctl.0.lock().unwrap_or_else(|p| p.into_inner());
         } else {
             pause = (pause * 2).min(IDLE);
         }
     }
 }
 
-fn accept_loop(listener: &UnixListener, woken: &std::fs::File, backing: &Arc<Backing>, conns: &Mutex<Vec<(UnixStream, JoinHandle<()>)>>, stopping: &Arc<AtomicBool>) {
+/// Counts a connection in (`+1`) or out (`-1`) for the intake thread.
+fn count_connection(ctl: &IntakeCtl, delta: isize) {
+    let mut g = ctl.0.lock().unwrap_or_else(|p| p.into_inner());
+    g.1 = g.1.saturating_add_signed(delta);
+    ctl.1.notify_all();
+}
+
+fn accept_loop(listener: &UnixListener, woken: &std::fs::File, backing: &Arc<Backing>, conns: &Mutex<Vec<(UnixStream, JoinHandle<()>)>>, stopping: &Arc<AtomicBool>, ctl: &Arc<IntakeCtl>) {
     loop {
         // Waits for a connection or for `stop`.
         let mut fds = [
@@ -146,7 +165,15 @@ fn accept_loop(listener: &UnixListener, woken: &std::fs::File, backing: &Arc<Bac
         let Ok(handle) = stream.try_clone() else { continue };
         let backing = backing.clone();
         let stopping = stopping.clone();
-        let Ok(t) = std::thread::Builder::new().name("nexxo-peer".into()).spawn(move || serve(stream, &backing, &stopping)) else { continue };
+        let peer_ctl = ctl.clone();
+        count_connection(ctl, 1);
+        let Ok(t) = std::thread::Builder::new().name("nexxo-peer".into()).spawn(move || {
+            serve(stream, &backing, &stopping);
+            count_connection(&peer_ctl, -1);
+        }) else {
+            count_connection(ctl, -1);
+            continue;
+        };
         let mut c = conns.lock().unwrap_or_else(|p| p.into_inner());
         // Threads of closed connections are joined as new ones arrive.
         let (done, live): (Vec<_>, Vec<_>) = std::mem::take(&mut *c).into_iter().partition(|(_, t)| t.is_finished());
