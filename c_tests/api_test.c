@@ -1164,7 +1164,11 @@ TEST(policy_cap_keeps_hot_set) {
   OK(nexxo_cache_enforce_policy(c, &r));
   OK(nexxo_cache_stats(c, &st));
   CHECK(st.stored_bytes <= 8u << 20);
-  CHECK(r.stored_bytes_after == st.stored_bytes);
+  /* The report is the store when enforce_policy ended; a pass of the background evictor
+   * (woken by the sets above) may still remove entries after it (seen once in CI with an
+   * exact comparison), never add any. */
+  CHECK(r.stored_bytes_after <= 8u << 20);
+  CHECK(st.stored_bytes <= r.stored_bytes_after);
   CHECK(st.evictions > 0);
   for (int j = 0; j < HOT; j++) {
     size_t n = 0;

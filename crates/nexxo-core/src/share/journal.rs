@@ -475,6 +475,10 @@ impl Journal {
         }
         for (c, k, v) in entries {
             let Some(ci) = self.cat_index(c) else { continue };
+            // A set of the key journaled meanwhile (another thread) is the later one.
+            if st.held.by_cat[ci].get(*k).is_some_and(|e| !e.applied) {
+                continue;
+            }
             let key: Arc<[u8]> = Arc::from(*k);
             // Sequence 0: never one of a journaled record's.
             let e = Entry { seq: 0, value: Arc::from(*v), stamp, applied: true };
