@@ -30,7 +30,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -218,6 +218,18 @@ struct Held {
 }
 
 impl Held {
+    fn new(categories: usize) -> Held {
+        Held { by_cat: (0..categories).map(|_| HashMap::new()).collect(), ..Default::default() }
+    }
+
+    /// Drops the oldest copies kept for reads until they fit `budget` bytes.
+    fn trim_kept(&mut self, budget: usize) {
+        while self.kept_bytes > budget {
+            let Some((seq, ci, key)) = self.kept.pop_front() else { break };
+            self.remove_if(ci, &key, seq);
+        }
+    }
+
     /// Removes the entry of `key` if it is the one with `seq`.
     fn remove_if(&mut self, ci: usize, key: &[u8], seq: u64) {
         if self.by_cat[ci].get(key).is_some_and(|e| e.seq == seq) {
@@ -327,7 +339,7 @@ impl Journal {
             }
         };
         changes.note_journal_created();
-        let held = Held { by_cat: cats.iter().map(|_| HashMap::new()).collect(), ..Default::default() };
+        let held = Held::new(cats.len());
         Ok(Journal {
             id,
             dir,
@@ -345,6 +357,12 @@ impl Journal {
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.st.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The counts read without the lock, from `held` as the lock holder left it.
+    fn publish(&self, held: &Held) {
+        self.entries.store(held.entries, Ordering::Release);
+        self.unapplied.store(held.order.len(), Ordering::Release);
     }
 
     fn cat_index(&self, cat: &[u8]) -> Option<usize> {
@@ -388,7 +406,7 @@ impl Journal {
             Some(e) => e.seq,
         };
         st.held.remove_if(ci, key, answer);
-        self.entries.store(st.held.entries, Ordering::Release);
+        self.publish(&st.held);
         HeldValue::No
     }
 
@@ -453,8 +471,7 @@ impl Journal {
             st.held.order.push_back((seq, ci, key));
         }
         st.since_sync += entries.len();
-        self.entries.store(st.held.entries, Ordering::Release);
-        self.unapplied.store(st.held.order.len(), Ordering::Release);
+        self.publish(&st.held);
         Ok(Some(st.since_sync >= SYNC_RECORDS || st.held.bytes >= SYNC_BYTES))
     }
 
@@ -489,11 +506,8 @@ impl Journal {
             }
             st.held.kept.push_back((0, ci, key));
         }
-        while st.held.kept_bytes > self.keep_bytes {
-            let Some((seq, ci, key)) = st.held.kept.pop_front() else { break };
-            st.held.remove_if(ci, &key, seq);
-        }
-        self.entries.store(st.held.entries, Ordering::Release);
+        st.held.trim_kept(self.keep_bytes);
+        self.publish(&st.held);
     }
 
     /// The owner reported every record up to `mark` applied: they are no longer held, and
@@ -514,10 +528,7 @@ impl Journal {
                 held.kept.push_back((seq, ci, key));
             }
         }
-        while st.held.kept_bytes > self.keep_bytes {
-            let Some((seq, ci, key)) = st.held.kept.pop_front() else { break };
-            st.held.remove_if(ci, &key, seq);
-        }
+        st.held.trim_kept(self.keep_bytes);
         st.since_sync = 0;
         while let Some(&(no, last)) = st.closed.front() {
             if last > mark {
@@ -526,8 +537,7 @@ impl Journal {
             let _ = std::fs::remove_file(segment_path(&self.dir, self.id, no));
             st.closed.pop_front();
         }
-        self.entries.store(st.held.entries, Ordering::Release);
-        self.unapplied.store(st.held.order.len(), Ordering::Release);
+        self.publish(&st.held);
     }
 
     /// The last record the owner reported applied.
@@ -542,9 +552,8 @@ impl Journal {
     pub fn finish(&self, mark: Option<u64>) -> bool {
         let mut st = self.state();
         st.done = true;
-        st.held = Held { by_cat: self.cats.iter().map(|_| HashMap::new()).collect(), ..Default::default() };
-        self.entries.store(0, Ordering::Release);
-        self.unapplied.store(0, Ordering::Release);
+        st.held = Held::new(self.cats.len());
+        self.publish(&st.held);
         let whole = st.next_seq == 1 || mark.is_some_and(|m| m + 1 >= st.next_seq);
         if whole {
             for &(no, _) in &st.closed {
@@ -650,11 +659,7 @@ impl Intake {
                     // Marks of journals that are gone (removed by their process after the
                     // last owner applied them): forgotten. A journal made after this
                     // listing has no mark yet.
-                    for id in store.journal_marks()? {
-                        if !segs.contains_key(&id) && !locks.iter().any(|&(l, _)| l == id) && !is_live(id) {
-                            store.forget_journal(id)?;
-                        }
-                    }
+                    forget_gone_marks(store, &segs, &locks)?;
                 }
                 for (id, seg) in segs {
                     st.tails.entry(id).or_insert(Tail { seg, off: 0, file: None, broken: false, mark: None });
@@ -804,7 +809,7 @@ impl Intake {
                 continue;
             }
             let path = if tmp { self.dir.join(format!("{id:016x}.lock.tmp")) } else { lock_path(&self.dir, id) };
-            let Ok(f) = std::fs::OpenOptions::new().read(true).write(true).custom_flags_nofollow().open(&path) else { continue };
+            let Ok(f) = std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(&path) else { continue };
             if try_lock(&f).unwrap_or(false) {
                 gone.push((id, tmp, path, f));
             }
@@ -839,13 +844,8 @@ impl Intake {
             st.tails.remove(&id);
         }
         drop(st);
-        let present: Vec<u64> = list(&self.dir).1.into_iter().map(|(id, _)| id).collect();
-        for id in store.journal_marks()? {
-            if !present.contains(&id) && !is_live(id) {
-                store.forget_journal(id)?;
-            }
-        }
-        Ok(())
+        let (segs, locks) = list(&self.dir);
+        forget_gone_marks(store, &segs, &locks)
     }
 
     /// Whether the directory names a journal whose process may be gone (cheap: no locks
@@ -855,16 +855,16 @@ impl Intake {
     }
 }
 
-/// Opens without following a symlink.
-trait NoFollow {
-    fn custom_flags_nofollow(&mut self) -> &mut Self;
-}
-
-impl NoFollow for std::fs::OpenOptions {
-    fn custom_flags_nofollow(&mut self) -> &mut Self {
-        use std::os::unix::fs::OpenOptionsExt;
-        self.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+/// Forgets the store's marks of journals the directory no longer holds (`segs`, `locks`:
+/// a listing): removed by their process once applied whole, or reaped. A journal made
+/// after the listing has no mark yet.
+fn forget_gone_marks(store: &Store, segs: &BTreeMap<u64, u64>, locks: &[(u64, bool)]) -> Result<()> {
+    for id in store.journal_marks()? {
+        if !segs.contains_key(&id) && !locks.iter().any(|&(l, _)| l == id) && !is_live(id) {
+            store.forget_journal(id)?;
+        }
     }
+    Ok(())
 }
 
 /// The bytes of `f` from `off` to its end, at most `max`, and whether they reach its end.
