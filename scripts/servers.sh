@@ -96,8 +96,17 @@ ENV
   echo "servers.sh: nginx on 127.0.0.1:$http_port (TLS $https_port), redis-server on 127.0.0.1:$redis_port (TLS $rediss_port)"
   ;;
 stop)
+  # Waits (up to 5 s each) for them to exit: redis writes its dump into its directory as
+  # it stops, and the caller removes that directory next.
   for pidfile in "$dir/nginx/nginx.pid" "$dir/redis/redis.pid"; do
-    if [ -f "$pidfile" ]; then kill "$(cat "$pidfile")" 2>/dev/null || true; fi
+    if [ -f "$pidfile" ]; then
+      pid="$(cat "$pidfile")"
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+      done
+    fi
   done
   ;;
 *)
