@@ -50,7 +50,7 @@
 /**
  * Minor version; a change adds to the ABI without breaking it.
  */
-#define NEXXO_CACHE_VERSION_MINOR 9
+#define NEXXO_CACHE_VERSION_MINOR 10
 
 /**
  * Patch version.

@@ -2,7 +2,9 @@
 //! calls [`napi_register_module_v1`], which hands the JavaScript binding
 //! (`bindings/node/lib/native.js`) the functions of the seed's API (open, get, the
 //! packed batch set and get, set, delete, stats, flush, compact, enforce_policy, close) without
-//! koffi. Loading koffi cost a new Node process 11-16 ms, as much as everything else a
+//! koffi, and one call koffi had no form of: the packed batch set on libuv's thread pool
+//! (`batchSetPackedAsync`, with `batchWait`), so that JavaScript goes on while a batch is
+//! written. Loading koffi cost a new Node process 11-16 ms, as much as everything else a
 //! 1,000-key second build does.
 //!
 //! Nothing here is linked against Node: the Node-API functions are looked up with
@@ -16,7 +18,7 @@
 #![allow(non_camel_case_types)]
 
 use std::ffi::{c_char, c_int, c_void, CStr};
-use std::sync::OnceLock;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 
 use crate::cache::{nexxo_cache, nexxo_stats};
 use crate::options::nexxo_options;
@@ -27,6 +29,11 @@ type napi_value = *mut c_void;
 type napi_callback_info = *mut c_void;
 type napi_status = c_int;
 type napi_callback = unsafe extern "C" fn(napi_env, napi_callback_info) -> napi_value;
+type napi_async_work = *mut c_void;
+type napi_deferred = *mut c_void;
+type napi_ref = *mut c_void;
+type napi_async_execute_callback = unsafe extern "C" fn(napi_env, *mut c_void);
+type napi_async_complete_callback = unsafe extern "C" fn(napi_env, napi_status, *mut c_void);
 
 const NAPI_OK: napi_status = 0;
 /// `napi_valuetype`'s undefined and null.
@@ -49,6 +56,21 @@ struct Api {
     set_element: unsafe extern "C" fn(napi_env, napi_value, u32, napi_value) -> napi_status,
     throw_type_error: unsafe extern "C" fn(napi_env, *const c_char, *const c_char) -> napi_status,
     type_of: unsafe extern "C" fn(napi_env, napi_value, *mut c_int) -> napi_status,
+    create_promise: unsafe extern "C" fn(napi_env, *mut napi_deferred, *mut napi_value) -> napi_status,
+    resolve_deferred: unsafe extern "C" fn(napi_env, napi_deferred, napi_value) -> napi_status,
+    create_async_work: unsafe extern "C" fn(
+        napi_env,
+        napi_value,
+        napi_value,
+        napi_async_execute_callback,
+        napi_async_complete_callback,
+        *mut c_void,
+        *mut napi_async_work,
+    ) -> napi_status,
+    queue_async_work: unsafe extern "C" fn(napi_env, napi_async_work) -> napi_status,
+    delete_async_work: unsafe extern "C" fn(napi_env, napi_async_work) -> napi_status,
+    create_reference: unsafe extern "C" fn(napi_env, napi_value, u32, *mut napi_ref) -> napi_status,
+    delete_reference: unsafe extern "C" fn(napi_env, napi_ref) -> napi_status,
 }
 
 /// The functions of [`Api`], or `None` when the process lacks one (not Node, or a Node
@@ -84,6 +106,13 @@ fn api() -> Option<&'static Api> {
                 set_element: sym!("napi_set_element"),
                 throw_type_error: sym!("napi_throw_type_error"),
                 type_of: sym!("napi_typeof"),
+                create_promise: sym!("napi_create_promise"),
+                resolve_deferred: sym!("napi_resolve_deferred"),
+                create_async_work: sym!("napi_create_async_work"),
+                queue_async_work: sym!("napi_queue_async_work"),
+                delete_async_work: sym!("napi_delete_async_work"),
+                create_reference: sym!("napi_create_reference"),
+                delete_reference: sym!("napi_delete_reference"),
             })
         }
     })
@@ -349,6 +378,147 @@ napi_fn!(batch_set_packed, |c| {
     Ok(c.status(crate::packed::nexxo_cache_batch_set_packed(c.ptr::<nexxo_cache>(0)?, p, len, c.size(3)?)))
 });
 
+/// A packed batch written off the JavaScript thread (`batchSetPackedAsync`): by the
+/// thread pool's worker, or by the JavaScript thread itself when it must wait for it
+/// (`batchWait`) before the worker has started it: whichever comes first runs it.
+struct Flight {
+    state: Mutex<FlightState>,
+    landed: Condvar,
+    /// The handle, the packed records (kept alive by the job's reference to their
+    /// Buffer) and their length and count, as addresses.
+    cache: usize,
+    packed: usize,
+    len: usize,
+    count: usize,
+}
+
+enum FlightState {
+    Queued,
+    Running,
+    Done(nexxo_status),
+}
+
+impl Flight {
+    fn lock(&self) -> MutexGuard<'_, FlightState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes the batch unless another thread has started it, then waits until it is
+    /// written: its status.
+    fn land(&self) -> nexxo_status {
+        let mut st = self.lock();
+        if let FlightState::Queued = *st {
+            *st = FlightState::Running;
+            drop(st);
+            // SAFETY: the job holds a reference to the Buffer at `packed` until it
+            // completes, and the binding neither closes the handle nor touches the
+            // Buffer while the batch is in flight.
+            let s = unsafe { crate::packed::nexxo_cache_batch_set_packed(self.cache as *mut nexxo_cache, self.packed as *const u8, self.len, self.count) };
+            st = self.lock();
+            *st = FlightState::Done(s);
+            self.landed.notify_all();
+        }
+        loop {
+            if let FlightState::Done(s) = *st {
+                return s;
+            }
+            st = self.landed.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// The batch in flight of each handle (the binding writes one at a time per handle), so
+/// that `batchWait` finds it.
+static FLIGHTS: Mutex<Vec<(usize, Arc<Flight>)>> = Mutex::new(Vec::new());
+
+fn flights() -> MutexGuard<'static, Vec<(usize, Arc<Flight>)>> {
+    FLIGHTS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What a queued batch's async work carries from its start to its completion.
+struct Job {
+    flight: Arc<Flight>,
+    deferred: napi_deferred,
+    work: napi_async_work,
+    buffer: napi_ref,
+}
+
+unsafe extern "C" fn flight_execute(_env: napi_env, data: *mut c_void) {
+    let job = &*(data as *const Job);
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.flight.land()));
+}
+
+unsafe extern "C" fn flight_complete(env: napi_env, _status: napi_status, data: *mut c_void) {
+    let job = Box::from_raw(data as *mut Job);
+    // Cancelled or not, the batch is written before its promise resolves.
+    let s = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.flight.land())).unwrap_or(nexxo_status::NEXXO_PANIC);
+    flights().retain(|(_, f)| !Arc::ptr_eq(f, &job.flight));
+    let Some(api) = api() else { return };
+    let mut v = std::ptr::null_mut();
+    (api.create_double)(env, s as u32 as f64, &mut v);
+    (api.resolve_deferred)(env, job.deferred, v);
+    if !job.buffer.is_null() {
+        (api.delete_reference)(env, job.buffer);
+    }
+    (api.delete_async_work)(env, job.work);
+}
+
+// batchSetPackedAsync(c, packed, len, count): nexxo_cache_batch_set_packed on libuv's
+// thread pool; returns a Promise of its status (it never rejects). The caller leaves
+// the Buffer unchanged and the handle open until it settles, and starts a handle's next
+// batch only after this one settled or batchWait returned.
+napi_fn!(batch_set_packed_async, |c| {
+    let (p, cap) = c.bytes(1)?;
+    let len = c.size(2)?;
+    if len > cap {
+        return Err(c"nexxo-cache: batchSetPackedAsync's length is past its buffer's end");
+    }
+    let cache = c.ptr::<nexxo_cache>(0)? as usize;
+    let flight = Arc::new(Flight { state: Mutex::new(FlightState::Queued), landed: Condvar::new(), cache, packed: p as usize, len, count: c.size(3)? });
+    let (api, env) = (c.api, c.env);
+    let mut deferred = std::ptr::null_mut();
+    let mut promise = std::ptr::null_mut();
+    if (api.create_promise)(env, &mut deferred, &mut promise) != NAPI_OK {
+        return Err(c"nexxo-cache: batchSetPackedAsync could not make a Promise");
+    }
+    let mut job = Box::new(Job { flight: flight.clone(), deferred, work: std::ptr::null_mut(), buffer: std::ptr::null_mut() });
+    let name = c.text(c"nexxo-cache batch");
+    let queued = (api.create_reference)(env, c.arg(1)?, 1, &mut job.buffer) == NAPI_OK
+        && (api.create_async_work)(env, std::ptr::null_mut(), name, flight_execute, flight_complete, (&mut *job as *mut Job).cast(), &mut job.work) == NAPI_OK;
+    if queued {
+        let data = Box::into_raw(job);
+        if (api.queue_async_work)(env, (*data).work) == NAPI_OK {
+            let mut fl = flights();
+            fl.retain(|(h, _)| *h != cache);
+            fl.push((cache, flight));
+            return Ok(promise);
+        }
+        job = Box::from_raw(data);
+    }
+    // Not queued: written here, and the Promise resolved with its status.
+    let s = flight.land();
+    if !job.work.is_null() {
+        (api.delete_async_work)(env, job.work);
+    }
+    if !job.buffer.is_null() {
+        (api.delete_reference)(env, job.buffer);
+    }
+    (api.resolve_deferred)(env, deferred, c.status(s));
+    Ok(promise)
+});
+
+// batchWait(c): waits until the handle's batch in flight is written (writing it here if
+// the thread pool has not started it) and returns its status; -1 when the handle has none
+// (its Promise has resolved, or is about to: its status comes through it).
+napi_fn!(batch_wait, |c| {
+    let cache = c.ptr::<nexxo_cache>(0)? as usize;
+    let flight = flights().iter().find(|(h, _)| *h == cache).map(|(_, f)| f.clone());
+    Ok(match flight {
+        Some(f) => c.status(f.land()),
+        None => c.number(-1.0),
+    })
+});
+
 // set(c, category, key, keyLen, value, valueLen): one synchronous write (setSync).
 napi_fn!(set, |c| {
     let (cat, cat_len) = c.bytes(1)?;
@@ -498,7 +668,7 @@ unsafe fn own_symbol(name: &[u8]) -> bool {
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
     let Some(api) = api() else { return exports };
-    let fns: [(&CStr, napi_callback); 21] = [
+    let fns: [(&CStr, napi_callback); 23] = [
         (c"version", version),
         (c"statusStr", status_str),
         (c"optionsNew", options_new),
@@ -508,6 +678,8 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         (c"getIntoAt", get_into_at),
         (c"getInto", get_into),
         (c"batchSetPacked", batch_set_packed),
+        (c"batchSetPackedAsync", batch_set_packed_async),
+        (c"batchWait", batch_wait),
         (c"set", set),
         (c"batchGetPacked", batch_get_packed),
         (c"stats", stats),

@@ -14,6 +14,8 @@ const MAX_VALUE_LEN = 256 * 1024 * 1024;
 /** A batch of puts is written when it holds this many entries or bytes (or at the turn's end). */
 const PUT_BATCH_ENTRIES = 1000;
 const PUT_BATCH_BYTES = 4 << 20;
+/** A written batch's buffer is kept for the next batch when it is at most this large. */
+const SPARE_MAX = 8 << 20;
 /** get() reads values into slabs of this size while at least SLAB_MIN_FREE is left. */
 const SLAB_SIZE = 64 * 1024;
 const SLAB_MIN_FREE = 16 * 1024;
@@ -24,9 +26,10 @@ const ENCODER = new TextEncoder();
 const DISPOSE = typeof Symbol.dispose === 'symbol' ? Symbol.dispose : Symbol.for('nodejs.dispose');
 
 /**
- * Caches holding puts not yet written. They are written when the process exits (an
- * 'exit' listener runs synchronously, and so does the native write), so a build that
- * ends, or calls process.exit(), without awaiting its sets loses none of them.
+ * Caches holding puts not yet written (pending, or in flight on the thread pool). They
+ * are written when the process exits (an 'exit' listener runs synchronously, and so do
+ * the wait for the batch in flight and the native write), so a build that ends, or
+ * calls process.exit(), without awaiting its sets loses none of them.
  */
 const withPending = new Set();
 let exitHooked = false;
@@ -36,7 +39,7 @@ function hookExit() {
   process.on('exit', () => {
     for (const c of withPending) {
       try {
-        if (c._pend !== null && c._handle.ptr) c._writePending(c._handle.ptr);
+        if (c._handle.ptr) c._writePending(c._handle.ptr);
       } catch {
         // Exiting: nothing left to tell.
       }
@@ -73,6 +76,20 @@ function addressOf(L, buf) {
 
 function codeOf(status) {
   return STATUS_CODES[status] || `STATUS_${status}`;
+}
+
+/**
+ * A batch of puts: packed records in `buf` (a spare one when given), the offset and
+ * length of each key's value in it (by keyId), and the promise its sets return.
+ */
+function newBatch(spare) {
+  let resolve;
+  let reject;
+  const promise = new Promise((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { buf: spare || Buffer.allocUnsafe(1 << 20), keys: new Map(), count: 0, at: 0, promise, resolve, reject, settled: false };
 }
 
 /** A growable scratch buffer. */
@@ -256,10 +273,13 @@ class Cache {
     this.path = dir;
     this._cats = new Map();
     this._known = new Set();
+    /**
+     * Puts not yet written: the batch being filled (`_pend`), and the one being written on
+     * libuv's thread pool (`_flight`); each a `newBatch`. `_spare`: a buffer for the next.
+     */
     this._pend = null;
-    this._pendBuf = null;
-    /** Pending puts by key (see keyId): the offset and length of the value in _pendBuf. */
-    this._pendKeys = new Map();
+    this._flight = null;
+    this._spare = null;
     /** Reads answered from pending sets, by category: hits the library did not see. */
     this._pendHits = new Map();
     this._slab = null;
@@ -329,7 +349,7 @@ class Cache {
     // Every other call sees the puts made before it: they are written first. (Reads of
     // one key look at the pending puts instead, so that a build's get-miss-set loop
     // keeps its sets batched.)
-    if (this._pend !== null) this._writePending(p);
+    if (this._pend !== null || this._flight !== null) this._writePending(p);
     return p;
   }
 
@@ -366,23 +386,18 @@ class Cache {
     }
     let pend = this._pend;
     if (pend === null) {
-      let resolve;
-      let reject;
-      const promise = new Promise((res, rej) => {
-        resolve = res;
-        reject = rej;
-      });
-      pend = this._pend = { count: 0, at: 0, promise, resolve, reject };
+      pend = this._pend = newBatch(this._spare);
+      this._spare = null;
       hookExit();
       withPending.add(this);
       setImmediate(() => {
-        if (this._pend === pend && this._handle.ptr) this._writePending(this._handle.ptr);
+        if (this._pend === pend && this._handle.ptr) this._launch(this._handle.ptr, false);
       });
     }
     const k = typeof key === 'string' ? key : toBytes(key, 'a key');
     const v = typeof value === 'string' ? value : toBytes(value, 'a value');
     const need = pend.at + cat.length + 8 + boundOf(k) + boundOf(v);
-    const buf = (this._pendBuf = grown(this._pendBuf || Buffer.allocUnsafe(1 << 20), pend.at, need));
+    const buf = (pend.buf = grown(pend.buf, pend.at, need));
     // Written past the pending batch's end, which moves only once the record checks out.
     const end = writeRecord(buf, pend.at, cat, k, v);
     const klen = buf.readUInt32LE(pend.at + cat.length);
@@ -393,10 +408,10 @@ class Cache {
     if (vlen > MAX_VALUE_LEN) {
       throw new NexxoCacheError('TOO_LARGE', `nexxo-cache put(${category}) on ${this.path}: a value must be at most ${MAX_VALUE_LEN} bytes, not ${vlen}`);
     }
-    this._pendKeys.set(keyId(category, key), [pend.at + cat.length + 8 + klen, vlen]);
+    pend.keys.set(keyId(category, key), [pend.at + cat.length + 8 + klen, vlen]);
     pend.at = end;
     pend.count++;
-    if (pend.count >= PUT_BATCH_ENTRIES || pend.at >= PUT_BATCH_BYTES) this._writePending(p);
+    if (pend.count >= PUT_BATCH_ENTRIES || pend.at >= PUT_BATCH_BYTES) this._launch(p, true);
     return pend.promise;
   }
 
@@ -417,28 +432,94 @@ class Cache {
     return this.put(category, key, value);
   }
 
-  /** The value of a pending set as a Buffer of its own, or undefined when none is pending. */
+  /**
+   * The value of a set not yet written (pending, or in flight: the later first) as a
+   * Buffer of its own, or undefined when there is none.
+   */
   _pending(category, key) {
-    const at = this._pendKeys.get(keyId(category, key));
-    if (at === undefined) return undefined;
+    const id = keyId(category, key);
+    let b = this._pend;
+    let at = b === null ? undefined : b.keys.get(id);
+    if (at === undefined) {
+      b = this._flight;
+      at = b === null ? undefined : b.keys.get(id);
+      if (at === undefined) return undefined;
+    }
     this._pendHits.set(category, (this._pendHits.get(category) || 0) + 1);
-    return Buffer.from(this._pendBuf.subarray(at[0], at[0] + at[1]));
+    return Buffer.from(b.buf.subarray(at[0], at[0] + at[1]));
   }
 
-  /** A promise that resolves when the puts made so far are written. */
+  /** A promise that resolves when the puts made so far are written (rejects if one batch failed). */
   get flushed() {
-    return this._pend === null ? Promise.resolve() : this._pend.promise;
+    const waits = [this._flight, this._pend].filter((b) => b !== null).map((b) => b.promise);
+    return waits.length === 0 ? Promise.resolve() : Promise.all(waits).then(() => undefined);
   }
 
-  /** Writes the pending puts as one batch and settles their promise. */
-  _writePending(p) {
+  /**
+   * Starts writing the pending batch on libuv's thread pool (the Node-API module's
+   * batchSetPackedAsync), so JavaScript goes on meanwhile; one batch is in flight at a
+   * time, in order. A full batch (`full`) waits for the one in flight, which bounds what
+   * a synchronous loop of sets holds to two batches; at the end of a turn, a batch that
+   * finds one in flight is started when that one lands. Without the module (koffi): the
+   * batch is written at once.
+   */
+  _launch(p, full) {
     const pend = this._pend;
+    if (pend === null) return;
+    const f = this._f;
+    if (f.batchSetPackedAsync === undefined) {
+      this._writePending(p);
+      return;
+    }
+    if (this._flight !== null) {
+      if (!full) return;
+      this._waitFlight(p);
+    }
     this._pend = null;
-    this._pendKeys.clear();
+    this._flight = pend;
+    f.batchSetPackedAsync(p, pend.buf, pend.at, pend.count).then((s) => this._landed(pend, s));
+  }
+
+  /** The batch `b` written with status `s` (its promise's resolution). */
+  _landed(b, s) {
+    if (!b.settled) this._settle(b, s);
+    if (this._flight !== b) return;
+    this._flight = null;
+    this._recycle(b);
+    if (this._pend === null) withPending.delete(this);
+    else if (this._handle.ptr) this._launch(this._handle.ptr, false);
+  }
+
+  /** Waits, blocking, until the batch in flight is written, and settles its promise. */
+  _waitFlight(p) {
+    const b = this._flight;
+    this._flight = null;
+    const s = this._f.batchWait(p);
+    // -1: written, and its promise has its status (_landed settles it).
+    if (s >= 0) this._settle(b, s);
+    this._recycle(b);
+  }
+
+  _recycle(b) {
+    if (b.buf.length <= SPARE_MAX) this._spare = b.buf;
+  }
+
+  _settle(b, s) {
+    b.settled = true;
+    if (s === OK) b.resolve();
+    else b.reject(new NexxoCacheError(codeOf(s), `nexxo-cache put (a batch of ${b.count}) on ${this.path}: ${this._f.statusStr(s)}`, s));
+  }
+
+  /** Writes every put not yet written: waits for the batch in flight, then writes the pending one. */
+  _writePending(p) {
+    if (this._flight !== null) this._waitFlight(p);
+    const b = this._pend;
+    if (b !== null) {
+      this._pend = null;
+      this._settle(b, this._f.batchSetPacked(p, b.buf, b.at, b.count));
+      this._recycle(b);
+    }
     withPending.delete(this);
-    const s = this._f.batchSetPacked(p, this._pendBuf, pend.at, pend.count);
-    if (s === OK) pend.resolve();
-    else pend.reject(new NexxoCacheError(codeOf(s), `nexxo-cache put (a batch of ${pend.count}) on ${this.path}: ${this._f.statusStr(s)}`, s));
   }
 
   /** The category's bytes, checked once against the cache's categories. */
@@ -508,7 +589,7 @@ class Cache {
   get(category, key) {
     const p = this._live('get');
     const cat = this._cat(category);
-    if (this._pend !== null) {
+    if (this._pend !== null || this._flight !== null) {
       const v = this._pending(category, key);
       if (v !== undefined) return v;
     }
@@ -546,7 +627,7 @@ class Cache {
 
   /** The value decoded as a string (UTF-8 unless told), or undefined on a miss. */
   getString(category, key, encoding = 'utf8') {
-    if (this._pend !== null) {
+    if (this._pend !== null || this._flight !== null) {
       this._cat(category);
       const v = this._pending(category, key);
       if (v !== undefined) return v.toString(encoding);
@@ -933,7 +1014,7 @@ class Cache {
    */
   getAsync(category, key) {
     const cat = this._cat(category);
-    if (this._pend !== null) {
+    if (this._pend !== null || this._flight !== null) {
       const v = this._pending(category, key);
       if (v !== undefined) return Promise.resolve(Buffer.from(v));
     }
@@ -1020,7 +1101,7 @@ class Cache {
    */
   closeAsync() {
     if (!this._handle || !this._handle.ptr) return Promise.resolve();
-    if (this._pend !== null) this._writePending(this._handle.ptr);
+    if (this._pend !== null || this._flight !== null) this._writePending(this._handle.ptr);
     const p = this._handle.ptr;
     this._handle.ptr = null;
     finalizer.unregister(this);
@@ -1037,7 +1118,7 @@ class Cache {
    */
   close() {
     if (this._handle && this._handle.ptr) {
-      if (this._pend !== null) this._writePending(this._handle.ptr);
+      if (this._pend !== null || this._flight !== null) this._writePending(this._handle.ptr);
       const p = this._handle.ptr;
       this._handle.ptr = null;
       finalizer.unregister(this);

@@ -220,11 +220,14 @@ export class Cache implements Disposable {
   getString(category: Category, key: Bytes, encoding?: BufferEncoding): string | undefined;
   /**
    * Stores a value, batched with the other sets of this event-loop turn (up to 1000
-   * entries or 4 MiB a batch; past that the batch is written at once, so a synchronous
-   * loop holds at most one batch): resolves once the batch is in the write-ahead log
-   * (durable against kill -9), rejects with the batch's NexxoCacheError. `get` and
-   * `getString` see pending sets at once; any other call, `close()` and process exit
-   * write them first. Await (or catch) the promise.
+   * entries or 4 MiB a batch; past that the batch is started at once). A batch is written
+   * on libuv's thread pool while JavaScript goes on (with the library's Node-API module;
+   * through koffi it is written synchronously), one at a time and in order, so a
+   * synchronous loop holds at most two batches: the one being filled and the one being
+   * written. Resolves once the batch is in the write-ahead log (durable against kill -9),
+   * rejects with the batch's NexxoCacheError. `get` and `getString` see unwritten sets
+   * at once; any other call, `close()` and process exit write them first (waiting for
+   * the batch being written). Await (or catch) the promise.
    */
   set(category: Category, key: Bytes, value: Bytes, options?: SetOptions): Promise<void>;
   /** One synchronous native write, not batched; throws on failure. */

@@ -309,6 +309,12 @@ function load(explicit) {
   }
   // The module's own additions (statsJsonText: the JSON statistics as a string).
   if (napi) f.statsJsonText = napi.statsJsonText;
+  // The packed batch set on libuv's thread pool and its wait (libraries from 1.10): the
+  // binding writes its batches of puts with them when they are there.
+  if (napi && typeof napi.batchSetPackedAsync === 'function' && typeof napi.batchWait === 'function') {
+    f.batchSetPackedAsync = napi.batchSetPackedAsync;
+    f.batchWait = napi.batchWait;
+  }
   // Missing functions are found at load, without declaring them all: an older library
   // fails here (LIBRARY_MISMATCH), not in the middle of a build.
   const has = napi ? (name) => napi.hasSymbol(name) : (name) => hasSymbol(lib, name);
