@@ -67,6 +67,21 @@ fn share_child_entry() {
                         None => writeln!(out, "miss").unwrap(),
                     },
                     "entries" => writeln!(out, "{}", c.stats().entries).unwrap(),
+                    // "count PREFIX N": how many of keys PREFIX0..PREFIXN-1 read back
+                    // as "v-" and the key, and how many missed.
+                    "count" => {
+                        let n: usize = w[2].parse().unwrap();
+                        let (mut right, mut missed) = (0, 0);
+                        for i in 0..n {
+                            let k = format!("{}{i}", w[1]);
+                            match c.get(b"parse", k.as_bytes()).unwrap() {
+                                Some(v) if v == format!("v-{k}").as_bytes() => right += 1,
+                                Some(_) => {}
+                                None => missed += 1,
+                            }
+                        }
+                        writeln!(out, "{right} {missed}").unwrap();
+                    }
                     "flush" => {
                         c.flush().unwrap();
                         writeln!(out, "ok").unwrap();
@@ -266,6 +281,55 @@ fn a_write_acknowledged_in_one_process_is_read_at_once_in_another() {
     assert_eq!(c2.stats().entries, 102);
     assert!(c2.owner_pid().is_none(), "this process took the store over");
     assert_exact(c2.store().unwrap());
+}
+
+/// A client that has not read for a while lets its direct reader fall behind (it does
+/// not replay what others write until it reads again); its first reads after that are
+/// still exact: new keys, overwritten and removed ones, in both orders of the pause and
+/// the writes, and while the owner keeps writing.
+#[test]
+fn a_client_that_paused_reading_reads_exactly_what_others_wrote() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("c");
+    let c = Cache::open(&dir, &Config::default()).unwrap();
+    let put = |prefix: &str, n: usize, tag: &str| {
+        for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
+            let kv: Vec<(String, String)> = chunk.iter().map(|i| (format!("{prefix}{i}"), format!("{tag}{prefix}{i}"))).collect();
+            let entries: Vec<(&[u8], &[u8], &[u8])> = kv.iter().map(|(k, v)| (&b"parse"[..], k.as_bytes(), v.as_bytes())).collect();
+            c.batch_set(&entries).unwrap();
+        }
+    };
+    put("a", 2000, "v-");
+    let mut kid = spawn(&format!("echo,{}", dir.display()));
+    assert_eq!(kid.line(), "open");
+    assert_eq!(kid.ask("count a 2000"), "2000 0");
+    // Written while the child does not read, then a pause longer than its poll: its
+    // reader is behind by all of it.
+    put("b", 3000, "v-");
+    put("a", 1000, "old-"); // a0..a999 replaced ...
+    put("a", 500, "v-"); // ... and a0..a499 replaced again
+    for i in 1500..1600 {
+        c.delete(b"parse", format!("a{i}").as_bytes()).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(kid.ask("count b 3000"), "3000 0");
+    assert_eq!(kid.ask("count a 2000"), "1400 100", "a500..a999 hold old- values; a1500..a1599 are gone");
+    // The pause before the writes: the reader last caught up long ago when they come.
+    std::thread::sleep(Duration::from_millis(300));
+    put("c", 2000, "v-");
+    assert_eq!(kid.ask("count c 2000"), "2000 0");
+    // Reads while the owner writes.
+    std::thread::scope(|s| {
+        s.spawn(|| put("d", 4000, "v-"));
+        for _ in 0..5 {
+            let got = kid.ask("count c 2000");
+            assert_eq!(got, "2000 0");
+        }
+    });
+    assert_eq!(kid.ask("count d 4000"), "4000 0");
+    assert_eq!(kid.ask("entries"), (2000 - 100 + 3000 + 2000 + 4000).to_string());
+    kid.finish();
+    assert_exact(c.store().unwrap());
 }
 
 /// The owner is killed with SIGKILL while clients write; they go on without reopening,

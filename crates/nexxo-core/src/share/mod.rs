@@ -322,6 +322,13 @@ impl Shared {
         g.follower.as_ref()?.get(cat, key)
     }
 
+    /// Whether this process's direct reader has the key (not counted as a read: see
+    /// [`Follower::has`]).
+    fn follower_has(&self, cat: &[u8], key: &[u8]) -> bool {
+        let g = self.client.read().unwrap_or_else(|p| p.into_inner());
+        g.follower.as_ref().is_some_and(|f| f.has(cat, key))
+    }
+
     /// A value this process journaled that the owner has not reported applied. One that
     /// another write may have replaced since is not answered: the owner is asked to take
     /// the journal in, and the caller reads as for a key not journaled.
@@ -468,7 +475,7 @@ impl Shared {
                 j.check(entries)?;
                 // A set that replaces a value this process knows of goes to the owner (see
                 // `journal.rs`).
-                if !entries.iter().any(|(c, k, _)| j.holds(c, k) || self.follower_get(c, k).is_some()) {
+                if !entries.iter().any(|(c, k, _)| j.holds(c, k) || self.follower_has(c, k)) {
                     let order = j.order.read().unwrap_or_else(|p| p.into_inner());
                     // An error writing the journal: the owner is asked instead.
                     if let Ok(Some(sync)) = j.append(entries) {
