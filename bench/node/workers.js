@@ -25,8 +25,12 @@ const LIB = path.resolve(__dirname, '..', '..', 'bindings', 'node', 'lib', 'inde
 const contestants = {
   nexxo: {
     open: (dir) => require(LIB).getCacheManager(dir, { logger: { warn: (m) => { throw new Error(m); } } }),
-    set: (m, k, v) => m.set('transform', k, v),
-    flush: async () => {},
+    // The write phase ends when the last set's batch is acknowledged (durable), as
+    // lmdb-js's ends with its last put's.
+    set: (m, k, v) => {
+      m.lastSet = m.set('transform', k, v);
+    },
+    flush: async (m) => m.lastSet,
     get: (m, k) => m.get('transform', k),
     close: (m) => m.close(),
   },
