@@ -476,8 +476,18 @@ class Cache {
       this._waitFlight(p);
     }
     this._pend = null;
+    let landing;
+    try {
+      landing = f.batchSetPackedAsync(p, pend.buf, pend.at, pend.count);
+    } catch (e) {
+      // Not started (a TypeError: a bug): its sets fail, none is left pending.
+      pend.settled = true;
+      pend.reject(e);
+      if (this._flight === null) withPending.delete(this);
+      return;
+    }
     this._flight = pend;
-    f.batchSetPackedAsync(p, pend.buf, pend.at, pend.count).then((s) => this._landed(pend, s));
+    landing.then((s) => this._landed(pend, s));
   }
 
   /** The batch `b` written with status `s` (its promise's resolution). */

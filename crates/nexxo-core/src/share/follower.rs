@@ -72,6 +72,13 @@ impl Reader {
         true
     }
 
+    /// The time since the last catch-up started (zero when one started after this call
+    /// read the clock).
+    fn since_catch_up(&self) -> Duration {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        Duration::from_millis(now.saturating_sub(self.caught_at.load(Ordering::Relaxed)))
+    }
+
     /// Notes a read (one store per catch-up cycle, not one per read).
     fn note_read(&self) {
         if !self.asked.load(Ordering::Relaxed) {
@@ -179,11 +186,10 @@ impl Follower {
         if r.changes.writes() == r.caught.load(Ordering::SeqCst) {
             return false;
         }
-        let since = r.epoch.elapsed().as_millis() as u64 - r.caught_at.load(Ordering::Relaxed);
-        if since >= STALE.as_millis() as u64 {
+        if r.since_catch_up() >= STALE {
             let _g = r.catching.lock().unwrap_or_else(|p| p.into_inner());
-            let since = r.epoch.elapsed().as_millis() as u64 - r.caught_at.load(Ordering::Relaxed);
-            return since < STALE.as_millis() as u64 || r.catch_up();
+            // Caught up by another thread meanwhile: read again.
+            return r.since_catch_up() < STALE || r.catch_up();
         }
         if !r.woken.swap(true, Ordering::AcqRel) {
             self.stop.1.notify_one();
