@@ -413,7 +413,12 @@ impl Flight {
             // SAFETY: the job holds a reference to the Buffer at `packed` until it
             // completes, and the binding neither closes the handle nor touches the
             // Buffer while the batch is in flight.
-            let s = unsafe { crate::packed::nexxo_cache_batch_set_packed(self.cache as *mut nexxo_cache, self.packed as *const u8, self.len, self.count) };
+            // (The C function turns panics into NEXXO_PANIC itself; caught here too, so
+            // that no waiter is left waiting for a batch that never lands.)
+            let s = std::panic::catch_unwind(|| unsafe {
+                crate::packed::nexxo_cache_batch_set_packed(self.cache as *mut nexxo_cache, self.packed as *const u8, self.len, self.count)
+            })
+            .unwrap_or(nexxo_status::NEXXO_PANIC);
             st = self.lock();
             *st = FlightState::Done(s);
             self.landed.notify_all();
