@@ -9,9 +9,9 @@
 //! catch-up). To keep that rare and the replay off the read path, a thread catches the
 //! reader up whenever the owner's write counter moved, checking every [`POLL`], but only
 //! while this process reads (1.10): a catch-up replays every write of every process
-//! still in the owner's write-ahead log, and a process that only writes (a build's
-//! write phase) spent a third of the machine on replays no read used (4 Node processes
-//! writing: 107k sets/s with them, 150-173k without). The first read after a pause finds
+//! still in the owner's write-ahead log, and in processes that only write (a build's
+//! write phase) those replays, which no read used, were 9% of the CPU samples and cost a
+//! third of the write rate (4 Node processes: 107k sets/s with them, 150-173k without). The first read after a pause finds
 //! the reader behind; if it misses, it wakes the thread at once. Freshness does not
 //! depend on it (a miss is asked of the owner; a replacement is caught up before the
 //! read), only how many reads go to the owner.
