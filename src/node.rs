@@ -448,24 +448,33 @@ struct Job {
     buffer: napi_ref,
 }
 
+impl Job {
+    /// Writes the batch if no thread has (cancelled or not, it is written before its
+    /// Promise resolves), resolves the Promise with its status and frees what the job held.
+    unsafe fn finish(self, api: &Api, env: napi_env) {
+        let s = self.flight.land();
+        let mut v = std::ptr::null_mut();
+        (api.create_double)(env, s as u32 as f64, &mut v);
+        (api.resolve_deferred)(env, self.deferred, v);
+        if !self.buffer.is_null() {
+            (api.delete_reference)(env, self.buffer);
+        }
+        if !self.work.is_null() {
+            (api.delete_async_work)(env, self.work);
+        }
+    }
+}
+
 unsafe extern "C" fn flight_execute(_env: napi_env, data: *mut c_void) {
-    let job = &*(data as *const Job);
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.flight.land()));
+    (*(data as *const Job)).flight.land();
 }
 
 unsafe extern "C" fn flight_complete(env: napi_env, _status: napi_status, data: *mut c_void) {
     let job = Box::from_raw(data as *mut Job);
-    // Cancelled or not, the batch is written before its promise resolves.
-    let s = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.flight.land())).unwrap_or(nexxo_status::NEXXO_PANIC);
     flights().retain(|(_, f)| !Arc::ptr_eq(f, &job.flight));
-    let Some(api) = api() else { return };
-    let mut v = std::ptr::null_mut();
-    (api.create_double)(env, s as u32 as f64, &mut v);
-    (api.resolve_deferred)(env, job.deferred, v);
-    if !job.buffer.is_null() {
-        (api.delete_reference)(env, job.buffer);
+    if let Some(api) = api() {
+        job.finish(api, env);
     }
-    (api.delete_async_work)(env, job.work);
 }
 
 // batchSetPackedAsync(c, packed, len, count): nexxo_cache_batch_set_packed on libuv's
@@ -501,14 +510,7 @@ napi_fn!(batch_set_packed_async, |c| {
         job = Box::from_raw(data);
     }
     // Not queued: written here, and the Promise resolved with its status.
-    let s = flight.land();
-    if !job.work.is_null() {
-        (api.delete_async_work)(env, job.work);
-    }
-    if !job.buffer.is_null() {
-        (api.delete_reference)(env, job.buffer);
-    }
-    (api.resolve_deferred)(env, deferred, c.status(s));
+    job.finish(api, env);
     Ok(promise)
 });
 

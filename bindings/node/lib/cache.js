@@ -349,7 +349,7 @@ class Cache {
     // Every other call sees the puts made before it: they are written first. (Reads of
     // one key look at the pending puts instead, so that a build's get-miss-set loop
     // keeps its sets batched.)
-    if (this._pend !== null || this._flight !== null) this._writePending(p);
+    if (this._unwritten()) this._writePending(p);
     return p;
   }
 
@@ -430,6 +430,11 @@ class Cache {
       return RESOLVED;
     }
     return this.put(category, key, value);
+  }
+
+  /** Whether sets are not yet written: a batch pending or in flight. */
+  _unwritten() {
+    return this._pend !== null || this._flight !== null;
   }
 
   /**
@@ -599,7 +604,7 @@ class Cache {
   get(category, key) {
     const p = this._live('get');
     const cat = this._cat(category);
-    if (this._pend !== null || this._flight !== null) {
+    if (this._unwritten()) {
       const v = this._pending(category, key);
       if (v !== undefined) return v;
     }
@@ -637,7 +642,7 @@ class Cache {
 
   /** The value decoded as a string (UTF-8 unless told), or undefined on a miss. */
   getString(category, key, encoding = 'utf8') {
-    if (this._pend !== null || this._flight !== null) {
+    if (this._unwritten()) {
       this._cat(category);
       const v = this._pending(category, key);
       if (v !== undefined) return v.toString(encoding);
@@ -1024,7 +1029,7 @@ class Cache {
    */
   getAsync(category, key) {
     const cat = this._cat(category);
-    if (this._pend !== null || this._flight !== null) {
+    if (this._unwritten()) {
       const v = this._pending(category, key);
       if (v !== undefined) return Promise.resolve(Buffer.from(v));
     }
@@ -1111,7 +1116,7 @@ class Cache {
    */
   closeAsync() {
     if (!this._handle || !this._handle.ptr) return Promise.resolve();
-    if (this._pend !== null || this._flight !== null) this._writePending(this._handle.ptr);
+    if (this._unwritten()) this._writePending(this._handle.ptr);
     const p = this._handle.ptr;
     this._handle.ptr = null;
     finalizer.unregister(this);
@@ -1128,7 +1133,7 @@ class Cache {
    */
   close() {
     if (this._handle && this._handle.ptr) {
-      if (this._pend !== null || this._flight !== null) this._writePending(this._handle.ptr);
+      if (this._unwritten()) this._writePending(this._handle.ptr);
       const p = this._handle.ptr;
       this._handle.ptr = null;
       finalizer.unregister(this);
