@@ -11,10 +11,12 @@
 //! while this process reads (1.10): a catch-up replays every write of every process
 //! still in the owner's write-ahead log, and in processes that only write (a build's
 //! write phase) those replays, which no read used, were 9% of the CPU samples and cost a
-//! third of the write rate (4 Node processes: 107k sets/s with them, 150-173k without). The first read after a pause finds
-//! the reader behind; if it misses, it wakes the thread at once. Freshness does not
-//! depend on it (a miss is asked of the owner; a replacement is caught up before the
-//! read), only how many reads go to the owner.
+//! third of the write rate (4 Node processes: 107k sets/s with them, 150-173k without).
+//! The first read after a pause finds the reader behind; one that misses catches it up
+//! on its own thread after a pause of [`STALE`] or more, else wakes the thread at once
+//! ([`Follower::missed`]). Freshness does not depend on it (a miss is asked of the
+//! owner; a replacement is caught up before the read), only how many reads go to the
+//! owner.
 //!
 //! Warm table (1.9): as the owner's store does, the reader fills a warm table from the
 //! store at open (the last build's entries first), so that a client's reads of what
@@ -77,6 +79,11 @@ impl Reader {
     fn since_catch_up(&self) -> Duration {
         let now = self.epoch.elapsed().as_millis() as u64;
         Duration::from_millis(now.saturating_sub(self.caught_at.load(Ordering::Relaxed)))
+    }
+
+    /// Whether the owner wrote since the last catch-up.
+    fn behind(&self) -> bool {
+        self.changes.writes() != self.caught.load(Ordering::SeqCst)
     }
 
     /// Notes a read (one store per catch-up cycle, not one per read).
@@ -168,9 +175,14 @@ impl Follower {
         if !r.fresh() {
             return None;
         }
-        let got: Vec<Option<Vec<u8>>> = r.store.batch_get(keys).into_iter().map(|r| r.ok().flatten()).collect();
+        let mut got: Vec<Option<Vec<u8>>> = r.store.batch_get(keys).into_iter().map(|r| r.ok().flatten()).collect();
         if got.iter().any(Option::is_none) && self.missed() {
-            return Some(r.store.batch_get(keys).into_iter().map(|r| r.ok().flatten()).collect());
+            // Caught up: the keys that missed are read again.
+            let missing: Vec<(&[u8], &[u8])> = keys.iter().zip(&got).filter(|(_, v)| v.is_none()).map(|(k, _)| *k).collect();
+            let mut again = r.store.batch_get(&missing).into_iter().map(|r| r.ok().flatten());
+            for v in got.iter_mut().filter(|v| v.is_none()) {
+                *v = again.next().flatten();
+            }
         }
         Some(got)
     }
@@ -183,7 +195,7 @@ impl Follower {
     /// background thread is woken (once until it looks) instead of waiting out its poll.
     fn missed(&self) -> bool {
         let r = self.reader();
-        if r.changes.writes() == r.caught.load(Ordering::SeqCst) {
+        if !r.behind() {
             return false;
         }
         if r.since_catch_up() >= STALE {
@@ -208,7 +220,7 @@ fn follow(reader: &Reader, stop: &(Mutex<bool>, Condvar)) {
             return;
         }
         reader.woken.store(false, Ordering::Release);
-        if reader.changes.writes() != reader.caught.load(Ordering::SeqCst) && reader.asked.swap(false, Ordering::Relaxed) {
+        if reader.behind() && reader.asked.swap(false, Ordering::Relaxed) {
             drop(stopped);
             if let Ok(_g) = reader.catching.try_lock() {
                 reader.catch_up();
