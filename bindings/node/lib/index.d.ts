@@ -220,7 +220,8 @@ export class Cache implements Disposable {
   getString(category: Category, key: Bytes, encoding?: BufferEncoding): string | undefined;
   /**
    * Stores a value, batched with the other sets of this event-loop turn (up to 1000
-   * entries or 4 MiB a batch; past that the batch is started at once). A batch is written
+   * entries or 4 MiB a batch, the turn's first batch 125 entries and each next one twice
+   * the last; past that the batch is started at once). A batch is written
    * on libuv's thread pool while JavaScript goes on (with the library's Node-API module;
    * through koffi it is written synchronously), one at a time and in order, so a
    * synchronous loop holds at most two batches: the one being filled and the one being
@@ -235,9 +236,9 @@ export class Cache implements Disposable {
   /** Removes every entry tagged `tag`, in every category, atomically. */
   invalidate(tag: Bytes): InvalidateReport;
   /**
-   * The same as `set`: asynchronous, batched with the other puts of this event-loop turn (up to 1000
-   * entries or 4 MiB a batch): resolves once the batch holding it is written, rejects
-   * with the batch's NexxoCacheError. Any other call writes pending puts first.
+   * The same as `set`: asynchronous, batched with the other puts of this event-loop turn
+   * (as `set`): resolves once the batch holding it is written, rejects with the batch's
+   * NexxoCacheError. Any other call writes pending puts first.
    */
   put(category: Category, key: Bytes, value: Bytes): Promise<void>;
   /** Resolves when the puts made so far are written. */

@@ -81,11 +81,16 @@ class CacheManager {
     try {
       return fn(this._cache);
     } catch (e) {
-      if (!(e instanceof NexxoCacheError) || CALLER_ERRORS.has(e.code)) throw e;
-      this._warnOnce(e.code, `nexxo-cache ${op} failed (${e.message}); continuing without that cache entry`);
-      this._failures = (this._failures || 0) + 1;
-      return fallback;
+      return this._failed(op, e, fallback);
     }
+  }
+
+  /** `fallback` after a failure `e` of the cache in `op` (one warning); rethrows the caller's errors. */
+  _failed(op, e, fallback) {
+    if (!(e instanceof NexxoCacheError) || CALLER_ERRORS.has(e.code)) throw e;
+    this._warnOnce(e.code, `nexxo-cache ${op} failed (${e.message}); continuing without that cache entry`);
+    this._failures = (this._failures || 0) + 1;
+    return fallback;
   }
 
   /** True when the cache could not be opened and works as a no-op. */
@@ -93,8 +98,16 @@ class CacheManager {
     return this._disabled !== null;
   }
 
+  // get and set are _run written out: they are a build's per-key calls, and a closure
+  // per call costs while V8 still interprets them (a process's first thousand calls).
   get(category, key) {
-    return this._run('get', undefined, (c) => c.get(category, key));
+    const c = this._cache;
+    if (this._disabled !== null || c === null) return undefined;
+    try {
+      return c.get(category, key);
+    } catch (e) {
+      return this._failed('get', e, undefined);
+    }
   }
 
   getString(category, key) {
@@ -109,7 +122,14 @@ class CacheManager {
    * never ends the process.
    */
   set(category, key, value, options) {
-    const p = this._run('set', RESOLVED, (c) => c.set(category, key, value, options));
+    const c = this._cache;
+    if (this._disabled !== null || c === null) return RESOLVED;
+    let p;
+    try {
+      p = c.set(category, key, value, options);
+    } catch (e) {
+      return this._failed('set', e, RESOLVED);
+    }
     if (p !== RESOLVED && p !== this._watched) {
       // One watcher per batch (every set of a batch shares its promise).
       this._watched = p;

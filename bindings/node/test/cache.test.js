@@ -331,12 +331,24 @@ test('put: batched asynchronous writes, read-your-writes, errors per batch', asy
     reused.fill(i % 251);
     promises.push(c.put('transform', `m${i}`, reused)); // copied at once: the buffer may be reused
   }
-  // 2500 puts in one turn: batches of 1000, 1000 and 500.
-  assert.equal(new Set(promises).size, 3);
+  // 2500 puts in one turn: the turn's first batch holds 125, each next one twice the
+  // last up to 1000, then what is left.
+  const batchSizes = (ps) => {
+    const sizes = [];
+    ps.forEach((p, i) => (i > 0 && p === ps[i - 1] ? sizes[sizes.length - 1]++ : sizes.push(1)));
+    return sizes;
+  };
+  assert.deepEqual(batchSizes(promises), [125, 250, 500, 1000, 625]);
+  assert.equal(new Set(promises).size, 5);
   // Any other call writes pending puts first.
   assert.deepEqual(c.get('transform', 'm2499'), Buffer.alloc(100, 2499 % 251));
   await Promise.all(promises);
-  assert.equal(c.stats().entries, 2500);
+  // The next turn's sets start again at 125.
+  const next = [];
+  for (let i = 0; i < 300; i++) next.push(c.put('parse', `n${i}`, reused));
+  assert.deepEqual(batchSizes(next), [125, 175]);
+  await Promise.all(next);
+  assert.equal(c.stats().entries, 2800);
   assert.deepEqual(c.get('transform', 'm7'), Buffer.alloc(100, 7));
   // Checked at once, before anything is queued.
   assert.equal(code(() => c.put('nope', 'k', 'v')), 'UNKNOWN_CATEGORY');
@@ -349,13 +361,29 @@ test('put: batched asynchronous writes, read-your-writes, errors per batch', asy
   assert.equal(code(() => c.put('meta', 'k', 'v')), 'CLOSED');
   const again = Cache.open(path.join(dir, 'c'));
   assert.equal(again.getString('meta', 'last'), 'written by close');
-  assert.equal(again.stats().entries, 2501);
+  assert.equal(again.stats().entries, 2801);
   again.close();
   // A read-only handle refuses a write when it is made.
   const ro = Cache.open(path.join(dir, 'c'), { readOnly: true });
   assert.equal(code(() => ro.put('parse', 'k', 'v')), 'READ_ONLY');
   assert.equal(code(() => ro.set('parse', 'k', 'v')), 'READ_ONLY');
   ro.close();
+});
+
+test('string keys are their UTF-8 bytes in every path (a lone surrogate is U+FFFD)', async () => {
+  const c = Cache.open(path.join(tmp(), 'c'));
+  const keys = ['a\ud800b', '\udc00', 'x\ud83d\ude00y', 'é', 'plain'];
+  const asBytes = (k) => Buffer.from(k, 'utf8');
+  keys.forEach((k, i) => c.set('transform', k, `v${i}`));
+  keys.forEach((k, i) => assert.equal(c.getString('transform', asBytes(k)), `v${i}`, 'pending, read as bytes'));
+  await c.flushed;
+  keys.forEach((k, i) => {
+    assert.equal(c.get('transform', k).toString(), `v${i}`, 'written, read as a string');
+    assert.equal(c.get('transform', asBytes(k)).toString(), `v${i}`, 'written, read as bytes');
+  });
+  assert.equal(c.getString('transform', 'a\ufffdb'), 'v0', 'the lone surrogate was written as U+FFFD');
+  assert.equal(c.stats().entries, keys.length);
+  c.close();
 });
 
 test('set: batched, read-your-writes before the batch is written, batches bounded', async () => {
