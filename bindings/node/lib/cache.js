@@ -62,9 +62,8 @@ const RESOLVED = Promise.resolve();
 const ASCII = /^[\x00-\x7f]*$/;
 
 /** A key as one string per byte sequence: ASCII strings as they are, else latin1 of the bytes. */
-function keyId(category, key) {
-  const k = typeof key === 'string' ? (ASCII.test(key) ? key : Buffer.from(key, 'utf8').toString('latin1')) : toBytes(key, 'a key').toString('latin1');
-  return `${category}\0${k}`;
+function keyId(key) {
+  return typeof key === 'string' ? (ASCII.test(key) ? key : Buffer.from(key, 'utf8').toString('latin1')) : toBytes(key, 'a key').toString('latin1');
 }
 
 /** Closes handles that were garbage-collected without close(): a safety net only. */
@@ -91,8 +90,8 @@ function codeOf(status) {
 
 /**
  * A batch of puts: packed records in `buf` (a spare one when given), the offset of each
- * key's value in it (by keyId; the value's length is the u32 before it), and the promise
- * its sets return.
+ * key's value in it (`keys`: by category, then by keyId; the value's length is the u32
+ * before it), and the promise its sets return.
  */
 function newBatch(spare) {
   let resolve;
@@ -123,14 +122,6 @@ function grown(buf, used, need) {
 /** The bytes `s` (a string or bytes) takes at most in a packed record. */
 function boundOf(s) {
   return typeof s === 'string' ? s.length * 3 : s.length;
-}
-
-/** A u32, little-endian, at `at` (byte stores: no call while V8 interprets). */
-function putU32(buf, at, n) {
-  buf[at] = n;
-  buf[at + 1] = n >>> 8;
-  buf[at + 2] = n >>> 16;
-  buf[at + 3] = n >>> 24;
 }
 
 /**
@@ -407,8 +398,9 @@ class Cache {
     if (pend === null) pend = this._startBatch();
     const ks = typeof key === 'string';
     const vs = typeof value === 'string';
-    const k = ks ? key : toBytes(key, 'a key');
-    const v = vs ? value : toBytes(value, 'a value');
+    // Any Uint8Array is written as it is (toBytes would make a Buffer of it).
+    const k = ks || key instanceof Uint8Array ? key : toBytes(key, 'a key');
+    const v = vs || value instanceof Uint8Array ? value : toBytes(value, 'a value');
     if (v.length > MAX_VALUE_LEN) throw this._tooLarge(category, v.length);
     const at = pend.at;
     const need = at + hdr.length + 8 + (ks ? k.length * 3 : k.length) + (vs ? v.length * 3 : v.length);
@@ -424,16 +416,25 @@ class Cache {
     if (klen === 0 || klen > MAX_KEY_LEN) {
       throw new NexxoCacheError(klen === 0 ? 'INVALID_ARGUMENT' : 'TOO_LARGE', `nexxo-cache put(${category}) on ${this.path}: a key must be 1 to ${MAX_KEY_LEN} bytes, not ${klen}`);
     }
-    putU32(buf, o - 4, klen);
+    // The u32 lengths little-endian, as byte stores (no call while V8 interprets).
+    buf[o - 4] = klen;
+    buf[o - 3] = klen >>> 8;
+    buf[o - 2] = klen >>> 16;
+    buf[o - 1] = klen >>> 24;
     o += klen + 4;
     let vlen = v.length;
     if (vs) vlen = buf.utf8Write(v, o);
     else buf.set(v, o);
     if (vlen > MAX_VALUE_LEN) throw this._tooLarge(category, vlen);
-    putU32(buf, o - 4, vlen);
+    buf[o - 4] = vlen;
+    buf[o - 3] = vlen >>> 8;
+    buf[o - 2] = vlen >>> 16;
+    buf[o - 1] = vlen >>> 24;
     // The value's offset; its length is the u32 before it. An ASCII string key (as many
     // UTF-8 bytes as UTF-16 units) is its own id (keyId's, without its test).
-    pend.keys.set(ks && klen === k.length ? `${category}\0${k}` : keyId(category, key), o);
+    let ids = pend.keys.get(category);
+    if (ids === undefined) pend.keys.set(category, (ids = new Map()));
+    ids.set(ks && klen === k.length ? k : keyId(key), o);
     pend.at = o + vlen;
     if (++pend.count >= this._putLimit || pend.at >= PUT_BATCH_BYTES) this._launch(p, true);
     return pend.promise;
@@ -508,12 +509,14 @@ class Cache {
    * Buffer of its own, or undefined when there is none.
    */
   _pending(category, key) {
-    const id = keyId(category, key);
+    const id = keyId(key);
     let b = this._pend;
-    let at = b === null ? undefined : b.keys.get(id);
+    let ids = b === null ? undefined : b.keys.get(category);
+    let at = ids === undefined ? undefined : ids.get(id);
     if (at === undefined) {
       b = this._flight;
-      at = b === null ? undefined : b.keys.get(id);
+      ids = b === null ? undefined : b.keys.get(category);
+      at = ids === undefined ? undefined : ids.get(id);
       if (at === undefined) return undefined;
     }
     this._pendHits.set(category, (this._pendHits.get(category) || 0) + 1);
