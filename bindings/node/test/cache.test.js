@@ -331,7 +331,7 @@ test('put: batched asynchronous writes, read-your-writes, errors per batch', asy
     reused.fill(i % 251);
     promises.push(c.put('transform', `m${i}`, reused)); // copied at once: the buffer may be reused
   }
-  // 2500 puts in one turn: the turn's first batch holds 125, each next one twice the
+  // 2500 puts in one turn: the handle's first batch holds 125, each next one twice the
   // last up to 1000, then what is left.
   const batchSizes = (ps) => {
     const sizes = [];
@@ -343,12 +343,18 @@ test('put: batched asynchronous writes, read-your-writes, errors per batch', asy
   // Any other call writes pending puts first.
   assert.deepEqual(c.get('transform', 'm2499'), Buffer.alloc(100, 2499 % 251));
   await Promise.all(promises);
-  // The next turn's sets start again at 125.
+  // Later turns keep batches of 1000; a new handle starts again at 125.
   const next = [];
-  for (let i = 0; i < 300; i++) next.push(c.put('parse', `n${i}`, reused));
-  assert.deepEqual(batchSizes(next), [125, 175]);
+  for (let i = 0; i < 1300; i++) next.push(c.put('parse', `n${i}`, reused));
+  assert.deepEqual(batchSizes(next), [1000, 300]);
+  const other = Cache.open(path.join(dir, 'c'));
+  const first = [];
+  for (let i = 0; i < 300; i++) first.push(other.put('bundle', `o${i}`, reused));
+  assert.deepEqual(batchSizes(first), [125, 175]);
+  await Promise.all(first);
+  other.close();
   await Promise.all(next);
-  assert.equal(c.stats().entries, 2800);
+  assert.equal(c.stats().entries, 4100);
   assert.deepEqual(c.get('transform', 'm7'), Buffer.alloc(100, 7));
   // Checked at once, before anything is queued.
   assert.equal(code(() => c.put('nope', 'k', 'v')), 'UNKNOWN_CATEGORY');
@@ -361,7 +367,7 @@ test('put: batched asynchronous writes, read-your-writes, errors per batch', asy
   assert.equal(code(() => c.put('meta', 'k', 'v')), 'CLOSED');
   const again = Cache.open(path.join(dir, 'c'));
   assert.equal(again.getString('meta', 'last'), 'written by close');
-  assert.equal(again.stats().entries, 2801);
+  assert.equal(again.stats().entries, 4101);
   again.close();
   // A read-only handle refuses a write when it is made.
   const ro = Cache.open(path.join(dir, 'c'), { readOnly: true });
