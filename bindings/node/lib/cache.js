@@ -128,7 +128,8 @@ function boundOf(s) {
 /**
  * Writes one packed record at `at`: u8 category length, category (`cat` is its
  * NUL-terminated bytes), u32 key length, key, and with `value` given, u32 value length,
- * value. Strings are written as UTF-8. Returns the offset after the record.
+ * value. Strings are written as UTF-8. Returns the offset after the record. (`put`
+ * writes the same record inline: a change of the layout is made in both.)
  */
 function writeRecord(buf, at, cat, key, value) {
   const cl = cat.length - 1;
