@@ -15,12 +15,12 @@ const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
+const { moduleText, shuffled, spread: stats } = require('./contestants');
 
 const LMDB = 'lmdb-js';
 
 /** One run in this process: prints { loop, sets, gets } in ms. */
 async function child(which, n) {
-  const { moduleText, shuffled } = require('./contestants');
   const keys = Array.from({ length: n }, (_, i) => `src/components/module${i}.tsx`);
   const values = keys.map((_, i) => moduleText(i));
   const order = shuffled(n);
@@ -50,11 +50,6 @@ async function child(which, n) {
   await close();
   fs.rmSync(dir, { recursive: true, force: true });
   process.stdout.write(JSON.stringify({ loop: t1 - t0, sets: t2 - t0, gets: t3 - t2 }));
-}
-
-function stats(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  return { median: s[Math.floor(s.length / 2)], min: s[0], max: s[s.length - 1] };
 }
 
 function main() {

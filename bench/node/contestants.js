@@ -94,4 +94,10 @@ function shuffled(n) {
   return order;
 }
 
-module.exports = { contestants, moduleText, shuffled };
+/** The median, min and max of `xs` (not changed). */
+function spread(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  return { median: s[Math.floor(s.length / 2)], min: s[0], max: s[s.length - 1] };
+}
+
+module.exports = { contestants, moduleText, shuffled, spread };

@@ -9,7 +9,7 @@
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { contestants: all, moduleText, shuffled } = require('./contestants');
+const { contestants: all, moduleText, shuffled, spread: stats } = require('./contestants');
 
 const arg = (name, def) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -78,11 +78,6 @@ const contestants = {
   'lmdb put/getMany': runner(all.lmdb, false, true),
   'classic-level batch/getSync': runner(all['classic-level'], true, false),
 };
-
-function stats(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  return { median: s[Math.floor(s.length / 2)], min: s[0], max: s[s.length - 1] };
-}
 
 async function main() {
   const results = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, rounds: ROUNDS, sizes: {} };

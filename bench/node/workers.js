@@ -18,7 +18,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { fork } = require('node:child_process');
 const { Worker, isMainThread, parentPort, workerData } = require('node:worker_threads');
-const { moduleText, shuffled } = require('./contestants');
+const { moduleText, shuffled, spread } = require('./contestants');
 
 const LIB = path.resolve(__dirname, '..', '..', 'bindings', 'node', 'lib', 'index.js');
 
@@ -204,8 +204,8 @@ async function main() {
   const out = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, mode, n, rounds, rows: [] };
   const fmt = (x) => Math.round(x).toLocaleString('en');
   const span = (xs) => {
-    const s = [...xs].sort((a, b) => a - b);
-    return `${fmt(s[Math.floor(s.length / 2)])} (${fmt(s[0])}-${fmt(s[s.length - 1])})`;
+    const s = spread(xs);
+    return `${fmt(s.median)} (${fmt(s.min)}-${fmt(s.max)})`;
   };
   console.log(`\n${mode === 'process' ? 'processes' : 'worker_threads'} x ${n} entries of 1 KiB each, one store, ${rounds} rounds interleaved${secondBuild ? ': a second build (reads of what an earlier build wrote; the writes column is empty)' : ''}`);
   console.log('| workers | contestant | writes/s (all) | reads/s (all) | set p50 / p99 µs | get p50 / p99 µs |');
