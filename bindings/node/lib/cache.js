@@ -104,6 +104,12 @@ function newBatch(spare) {
   return { buf: spare || Buffer.allocUnsafe(1 << 20), keys: new Map(), count: 0, at: 0, promise, resolve, reject, settled: false };
 }
 
+/** The offset of the value of `id` (a keyId) of `category` in batch `b` (or null), if it holds one. */
+function offsetIn(b, category, id) {
+  const ids = b === null ? undefined : b.keys.get(category);
+  return ids === undefined ? undefined : ids.get(id);
+}
+
 /** A growable scratch buffer. */
 function ensure(buf, n) {
   if (buf.length >= n) return buf;
@@ -415,9 +421,7 @@ class Cache {
     let klen = k.length;
     if (ks) klen = buf.utf8Write(k, o);
     else buf.set(k, o);
-    if (klen === 0 || klen > MAX_KEY_LEN) {
-      throw new NexxoCacheError(klen === 0 ? 'INVALID_ARGUMENT' : 'TOO_LARGE', `nexxo-cache put(${category}) on ${this.path}: a key must be 1 to ${MAX_KEY_LEN} bytes, not ${klen}`);
-    }
+    if (klen === 0 || klen > MAX_KEY_LEN) throw this._badKey('put', category, klen);
     // The u32 lengths little-endian, as byte stores (no call while V8 interprets).
     buf[o - 4] = klen;
     buf[o - 3] = klen >>> 8;
@@ -456,7 +460,7 @@ class Cache {
     }
     if (this._dropsWrites) {
       const klen = Buffer.byteLength(toBytes(key, 'a key'));
-      if (klen === 0 || klen > MAX_KEY_LEN) throw new NexxoCacheError(klen === 0 ? 'INVALID_ARGUMENT' : 'TOO_LARGE', `nexxo-cache set(${category}) on ${this.path}: a key must be 1 to ${MAX_KEY_LEN} bytes, not ${klen}`);
+      if (klen === 0 || klen > MAX_KEY_LEN) throw this._badKey('set', category, klen);
       toBytes(value, 'a value');
       return null;
     }
@@ -467,6 +471,12 @@ class Cache {
     return hdr;
   }
 
+  /** The error for a key of `klen` bytes, outside 1 to MAX_KEY_LEN. */
+  _badKey(op, category, klen) {
+    return new NexxoCacheError(klen === 0 ? 'INVALID_ARGUMENT' : 'TOO_LARGE', `nexxo-cache ${op}(${category}) on ${this.path}: a key must be 1 to ${MAX_KEY_LEN} bytes, not ${klen}`);
+  }
+
+  /** The error for a value of `vlen` bytes, over MAX_VALUE_LEN. */
   _tooLarge(category, vlen) {
     return new NexxoCacheError('TOO_LARGE', `nexxo-cache put(${category}) on ${this.path}: a value must be at most ${MAX_VALUE_LEN} bytes, not ${vlen}`);
   }
@@ -512,12 +522,10 @@ class Cache {
   _pending(category, key) {
     const id = keyId(key);
     let b = this._pend;
-    let ids = b === null ? undefined : b.keys.get(category);
-    let at = ids === undefined ? undefined : ids.get(id);
+    let at = offsetIn(b, category, id);
     if (at === undefined) {
       b = this._flight;
-      ids = b === null ? undefined : b.keys.get(category);
-      at = ids === undefined ? undefined : ids.get(id);
+      at = offsetIn(b, category, id);
       if (at === undefined) return undefined;
     }
     this._pendHits.set(category, (this._pendHits.get(category) || 0) + 1);
