@@ -390,3 +390,28 @@ fn damaged_manifest_is_repaired_or_set_aside() {
     assert_exact(c.store().unwrap());
     c.set(b"parse", b"after", b"works").unwrap();
 }
+
+/// Short processes one after another, each writing one entry and closing (a compiler
+/// wrapper under `make`): each close flushes a table of one key per column family, and
+/// RocksDB moves a table that overlaps no other down as it is, so without the merge at
+/// close they only accumulated (every open loads every table).
+#[test]
+fn one_entry_per_open_keeps_the_tables_few() {
+    let d = tmp();
+    let path = d.path().join("c");
+    let n = 60;
+    for i in 0..n {
+        let c = Cache::open(&path, &Config::default()).unwrap();
+        c.set(b"transform", format!("obj/{i:04}.o").as_bytes(), &artifact(i, 800)).unwrap();
+    }
+    let tables = std::fs::read_dir(&path).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".sst")).count();
+    // Two column families take a table per close (the category and the recency index),
+    // each merged when it holds 16 small ones; without the merge, 2 per close (120).
+    assert!(tables <= 40, "{tables} tables after {n} closes");
+    let c = Cache::open(&path, &Config::default()).unwrap();
+    for i in 0..n {
+        assert_eq!(c.get(b"transform", format!("obj/{i:04}.o").as_bytes()).unwrap().unwrap(), artifact(i, 800), "entry {i}");
+    }
+    assert_eq!(c.stats().entries, n as u64);
+    assert_exact(c.store().unwrap());
+}

@@ -179,7 +179,8 @@ impl Store {
     }
 
     /// Persists pending recency updates and flushes memtables, so that the next open
-    /// does not replay the write-ahead log. Called when the store is dropped.
+    /// does not replay the write-ahead log, and merges small tables if they piled up
+    /// ([`Store::merge_small_tables`]). Called when the store is dropped.
     pub(crate) fn shutdown(&self) {
         if self.read_only || self.closed_cleanly.swap(true, Ordering::SeqCst) {
             return;
@@ -189,6 +190,7 @@ impl Store {
             let _ = self.apply_touches(&mut st, usize::MAX);
         }
         let _ = self.db.flush_cfs_opt(&self.all_cfs(), &rocksdb::FlushOptions::default());
+        self.merge_small_tables();
         dir::write_close_record(&self.path);
     }
 }
