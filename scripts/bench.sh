@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark suite (bench/run.py): sets up and builds like the test command, installs
 # the Node peers (lmdb, classic-level), then runs every contestant side by side and
-# writes bench/results/{latest.json,report.md,*.svg}. Arguments go to bench/run.py
+# writes bench/results/{latest.json,report.md,*.svg}; then one short process per compile
+# (bench/c/compiles.c) into bench/results/compiles.md. Arguments go to bench/run.py
 # (--rounds N, --quick).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
@@ -17,3 +18,5 @@ scripts/servers.sh start "$servers_dir"
 source "$servers_dir/env"
 log "benchmarks"
 python3 bench/run.py "$@"
+log "one short process per compile (bench/c/compiles.c)"
+{ echo "$(date -u +%Y-%m-%dT%H:%MZ), nexxo-cache $(nexxo_version) ($(git rev-parse --short HEAD))"; echo; "$NEXXO_BUILD_DIR/bench_compiles_c" --n 300 --rounds 3 --parallel 1,4; } | tee bench/results/compiles.md
