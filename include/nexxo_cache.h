@@ -469,7 +469,8 @@ enum nexxo_status nexxo_cache_open(const char *path,
 
 /**
  * Closes a cache: stops its background work, persists what was acknowledged and
- * flushes memory tables so the next open is fast, then frees the handle.
+ * flushes memory tables so the next open is fast (merging small tables when many
+ * piled up, since 1.10.2), then frees the handle.
  *
  * NULL is a no-op. Must not race with any other call on the same handle.
  */
