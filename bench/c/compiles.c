@@ -14,8 +14,10 @@
  * at the end (nexxo-cache: its tables, `*.sst`; the others: entries).
  *
  *   build/bench_compiles_c [--n 300] [--len 4096] [--parallel 1,4] [--rounds 3]
- *                          [--contestants nexxo,files,files-sync] [--lib PATH]
+ *                          [--contestants nexxo,files,files-sync] [--lib PATH] [--work-ms 0]
  *
+ * --work-ms: what a miss costs besides the cache (the compile), slept between the
+ * lookup and the store.
  * --lib: the library the nexxo-cache processes load (default: lib/libnexxo_cache.so
  * beside this program, the build directory's layout).
  */
@@ -60,7 +62,13 @@ static void make_key(char *k, size_t cap, unsigned i) {
 }
 
 /* The child: one compile step. Exits 0 on a hit, 3 on a miss it stored, 1 on error. */
-static int child(const char *who, const char *dir, unsigned i, size_t len) {
+static void work(unsigned ms) {
+  struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  while (ms && nanosleep(&t, &t) != 0 && errno == EINTR) {
+  }
+}
+
+static int child(const char *who, const char *dir, unsigned i, size_t len, unsigned work_ms) {
   char key[64];
   make_key(key, sizeof key, i);
   uint8_t *buf = malloc(len + 64), *v = malloc(len);
@@ -82,6 +90,7 @@ static int child(const char *who, const char *dir, unsigned i, size_t len) {
     nexxo_status s = get_into(c, "transform", (const uint8_t *)key, strlen(key), buf, len + 64, &got);
     int rc = 0;
     if (s == NEXXO_NOT_FOUND) {
+      work(work_ms);
       fill_value(v, len, i);
       rc = set(c, "transform", (const uint8_t *)key, strlen(key), v, len) == NEXXO_OK ? 3 : 1;
     } else if (s != NEXXO_OK || got != len) {
@@ -100,6 +109,7 @@ static int child(const char *who, const char *dir, unsigned i, size_t len) {
     return n == (ssize_t)len ? 0 : 1;
   }
   if (errno != ENOENT) return 1;
+  work(work_ms);
   fill_value(v, len, i);
   snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
   fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
@@ -132,7 +142,7 @@ struct pass {
 };
 
 /* N processes, P at a time; `expect` is the exit status every one must have. */
-static struct pass run_pass(const char *self, const char *who, const char *dir, unsigned n, unsigned p, size_t len, int expect) {
+static struct pass run_pass(const char *self, const char *who, const char *dir, unsigned n, unsigned p, size_t len, unsigned work_ms, int expect) {
   double *t = calloc(n, sizeof *t), *start = calloc(n, sizeof *start);
   pid_t *pid = calloc(n, sizeof *pid);
   struct pass out = {0};
@@ -140,13 +150,14 @@ static struct pass run_pass(const char *self, const char *who, const char *dir, 
   double t0 = now_ms();
   while (done < n) {
     while (running < p && next < n) {
-      char is[16], ls[24];
+      char is[16], ls[24], ws[16];
       snprintf(is, sizeof is, "%u", next);
       snprintf(ls, sizeof ls, "%zu", len);
+      snprintf(ws, sizeof ws, "%u", work_ms);
       start[next] = now_ms();
       pid_t k = fork();
       if (k == 0) {
-        execl(self, self, "child", who, dir, is, ls, (char *)NULL);
+        execl(self, self, "child", who, dir, is, ls, ws, (char *)NULL);
         _exit(1);
       }
       pid[next++] = k;
@@ -178,8 +189,8 @@ static struct pass run_pass(const char *self, const char *who, const char *dir, 
 static int cmp_pass(const void *a, const void *b) { return cmp_double(&((const struct pass *)a)->p50, &((const struct pass *)b)->p50); }
 
 int main(int argc, char **argv) {
-  if (argc == 6 && strcmp(argv[1], "child") == 0) return child(argv[2], argv[3], (unsigned)strtoul(argv[4], NULL, 10), strtoull(argv[5], NULL, 10));
-  unsigned n = 300, rounds = 3;
+  if (argc == 7 && strcmp(argv[1], "child") == 0) return child(argv[2], argv[3], (unsigned)strtoul(argv[4], NULL, 10), strtoull(argv[5], NULL, 10), (unsigned)strtoul(argv[6], NULL, 10));
+  unsigned n = 300, rounds = 3, work_ms = 0;
   size_t len = 4096;
   const char *par = "1,4", *who_list = "nexxo,files,files-sync", *lib = NULL;
   for (int a = 1; a + 1 < argc; a += 2) {
@@ -189,8 +200,9 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[a], "--rounds") == 0) rounds = (unsigned)strtoul(argv[a + 1], NULL, 10);
     else if (strcmp(argv[a], "--contestants") == 0) who_list = argv[a + 1];
     else if (strcmp(argv[a], "--lib") == 0) lib = argv[a + 1];
+    else if (strcmp(argv[a], "--work-ms") == 0) work_ms = (unsigned)strtoul(argv[a + 1], NULL, 10);
     else {
-      fprintf(stderr, "usage: %s [--n N] [--len BYTES] [--parallel 1,4] [--rounds R] [--contestants nexxo,files,files-sync] [--lib PATH]\n", argv[0]);
+      fprintf(stderr, "usage: %s [--n N] [--len BYTES] [--parallel 1,4] [--rounds R] [--contestants nexxo,files,files-sync] [--lib PATH] [--work-ms MS]\n", argv[0]);
       return 2;
     }
   }
@@ -213,7 +225,7 @@ int main(int argc, char **argv) {
   else snprintf(nexxo, sizeof nexxo, "nexxo:%s/lib/libnexxo_cache.so", dirname(selfdir));
   char base[] = "/tmp/nexxo-compiles-XXXXXX";
   if (!mkdtemp(base)) return 1;
-  printf("%u compile processes (fork and exec each), values of %zu bytes, %u rounds: ms per process from fork to exit, median (min-max of the rounds' medians)\n\n", n, len, rounds);
+  printf("%u compile processes (fork and exec each), values of %zu bytes, %u ms of work per miss, %u rounds: ms per process from fork to exit, median (min-max of the rounds' medians)\n\n", n, len, work_ms, rounds);
   printf("| contestant | at once | pass | ms per process, p50 | p99 (worst round) | processes/s (mean) | files at the end |\n|---|---|---|---|---|---|---|\n");
   int failed = 0;
   char pl[64];
@@ -231,8 +243,8 @@ int main(int argc, char **argv) {
         snprintf(dir, sizeof dir, "%s/%s-%u-%u", base, who, p, round);
         if (strcmp(who, "nexxo") != 0) mkdir(dir, 0700);
         const char *as = strcmp(who, "nexxo") == 0 ? nexxo : who;
-        r[0][round] = run_pass(self, as, dir, n, p, len, 3);
-        r[1][round] = run_pass(self, as, dir, n, p, len, 0);
+        r[0][round] = run_pass(self, as, dir, n, p, len, work_ms, 3);
+        r[1][round] = run_pass(self, as, dir, n, p, len, work_ms, 0);
         files = count_files(dir, strcmp(who, "nexxo") == 0 ? ".sst" : "");
         char cmd[4300];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
