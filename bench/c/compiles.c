@@ -61,13 +61,14 @@ static void make_key(char *k, size_t cap, unsigned i) {
   snprintf(k, cap, "%016llx%08x", (unsigned long long)h, i);
 }
 
-/* The child: one compile step. Exits 0 on a hit, 3 on a miss it stored, 1 on error. */
+/* The compile: `ms` milliseconds of sleep. */
 static void work(unsigned ms) {
   struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000L};
   while (ms && nanosleep(&t, &t) != 0 && errno == EINTR) {
   }
 }
 
+/* The child: one compile step. Exits 0 on a hit, 3 on a miss it stored, 1 on error. */
 static int child(const char *who, const char *dir, unsigned i, size_t len, unsigned work_ms) {
   char key[64];
   make_key(key, sizeof key, i);
