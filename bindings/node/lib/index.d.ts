@@ -220,7 +220,7 @@ export class Cache implements Disposable {
   getString(category: Category, key: Bytes, encoding?: BufferEncoding): string | undefined;
   /**
    * Stores a value, batched with the other sets of this event-loop turn (up to 1000
-   * entries or 4 MiB a batch, the turn's first batch 125 entries and each next one twice
+   * entries or 4 MiB a batch, a handle's first batch 125 entries and each next one twice
    * the last; past that the batch is started at once). A batch is written
    * on libuv's thread pool while JavaScript goes on (with the library's Node-API module;
    * through koffi it is written synchronously), one at a time and in order, so a
