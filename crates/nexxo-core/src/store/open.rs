@@ -224,7 +224,12 @@ impl Store {
         // counters use it: category tables are memory-mapped) 1/8, the warm table 5/8.
         let cache = BlockCache::new_lru_cache(budget / 8);
         let mut opts = db_options(config);
-        opts.set_info_logger(warn_logger(path));
+        // A read-only instance (not a follower) runs without a logger: RocksDB then logs
+        // nothing, where the callback logger formatted the ~1,100 header lines of every
+        // open (its options, per column family) only for the callback to drop them.
+        if !config.read_only || follower.is_some() {
+            opts.set_info_logger(warn_logger(path));
+        }
 
         // Categories: the configured ones, then any the store already has.
         let mut names: Vec<String> = config.categories().map(str::to_owned).collect();
