@@ -15,9 +15,13 @@
  *
  *   build/bench_compiles_c [--n 300] [--len 4096] [--parallel 1,4] [--rounds 3]
  *                          [--contestants nexxo,files,files-sync] [--lib PATH] [--work-ms 0]
+ *                          [--prefill 0]
  *
  * --work-ms: what a miss costs besides the cache (the compile), slept between the
  * lookup and the store.
+ * --prefill: entries (other keys, the same length) each cache holds before the passes,
+ * as a project's cache does after earlier builds; written by one process (nexxo-cache:
+ * batches of 1,000, then closed; files: one file each).
  * --lib: the library the nexxo-cache processes load (default: lib/libnexxo_cache.so
  * beside this program, the build directory's layout).
  */
@@ -125,6 +129,56 @@ static int child(const char *who, const char *dir, unsigned i, size_t len, unsig
   return ok ? 3 : 1;
 }
 
+/* Writes `count` entries of keys from..from+count-1 into `dir` as `who` would (in a
+ * process of its own: the nexxo-cache one loads the library, and its handle is closed
+ * before the passes, whose processes must find no other owner). Returns 0 on success. */
+static int prefill(const char *who, const char *dir, unsigned from, unsigned count, size_t len) {
+  if (count == 0) return 0;
+  pid_t k = fork();
+  if (k < 0) return 1;
+  if (k > 0) {
+    int st;
+    return waitpid(k, &st, 0) == k && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 1;
+  }
+  char key[64];
+  uint8_t *v = malloc(len);
+  if (!v) _exit(1);
+  if (strncmp(who, "nexxo:", 6) == 0) {
+    void *lib = dlopen(who + 6, RTLD_NOW);
+    if (!lib) _exit(1);
+    __typeof__(&nexxo_cache_open) open_ = (__typeof__(&nexxo_cache_open))dlsym(lib, "nexxo_cache_open");
+    __typeof__(&nexxo_cache_batch_set) batch_set = (__typeof__(&nexxo_cache_batch_set))dlsym(lib, "nexxo_cache_batch_set");
+    __typeof__(&nexxo_cache_close) close_ = (__typeof__(&nexxo_cache_close))dlsym(lib, "nexxo_cache_close");
+    nexxo_cache *c = NULL;
+    if (!open_ || !batch_set || !close_ || open_(dir, NULL, &c) != NEXXO_OK) _exit(1);
+    enum { B = 1000 };
+    static char keys[B][64];
+    uint8_t *vals = malloc((size_t)B * len);
+    nexxo_entry e[B];
+    if (!vals) _exit(1);
+    for (unsigned at = 0; at < count; at += B) {
+      unsigned m = count - at < B ? count - at : B;
+      for (unsigned j = 0; j < m; j++) {
+        make_key(keys[j], sizeof keys[j], from + at + j);
+        fill_value(vals + (size_t)j * len, len, from + at + j);
+        e[j] = (nexxo_entry){"transform", (const uint8_t *)keys[j], strlen(keys[j]), vals + (size_t)j * len, len};
+      }
+      if (batch_set(c, e, m) != NEXXO_OK) _exit(1);
+    }
+    close_(c);
+    _exit(0);
+  }
+  for (unsigned i = from; i < from + count; i++) {
+    char path[4300];
+    make_key(key, sizeof key, i);
+    snprintf(path, sizeof path, "%s/%s", dir, key);
+    fill_value(v, len, i);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0 || write(fd, v, len) != (ssize_t)len || close(fd) != 0) _exit(1);
+  }
+  _exit(0);
+}
+
 static unsigned count_files(const char *dir, const char *suffix) {
   DIR *d = opendir(dir);
   if (!d) return 0;
@@ -191,7 +245,7 @@ static int cmp_pass(const void *a, const void *b) { return cmp_double(&((const s
 
 int main(int argc, char **argv) {
   if (argc == 7 && strcmp(argv[1], "child") == 0) return child(argv[2], argv[3], (unsigned)strtoul(argv[4], NULL, 10), strtoull(argv[5], NULL, 10), (unsigned)strtoul(argv[6], NULL, 10));
-  unsigned n = 300, rounds = 3, work_ms = 0;
+  unsigned n = 300, rounds = 3, work_ms = 0, pre = 0;
   size_t len = 4096;
   const char *par = "1,4", *who_list = "nexxo,files,files-sync", *lib = NULL;
   for (int a = 1; a + 1 < argc; a += 2) {
@@ -202,8 +256,9 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[a], "--contestants") == 0) who_list = argv[a + 1];
     else if (strcmp(argv[a], "--lib") == 0) lib = argv[a + 1];
     else if (strcmp(argv[a], "--work-ms") == 0) work_ms = (unsigned)strtoul(argv[a + 1], NULL, 10);
+    else if (strcmp(argv[a], "--prefill") == 0) pre = (unsigned)strtoul(argv[a + 1], NULL, 10);
     else {
-      fprintf(stderr, "usage: %s [--n N] [--len BYTES] [--parallel 1,4] [--rounds R] [--contestants nexxo,files,files-sync] [--lib PATH] [--work-ms MS]\n", argv[0]);
+      fprintf(stderr, "usage: %s [--n N] [--len BYTES] [--parallel 1,4] [--rounds R] [--contestants nexxo,files,files-sync] [--lib PATH] [--work-ms MS] [--prefill N]\n", argv[0]);
       return 2;
     }
   }
@@ -226,7 +281,7 @@ int main(int argc, char **argv) {
   else snprintf(nexxo, sizeof nexxo, "nexxo:%s/lib/libnexxo_cache.so", dirname(selfdir));
   char base[] = "/tmp/nexxo-compiles-XXXXXX";
   if (!mkdtemp(base)) return 1;
-  printf("%u compile processes (fork and exec each), values of %zu bytes, %u ms of work per miss, %u rounds: ms per process from fork to exit, median (min-max of the rounds' medians)\n\n", n, len, work_ms, rounds);
+  printf("%u compile processes (fork and exec each), values of %zu bytes, %u ms of work per miss, %u entries in the cache before, %u rounds: ms per process from fork to exit, median (min-max of the rounds' medians)\n\n", n, len, work_ms, pre, rounds);
   printf("| contestant | at once | pass | ms per process, p50 | p99 (worst round) | processes/s (mean) | files at the end |\n|---|---|---|---|---|---|---|\n");
   int failed = 0;
   char pl[64];
@@ -244,6 +299,10 @@ int main(int argc, char **argv) {
         snprintf(dir, sizeof dir, "%s/%s-%u-%u", base, who, p, round);
         if (strcmp(who, "nexxo") != 0) mkdir(dir, 0700);
         const char *as = strcmp(who, "nexxo") == 0 ? nexxo : who;
+        if (prefill(as, dir, n, pre, len) != 0) {
+          fprintf(stderr, "%s: prefilling %u entries failed\n", who, pre);
+          return 1;
+        }
         r[0][round] = run_pass(self, as, dir, n, p, len, work_ms, 3);
         r[1][round] = run_pass(self, as, dir, n, p, len, work_ms, 0);
         files = count_files(dir, strcmp(who, "nexxo") == 0 ? ".sst" : "");
