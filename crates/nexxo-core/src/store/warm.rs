@@ -3,10 +3,11 @@
 //!
 //! Builds repeat themselves: the next build reads nearly every key the last one wrote or
 //! read. A writable store that serves the cache fills the table on a thread of its own
-//! once the process's reads call for it (see [`Demand`]), up to a bound of memory: a store that fits is scanned whole (a scan costs a
-//! fraction of a point lookup per entry, and runs on the other core while the build
-//! starts); a larger one gives its newest entries, the last build's, found newest first
-//! in the recency index and read with multi-gets. The frames a process writes go in as
+//! once the process's reads call for it (see [`Demand`]), up to a bound of memory: a
+//! store that fits is scanned whole (a scan costs a fraction of a point lookup per entry,
+//! and runs on the other core beside the build's reads); a larger one gives its newest
+//! entries, the last build's, found newest first in the recency index and read with
+//! multi-gets. The frames a process writes go in as
 //! they are written, within the same bound.
 //!
 //! Never a stale value: the table only ever holds the frame a key has in the store.
