@@ -55,6 +55,12 @@ pub(super) fn db_options(config: &Config) -> Options {
     o.create_if_missing(true);
     o.create_missing_column_families(true);
     o.set_max_background_jobs(2);
+    // A close (and `compact`) flushes every column family: with atomic flush that is one
+    // job, one MANIFEST write and one directory sync instead of one per column family.
+    // Closing a process that wrote one entry to a 100,000-entry cache: median 7.6-8.4 ms
+    // before, 5.0-5.3 ms after (12 runs x 2, /tmp/s17/miss1, session 17). Automatic
+    // flushes (a full write buffer) also take the small column families along.
+    o.set_atomic_flush(true);
     // Write buffers take a quarter of the budget (see `open_db_as` for the rest).
     o.set_db_write_buffer_size(budget / 4);
     o.set_max_total_wal_size((budget / 2) as u64);
