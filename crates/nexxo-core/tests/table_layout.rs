@@ -84,7 +84,7 @@ fn tables_of_the_older_layout_are_read_beside_new_ones_and_compacted() {
     drop(c);
     let c = Cache::open(&old_dir, &cfg).unwrap();
     check(&c, &expect);
-    // Compaction rewrites everything in the current layout.
+    // A compaction rewrites the tables (forced to the bottom level), in the current layout.
     c.compact(None).unwrap();
     check(&c, &expect);
     drop(c);

@@ -57,9 +57,10 @@ pub(super) fn db_options(config: &Config) -> Options {
     o.set_max_background_jobs(2);
     // A close (and `compact`) flushes every column family: with atomic flush that is one
     // job, one MANIFEST write and one directory sync instead of one per column family.
-    // Closing a process that wrote one entry to a 100,000-entry cache: median 7.6-8.4 ms
-    // before, 5.0-5.3 ms after (12 runs x 2, /tmp/s17/miss1, session 17). Automatic
-    // flushes (a full write buffer) also take the small column families along.
+    // The close of a process that opened a 100,000-entry cache, set one entry and closed
+    // (C, 12 runs of each library, twice, alternating): median 7.6 and 8.4 ms before, 5.0
+    // and 5.3 after (README, "One short process per compile"). Automatic flushes (a full
+    // write buffer) also take the small column families along.
     o.set_atomic_flush(true);
     // Write buffers take a quarter of the budget (see `open_db_as` for the rest).
     o.set_db_write_buffer_size(budget / 4);
@@ -95,17 +96,18 @@ pub(super) fn db_options(config: &Config) -> Options {
 /// a reader relies on: a damaged value is a miss. PlainTable has no DeleteRange:
 /// `clear` deletes key by key.
 ///
-/// The hash index has 4 buckets per key (ratio 0.25, RocksDB's default 0.75): at 0.75
-/// most keys share their bucket with another, and a bucket of several keys is a binary
+/// The hash index has 4 buckets per key (ratio 0.25, RocksDB's default 0.75): at 0.75 about
+/// half the keys share their bucket with another, and a bucket of several keys is a binary
 /// search over them, each step a read of a key somewhere in the memory-mapped table (a
-/// cache miss); at 0.25 about 1 key in 5 does, for 16 bytes of index per key instead of
-/// 5.3 (about 1.5% of a table of 1 KiB artifacts). The bloom filter's probes of a key
-/// fall in one cache line (`bloom_locality` 1) instead of 6 lines. A new process reading
-/// every entry in random order (`bench_worker_c cold-open`, each library reading a store
-/// it wrote, alternating runs, session 18): 1,000,000 entries, medians of 4 runs, 2.84
-/// and 3.31 us a get before, 2.33 and 2.64 after (two sets); 100,000 entries, 5 runs,
-/// 1.60 (1.32-1.93) before, 1.32 (1.10-1.58) after. Writes measured no different. Tables
-/// written before keep their layout (both are read) until compaction rewrites them.
+/// cache miss); at 0.25 about 1 key in 5 does, for 16 bytes of index per key instead of 5.3
+/// (1 KiB JS artifacts are stored in ~270 bytes each: 3.5% more disk in the benchmark
+/// suite). The bloom filter's probes of a key fall in one cache line (`bloom_locality` 1)
+/// instead of 6 lines. A new process reading every entry in random order (`bench_worker_c
+/// cold-open`, each library reading a store it wrote, alternating runs, session 18):
+/// 1,000,000 entries, medians of 4 runs, 2.84 and 3.31 us a get before, 2.33 and 2.64 after
+/// (two sets); 100,000 entries, 5 runs, 1.60 (1.32-1.93) before, 1.32 (1.10-1.58) after.
+/// Writes measured no different. Tables written before keep their layout (both are read)
+/// until compaction rewrites them.
 pub(super) fn category_cf_options(config: &Config) -> Options {
     let budget = config.memory_budget as usize;
     let legacy = LEGACY_TABLES.load(std::sync::atomic::Ordering::Relaxed);
