@@ -523,7 +523,7 @@ impl Store {
             let mut seen = 0usize;
             while let (Some(k), Some(v)) = (it.key(), it.value()) {
                 seen += 1;
-                if (seen % PACK_ENTRIES == 0 || pack.is_full()) && stop.load(Ordering::Relaxed) {
+                if (seen.is_multiple_of(PACK_ENTRIES) || pack.is_full()) && stop.load(Ordering::Relaxed) {
                     return;
                 }
                 // Keys this process wrote since its open are held already (the fill starts
@@ -572,7 +572,7 @@ impl Store {
                 return;
             }
         }
-        picked.sort_by(|a, b| b.0.cmp(&a.0));
+        picked.sort_by_key(|e| std::cmp::Reverse(e.0));
         let mut total = 0usize;
         picked.retain(|e| {
             total += e.3;
