@@ -415,3 +415,42 @@ fn one_entry_per_open_keeps_the_tables_few() {
     assert_eq!(c.stats().entries, n as u64);
     assert_exact(c.store().unwrap());
 }
+
+#[test]
+fn a_batch_in_any_order_with_repeated_keys_keeps_each_keys_last_value() {
+    // Batches are written in key order (store/write.rs): a key given twice must still
+    // keep its later value, in a batch big enough for the multi-get path, across
+    // categories and over entries already stored.
+    let d = tmp();
+    let c = Cache::open(d.path().join("c"), &Config::default()).unwrap();
+    let key = |i: u64| format!("src/{:016x}.ts", i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).into_bytes();
+    for i in 0..100u64 {
+        c.set(b"transform", &key(i), format!("stored {i}").as_bytes()).unwrap();
+    }
+    let mut batch: Vec<(&[u8], Vec<u8>, Vec<u8>)> = Vec::new();
+    for round in 0..3u64 {
+        for i in (0..300u64).rev() {
+            if i % (round + 1) == 0 {
+                let cat: &[u8] = if i % 3 == 0 { b"parse" } else { b"transform" };
+                batch.push((cat, key(i), format!("{i} round {round}").into_bytes()));
+            }
+        }
+    }
+    let entries: Vec<(&[u8], &[u8], &[u8])> = batch.iter().map(|(c, k, v)| (*c, &k[..], &v[..])).collect();
+    c.batch_set(&entries).unwrap();
+    let mut want = std::collections::HashMap::new();
+    for (cat, k, v) in &batch {
+        want.insert((cat.to_vec(), k.clone()), v.clone());
+    }
+    for ((cat, k), v) in &want {
+        assert_eq!(c.get(cat, k).unwrap().as_ref(), Some(v), "{}", String::from_utf8_lossy(k));
+    }
+    for i in 0..100u64 {
+        if i % 3 == 0 {
+            // parse got the batch's value; transform keeps what was stored
+            assert_eq!(c.get(b"transform", &key(i)).unwrap(), Some(format!("stored {i}").into_bytes()));
+        }
+    }
+    assert_eq!(c.stats().entries, want.len() as u64 + (0..100u64).filter(|i| i % 3 == 0).count() as u64);
+    assert_exact(c.store().unwrap());
+}

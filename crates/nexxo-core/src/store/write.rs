@@ -137,7 +137,9 @@ impl Store {
         }
         let mut out = vec![None; entries.len()];
         for (ci, idxs) in by_category(entries.iter().enumerate().map(|(i, (ci, _, _))| (i, *ci))) {
-            let results = self.db.batched_multi_get_cf_opt(cfs.cat(ci), idxs.iter().map(|&i| entries[i].1), false, &self.read_opts);
+            // `entries` are sorted by key within a category (`store_entries`).
+            debug_assert!(idxs.windows(2).all(|w| entries[w[0]].1 <= entries[w[1]].1));
+            let results = self.db.batched_multi_get_cf_opt(cfs.cat(ci), idxs.iter().map(|&i| entries[i].1), true, &self.read_opts);
             for (&i, r) in idxs.iter().zip(results) {
                 out[i] = self.existing_from_read(ci, entries[i].1, r)?;
             }
@@ -300,6 +302,13 @@ impl Store {
             check_value(value)?;
             prepared.push((ci, *key, *value));
         }
+        // The entries in key order, category by category (stable: a key given twice keeps
+        // its two entries in the caller's order, so the later value still wins). RocksDB
+        // inserts each write into a memtable skiplist starting from where its previous
+        // insert ended, and a multi-get sorts its keys: in key order both are cheaper than
+        // in the caller's (hashes of contents, for a build: random). `order[i]` is the
+        // caller's index of `prepared[i]` (for its tags).
+        let order = sort_by_key_order(&mut prepared);
         let tagging = tags.is_some_and(|t| t.iter().any(|t| !t.is_empty()));
         if let Some(tags) = tags {
             for t in tags {
@@ -384,7 +393,7 @@ impl Store {
                     None => Vec::new(),
                 };
                 self.untag_into(&mut batch, *ci, key, &old_tags);
-                let new_tags: &[&[u8]] = tags.map_or(&[], |t| t[i]);
+                let new_tags: &[&[u8]] = tags.map_or(&[], |t| t[order[i]]);
                 self.tag_into(&mut batch, *ci, key, new_tags);
                 shadow_tags.insert((*ci, *key), new_tags.iter().map(|t| t.to_vec()).collect());
             }
@@ -493,4 +502,21 @@ impl Store {
         self.compact_cf(LRU_CF)?;
         Ok(())
     }
+}
+
+/// Sorts a batch's entries by (category, key), stably, and returns each one's index in
+/// the caller's order. A batch already in order (or of one entry) is left as it is.
+fn sort_by_key_order<'a>(prepared: &mut Vec<(usize, &'a [u8], &'a [u8])>) -> Vec<usize> {
+    let in_order = prepared.windows(2).all(|w| (w[0].0, w[0].1) <= (w[1].0, w[1].1));
+    if in_order {
+        return (0..prepared.len()).collect();
+    }
+    let mut indexed: Vec<(usize, (usize, &'a [u8], &'a [u8]))> = prepared.drain(..).enumerate().collect();
+    indexed.sort_by(|a, b| (a.1 .0, a.1 .1).cmp(&(b.1 .0, b.1 .1)));
+    let mut order = Vec::with_capacity(indexed.len());
+    for (i, e) in indexed {
+        order.push(i);
+        prepared.push(e);
+    }
+    order
 }
