@@ -229,6 +229,18 @@ impl Store {
         self.write_noting(batch, true)
     }
 
+    /// [`Store::write_removing`] of a batch of sets that overwrote `keys` (category,
+    /// key) and removed nothing: only those keys leave the warm table (see its module).
+    fn write_replacing(&self, batch: WriteBatch, keys: &[(usize, &[u8])]) -> Result<()> {
+        self.db.write_opt(batch, &self.write_opts)?;
+        // Before the write is acknowledged, no frame it replaced may be served.
+        self.warm.forget(keys.iter().copied());
+        if let Some(notify) = self.on_write.get() {
+            notify(true);
+        }
+        Ok(())
+    }
+
     /// Stores one value, replacing what the key held.
     pub fn set(&self, category: &[u8], key: &[u8], value: &[u8]) -> Result<()> {
         self.batch_set(&[(category, key, value)])
@@ -363,7 +375,7 @@ impl Store {
         let mut shadow: HashMap<(usize, &[u8]), Existing, BatchHash> = HashMap::with_capacity_and_hasher(prepared.len(), BatchHash);
         let mut added = 0u64;
         let mut written = vec![false; prepared.len()];
-        let mut replaced = false;
+        let mut replaced: Vec<(usize, &[u8])> = Vec::new();
         let cfs = self.write_cfs();
         let stored = self.existing_many(&cfs, &prepared)?;
         // With tag bookkeeping on: the tags each key holds as this batch goes (an earlier
@@ -381,7 +393,7 @@ impl Store {
             }
             *written = true;
             if let Some(old) = old {
-                replaced = true;
+                replaced.push((*ci, *key));
                 // A repeated key in one batch deletes and re-puts the same index record;
                 // a WriteBatch applies its operations in order, so the last put wins.
                 self.remove_into_cfs(&cfs, &mut batch, *ci, key, &old, &mut counters[*ci]);
@@ -417,7 +429,7 @@ impl Store {
         if let Some(g) = &advanced {
             g.write_into(&mut batch, self.cf(META_CF));
         }
-        if replaced { self.write_removing(batch)? } else { self.write(batch)? }
+        if replaced.is_empty() { self.write(batch)? } else { self.write_replacing(batch, &replaced)? }
         // The frames just written are the next reads of this build (still under the
         // writers' lock: no later write of these keys can be overtaken).
         self.warm.insert(None, prepared.iter().zip(&frames).zip(&written).filter(|(_, w)| **w).map(|(((ci, key, _), frame), _)| (*ci, *key, &frame[..])));
