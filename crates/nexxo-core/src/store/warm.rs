@@ -16,10 +16,11 @@
 //! - A batch of sets that overwrites keys takes those keys out of the table before it is
 //!   acknowledged ([`WarmTable::forget`]); while a fill runs, their hashes are kept
 //!   ([`Inner::replaced`]) and the fill inserts no frame of those keys (the frame it read
-//!   may be the older one). Until 1.10.4 it emptied the table: a build with path keys
-//!   that rewrote 1% of its keys then read the other 99% from RocksDB, twice as slow.
-//!   Past [`REPLACED_MAX`] such keys during one fill, the epoch is bumped instead. A
-//!   write of new keys only cannot make an entry stale.
+//!   may be the older one). Until 1.10.4 it emptied the table and stopped the fill: a
+//!   build with path keys that rewrites its changed files' entries then read the rest
+//!   from RocksDB (README, "Reads: the warm table", has the measurements). Past
+//!   [`REPLACED_MAX`] such keys during one fill, the epoch is bumped instead. A write of
+//!   new keys only cannot make an entry stale.
 //! - The fill thread takes the epoch (and starts keeping replaced keys) before it opens
 //!   its iterator, and inserts only while the epoch is unchanged (checked under the
 //!   table's lock), so a frame it read before a removal is never inserted after it.
