@@ -207,38 +207,29 @@ impl Store {
     }
 
     pub(crate) fn write(&self, batch: WriteBatch) -> Result<()> {
-        self.write_noting(batch, false)
+        self.write_noting(batch, Replaced::Nothing)
     }
 
-    pub(super) fn write_noting(&self, batch: WriteBatch, replaced: bool) -> Result<()> {
+    /// Writes `batch`; then, before the write is acknowledged, no frame it replaced may be
+    /// served: the warm table lets go of what `replaced` says, and the readers that follow
+    /// this store from other processes are told to catch up before their next read.
+    fn write_noting(&self, batch: WriteBatch, replaced: Replaced<'_>) -> Result<()> {
         self.db.write_opt(batch, &self.write_opts)?;
-        if replaced {
-            // Before the write is acknowledged, no frame it replaced may be served.
-            self.warm.clear();
+        match replaced {
+            Replaced::Nothing => {}
+            Replaced::Keys(keys) => self.warm.forget(keys.iter().copied()),
+            Replaced::Any => self.warm.clear(),
         }
         if let Some(notify) = self.on_write.get() {
-            notify(replaced);
+            notify(!matches!(replaced, Replaced::Nothing));
         }
         Ok(())
     }
 
-    /// [`Store::write`] of a batch that overwrites or removes entries: once written, the
-    /// readers that follow this store from other processes are told (before the write is
-    /// acknowledged) to catch up before their next read.
+    /// [`Store::write`] of a batch that overwrites or removes entries (see
+    /// [`Store::write_noting`]).
     pub(crate) fn write_removing(&self, batch: WriteBatch) -> Result<()> {
-        self.write_noting(batch, true)
-    }
-
-    /// [`Store::write_removing`] of a batch of sets that overwrote `keys` (category,
-    /// key) and removed nothing: only those keys leave the warm table (see its module).
-    fn write_replacing(&self, batch: WriteBatch, keys: &[(usize, &[u8])]) -> Result<()> {
-        self.db.write_opt(batch, &self.write_opts)?;
-        // Before the write is acknowledged, no frame it replaced may be served.
-        self.warm.forget(keys.iter().copied());
-        if let Some(notify) = self.on_write.get() {
-            notify(true);
-        }
-        Ok(())
+        self.write_noting(batch, Replaced::Any)
     }
 
     /// Stores one value, replacing what the key held.
@@ -318,8 +309,8 @@ impl Store {
         // its two entries in the caller's order, so the later value still wins). RocksDB
         // inserts each write into a memtable skiplist starting from where its previous
         // insert ended, and a multi-get sorts its keys: in key order both are cheaper than
-        // in the caller's (hashes of contents, for a build: random). `order[i]` is the
-        // caller's index of `prepared[i]` (for its tags).
+        // in the caller's (hashes of contents, for a build: random). `order`, when they
+        // moved, gives the caller's index of `prepared[i]` (for its tags).
         let order = sort_by_key_order(&mut prepared);
         let tagging = tags.is_some_and(|t| t.iter().any(|t| !t.is_empty()));
         if let Some(tags) = tags {
@@ -405,7 +396,7 @@ impl Store {
                     None => Vec::new(),
                 };
                 self.untag_into(&mut batch, *ci, key, &old_tags);
-                let new_tags: &[&[u8]] = tags.map_or(&[], |t| t[order[i]]);
+                let new_tags: &[&[u8]] = tags.map_or(&[], |t| t[order.as_ref().map_or(i, |o| o[i])]);
                 self.tag_into(&mut batch, *ci, key, new_tags);
                 shadow_tags.insert((*ci, *key), new_tags.iter().map(|t| t.to_vec()).collect());
             }
@@ -429,7 +420,8 @@ impl Store {
         if let Some(g) = &advanced {
             g.write_into(&mut batch, self.cf(META_CF));
         }
-        if replaced.is_empty() { self.write(batch)? } else { self.write_replacing(batch, &replaced)? }
+        // A batch of sets removes nothing: only the keys it overwrote leave the warm table.
+        self.write_noting(batch, if replaced.is_empty() { Replaced::Nothing } else { Replaced::Keys(&replaced) })?;
         // The frames just written are the next reads of this build (still under the
         // writers' lock: no later write of these keys can be overtaken).
         self.warm.insert(None, prepared.iter().zip(&frames).zip(&written).filter(|(_, w)| **w).map(|(((ci, key, _), frame), _)| (*ci, *key, &frame[..])));
@@ -516,19 +508,26 @@ impl Store {
     }
 }
 
-/// Sorts a batch's entries by (category, key), stably, and returns each one's index in
-/// the caller's order. A batch already in order (or of one entry) is left as it is.
-fn sort_by_key_order<'a>(prepared: &mut Vec<(usize, &'a [u8], &'a [u8])>) -> Vec<usize> {
-    let in_order = prepared.windows(2).all(|w| (w[0].0, w[0].1) <= (w[1].0, w[1].1));
-    if in_order {
-        return (0..prepared.len()).collect();
+/// Sorts a batch's entries by (category, key), stably. Returns each one's index in the
+/// caller's order, or None when the batch was in order already (a single set: no
+/// allocation).
+fn sort_by_key_order(prepared: &mut Vec<(usize, &[u8], &[u8])>) -> Option<Vec<usize>> {
+    if prepared.windows(2).all(|w| (w[0].0, w[0].1) <= (w[1].0, w[1].1)) {
+        return None;
     }
-    let mut indexed: Vec<(usize, (usize, &'a [u8], &'a [u8]))> = prepared.drain(..).enumerate().collect();
-    indexed.sort_by(|a, b| (a.1 .0, a.1 .1).cmp(&(b.1 .0, b.1 .1)));
-    let mut order = Vec::with_capacity(indexed.len());
-    for (i, e) in indexed {
-        order.push(i);
-        prepared.push(e);
-    }
-    order
+    let mut order: Vec<usize> = (0..prepared.len()).collect();
+    order.sort_by_key(|&i| (prepared[i].0, prepared[i].1));
+    *prepared = order.iter().map(|&i| prepared[i]).collect();
+    Some(order)
+}
+
+/// What a write did to the entries stored before it.
+#[derive(Clone, Copy)]
+enum Replaced<'a> {
+    /// Only new keys.
+    Nothing,
+    /// Overwrote these keys (category, key), removed nothing.
+    Keys(&'a [(usize, &'a [u8])]),
+    /// Overwrote or removed entries, which ones not said.
+    Any,
 }
