@@ -526,6 +526,16 @@ napi_fn!(batch_wait, |c| {
     })
 });
 
+// batchLanded(c): whether the handle has no batch in flight, or its batch is written
+// (its Promise may not have settled yet: batchWait then returns its status at once).
+// Never waits: the binding asks it while a loop of sets runs, to hand the writer the
+// sets pending as soon as it is idle.
+napi_fn!(batch_landed, |c| {
+    let cache = c.ptr::<nexxo_cache>(0)? as usize;
+    let flight = flights().iter().find(|(h, _)| *h == cache).map(|(_, f)| f.clone());
+    Ok(c.boolean(flight.is_none_or(|f| matches!(*f.lock(), FlightState::Done(_)))))
+});
+
 // set(c, category, key, keyLen, value, valueLen): one synchronous write (setSync).
 napi_fn!(set, |c| {
     let (cat, cat_len) = c.bytes(1)?;
@@ -675,7 +685,7 @@ unsafe fn own_symbol(name: &[u8]) -> bool {
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
     let Some(api) = api() else { return exports };
-    let fns: [(&CStr, napi_callback); 23] = [
+    let fns: [(&CStr, napi_callback); 24] = [
         (c"version", version),
         (c"statusStr", status_str),
         (c"optionsNew", options_new),
@@ -687,6 +697,7 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         (c"batchSetPacked", batch_set_packed),
         (c"batchSetPackedAsync", batch_set_packed_async),
         (c"batchWait", batch_wait),
+        (c"batchLanded", batch_landed),
         (c"set", set),
         (c"batchGetPacked", batch_get_packed),
         (c"stats", stats),

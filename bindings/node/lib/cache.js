@@ -25,6 +25,12 @@ const MAX_VALUE_LEN = 256 * 1024 * 1024;
 const PUT_BATCH_FIRST = 125;
 const PUT_BATCH_ENTRIES = 1000;
 const PUT_BATCH_BYTES = 4 << 20;
+/**
+ * Between those bounds, every PUT_EARLY_MASK + 1 puts the binding asks whether the writer
+ * is idle, and if so hands it the puts pending: a loop of sets then runs beside the
+ * writing of its earlier sets instead of before it.
+ */
+const PUT_EARLY_MASK = 63;
 /** A written batch's buffer is kept for the next batch when it is at most this large. */
 const SPARE_MAX = 8 << 20;
 /** get() reads values into slabs of this size while at least SLAB_MIN_FREE is left. */
@@ -443,6 +449,7 @@ class Cache {
     ids.set(ks && klen === k.length ? k : keyId(key), o);
     pend.at = o + vlen;
     if (++pend.count >= this._putLimit || pend.at >= PUT_BATCH_BYTES) this._launch(p, true);
+    else if ((pend.count & PUT_EARLY_MASK) === 0 && this._writerIdle(p)) this._launch(p, true, false);
     return pend.promise;
   }
 
@@ -479,6 +486,15 @@ class Cache {
   /** The error for a value of `vlen` bytes, over MAX_VALUE_LEN. */
   _tooLarge(category, vlen) {
     return new NexxoCacheError('TOO_LARGE', `nexxo-cache put(${category}) on ${this.path}: a value must be at most ${MAX_VALUE_LEN} bytes, not ${vlen}`);
+  }
+
+  /**
+   * Whether the writer is idle: no batch in flight, or the one in flight written (asked
+   * of the library without waiting; false when it cannot say, before 1.10.5).
+   */
+  _writerIdle(p) {
+    const f = this._f;
+    return f.batchLanded !== undefined && (this._flight === null || f.batchLanded(p));
   }
 
   /** A new pending batch, started on libuv's pool at the end of this event-loop turn. */
@@ -543,13 +559,14 @@ class Cache {
    * batchSetPackedAsync), so JavaScript goes on meanwhile; one batch is in flight at a
    * time, in order. A full batch (`full`) waits for the one in flight, which bounds what
    * a synchronous loop of sets holds to two batches; at the end of a turn, a batch that
-   * finds one in flight is started when that one lands. Without the module (koffi): the
-   * batch is written at once.
+   * finds one in flight is started when that one lands. `ramp`: the launch moves the
+   * handle's batch size up (a full batch's does; one handed to an idle writer does not).
+   * Without the module (koffi): the batch is written at once.
    */
-  _launch(p, full) {
+  _launch(p, full, ramp = full) {
     const pend = this._pend;
     if (pend === null) return;
-    if (full) this._putLimit = Math.min(this._putLimit * 2, PUT_BATCH_ENTRIES);
+    if (ramp) this._putLimit = Math.min(this._putLimit * 2, PUT_BATCH_ENTRIES);
     const f = this._f;
     if (f.batchSetPackedAsync === undefined) {
       this._writePending(p);

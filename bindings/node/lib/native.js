@@ -314,6 +314,8 @@ function load(explicit) {
   if (napi && typeof napi.batchSetPackedAsync === 'function' && typeof napi.batchWait === 'function') {
     f.batchSetPackedAsync = napi.batchSetPackedAsync;
     f.batchWait = napi.batchWait;
+    // Whether the batch in flight is written, without waiting (libraries from 1.10.5).
+    if (typeof napi.batchLanded === 'function') f.batchLanded = napi.batchLanded;
   }
   // Missing functions are found at load, without declaring them all: an older library
   // fails here (LIBRARY_MISMATCH), not in the middle of a build.
