@@ -303,6 +303,16 @@ impl Cache {
         }
     }
 
+    /// Entries the read-only instance's warm table holds, before this process opened the
+    /// store for writing; for tests.
+    #[doc(hidden)]
+    pub fn debug_interim_warm_entries(&self) -> usize {
+        match &self.inner {
+            Inner::Open(h) => h.shared.interim_warm_entries(),
+            Inner::Disabled(_) => 0,
+        }
+    }
+
     /// The id of the process serving the cache to this one; `None` when this process
     /// holds the store itself (or the cache is disabled).
     pub fn owner_pid(&self) -> Option<u32> {

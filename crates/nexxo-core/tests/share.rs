@@ -460,6 +460,48 @@ fn a_broken_peer_harms_no_one() {
     drop((huge, stalled));
 }
 
+/// The read-only instance's warm table goes to the store opened for writing in its place
+/// (share's `backing.rs`, `publish`): after a build's first write, what its reads brought
+/// into memory is still there, and a later overwrite or delete of such an entry is seen
+/// (the table keeps its hash seed). A store opened for writing fills its own table only
+/// 20 ms after its open at the earliest, so right after the write it holds the moved
+/// entries or none.
+#[test]
+fn the_warm_table_moves_to_the_store_opened_for_writing() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("c");
+    {
+        let c = Cache::open(&path, &Config::default()).unwrap();
+        for i in 0..2000 {
+            c.set(b"transform", &key(0, i), &value(0, i)).unwrap();
+        }
+    }
+    let c = Cache::open(&path, &Config::default()).unwrap();
+    for i in 0..64 {
+        assert_eq!(c.get(b"transform", &key(0, i)).unwrap(), Some(value(0, i)));
+    }
+    // The lookups started the read-only instance's fill.
+    let t = std::time::Instant::now();
+    while c.debug_interim_warm_entries() < 2000 && t.elapsed() < std::time::Duration::from_secs(20) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(c.debug_interim_warm_entries(), 2000, "the read-only instance's fill");
+    c.set(b"transform", b"changed.ts", b"the build's first write").unwrap();
+    let store = c.store().expect("the store, opened by the write");
+    let held = (0..2000).filter(|&i| store.debug_warm_holds(b"transform", &key(0, i)).unwrap()).count();
+    assert_eq!(held, 2000, "entries the writable store's table holds, found as a read finds them, right after its open");
+    assert_eq!(c.debug_interim_warm_entries(), 0);
+    c.set(b"transform", &key(0, 7), b"rewritten").unwrap();
+    c.delete(b"transform", &key(0, 8)).unwrap();
+    assert_eq!(c.get(b"transform", &key(0, 7)).unwrap().as_deref(), Some(&b"rewritten"[..]));
+    assert_eq!(c.get(b"transform", &key(0, 8)).unwrap(), None);
+    for i in (0..2000).filter(|i| ![7, 8].contains(i)) {
+        assert_eq!(c.get(b"transform", &key(0, i)).unwrap(), Some(value(0, i)), "entry {i}");
+    }
+    assert_eq!(c.get(b"transform", b"changed.ts").unwrap().as_deref(), Some(&b"the build's first write"[..]));
+    assert_eq!(c.stats().entries, 2000);
+}
+
 /// A store closed cleanly is served from a read-only instance until something needs it
 /// for writing (share's `backing.rs`). A process that only reads never opens it for
 /// writing (RocksDB's CURRENT is untouched). Readers in several threads, racing a writer

@@ -87,7 +87,17 @@ impl Backing {
 
     /// Puts `store` in place with its evictor (when it takes writes) and its warm-table
     /// filler; the reader's queued promotions move to it and the reader is closed.
-    fn publish(&self, store: Store, changes: Option<Changes>) {
+    fn publish(&self, mut store: Store, changes: Option<Changes>) {
+        // The read-only instance's warm table goes to the store that replaces it, its fill
+        // stopped first (the reads it answers meanwhile go to its RocksDB instance): a
+        // build that writes a changed file's entry after reading others goes on reading
+        // from memory, and the new fill skips what it holds.
+        let warmer = self.reader.write().unwrap_or_else(|p| p.into_inner()).as_mut().and_then(|(w, _)| w.take());
+        drop(warmer);
+        let reader = self.reader.read().unwrap_or_else(|p| p.into_inner()).as_ref().map(|(_, r)| r.clone());
+        if let Some(r) = reader {
+            store.adopt_warm(&r);
+        }
         if let Some(changes) = changes {
             let _ = store.on_write.set(Box::new(move |replaced| changes.note_write(replaced)));
         }
@@ -257,6 +267,11 @@ impl Backing {
     /// Requests the read-only instance answered.
     pub fn interim_reads(&self) -> u64 {
         self.reads.load(Ordering::Relaxed)
+    }
+
+    /// Entries the read-only instance's warm table holds (0 without one); for tests.
+    pub fn interim_warm_entries(&self) -> usize {
+        self.reader.read().unwrap_or_else(|p| p.into_inner()).as_ref().map_or(0, |(_, r)| r.debug_warm_entries())
     }
 
     /// Before closing: promotions the read-only instance queued are applied (opening the

@@ -202,6 +202,11 @@ impl Shared {
         self.owner.get().map_or(0, |o| o.backing.interim_reads())
     }
 
+    /// Entries the read-only instance's warm table holds (see `backing.rs`); for tests.
+    pub fn interim_warm_entries(&self) -> usize {
+        self.owner.get().map_or(0, |o| o.backing.interim_warm_entries())
+    }
+
     /// The limits as this open resolved them (option > environment > stored > default):
     /// the store's when this process holds it; else resolved the same way against the
     /// cache's stored limits now (the owner evicts by the limits it opened with).

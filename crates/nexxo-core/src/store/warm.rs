@@ -40,6 +40,7 @@ use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use super::layout::{decode_size, lru_prefix, parse_lru_key};
 use super::Store;
+use crate::error::Result;
 
 /// Bytes one entry costs besides its key and frame: its slot in the index (24 bytes, at
 /// most half the slots in use) and the arena space it cannot share.
@@ -150,6 +151,11 @@ impl Index {
     }
 
     /// Makes room for `more` keys (at most half the slots in use after them).
+    /// Keys held (tests: a scan of the slots).
+    fn live(&self) -> usize {
+        self.slots.iter().filter(|s| s.chunk != EMPTY && s.flen != REMOVED).count()
+    }
+
     fn reserve(&mut self, more: usize) {
         if let Some(need) = self.slots_for(more) {
             self.grow_into(vec![NO_SLOT; need]);
@@ -343,6 +349,27 @@ impl WarmTable {
     /// The fill is over: overwritten keys need no remembering.
     fn fill_ends(&self) {
         self.inner.write().unwrap_or_else(|p| p.into_inner()).replaced = None;
+    }
+
+    /// Takes `other`'s frames, and the hash seed they are indexed under, into this table,
+    /// which must be empty; `other` is left empty, its epoch moved. Nothing is taken (false)
+    /// when the two differ in categories or budget, or a fill of `other` has not ended.
+    fn adopt(&mut self, other: &WarmTable) -> bool {
+        let mine = self.inner.get_mut().unwrap_or_else(|p| p.into_inner());
+        let mut theirs = other.inner.write().unwrap_or_else(|p| p.into_inner());
+        if self.budget != other.budget || mine.bytes != 0 || mine.cats.len() != theirs.cats.len() || theirs.replaced.is_some() {
+            return false;
+        }
+        let emptied = Inner { epoch: theirs.epoch + 1, cats: (0..theirs.cats.len()).map(|_| Index::default()).collect(), chunks: Vec::new(), open: None, bytes: 0, replaced: None };
+        *mine = std::mem::replace(&mut *theirs, emptied);
+        self.seed = other.seed;
+        true
+    }
+
+    /// Entries held (tests).
+    pub(super) fn held(&self) -> usize {
+        let t = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        t.cats.iter().map(|c| c.live()).sum()
     }
 
     #[cfg(test)]
@@ -560,6 +587,36 @@ impl Drop for Warmer {
 }
 
 impl Store {
+    /// Takes the warm table of `reader`, the read-only instance that answered reads until
+    /// this store was opened for writing (`share/backing.rs`), with its fill stopped: the
+    /// frames it read are this store's as well, so the build's next reads need not wait
+    /// for a new fill. Taken only when both see the same store: the same categories, and
+    /// the same last sequence number of RocksDB's (nothing written between the two opens,
+    /// this one no recovery); else the reader keeps its table and this store fills its
+    /// own. Called before this store takes any write.
+    pub(crate) fn adopt_warm(&mut self, reader: &Store) -> bool {
+        if self.recovered
+            || self.cats.len() != reader.cats.len()
+            || self.cats.iter().zip(&reader.cats).any(|(a, b)| a.name != b.name)
+            || self.db.latest_sequence_number() != reader.db.latest_sequence_number()
+        {
+            return false;
+        }
+        self.warm.adopt(&reader.warm)
+    }
+
+    /// Entries its warm table holds (tests).
+    #[doc(hidden)]
+    pub fn debug_warm_entries(&self) -> usize {
+        self.warm.held()
+    }
+
+    /// Whether its warm table holds a frame a read of `key` would find (tests).
+    #[doc(hidden)]
+    pub fn debug_warm_holds(&self, category: &[u8], key: &[u8]) -> Result<bool> {
+        Ok(self.warm.holds(self.category_index(category)?, key))
+    }
+
     /// Fills the warm table until it is full, the epoch moves (a write replaced
     /// something) or `stop` is set. Errors end the fill: the table is an optimisation,
     /// and reads find what it lacks in RocksDB.
