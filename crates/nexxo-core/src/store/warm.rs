@@ -150,12 +150,12 @@ impl Index {
         Some(&chunks[s.chunk as usize][at..at + s.flen as usize])
     }
 
-    /// Makes room for `more` keys (at most half the slots in use after them).
     /// Keys held (tests: a scan of the slots).
     fn live(&self) -> usize {
         self.slots.iter().filter(|s| s.chunk != EMPTY && s.flen != REMOVED).count()
     }
 
+    /// Makes room for `more` keys (at most half the slots in use after them).
     fn reserve(&mut self, more: usize) {
         if let Some(need) = self.slots_for(more) {
             self.grow_into(vec![NO_SLOT; need]);
