@@ -92,10 +92,9 @@ impl Backing {
         // stopped first (the reads it answers meanwhile go to its RocksDB instance): a
         // build that writes a changed file's entry after reading others goes on reading
         // from memory, and the new fill skips what it holds.
-        let warmer = self.reader.write().unwrap_or_else(|p| p.into_inner()).as_mut().and_then(|(w, _)| w.take());
-        drop(warmer);
-        let reader = self.reader.read().unwrap_or_else(|p| p.into_inner()).as_ref().map(|(_, r)| r.clone());
-        if let Some(r) = reader {
+        let taken = self.reader.write().unwrap_or_else(|p| p.into_inner()).as_mut().map(|(w, r)| (w.take(), r.clone()));
+        if let Some((warmer, r)) = taken {
+            drop(warmer); // joins the fill thread, outside the reader's lock
             store.adopt_warm(&r);
         }
         if let Some(changes) = changes {

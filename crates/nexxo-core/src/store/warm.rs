@@ -85,6 +85,13 @@ struct Inner {
     replaced: Option<HashSet<u64>>,
 }
 
+impl Inner {
+    /// A table of `categories` empty indexes at `epoch`, no fill running.
+    fn empty(categories: usize, epoch: u64) -> Inner {
+        Inner { epoch, cats: (0..categories).map(|_| Index::default()).collect(), chunks: Vec::new(), open: None, bytes: 0, replaced: None }
+    }
+}
+
 /// Where a key's bytes are: `klen` key bytes at `off` in chunk `chunk`, its frame's
 /// `flen` bytes right after them.
 #[derive(Clone, Copy)]
@@ -262,8 +269,7 @@ impl Pack {
 
 impl WarmTable {
     pub(super) fn new(categories: usize, budget: usize) -> WarmTable {
-        let inner = Inner { epoch: 0, cats: (0..categories).map(|_| Index::default()).collect(), chunks: Vec::new(), open: None, bytes: 0, replaced: None };
-        WarmTable { inner: RwLock::new(inner), demand: Arc::default(), budget, seed: RandomState::new().hash_one(0u64) }
+        WarmTable { inner: RwLock::new(Inner::empty(categories, 0)), demand: Arc::default(), budget, seed: RandomState::new().hash_one(0u64) }
     }
 
     pub(super) fn enabled(&self) -> bool {
@@ -360,7 +366,7 @@ impl WarmTable {
         if self.budget != other.budget || mine.bytes != 0 || mine.cats.len() != theirs.cats.len() || theirs.replaced.is_some() {
             return false;
         }
-        let emptied = Inner { epoch: theirs.epoch + 1, cats: (0..theirs.cats.len()).map(|_| Index::default()).collect(), chunks: Vec::new(), open: None, bytes: 0, replaced: None };
+        let emptied = Inner::empty(theirs.cats.len(), theirs.epoch + 1);
         *mine = std::mem::replace(&mut *theirs, emptied);
         self.seed = other.seed;
         true
