@@ -33,7 +33,7 @@
 use std::collections::HashSet;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, TryLockError};
 use std::thread::JoinHandle;
 
 use xxhash_rust::xxh3::xxh3_64_with_seed;
@@ -51,6 +51,13 @@ const PACK_ENTRIES: usize = 512;
 const PACK_BYTES: usize = 256 << 10;
 /// Frames inserted one by one (a writer's) are copied into arena chunks of this size.
 const CHUNK_BYTES: usize = 256 << 10;
+/// Entries put into the index under one hold of the table's write lock, by a writer or
+/// the fill: a read waits for at most that many (a few microseconds), where it waited for
+/// a whole batch or pack (a fill's pack of 512, tens of microseconds to milliseconds on a
+/// cold index). A Node build's first pass, its gets beside its sets written on another
+/// thread, blocked in a get on the table's lock ~170 times per 100,000 (`perf` of its
+/// context switches) before; so did a new process's reads beside its fill.
+const SECTION: usize = 32;
 /// Most keys overwritten during one fill that the table remembers (8 bytes each, and
 /// the set's overhead): past that, an overwrite ends the fill as a removal does.
 const REPLACED_MAX: usize = 1 << 16;
@@ -281,6 +288,14 @@ impl WarmTable {
     }
 
     /// `f` of the frame held for `key` in category `ci`, if one is held.
+    ///
+    /// None, as for a key not held, while a writer or the fill holds the table's lock or
+    /// waits for it: the caller reads RocksDB, which holds every frame the table does
+    /// (see the module's comment), instead of waiting. A Node build's gets, beside its
+    /// sets written on libuv's thread pool, waited there for a writer that the scheduler
+    /// had taken off one of two cores with the lock held: ~100 ms of gets over 20 µs per
+    /// 100,000 gets, the longest 4-13 ms (`perf` of their context switches: the table's
+    /// `read_contended`).
     #[inline]
     pub(super) fn with<R>(&self, ci: usize, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Option<R> {
         if self.budget == 0 {
@@ -290,7 +305,11 @@ impl WarmTable {
             self.demand.lookup();
         }
         let hash = self.hash(key);
-        let t = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        let t = match self.inner.try_read() {
+            Ok(t) => t,
+            Err(TryLockError::WouldBlock) => return None,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+        };
         t.cats[ci].get(&t.chunks, hash, key).map(f)
     }
 
@@ -405,93 +424,124 @@ impl WarmTable {
 
     /// Inserts frames (category, key, frame) while the budget allows; with `epoch`, only
     /// if the table's epoch is still that one. Returns false once nothing more fits or
-    /// the epoch moved.
-    pub(super) fn insert<'a>(&self, epoch: Option<u64>, frames: impl IntoIterator<Item = (usize, &'a [u8], &'a [u8])>) -> bool {
+    /// the epoch moved. The index's room is made first, outside the lock, and the frames
+    /// go in [`SECTION`] at a time, each under the lock once: reads wait for a section,
+    /// not for the batch (see [`SECTION`]).
+    pub(super) fn insert(&self, epoch: Option<u64>, frames: &[(usize, &[u8], &[u8])]) -> bool {
         if self.budget == 0 {
             return false;
         }
-        let mut t = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        if epoch.is_some_and(|e| e != t.epoch) {
-            return false;
-        }
-        for (ci, key, frame) in frames {
-            let hash = self.hash(key);
-            if epoch.is_some() && t.replaced.as_ref().is_some_and(|r| r.contains(&hash)) {
-                continue; // a fill's frame of a key overwritten since it began
+        let mut counts: Vec<usize> = Vec::new();
+        for &(ci, _, _) in frames {
+            if counts.len() <= ci {
+                counts.resize(ci + 1, 0);
             }
-            let len = key.len() + frame.len();
-            let cost = len + ENTRY_OVERHEAD;
-            if t.bytes + cost > self.budget || u32::try_from(len).is_err() {
-                // Full: an older frame of this key must not outlive the new one.
-                let Inner { cats, chunks, .. } = &mut *t;
-                cats[ci].remove(chunks, hash, key);
+            counts[ci] += 1;
+        }
+        for (ci, &n) in counts.iter().enumerate().filter(|(_, &n)| n > 0) {
+            self.reserve(ci, n);
+        }
+        for section in frames.chunks(SECTION) {
+            let mut t = self.inner.write().unwrap_or_else(|p| p.into_inner());
+            if epoch.is_some_and(|e| e != t.epoch) {
                 return false;
             }
-            // The open chunk when the frame fits its spare room, else a new one (of its
-            // own size for a frame larger than a chunk).
-            let room = t.open.map_or(0, |c| {
-                let c = &t.chunks[c as usize];
-                c.capacity() - c.len()
-            });
-            if room < len {
-                t.chunks.push(Vec::with_capacity(len.max(CHUNK_BYTES)));
-                t.open = Some((t.chunks.len() - 1) as u32);
+            for &(ci, key, frame) in section {
+                let hash = self.hash(key);
+                if epoch.is_some() && t.replaced.as_ref().is_some_and(|r| r.contains(&hash)) {
+                    continue; // a fill's frame of a key overwritten since it began
+                }
+                let len = key.len() + frame.len();
+                let cost = len + ENTRY_OVERHEAD;
+                if t.bytes + cost > self.budget || u32::try_from(len).is_err() {
+                    // Full: an older frame of this key must not outlive the new one.
+                    let Inner { cats, chunks, .. } = &mut *t;
+                    cats[ci].remove(chunks, hash, key);
+                    return false;
+                }
+                // The open chunk when the frame fits its spare room, else a new one (of its
+                // own size for a frame larger than a chunk).
+                let room = t.open.map_or(0, |c| {
+                    let c = &t.chunks[c as usize];
+                    c.capacity() - c.len()
+                });
+                if room < len {
+                    t.chunks.push(Vec::with_capacity(len.max(CHUNK_BYTES)));
+                    t.open = Some((t.chunks.len() - 1) as u32);
+                }
+                let Inner { cats, chunks, open, bytes, .. } = &mut *t;
+                let chunk = open.expect("an open chunk");
+                let buf = &mut chunks[chunk as usize];
+                let off = buf.len();
+                buf.extend_from_slice(key);
+                buf.extend_from_slice(frame);
+                let slot = Slot { hash, chunk, off: off as u32, klen: key.len() as u32, flen: frame.len() as u32 };
+                // A replaced frame's bytes stay in their chunk until the table is emptied:
+                // they stay counted.
+                cats[ci].put_in(|c| &chunks[c as usize][..], slot, key);
+                *bytes += cost;
             }
-            let Inner { cats, chunks, open, bytes, .. } = &mut *t;
-            let chunk = open.expect("an open chunk");
-            let buf = &mut chunks[chunk as usize];
-            let off = buf.len();
-            buf.extend_from_slice(key);
-            buf.extend_from_slice(frame);
-            let slot = Slot { hash, chunk, off: off as u32, klen: key.len() as u32, flen: frame.len() as u32 };
-            // A replaced frame's bytes stay in their chunk until the table is emptied:
-            // they stay counted.
-            cats[ci].put_in(|c| &chunks[c as usize][..], slot, key);
-            *bytes += cost;
         }
         true
     }
 
-    /// Inserts a pack made outside the lock, its buffer taken as a chunk; with `epoch`,
-    /// only if the table's epoch is still that one. Returns false once nothing more fits
-    /// or the epoch moved.
+    /// Inserts a pack made outside the lock, its buffer taken as a chunk, only if the
+    /// table's epoch is still `epoch`. Returns false once nothing more fits or the epoch
+    /// moved. The buffer goes into the table first; its entries are then indexed
+    /// [`SECTION`] at a time, each under the lock once, the epoch checked each time (a
+    /// removal in between empties the table, this chunk with it).
     fn insert_pack(&self, epoch: u64, pack: &mut Pack) -> bool {
+        let fits = self.index_pack(epoch, pack);
+        pack.entries.clear();
+        pack.buf = Vec::with_capacity(PACK_BYTES + (PACK_BYTES >> 2));
+        fits
+    }
+
+    fn index_pack(&self, epoch: u64, pack: &mut Pack) -> bool {
         if self.budget == 0 {
             return false;
         }
-        let mut t = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        if t.epoch != epoch || u32::try_from(t.chunks.len()).is_err() {
-            return false;
-        }
-        let chunk = t.chunks.len() as u32;
+        let chunk = {
+            let mut t = self.inner.write().unwrap_or_else(|p| p.into_inner());
+            if t.epoch != epoch || u32::try_from(t.chunks.len()).is_err() {
+                return false;
+            }
+            t.chunks.push(std::mem::take(&mut pack.buf));
+            (t.chunks.len() - 1) as u32
+        };
         let mut fits = true;
         let mut taken = 0;
-        for &(ci, hash, off, klen, flen) in &pack.entries {
-            let cost = klen as usize + flen as usize + ENTRY_OVERHEAD;
-            let key = &pack.buf[off as usize..(off + klen) as usize];
-            let Inner { cats, chunks, bytes, replaced, .. } = &mut *t;
-            if *bytes + cost > self.budget {
-                cats[ci].remove(chunks, hash, key);
-                fits = false;
-                break;
+        'sections: for section in pack.entries.chunks(SECTION) {
+            let mut t = self.inner.write().unwrap_or_else(|p| p.into_inner());
+            if t.epoch != epoch {
+                return false;
             }
-            if replaced.as_ref().is_some_and(|r| r.contains(&hash)) {
-                // Overwritten since the fill began: what it read may be the older frame.
-                // Not indexed; its bytes stay in the chunk, counted.
+            for &(ci, hash, off, klen, flen) in section {
+                let cost = klen as usize + flen as usize + ENTRY_OVERHEAD;
+                let Inner { cats, chunks, bytes, replaced, .. } = &mut *t;
+                let key = &chunks[chunk as usize][off as usize..(off + klen) as usize];
+                if *bytes + cost > self.budget {
+                    cats[ci].remove(chunks, hash, key);
+                    fits = false;
+                    break 'sections;
+                }
+                if replaced.as_ref().is_some_and(|r| r.contains(&hash)) {
+                    // Overwritten since the fill began: what it read may be the older frame.
+                    // Not indexed; its bytes stay in the chunk, counted.
+                    *bytes += cost;
+                    taken += 1;
+                    continue;
+                }
+                // A key the pack holds twice is found in it: its bytes are a chunk already.
+                cats[ci].put_in(|c| &chunks[c as usize][..], Slot { hash, chunk, off, klen, flen }, key);
                 *bytes += cost;
                 taken += 1;
-                continue;
             }
-            // The pack's buffer is chunk `chunk`'s bytes (pushed below, before anything
-            // else reads them): a key it holds twice is found in it.
-            let bytes_of = |c: u32| if c == chunk { &pack.buf[..] } else { &chunks[c as usize][..] };
-            cats[ci].put_in(bytes_of, Slot { hash, chunk, off, klen, flen }, key);
-            *bytes += cost;
-            taken += 1;
         }
-        if taken > 0 {
-            let mut buf = std::mem::take(&mut pack.buf);
-            // The bytes of the entries refused for want of room go.
+        let mut t = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        if t.epoch == epoch {
+            let buf = &mut t.chunks[chunk as usize];
+            // The bytes of the entries refused for want of room go (nothing points there).
             if let Some(&(_, _, off, _, _)) = pack.entries.get(taken) {
                 buf.truncate(off as usize);
             }
@@ -499,10 +549,7 @@ impl WarmTable {
             if buf.capacity() - buf.len() > PACK_BYTES / 16 {
                 buf.shrink_to_fit();
             }
-            t.chunks.push(buf);
         }
-        pack.entries.clear();
-        pack.buf = Vec::with_capacity(PACK_BYTES + (PACK_BYTES >> 2));
         fits
     }
 }
@@ -753,18 +800,18 @@ mod tests {
     fn budget_epoch_and_clear() {
         let t = WarmTable::new(2, 4 * (1 + 10 + ENTRY_OVERHEAD));
         let f = [7u8; 10];
-        assert!(t.insert(None, [(0, &b"a"[..], &f[..]), (1, b"b", &f)]));
+        assert!(t.insert(None, &[(0, &b"a"[..], &f[..]), (1, b"b", &f)]));
         assert_eq!(t.with(0, b"a", |v| v.len()), Some(10));
         assert_eq!(t.with(1, b"a", |v| v.len()), None, "categories are separate");
         // A replaced frame's bytes stay held (and counted) until the table is emptied:
         // a third key fits, a fourth does not.
-        assert!(t.insert(None, [(0, &b"a"[..], &[1u8; 10][..])]));
+        assert!(t.insert(None, &[(0, &b"a"[..], &[1u8; 10][..])]));
         assert_eq!(t.with(0, b"a", |v| v[0]), Some(1));
-        assert!(t.insert(None, [(0, &b"c"[..], &f[..])]));
-        assert!(!t.insert(None, [(0, &b"d"[..], &f[..])]));
+        assert!(t.insert(None, &[(0, &b"c"[..], &f[..])]));
+        assert!(!t.insert(None, &[(0, &b"d"[..], &f[..])]));
         assert_eq!(t.with(0, b"d", |_| ()), None);
         // A larger frame for a held key that does not fit removes the old one.
-        assert!(!t.insert(None, [(0, &b"a"[..], &[2u8; 100][..])]));
+        assert!(!t.insert(None, &[(0, &b"a"[..], &[2u8; 100][..])]));
         assert_eq!(t.with(0, b"a", |_| ()), None);
         assert_eq!(t.with(0, b"c", |v| v.len()), Some(10), "the others stay");
         // An insert made for an older epoch is refused.
@@ -772,12 +819,60 @@ mod tests {
         t.clear();
         assert_eq!(t.with(1, b"b", |_| ()), None);
         assert_eq!(t.with(0, b"c", |_| ()), None);
-        assert!(!t.insert(Some(e), [(0, &b"x"[..], &f[..])]));
-        assert!(t.insert(Some(t.epoch()), [(0, &b"x"[..], &f[..])]));
+        assert!(!t.insert(Some(e), &[(0, &b"x"[..], &f[..])]));
+        assert!(t.insert(Some(t.epoch()), &[(0, &b"x"[..], &f[..])]));
         // A table with no budget holds nothing.
         let off = WarmTable::new(1, 0);
-        assert!(!off.insert(None, [(0, &b"a"[..], &f[..])]));
+        assert!(!off.insert(None, &[(0, &b"a"[..], &f[..])]));
         assert_eq!(off.with(0, b"a", |_| ()), None);
+    }
+
+    /// A lookup finds nothing, at once, while the table's lock is held for writing (the
+    /// caller reads RocksDB instead of waiting for the writer).
+    #[test]
+    fn a_lookup_does_not_wait_for_a_writer() {
+        let t = WarmTable::new(1, 1 << 20);
+        assert!(t.insert(None, &[(0, &b"a"[..], &[7u8; 10][..])]));
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::scope(|s| {
+            let writing = t.inner.write().unwrap();
+            s.spawn(|| tx.send(t.with(0, b"a", |v| v.len())).unwrap());
+            let got = rx.recv_timeout(std::time::Duration::from_secs(10));
+            drop(writing);
+            assert_eq!(got, Ok(None), "the lookup waited for the writer");
+        });
+        assert_eq!(t.with(0, b"a", |v| v.len()), Some(10), "found once the lock is free");
+    }
+
+    /// Inserts and packs of many sections index every entry that fits, stop where the
+    /// budget does, and keep only the bytes of what they indexed.
+    #[test]
+    fn many_sections_index_every_entry_that_fits() {
+        let key = |i: usize| format!("key{i:04}").into_bytes();
+        let cost = 7 + 10 + ENTRY_OVERHEAD;
+        let fits = 3 * SECTION + 5;
+        let t = WarmTable::new(2, fits * cost);
+        let frames: Vec<Vec<u8>> = (0..4 * SECTION).map(|i| vec![i as u8; 10]).collect();
+        let keys: Vec<Vec<u8>> = (0..4 * SECTION).map(key).collect();
+        let batch: Vec<(usize, &[u8], &[u8])> = (0..2 * SECTION + 3).map(|i| (i % 2, &keys[i][..], &frames[i][..])).collect();
+        assert!(t.insert(None, &batch));
+        for i in 0..2 * SECTION + 3 {
+            assert_eq!(t.with(i % 2, &keys[i], |v| v.to_vec()).as_deref(), Some(&frames[i][..]), "entry {i}");
+        }
+        // A pack of the rest: what fits is indexed, the rest is not, and its bytes go.
+        let mut pack = Pack::new();
+        for i in 2 * SECTION + 3..4 * SECTION {
+            assert!(pack.push(&t, i % 2, &keys[i], &frames[i]));
+        }
+        let held = t.inner.read().unwrap().chunks.iter().map(Vec::len).sum::<usize>();
+        assert!(!t.insert_pack(t.epoch(), &mut pack), "the budget ran out");
+        for i in 2 * SECTION + 3..4 * SECTION {
+            let want = (i < fits).then(|| frames[i].clone());
+            assert_eq!(t.with(i % 2, &keys[i], |v| v.to_vec()), want, "entry {i}");
+        }
+        let inner = t.inner.read().unwrap();
+        assert_eq!(inner.chunks.iter().map(Vec::len).sum::<usize>(), held + (fits - (2 * SECTION + 3)) * 17);
+        assert_eq!(inner.bytes, fits * cost);
     }
 
     /// A batch of sets that overwrote keys takes only those keys out; a fill running
@@ -787,7 +882,7 @@ mod tests {
     fn overwritten_keys_leave_the_table_and_a_running_fill_does_not_bring_them_back() {
         let t = WarmTable::new(1, 1 << 20);
         let f = [7u8; 10];
-        assert!(t.insert(None, [(0, &b"a"[..], &f[..]), (0, b"b", &f)]));
+        assert!(t.insert(None, &[(0, &b"a"[..], &f[..]), (0, b"b", &f)]));
         let e = t.epoch();
         t.forget([(0, &b"a"[..])]);
         assert_eq!(t.with(0, b"a", |_| ()), None);
@@ -801,10 +896,10 @@ mod tests {
         assert!(t.insert_pack(epoch, &mut pack));
         assert_eq!(t.with(0, b"c", |_| ()), None, "the fill's frame of an overwritten key");
         assert_eq!(t.with(0, b"d", |v| v.len()), Some(10));
-        assert!(t.insert(Some(epoch), [(0, &b"c"[..], &f[..])]));
+        assert!(t.insert(Some(epoch), &[(0, &b"c"[..], &f[..])]));
         assert_eq!(t.with(0, b"c", |_| ()), None);
         // The writer's frame of that key goes in.
-        assert!(t.insert(None, [(0, &b"c"[..], &f[..])]));
+        assert!(t.insert(None, &[(0, &b"c"[..], &f[..])]));
         assert_eq!(t.with(0, b"c", |v| v.len()), Some(10));
         t.fill_ends();
         let epoch = t.fill_begins();
@@ -864,7 +959,7 @@ mod tests {
         let key = |i: u32| format!("k{i}").into_bytes();
         // Writers' frames, one at a time (the index grows from empty).
         for i in 0..3000 {
-            assert!(t.insert(None, [((i % 2) as usize, &key(i)[..], &frame(i)[..])]));
+            assert!(t.insert(None, &[((i % 2) as usize, &key(i)[..], &frame(i)[..])]));
         }
         // Packs: new keys, and keys the table holds (replaced), some twice in one pack.
         let e = t.epoch();
@@ -898,7 +993,7 @@ mod tests {
     fn a_pack_past_the_budget_stops_there() {
         let cost = 2 + 10 + ENTRY_OVERHEAD;
         let t = WarmTable::new(1, 5 * cost);
-        assert!(t.insert(None, [(0, &b"k9"[..], &[1u8; 10][..])]));
+        assert!(t.insert(None, &[(0, &b"k9"[..], &[1u8; 10][..])]));
         let mut pack = Pack::new();
         for i in 0..8u8 {
             assert!(pack.push(&t, 0, format!("k{i}").as_bytes(), &[i; 10]));
@@ -912,10 +1007,10 @@ mod tests {
         // (the pack stopped before it); a key refused for room removes its older frame.
         assert_eq!(t.with(0, b"k4", |_| ()), None);
         assert_eq!(t.with(0, b"k9", |v| v[0]), Some(1));
-        assert!(!t.insert(None, [(0, &b"k9"[..], &[3u8; 10][..])]));
+        assert!(!t.insert(None, &[(0, &b"k9"[..], &[3u8; 10][..])]));
         assert_eq!(t.with(0, b"k9", |_| ()), None);
         t.clear();
-        assert!(t.insert(None, [(0, &b"k9"[..], &[4u8; 10][..])]));
+        assert!(t.insert(None, &[(0, &b"k9"[..], &[4u8; 10][..])]));
         assert_eq!(t.with(0, b"k9", |v| v[0]), Some(4));
     }
 }
