@@ -414,6 +414,28 @@ test('string keys are their UTF-8 bytes in every path (a lone surrogate is U+FFF
   c.close();
 });
 
+test('pending sets: a key of bytes is found by the string of those UTF-8 bytes only', async () => {
+  const c = Cache.open(path.join(tmp(), 'c'));
+  // Only ASCII string keys pending: any string key is looked up as it is.
+  c.set('transform', 'plain', 'p');
+  assert.equal(c.getString('transform', 'plain'), 'p');
+  assert.equal(c.getString('transform', Buffer.from('plain')), 'p', 'its bytes find it');
+  assert.equal(c.get('transform', 'é'), undefined);
+  // The byte 0xE9 alone is not the string 'é' (UTF-8 C3 A9), though its latin1 text is.
+  c.set('transform', Buffer.from([0xe9]), 'byte e9');
+  assert.equal(c.get('transform', 'é'), undefined, 'pending: a string is its UTF-8 bytes');
+  assert.equal(c.getString('transform', Buffer.from([0xe9])), 'byte e9');
+  c.set('transform', 'é', 'string e-acute');
+  assert.equal(c.getString('transform', Buffer.from([0xc3, 0xa9])), 'string e-acute');
+  assert.equal(c.getString('transform', Buffer.from([0xe9])), 'byte e9');
+  assert.equal(c.getString('transform', 'plain'), 'p');
+  await c.flushed;
+  assert.equal(c.getString('transform', 'é'), 'string e-acute', 'written');
+  assert.equal(c.getString('transform', Buffer.from([0xe9])), 'byte e9', 'written');
+  assert.equal(c.stats().entries, 3);
+  c.close();
+});
+
 test('set: batched, read-your-writes before the batch is written, batches bounded', async () => {
   const dir = path.join(tmp(), 'c');
   const c = Cache.open(dir);
