@@ -55,7 +55,7 @@
 /**
  * Patch version.
  */
-#define NEXXO_CACHE_VERSION_PATCH 5
+#define NEXXO_CACHE_VERSION_PATCH 6
 
 /**
  * Longest key in bytes. Keys are 1 to `NEXXO_MAX_KEY_LEN` bytes.
