@@ -121,3 +121,116 @@ fn written_values_read_back_through_the_table_after_overwrite_delete_and_clear()
     assert_eq!(c.get(b"parse", &key(8)).unwrap(), None);
     assert_exact(c.store().unwrap());
 }
+
+/// A new cache's table answers its misses without RocksDB, and never hides an entry:
+/// after writes within its budget, writes past it, and a delete.
+#[test]
+fn a_new_caches_table_answers_its_misses_and_never_hides_an_entry() {
+    let d = tempfile::tempdir().unwrap();
+    // 4 MiB: a table of 2.5 MiB, about 15,000 of these entries.
+    let mut config = Config::default();
+    config.set_memory_budget(4 << 20).unwrap();
+    let c = Cache::open(d.path().join("c"), &config).unwrap();
+    for i in 0..1000 {
+        assert_eq!(c.get(b"transform", &key(i)).unwrap(), None);
+        c.set(b"transform", &key(i), &value(i, 0)).unwrap();
+    }
+    assert!(c.store().unwrap().debug_warm_complete(), "a new store's table answers for it");
+    for i in 0..2000 {
+        assert_eq!(c.get(b"transform", &key(i)).unwrap(), (i < 1000).then(|| value(i, 0)), "key {i}");
+    }
+    for chunk in (1000..30_000).collect::<Vec<_>>().chunks(1000) {
+        let entries: Vec<(Vec<u8>, Vec<u8>)> = chunk.iter().map(|&i| (key(i), value(i, 0))).collect();
+        let refs: Vec<(&[u8], &[u8], &[u8])> = entries.iter().map(|(k, v)| (&b"transform"[..], &k[..], &v[..])).collect();
+        c.batch_set(&refs).unwrap();
+    }
+    assert!(!c.store().unwrap().debug_warm_complete(), "past its budget the table holds part of the store");
+    for i in 0..30_000 {
+        assert_eq!(c.get(b"transform", &key(i)).unwrap(), Some(value(i, 0)), "key {i}");
+    }
+    let d2 = tempfile::tempdir().unwrap();
+    let c = Cache::open(d2.path().join("c"), &config).unwrap();
+    for i in 0..100 {
+        c.set(b"parse", &key(i), &value(i, 0)).unwrap();
+    }
+    c.delete(b"parse", &key(7)).unwrap();
+    assert!(!c.store().unwrap().debug_warm_complete(), "a removal empties the table, not the store");
+    for i in 0..100 {
+        assert_eq!(c.get(b"parse", &key(i)).unwrap(), (i != 7).then(|| value(i, 0)), "key {i}");
+    }
+    assert_exact(c.store().unwrap());
+}
+
+/// A reopened store's table answers for it once the fill has scanned it whole (the
+/// store taken over from the read-only instance at the first write).
+#[test]
+fn a_filled_table_answers_for_the_store_it_covered() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("c");
+    {
+        let c = Cache::open(&path, &Config::default()).unwrap();
+        for i in 0..3000 {
+            c.set(b"transform", &key(i), &value(i, 0)).unwrap();
+        }
+    }
+    let c = Cache::open(&path, &Config::default()).unwrap();
+    c.set(b"transform", &key(3000), &value(3000, 0)).unwrap();
+    assert!(!c.store().unwrap().debug_warm_complete(), "the store held entries at its open");
+    let start = std::time::Instant::now();
+    let mut i = 0;
+    while !c.store().unwrap().debug_warm_complete() {
+        assert!(start.elapsed() < std::time::Duration::from_secs(20), "the fill did not cover the store");
+        assert_eq!(c.get(b"transform", &key(i % 3001)).unwrap(), Some(value(i % 3001, 0)));
+        i += 1;
+    }
+    for i in 0..3100 {
+        assert_eq!(c.get(b"transform", &key(i)).unwrap(), (i <= 3000).then(|| value(i, 0)), "key {i}");
+    }
+    assert_exact(c.store().unwrap());
+}
+
+/// While the table answers misses, keys being overwritten are never read as missing (a
+/// writer takes them out of the table before it puts their new frames in).
+#[test]
+fn overwritten_keys_never_read_as_missing() {
+    let d = tempfile::tempdir().unwrap();
+    let c = Arc::new(Cache::open(d.path().join("c"), &Config::default()).unwrap());
+    let n = 2000;
+    let batch = |version: usize| {
+        for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+            let entries: Vec<(Vec<u8>, Vec<u8>)> = chunk.iter().map(|&i| (key(i), value(i, version))).collect();
+            let refs: Vec<(&[u8], &[u8], &[u8])> = entries.iter().map(|(k, v)| (&b"transform"[..], &k[..], &v[..])).collect();
+            c.batch_set(&refs).unwrap();
+        }
+    };
+    batch(0);
+    assert!(c.store().unwrap().debug_warm_complete());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|r| {
+            let (c, stop) = (c.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut x = 0x9E37_79B9_7F4A_7C15_u64 ^ r;
+                let mut reads = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let i = x as usize % n;
+                    assert!(c.get(b"transform", &key(i)).unwrap().is_some(), "key {i} read as missing during an overwrite");
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    for version in 1..=40 {
+        batch(version);
+    }
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        assert!(r.join().unwrap() > 0);
+    }
+    assert!(c.store().unwrap().debug_warm_complete(), "overwrites keep the table complete");
+    assert_exact(c.store().unwrap());
+}

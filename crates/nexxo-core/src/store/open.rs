@@ -26,6 +26,17 @@ use crate::stats::Counters;
 impl Store {
     /// Opens (or creates) the store at `path`.
     pub fn open(path: &Path, config: &Config, clock: Clock) -> Result<Store> {
+        let mut store = Self::open_unmarked(path, config, clock)?;
+        // The store that takes the writes has the table that answers for it, from the
+        // start when it is empty (after a salvage, whose writes bypass the table, it is not).
+        if !store.read_only {
+            let empty = store.lock_state().counters.iter().all(|c| c.entries == 0);
+            store.warm.make_authoritative(empty);
+        }
+        Ok(store)
+    }
+
+    fn open_unmarked(path: &Path, config: &Config, clock: Clock) -> Result<Store> {
         if path.as_os_str().is_empty() {
             return Err(Error::InvalidArgument("the cache path is empty".into()));
         }

@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 
 use super::pool::{in_parallel, read_pool, work_threads, READ_KEYS_PER_THREAD};
 use super::{by_category, Store};
+use super::warm::Look;
 use crate::codec::{self, Header};
 use crate::error::{Error, Result};
 use crate::limits::check_key;
@@ -67,8 +68,10 @@ impl Store {
         let ci = self.category_index(category)?;
         check_key(key)?;
         let name = &self.cats[ci].name;
-        if let Some(r) = self.warm.with(ci, key, |frame| decode_owned(name, key, frame).map_err(|_| frame.to_vec())) {
-            return self.finish_warm(ci, key, r);
+        match self.warm.look(ci, key, |frame| decode_owned(name, key, frame).map_err(|_| frame.to_vec())) {
+            Look::Found(r) => return self.finish_warm(ci, key, r),
+            Look::Absent => return Ok(self.miss(ci)),
+            Look::Unknown => {}
         }
         let Some(frame) = self.read_frame(ci, key)? else { return Ok(self.miss(ci)) };
         let decoded = decode_owned(&self.cats[ci].name, key, &frame);
@@ -81,15 +84,17 @@ impl Store {
         let ci = self.category_index(category)?;
         check_key(key)?;
         let name = self.cats[ci].name.as_bytes();
-        let warm = self.warm.with(ci, key, |frame| {
+        let warm = self.warm.look(ci, key, |frame| {
             let Ok(h) = Header::parse(frame) else { return Ok(Err(frame.to_vec())) };
             if h.value_len as usize > buf.len() {
                 return Err(Error::BufferTooSmall(h.value_len as usize));
             }
             Ok(codec::decode_with_header(name, key, frame, &h, buf).map(|n| (h.generation, n)).map_err(|_| frame.to_vec()))
         });
-        if let Some(r) = warm {
-            return self.finish_warm(ci, key, r?);
+        match warm {
+            Look::Found(r) => return self.finish_warm(ci, key, r?),
+            Look::Absent => return Ok(self.miss(ci)),
+            Look::Unknown => {}
         }
         let Some(frame) = self.read_frame(ci, key)? else { return Ok(self.miss(ci)) };
         let header = Header::parse(&frame);
