@@ -27,6 +27,12 @@
 //! - Written frames are inserted by the writer, under the writers' lock, after RocksDB
 //!   took the write.
 //!
+//! Never a false miss: the table says a key is absent ([`Look::Absent`]) only while it
+//! holds every key of the store ([`Inner::complete`]), which only the writable store's
+//! table can (every write goes through it), from an empty open or once a fill has
+//! covered the store; a removal or a frame refused for room ends it, and while an
+//! overwrite's keys are out of the table ([`Inner::replacing`]) nothing is absent.
+//!
 //! Frames are kept encoded (compressed, checksummed): reads decode and verify them as
 //! they do frames from RocksDB.
 
