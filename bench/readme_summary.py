@@ -90,6 +90,7 @@ seed_goals = [
     ("reads in the same process, 100,000: `get` against `getBinary`, a timer around each", manager_vs_lmdb("seed-100k", "read_ops_per_s")),
     ("reads in the same process, 100,000, a second pass without a timer", manager_vs_lmdb("seed-100k", "untimed_read_ops_per_s")),
     ("second build, 100,000 (a new process opens and reads all; the library already loaded)", manager_vs_lmdb("cold-open-100k", "read_all_ops_per_s")),
+    ("first build, 100,000 (an empty cache: `get`, a miss, then `set`, per module)", manager_vs_lmdb("first-build-100k", "build_ops_per_s")),
     ("writes, 1,000 (the process's first, JIT cold), a timer around each", manager_vs_lmdb("seed-1k", "write_ops_per_s")),
     ("reads, 1,000, a timer around each", manager_vs_lmdb("seed-1k", "read_ops_per_s")),
     ("reads, 1,000, a second pass without a timer", manager_vs_lmdb("seed-1k", "untimed_read_ops_per_s")),

@@ -71,6 +71,7 @@ PLAN = [
     ("seed-100k", "write-read", 100000, 1024, RUST + ["nexxo-nolz4"] + FFI + [MANAGER] + NODE, "the same at a real project's size: 100,000 artifacts"),
     ("cold-open-100k", "cold-open", 100000, 1024, ["nexxo", "rocksdb", "nexxo-c", "nexxo-go", MANAGER, "nexxo-node", "lmdb", "classic-level"], "a new process opens seed-100k's store and reads every entry: the next build. Node's open ms is with the native library already loaded (lmdb-js and classic-level load theirs at require)"),
     ("cold-open-batch-100k", "cold-open-batch", 100000, 1024, [f"{c}-batch" for c in NODE], "the same, each Node contestant reading through its batch read, 1000 keys a call, in the same order"),
+    ("first-build-100k", "first-build", 100000, 1024, [MANAGER] + NODE, "the first build, as a build tool runs it on an empty cache: for each of 100,000 modules a get (a miss) then a set of 1 KiB, one key at a time, a turn of the event loop ending every 100 modules (the tool's own asynchronous work) and every 1000th set awaited (as in the seed rows); a timer around each get"),
     ("open-floor", "open-floor", 0, 0, ["rocksdb-floor"], "raw RocksDB (defaults, info log off) opening an empty store with one column family in a new process: the least an open of any RocksDB-based cache costs here, to set beside lmdb-js's open of the 100,000-entry store above"),
     ("values-100B", "write-read", 100000, 100, ["nexxo", "rocksdb", "memory", "nexxo-node", "lmdb"], "100,000 values of 100 bytes"),
     ("values-16KiB", "write-read", 10000, 16384, ["nexxo", "rocksdb", "memory", "nexxo-node", "lmdb"], "10,000 values of 16 KiB"),
@@ -85,7 +86,7 @@ PLAN = [
 COLD_SOURCE = {"cold-open-1m": "scale-1m"}
 # Rows whose stores are kept for a cold-open row (removed once that row ran).
 KEPT = {"seed-100k", "scale-1m"}
-QUICK = {"seed-1k", "seed-100k", "cold-open-100k", "cold-open-batch-100k", "open-floor", "batch-1000"}
+QUICK = {"seed-1k", "seed-100k", "cold-open-100k", "cold-open-batch-100k", "first-build-100k", "open-floor", "batch-1000"}
 
 
 def run_one(contestant, workload, count, length, directory):
@@ -219,12 +220,13 @@ COLUMNS = [
     ("read_ops_per_s", "reads/s"), ("untimed_read_ops_per_s", "reads/s, no timer per read"),
     ("batch_read_ops_per_s", "reads/s, batch read of 1000"), ("read_p50_us", "read p50 µs"), ("read_p99_us", "read p99 µs"),
     ("write_p99_us", "write p99 µs"), ("batch_p99_us", "batch p99 µs"), ("mixed_ops_per_s", "ops/s"), ("mixed_p99_us", "p99 µs"),
+    ("build_ops_per_s", "modules/s (get, a miss, then set)"), ("miss_p50_us", "get (a miss) p50 µs"), ("miss_p99_us", "get (a miss) p99 µs"),
     ("open_ms", "open ms"), ("first_read_ms", "first read ms"), ("read_all_ops_per_s", "reads/s"), ("hit_rate", "hit rate"),
     ("disk_bytes", "disk after compaction"), ("compression", "logical ÷ disk"), ("peak_rss_mib", "peak RSS MiB"),
     ("loop_get_ops_per_s", "C: loop of get/s"), ("batch_get_ops_per_s", "C: batch_get/s"),
     ("lz4_decompress_ops_per_s", "lz4_flex decompress/s (reference)"),
 ]
-RATIO_OF = ["read_ops_per_s", "untimed_read_ops_per_s", "batch_read_ops_per_s", "write_ops_per_s", "untimed_write_ops_per_s", "mixed_ops_per_s", "read_all_ops_per_s"]
+RATIO_OF = ["read_ops_per_s", "untimed_read_ops_per_s", "batch_read_ops_per_s", "write_ops_per_s", "untimed_write_ops_per_s", "mixed_ops_per_s", "read_all_ops_per_s", "build_ops_per_s"]
 
 
 REMOTE_ABOUT = (

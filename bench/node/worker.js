@@ -2,7 +2,10 @@
 // One Node benchmark run in a process of its own, for bench/run.py; prints one JSON object.
 //   node worker.js <contestant> <workload> <count> <value_len> <dir>
 // workloads: write-read (one by one), batch (1000 per call), cold-open (read an
-// existing store in a new process), cold-open-batch (the same, reading 1000 keys a call).
+// existing store in a new process), cold-open-batch (the same, reading 1000 keys a call),
+// first-build (a new store: for each key a get, a miss, then a put; a turn ends every
+// 100 keys, as a build's own asynchronous work ends them, and every 1000th put is
+// awaited, as write-read's are).
 // After write-read and batch, every contestant also reads all keys again without a timer
 // per read (untimed_read_ops_per_s) and through its batch read, 1000 keys a call
 // (batch_read_ops_per_s): the per-read timer costs about as much as a read here. After
@@ -65,7 +68,29 @@ async function putAll(h, wl) {
 async function main() {
   const out = { contestant: name, workload, count: n, value_len: len };
   if (c.prepare) c.prepare();
-  if (workload === 'cold-open' || workload === 'cold-open-batch') {
+  if (workload === 'first-build') {
+    const h = await c.open(dir);
+    const gl = [];
+    const t = now();
+    for (let i = 0; i < n; i++) {
+      const s = now();
+      const v = c.get(h, keys[i]);
+      gl.push(Number(now() - s) / 1e3);
+      if (v !== undefined) throw new Error(`${name}: a hit in a new store`);
+      c.put(h, keys[i], values[i % 64]);
+      if (i % 1000 === 999) await c.flush(h);
+      else if (i % 100 === 99) await null;
+    }
+    await c.flush(h);
+    out.build_ops_per_s = n / (Number(now() - t) / 1e9);
+    out.miss_p50_us = pct(gl, 0.5);
+    out.miss_p99_us = pct(gl, 0.99);
+    for (let i = 0; i < n; i += Math.max(1, Math.floor(n / 1000))) {
+      const v = c.get(h, keys[i]);
+      if (v === undefined || !Buffer.from(v).equals(values[i % 64])) throw new Error(`${name}: key ${i} did not read back as written`);
+    }
+    await c.close(h);
+  } else if (workload === 'cold-open' || workload === 'cold-open-batch') {
     const order = shuffled(n);
     const t = now();
     const h = await c.open(dir);
