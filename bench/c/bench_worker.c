@@ -7,13 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "nexxo_cache.h"
-
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
+#include "bench_util.h"
 
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
@@ -49,15 +43,6 @@ static size_t *order(size_t n) {
   }
   return o;
 }
-
-#define CHECK(expr)                                                        \
-  do {                                                                     \
-    nexxo_status s_ = (expr);                                              \
-    if (s_ != NEXXO_OK) {                                                  \
-      fprintf(stderr, "%s: %s\n", #expr, nexxo_status_str(s_));            \
-      exit(1);                                                             \
-    }                                                                      \
-  } while (0)
 
 int main(int argc, char **argv) {
   if (argc != 5) {

@@ -15,22 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "nexxo_cache.h"
-
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-#define CHECK(expr)                                                        \
-  do {                                                                     \
-    nexxo_status s_ = (expr);                                              \
-    if (s_ != NEXXO_OK) {                                                  \
-      fprintf(stderr, "%s: %s\n", #expr, nexxo_status_str(s_));            \
-      exit(1);                                                             \
-    }                                                                      \
-  } while (0)
+#include "bench_util.h"
 
 int main(int argc, char **argv) {
   if (argc < 2 || argc > 3) {

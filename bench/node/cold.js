@@ -15,7 +15,7 @@ const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { moduleText, shuffled, spread: stats } = require('./contestants');
+const { moduleText, perKeyStore, shuffled, spread: stats } = require('./contestants');
 
 const LMDB = 'lmdb-js';
 
@@ -25,20 +25,7 @@ async function child(which, n) {
   const values = keys.map((_, i) => moduleText(i));
   const order = shuffled(n);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nexxo-cold-'));
-  let put;
-  let get;
-  let close;
-  if (which === LMDB) {
-    const db = require('lmdb').open({ path: dir, encoding: 'binary' });
-    put = (k, v) => db.put(k, v);
-    get = (k) => db.getBinary(k);
-    close = () => db.close();
-  } else {
-    const m = require(path.join(which, 'lib', 'index.js')).getCacheManager(dir, { logger: { warn: (w) => { throw new Error(w); } } });
-    put = (k, v) => m.set('transform', k, v);
-    get = (k) => m.get('transform', k);
-    close = () => m.close();
-  }
+  const { put, get, close } = perKeyStore(which, dir);
   const t0 = performance.now();
   let last;
   for (let i = 0; i < n; i++) last = put(keys[i], values[i]);

@@ -100,4 +100,19 @@ function spread(xs) {
   return { median: s[Math.floor(s.length / 2)], min: s[0], max: s[s.length - 1] };
 }
 
-module.exports = { contestants, moduleText, shuffled, spread };
+/**
+ * The seed's per-key calls on a store in `dir`, for the scripts that time a new process's
+ * first calls (cold.js, first.js): lmdb-js (`put`, `getBinary`) when `which` is
+ * 'lmdb-js', else the CacheManager of the Node binding in directory `which` (`set`,
+ * `get`; a warning of the manager throws).
+ */
+function perKeyStore(which, dir) {
+  if (which === 'lmdb-js') {
+    const db = lmdbOpen({ path: dir, encoding: 'binary' });
+    return { put: (k, v) => db.put(k, v), get: (k) => db.getBinary(k), close: () => db.close() };
+  }
+  const m = require(require('node:path').join(which, 'lib', 'index.js')).getCacheManager(dir, { logger: { warn: (w) => { throw new Error(w); } } });
+  return { put: (k, v) => m.set('transform', k, v), get: (k) => m.get('transform', k), close: () => m.close() };
+}
+
+module.exports = { contestants, moduleText, shuffled, spread, perKeyStore };

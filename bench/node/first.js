@@ -18,7 +18,7 @@ const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { moduleText, spread: stats } = require('./contestants');
+const { moduleText, perKeyStore, spread: stats } = require('./contestants');
 
 const LMDB = 'lmdb-js';
 
@@ -27,20 +27,7 @@ async function child(binding, n, every) {
   const keys = Array.from({ length: n }, (_, i) => `src/components/module${i}.tsx`);
   const values = Array.from({ length: 64 }, (_, i) => moduleText(i));
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nexxo-first-'));
-  let put;
-  let get;
-  let close;
-  if (binding === LMDB) {
-    const db = require('lmdb').open({ path: dir, encoding: 'binary' });
-    put = (k, v) => db.put(k, v);
-    get = (k) => db.getBinary(k);
-    close = () => db.close();
-  } else {
-    const m = require(path.join(binding, 'lib', 'index.js')).getCacheManager(dir, { logger: { warn: (w) => { throw new Error(w); } } });
-    put = (k, v) => m.set('transform', k, v);
-    get = (k) => m.get('transform', k);
-    close = () => m.close();
-  }
+  const { put, get, close } = perKeyStore(binding, dir);
   const took = new Float64Array(n);
   let last;
   const t0 = performance.now();
