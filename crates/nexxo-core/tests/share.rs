@@ -666,6 +666,34 @@ fn a_client_write_reaches_an_owner_that_has_only_read() {
     assert_exact(c.store().unwrap());
 }
 
+/// An owner whose warm table answers its misses from memory (a new cache, nothing
+/// removed) reads at once what a client wrote, before and after the client's journal is
+/// taken in, and its table still answers for the store afterwards.
+#[test]
+fn an_owner_that_answers_misses_from_memory_reads_what_clients_wrote() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("c");
+    let c = Cache::open(&dir, &Config::default()).unwrap();
+    c.set(b"parse", b"mine", b"owner").unwrap();
+    assert!(c.store().unwrap().debug_warm_complete());
+    let mut kid = spawn(&format!("echo,{}", dir.display()));
+    assert_eq!(kid.line(), "open");
+    for i in 0..50 {
+        assert_eq!(c.get(b"parse", format!("k{i}").as_bytes()).unwrap(), None);
+        assert_eq!(kid.ask(&format!("set k{i} from-child-{i}")), "ok");
+        assert_eq!(c.get(b"parse", format!("k{i}").as_bytes()).unwrap().as_deref(), Some(format!("from-child-{i}").as_bytes()), "k{i}");
+    }
+    assert_eq!(kid.ask("flush"), "ok");
+    for i in 0..50 {
+        assert_eq!(c.get(b"parse", format!("k{i}").as_bytes()).unwrap().as_deref(), Some(format!("from-child-{i}").as_bytes()), "k{i}");
+    }
+    assert_eq!(kid.ask("get mine"), "owner");
+    kid.finish();
+    assert_eq!(c.stats().entries, 51);
+    assert!(c.store().unwrap().debug_warm_complete(), "clients' writes keep the owner's table whole");
+    assert_exact(c.store().unwrap());
+}
+
 /// A client is killed with SIGKILL in the middle of its sets, which it journals (see
 /// `share/journal.rs`): every set it acknowledged is read back from the owner, byte for
 /// byte, the owner removes the dead client's journal, and the counters equal a recount.
