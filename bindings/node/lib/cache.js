@@ -118,7 +118,8 @@ function newBatch(spare) {
  * is then an ASCII string, which an ASCII key is its own id to, and which a key with a
  * character past ASCII can neither equal nor have (its id has a character past ASCII
  * too). That spares a build's gets keyId's test while its sets are pending (a regular
- * expression that V8 runs through its runtime: about half of such a get's time).
+ * expression, which V8 ran through its runtime: ~4% of a first build's samples in
+ * `perf`; the get's median 0.15-0.2 µs shorter without it, bench/node/first.js).
  */
 function offsetIn(b, category, key) {
   const ids = b === null ? undefined : b.keys.get(category);
