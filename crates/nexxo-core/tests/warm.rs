@@ -139,6 +139,13 @@ fn a_new_caches_table_answers_its_misses_and_never_hides_an_entry() {
     for i in 0..2000 {
         assert_eq!(c.get(b"transform", &key(i)).unwrap(), (i < 1000).then(|| value(i, 0)), "key {i}");
     }
+    // A batch read too: present and absent keys, in two categories.
+    let keys: Vec<Vec<u8>> = (990..1010).map(key).collect();
+    let asked: Vec<(&[u8], &[u8])> = keys.iter().enumerate().map(|(j, k)| (if j % 5 == 0 { &b"parse"[..] } else { &b"transform"[..] }, &k[..])).collect();
+    for (j, got) in c.batch_get(&asked).into_iter().enumerate() {
+        let i = 990 + j;
+        assert_eq!(got.unwrap(), (j % 5 != 0 && i < 1000).then(|| value(i, 0)), "batch, key {i}");
+    }
     for chunk in (1000..30_000).collect::<Vec<_>>().chunks(1000) {
         let entries: Vec<(Vec<u8>, Vec<u8>)> = chunk.iter().map(|&i| (key(i), value(i, 0))).collect();
         let refs: Vec<(&[u8], &[u8], &[u8])> = entries.iter().map(|(k, v)| (&b"transform"[..], &k[..], &v[..])).collect();

@@ -248,19 +248,28 @@ impl Store {
 
     /// Looks keys up (one multi-get per category), parsing each frame's header.
     pub(super) fn look_up<'s>(&'s self, keys: &[(&[u8], &[u8])]) -> Vec<Looked<'s>> {
-        let mut out: Vec<Looked<'s>> = keys
-            .iter()
-            .map(|(cat, key)| match self.category_index(cat).and_then(|ci| check_key(key).map(|_| ci)) {
+        // Keys the warm table says the store does not hold: misses, not looked up again.
+        let mut absent = vec![false; keys.len()];
+        let mut out: Vec<Looked<'s>> = Vec::with_capacity(keys.len());
+        for (i, (cat, key)) in keys.iter().enumerate() {
+            out.push(match self.category_index(cat).and_then(|ci| check_key(key).map(|_| ci)) {
                 // Frames the warm table holds are copied out; the others (left as `Miss`
                 // for now) are looked up in RocksDB below.
-                Ok(ci) => match self.warm.with(ci, key, |f| f.to_vec()).map(|f| (Header::parse(&f), f)) {
-                    Some((Ok(h), f)) => Looked::Frame(ci, FrameBytes::Copied(f), h),
-                    _ => Looked::Miss(ci),
+                Ok(ci) => match self.warm.look(ci, key, |f| f.to_vec()) {
+                    Look::Found(f) => match Header::parse(&f) {
+                        Ok(h) => Looked::Frame(ci, FrameBytes::Copied(f), h),
+                        Err(_) => Looked::Miss(ci),
+                    },
+                    Look::Absent => {
+                        absent[i] = true;
+                        Looked::Miss(ci)
+                    }
+                    Look::Unknown => Looked::Miss(ci),
                 },
                 Err(e) => Looked::Failed(e),
-            })
-            .collect();
-        let valid = out.iter().enumerate().filter_map(|(i, l)| if let Looked::Miss(ci) = l { Some((i, *ci)) } else { None });
+            });
+        }
+        let valid = out.iter().enumerate().filter_map(|(i, l)| if let Looked::Miss(ci) = l { (!absent[i]).then_some((i, *ci)) } else { None });
         for (ci, idxs) in by_category(valid) {
             let cf = self.cf(&self.cats[ci].cf_name);
             let results = self.db.batched_multi_get_cf_opt(cf, idxs.iter().map(|&i| keys[i].1), false, &self.read_opts);

@@ -149,9 +149,10 @@ pub(super) enum Look<R> {
     Unknown,
 }
 
+#[cfg(test)]
 impl<R> Look<R> {
     /// The frame's result, if the key was found.
-    pub(super) fn found(self) -> Option<R> {
+    fn found(self) -> Option<R> {
         match self {
             Look::Found(r) => Some(r),
             Look::Absent | Look::Unknown => None,
@@ -363,26 +364,26 @@ impl WarmTable {
         xxh3_64_with_seed(key, self.seed)
     }
 
-    /// `f` of the frame held for `key` in category `ci`, if one is held.
-    ///
-    /// None, as for a key not held, while a writer or the fill holds the table's lock or
-    /// waits for it: the caller reads RocksDB, which holds every frame the table does
-    /// (see the module's comment), instead of waiting. A Node build's gets, beside its
-    /// sets written on libuv's thread pool, waited there for a writer that the scheduler
-    /// had taken off one of two cores with the lock held: ~100 ms of gets over 20 µs per
-    /// 100,000 gets, the longest 4-13 ms (`perf` of their context switches: the table's
-    /// `read_contended`).
-    #[inline]
-    pub(super) fn with<R>(&self, ci: usize, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+    /// `f` of the frame held for `key` in category `ci`, if one is held (tests).
+    #[cfg(test)]
+    fn with<R>(&self, ci: usize, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Option<R> {
         self.look(ci, key, f).found()
     }
 
-    /// [`WarmTable::with`] that also tells a key the store does not hold
-    /// ([`Look::Absent`]) while the table is complete: a build's first pass, whose gets
-    /// all miss, then answers them from memory. Before 1.10.6 each such miss looked the
-    /// key up in RocksDB's memtables and tables: 0.8 µs on a new store, 1.7 µs once
-    /// 100,000 entries were written (C, one thread), and in a Node build beside its writer
-    /// thread about 3 µs.
+    /// `f` of the frame held for `key` in category `ci`, if one is held
+    /// ([`Look::Found`]); [`Look::Absent`] for a key the store does not hold while the
+    /// table is complete: a build's first pass, whose gets all miss, then answers them
+    /// from memory. Before 1.10.6 each such miss looked the key up in RocksDB's memtables
+    /// and tables: 0.8 µs on a new store, 1.7 µs once 100,000 entries were written (C, one
+    /// thread), and in a Node build beside its writer thread about 3 µs.
+    ///
+    /// [`Look::Unknown`], as for a key not held, while a writer or the fill holds the
+    /// table's lock or waits for it: the caller reads RocksDB, which holds every frame the
+    /// table does (see the module's comment), instead of waiting. A Node build's gets,
+    /// beside its sets written on libuv's thread pool, waited there for a writer that the
+    /// scheduler had taken off one of two cores with the lock held: ~100 ms of gets over
+    /// 20 µs per 100,000 gets, the longest 4-13 ms (`perf` of their context switches: the
+    /// table's `read_contended`).
     #[inline]
     pub(super) fn look<R>(&self, ci: usize, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Look<R> {
         if self.budget == 0 {
