@@ -248,29 +248,24 @@ impl Store {
 
     /// Looks keys up (one multi-get per category), parsing each frame's header.
     pub(super) fn look_up<'s>(&'s self, keys: &[(&[u8], &[u8])]) -> Vec<Looked<'s>> {
-        // Keys the warm table says the store does not hold: misses, not looked up again.
-        let mut absent = vec![false; keys.len()];
+        // Frames the warm table holds are copied out; the keys it says the store does not
+        // hold are misses; the others (index, category) are looked up in RocksDB below.
+        let mut unknown = Vec::new();
         let mut out: Vec<Looked<'s>> = Vec::with_capacity(keys.len());
         for (i, (cat, key)) in keys.iter().enumerate() {
             out.push(match self.category_index(cat).and_then(|ci| check_key(key).map(|_| ci)) {
-                // Frames the warm table holds are copied out; the others (left as `Miss`
-                // for now) are looked up in RocksDB below.
-                Ok(ci) => match self.warm.look(ci, key, |f| f.to_vec()) {
-                    Look::Found(f) => match Header::parse(&f) {
-                        Ok(h) => Looked::Frame(ci, FrameBytes::Copied(f), h),
-                        Err(_) => Looked::Miss(ci),
-                    },
-                    Look::Absent => {
-                        absent[i] = true;
+                Ok(ci) => match self.warm.look(ci, key, |f| Header::parse(f).map(|h| (h, f.to_vec()))) {
+                    Look::Found(Ok((h, f))) => Looked::Frame(ci, FrameBytes::Copied(f), h),
+                    Look::Absent => Looked::Miss(ci),
+                    Look::Found(Err(_)) | Look::Unknown => {
+                        unknown.push((i, ci));
                         Looked::Miss(ci)
                     }
-                    Look::Unknown => Looked::Miss(ci),
                 },
                 Err(e) => Looked::Failed(e),
             });
         }
-        let valid = out.iter().enumerate().filter_map(|(i, l)| if let Looked::Miss(ci) = l { (!absent[i]).then_some((i, *ci)) } else { None });
-        for (ci, idxs) in by_category(valid) {
+        for (ci, idxs) in by_category(unknown.into_iter()) {
             let cf = self.cf(&self.cats[ci].cf_name);
             let results = self.db.batched_multi_get_cf_opt(cf, idxs.iter().map(|&i| keys[i].1), false, &self.read_opts);
             for (&i, r) in idxs.iter().zip(results) {

@@ -534,20 +534,18 @@ impl WarmTable {
         }
     }
 
-    /// Inserts frames (category, key, frame) while the budget allows; with `epoch`, only
-    /// if the table's epoch is still that one. Returns false once nothing more fits or
-    /// the epoch moved. The index's room is made first, outside the lock, and the frames
-    /// go in [`SECTION`] at a time, each under the lock once: reads wait for a section,
-    /// not for the batch (see [`SECTION`]).
-    /// A writer's insert (`epoch` None) ends the [`Inner::replacing`] its overwrites began.
-    pub(super) fn insert(&self, epoch: Option<u64>, frames: &[(usize, &[u8], &[u8])]) -> bool {
+    /// Inserts a writer's frames (category, key, frame), just written to RocksDB, while the
+    /// budget allows; returns false once nothing more fits. The index's room is made
+    /// first, outside the lock, and the frames go in [`SECTION`] at a time, each under the
+    /// lock once: reads wait for a section, not for the batch (see [`SECTION`]). It ends
+    /// the [`Inner::replacing`] its batch's overwrites began. (The fill's frames go in
+    /// through [`WarmTable::insert_pack`].)
+    pub(super) fn insert(&self, frames: &[(usize, &[u8], &[u8])]) -> bool {
         if self.budget == 0 {
             return false;
         }
         if frames.is_empty() {
-            if epoch.is_none() {
-                self.inner.write().unwrap_or_else(|p| p.into_inner()).replacing = false;
-            }
+            self.inner.write().unwrap_or_else(|p| p.into_inner()).replacing = false;
             return true;
         }
         let mut counts: Vec<usize> = Vec::new();
@@ -563,25 +561,12 @@ impl WarmTable {
         let sections = frames.len().div_ceil(SECTION);
         for (s, section) in frames.chunks(SECTION).enumerate() {
             let mut t = self.inner.write().unwrap_or_else(|p| p.into_inner());
-            if epoch.is_some_and(|e| e != t.epoch) {
-                return false;
-            }
             // The last section puts the last of the overwritten keys back.
-            if epoch.is_none() && s + 1 == sections {
+            if s + 1 == sections {
                 t.replacing = false;
             }
             for &(ci, key, frame) in section {
                 let hash = self.hash(key);
-                if epoch.is_some() && t.replaced.as_ref().is_some_and(|r| r.contains(&(ci, hash))) {
-                    // A fill's frame of a key overwritten since it began: its writer puts
-                    // the new frame in. A key not held now (its writer has yet to, or its
-                    // hash only equals an overwritten key's) is left out.
-                    let Inner { cats, chunks, .. } = &mut *t;
-                    if cats[ci].get(chunks, hash, key).is_none() {
-                        t.left_out();
-                    }
-                    continue;
-                }
                 let len = key.len() + frame.len();
                 let cost = len + ENTRY_OVERHEAD;
                 if t.bytes + cost > self.budget || u32::try_from(len).is_err() {
@@ -953,18 +938,18 @@ mod tests {
     fn budget_epoch_and_clear() {
         let t = WarmTable::new(2, 4 * (1 + 10 + ENTRY_OVERHEAD));
         let f = [7u8; 10];
-        assert!(t.insert(None, &[(0, &b"a"[..], &f[..]), (1, b"b", &f)]));
+        assert!(t.insert(&[(0, &b"a"[..], &f[..]), (1, b"b", &f)]));
         assert_eq!(t.with(0, b"a", |v| v.len()), Some(10));
         assert_eq!(t.with(1, b"a", |v| v.len()), None, "categories are separate");
         // A replaced frame's bytes stay held (and counted) until the table is emptied:
         // a third key fits, a fourth does not.
-        assert!(t.insert(None, &[(0, &b"a"[..], &[1u8; 10][..])]));
+        assert!(t.insert(&[(0, &b"a"[..], &[1u8; 10][..])]));
         assert_eq!(t.with(0, b"a", |v| v[0]), Some(1));
-        assert!(t.insert(None, &[(0, &b"c"[..], &f[..])]));
-        assert!(!t.insert(None, &[(0, &b"d"[..], &f[..])]));
+        assert!(t.insert(&[(0, &b"c"[..], &f[..])]));
+        assert!(!t.insert(&[(0, &b"d"[..], &f[..])]));
         assert_eq!(t.with(0, b"d", |_| ()), None);
         // A larger frame for a held key that does not fit removes the old one.
-        assert!(!t.insert(None, &[(0, &b"a"[..], &[2u8; 100][..])]));
+        assert!(!t.insert(&[(0, &b"a"[..], &[2u8; 100][..])]));
         assert_eq!(t.with(0, b"a", |_| ()), None);
         assert_eq!(t.with(0, b"c", |v| v.len()), Some(10), "the others stay");
         // An insert made for an older epoch is refused.
@@ -972,11 +957,14 @@ mod tests {
         t.clear();
         assert_eq!(t.with(1, b"b", |_| ()), None);
         assert_eq!(t.with(0, b"c", |_| ()), None);
-        assert!(!t.insert(Some(e), &[(0, &b"x"[..], &f[..])]));
-        assert!(t.insert(Some(t.epoch()), &[(0, &b"x"[..], &f[..])]));
+        let mut pack = Pack::new();
+        assert!(pack.push(&t, 0, b"x", &f));
+        assert!(!t.insert_pack(e, &mut pack));
+        assert!(pack.push(&t, 0, b"x", &f));
+        assert!(t.insert_pack(t.epoch(), &mut pack));
         // A table with no budget holds nothing.
         let off = WarmTable::new(1, 0);
-        assert!(!off.insert(None, &[(0, &b"a"[..], &f[..])]));
+        assert!(!off.insert(&[(0, &b"a"[..], &f[..])]));
         assert_eq!(off.with(0, b"a", |_| ()), None);
     }
 
@@ -985,7 +973,7 @@ mod tests {
     #[test]
     fn a_lookup_does_not_wait_for_a_writer() {
         let t = WarmTable::new(1, 1 << 20);
-        assert!(t.insert(None, &[(0, &b"a"[..], &[7u8; 10][..])]));
+        assert!(t.insert(&[(0, &b"a"[..], &[7u8; 10][..])]));
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::scope(|s| {
             let writing = t.inner.write().unwrap();
@@ -1015,24 +1003,24 @@ mod tests {
         assert_eq!(kind(t.look(0, b"x", |_| ())), "unknown", "not authoritative");
         t.make_authoritative(true);
         assert_eq!(kind(t.look(0, b"x", |_| ())), "absent");
-        assert!(t.insert(None, &[(0, &b"a"[..], &f[..])]));
+        assert!(t.insert(&[(0, &b"a"[..], &f[..])]));
         assert_eq!(kind(t.look(0, b"a", |_| ())), "found");
         assert_eq!(kind(t.look(0, b"x", |_| ())), "absent");
         // An overwrite's keys are out until its insert: nothing is a miss for sure then.
         t.forget([(0, &b"a"[..])]);
         assert_eq!(kind(t.look(0, b"x", |_| ())), "unknown");
         assert_eq!(kind(t.look(0, b"a", |_| ())), "unknown");
-        assert!(t.insert(None, &[(0, &b"a"[..], &f[..])]));
+        assert!(t.insert(&[(0, &b"a"[..], &f[..])]));
         assert_eq!(kind(t.look(0, b"x", |_| ())), "absent");
         // A frame refused for want of room: the store holds a key the table does not.
-        assert!(t.insert(None, &[(0, &b"b"[..], &f[..])]));
-        assert!(!t.insert(None, &[(0, &b"c"[..], &f[..]), (0, &b"d"[..], &f[..])]));
+        assert!(t.insert(&[(0, &b"b"[..], &f[..])]));
+        assert!(!t.insert(&[(0, &b"c"[..], &f[..]), (0, &b"d"[..], &f[..])]));
         assert_eq!(kind(t.look(0, b"x", |_| ())), "unknown");
         assert_eq!(kind(t.look(0, b"d", |_| ())), "unknown");
         // A removal empties the table: no longer complete.
         let mut t = WarmTable::new(1, 1 << 20);
         t.make_authoritative(true);
-        assert!(t.insert(None, &[(0, &b"a"[..], &f[..]), (0, &b"b"[..], &f[..])]));
+        assert!(t.insert(&[(0, &b"a"[..], &f[..]), (0, &b"b"[..], &f[..])]));
         t.clear();
         assert_eq!(kind(t.look(0, b"b", |_| ())), "unknown");
         // Nor is the table of a store that held entries at its open, until a fill covers it.
@@ -1066,7 +1054,7 @@ mod tests {
         let mut pack = Pack::new();
         assert!(pack.push(&t, 0, b"k", &f) && pack.push(&t, 1, b"k", &f));
         t.forget([(1, &b"k"[..])]);
-        assert!(t.insert(None, &[(1, &b"k"[..], &[8u8; 10][..])]));
+        assert!(t.insert(&[(1, &b"k"[..], &[8u8; 10][..])]));
         assert!(t.insert_pack(e, &mut pack));
         t.fill_covered(e);
         t.fill_ends();
@@ -1082,7 +1070,7 @@ mod tests {
         assert!(pack.push(&t, 0, b"k", &f));
         t.forget([(0, &b"k"[..])]);
         assert!(t.insert_pack(e, &mut pack));
-        assert!(t.insert(None, &[(0, &b"k"[..], &[8u8; 10][..])]));
+        assert!(t.insert(&[(0, &b"k"[..], &[8u8; 10][..])]));
         t.fill_covered(e);
         assert_eq!(kind(t.look(0, b"x", |_| ())), "unknown");
     }
@@ -1098,7 +1086,7 @@ mod tests {
         let frames: Vec<Vec<u8>> = (0..4 * SECTION).map(|i| vec![i as u8; 10]).collect();
         let keys: Vec<Vec<u8>> = (0..4 * SECTION).map(key).collect();
         let batch: Vec<(usize, &[u8], &[u8])> = (0..2 * SECTION + 3).map(|i| (i % 2, &keys[i][..], &frames[i][..])).collect();
-        assert!(t.insert(None, &batch));
+        assert!(t.insert(&batch));
         for i in 0..2 * SECTION + 3 {
             assert_eq!(t.with(i % 2, &keys[i], |v| v.to_vec()).as_deref(), Some(&frames[i][..]), "entry {i}");
         }
@@ -1125,7 +1113,7 @@ mod tests {
     fn overwritten_keys_leave_the_table_and_a_running_fill_does_not_bring_them_back() {
         let t = WarmTable::new(1, 1 << 20);
         let f = [7u8; 10];
-        assert!(t.insert(None, &[(0, &b"a"[..], &f[..]), (0, b"b", &f)]));
+        assert!(t.insert(&[(0, &b"a"[..], &f[..]), (0, b"b", &f)]));
         let e = t.epoch();
         t.forget([(0, &b"a"[..])]);
         assert_eq!(t.with(0, b"a", |_| ()), None);
@@ -1139,10 +1127,11 @@ mod tests {
         assert!(t.insert_pack(epoch, &mut pack));
         assert_eq!(t.with(0, b"c", |_| ()), None, "the fill's frame of an overwritten key");
         assert_eq!(t.with(0, b"d", |v| v.len()), Some(10));
-        assert!(t.insert(Some(epoch), &[(0, &b"c"[..], &f[..])]));
+        assert!(pack.push(&t, 0, b"c", &f));
+        assert!(t.insert_pack(epoch, &mut pack));
         assert_eq!(t.with(0, b"c", |_| ()), None);
         // The writer's frame of that key goes in.
-        assert!(t.insert(None, &[(0, &b"c"[..], &f[..])]));
+        assert!(t.insert(&[(0, &b"c"[..], &f[..])]));
         assert_eq!(t.with(0, b"c", |v| v.len()), Some(10));
         t.fill_ends();
         let epoch = t.fill_begins();
@@ -1202,7 +1191,7 @@ mod tests {
         let key = |i: u32| format!("k{i}").into_bytes();
         // Writers' frames, one at a time (the index grows from empty).
         for i in 0..3000 {
-            assert!(t.insert(None, &[((i % 2) as usize, &key(i)[..], &frame(i)[..])]));
+            assert!(t.insert(&[((i % 2) as usize, &key(i)[..], &frame(i)[..])]));
         }
         // Packs: new keys, and keys the table holds (replaced), some twice in one pack.
         let e = t.epoch();
@@ -1236,7 +1225,7 @@ mod tests {
     fn a_pack_past_the_budget_stops_there() {
         let cost = 2 + 10 + ENTRY_OVERHEAD;
         let t = WarmTable::new(1, 5 * cost);
-        assert!(t.insert(None, &[(0, &b"k9"[..], &[1u8; 10][..])]));
+        assert!(t.insert(&[(0, &b"k9"[..], &[1u8; 10][..])]));
         let mut pack = Pack::new();
         for i in 0..8u8 {
             assert!(pack.push(&t, 0, format!("k{i}").as_bytes(), &[i; 10]));
@@ -1250,10 +1239,10 @@ mod tests {
         // (the pack stopped before it); a key refused for room removes its older frame.
         assert_eq!(t.with(0, b"k4", |_| ()), None);
         assert_eq!(t.with(0, b"k9", |v| v[0]), Some(1));
-        assert!(!t.insert(None, &[(0, &b"k9"[..], &[3u8; 10][..])]));
+        assert!(!t.insert(&[(0, &b"k9"[..], &[3u8; 10][..])]));
         assert_eq!(t.with(0, b"k9", |_| ()), None);
         t.clear();
-        assert!(t.insert(None, &[(0, &b"k9"[..], &[4u8; 10][..])]));
+        assert!(t.insert(&[(0, &b"k9"[..], &[4u8; 10][..])]));
         assert_eq!(t.with(0, b"k9", |v| v[0]), Some(4));
     }
 }

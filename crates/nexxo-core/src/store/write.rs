@@ -425,7 +425,7 @@ impl Store {
         // The frames just written are the next reads of this build (still under the
         // writers' lock: no later write of these keys can be overtaken).
         let warm: Vec<(usize, &[u8], &[u8])> = prepared.iter().zip(&frames).zip(&written).filter(|(_, w)| **w).map(|(((ci, key, _), frame), _)| (*ci, *key, &frame[..])).collect();
-        self.warm.insert(None, &warm);
+        self.warm.insert(&warm);
         st.counters = counters;
         if let Some(g) = advanced {
             self.publish_generation(g.generation);
