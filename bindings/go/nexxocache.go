@@ -358,10 +358,33 @@ func bytesPtr(b []byte) *C.uint8_t {
 
 func charPtr(b []byte) *C.char { return (*C.char)(unsafe.Pointer(&b[0])) }
 
-var scratch = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+// Get carves values out of blocks of blockSize, as Node's Buffer pool does: one allocation
+// per block instead of one per value, and each value read straight into its place (no
+// copy through a scratch buffer). A value is carved when it fits in what is left of the
+// current block; one that does not starts a new block when it is at most maxCarved long,
+// and gets an allocation of its own when longer. A value the caller keeps keeps its whole
+// block alive; see Get.
+const (
+	blockSize = 32 << 10
+	maxCarved = blockSize / 4
+)
+
+// valueBlock is the unused tail of the block a goroutine carves from: values before it
+// were handed out and are never written again.
+type valueBlock struct {
+	free []byte
+	last int // the length of the last value carved: a read starts a new block when less room is left
+}
+
+var blocks = sync.Pool{New: func() any { return new(valueBlock) }}
 
 // Get reads a value. found is false on a miss (a value that failed its checksum is a
-// miss too). The returned slice is the caller's.
+// miss too). The returned slice is the caller's: nothing else writes to it, and its
+// capacity is its length (an append copies). Values are carved out of 32 KiB blocks shared
+// with the values read before and after them (those longer than 8 KiB may get an
+// allocation of their own), so holding a value holds its block in memory: a program that
+// keeps a few small values out of many reads should copy them (bytes.Clone) or read with
+// GetInto, which allocates nothing.
 func (c *Cache) Get(category string, key []byte) (value []byte, found bool, err error) {
 	h, err := c.acquire("get")
 	if err != nil {
@@ -369,25 +392,46 @@ func (c *Cache) Get(category string, key []byte) (value []byte, found bool, err 
 	}
 	defer c.mu.RUnlock()
 	cat := c.cat(category)
-	bp := scratch.Get().(*[]byte)
-	defer func() {
-		if cap(*bp) <= 1<<20 { // don't keep a buffer grown for one huge value
-			scratch.Put(bp)
-		}
-	}()
+	b := blocks.Get().(*valueBlock)
+	defer blocks.Put(b)
+	if len(b.free) < max(b.last, 1) {
+		b.free = make([]byte, blockSize)
+	}
 	for {
-		buf := *bp
-		r := C.nexxo_go_get_into(h, charPtr(cat), bytesPtr(key), C.size_t(len(key)), bytesPtr(buf), C.size_t(len(buf)))
-		s, n := cstat(r.status), r.len
+		r := C.nexxo_go_get_into(h, charPtr(cat), bytesPtr(key), C.size_t(len(key)), bytesPtr(b.free), C.size_t(len(b.free)))
+		s, n := cstat(r.status), int(r.len)
 		switch s {
 		case C.NEXXO_OK:
-			out := make([]byte, int(n))
-			copy(out, buf[:n])
-			return out, true, nil
+			v := b.free[:n:n]
+			b.free, b.last = b.free[n:], n
+			return v, true, nil
 		case C.NEXXO_NOT_FOUND:
 			return nil, false, nil
 		case C.NEXXO_BUFFER_TOO_SMALL:
-			*bp = make([]byte, int(n))
+			if n > maxCarved {
+				return c.getLarge(h, cat, category, key, n)
+			}
+			b.free = make([]byte, blockSize)
+		default:
+			return nil, false, c.err(s, "get("+category+")")
+		}
+	}
+}
+
+// getLarge reads a value of about n bytes into its own allocation. The value may change
+// between reads (another writer): it reads again until the buffer holds it.
+func (c *Cache) getLarge(h *C.nexxo_cache, cat []byte, category string, key []byte, n int) ([]byte, bool, error) {
+	for {
+		v := make([]byte, n)
+		r := C.nexxo_go_get_into(h, charPtr(cat), bytesPtr(key), C.size_t(len(key)), bytesPtr(v), C.size_t(len(v)))
+		s, got := cstat(r.status), int(r.len)
+		switch s {
+		case C.NEXXO_OK:
+			return v[:got:got], true, nil
+		case C.NEXXO_NOT_FOUND:
+			return nil, false, nil
+		case C.NEXXO_BUFFER_TOO_SMALL:
+			n = got
 		default:
 			return nil, false, c.err(s, "get("+category+")")
 		}

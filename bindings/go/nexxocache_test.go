@@ -88,6 +88,45 @@ func TestSetGetDelete(t *testing.T) {
 	}
 }
 
+// TestGetValuesAreTheCallers: Get carves values out of shared blocks; each value must
+// stay as it was read while later reads fill the block (sizes that cross block ends,
+// values too large to carve, a block's tail too short for the next value), and an
+// append to one must not write over the next.
+func TestGetValuesAreTheCallers(t *testing.T) {
+	c, _ := open(t, nil)
+	sizes := []int{0, 1, 100, 1000, 3000, maxCarved - 1, maxCarved, maxCarved + 1, blockSize, 3 * blockSize}
+	want := map[string][]byte{}
+	for i, n := range sizes {
+		k := fmt.Sprint("k", i)
+		want[k] = artifact(i, n)
+		if err := c.Set("transform", []byte(k), want[k]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type read struct {
+		key string
+		v   []byte
+	}
+	var kept []read
+	for r := 0; r < 40; r++ {
+		for i := range sizes {
+			k := fmt.Sprint("k", (i*7+r)%len(sizes))
+			v := mustGet(t, c, "transform", []byte(k))
+			if cap(v) != len(v) {
+				t.Fatalf("%s: cap %d, len %d", k, cap(v), len(v))
+			}
+			kept = append(kept, read{k, v})
+		}
+	}
+	a := kept[len(kept)-2].v
+	_ = append(a, "written past the end"...)
+	for i, r := range kept {
+		if !bytes.Equal(r.v, want[r.key]) {
+			t.Fatalf("read %d (%s, %d bytes) changed after later reads", i, r.key, len(want[r.key]))
+		}
+	}
+}
+
 func TestGetIntoAllocatesNothing(t *testing.T) {
 	c, _ := open(t, nil)
 	v := artifact(3, 3000)
