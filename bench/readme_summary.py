@@ -144,6 +144,19 @@ else:
     )
 
 
+if m("seed-100k", "nexxo-go", "read_ops_per_s") is None or m("seed-100k", "nexxo-c", "read_ops_per_s") is None:
+    go_text = ""
+else:
+    c_reads = m("seed-100k", "nexxo-c", "read_ops_per_s")
+    go_text = (
+        f"From Go, seed-100k's per-key `Get` reads {k(m('seed-100k', 'nexxo-go', 'read_ops_per_s'))}/s and `GetInto` "
+        f"(one buffer, as the C worker's `nexxo_cache_get_into`) {k(m('seed-100k', 'nexxo-go', 'read_into_ops_per_s'))}/s, "
+        f"against C's {k(c_reads)}/s: {m('seed-100k', 'nexxo-go', 'read_ops_per_s') / c_reads:.2f}x and "
+        f"{m('seed-100k', 'nexxo-go', 'read_into_ops_per_s') / c_reads:.2f}x (the issue's goal: 0.8x); a new process's "
+        f"`Get` {ratio('nexxo-go', 'nexxo-c', 'cold-open-100k', 'read_all_ops_per_s'):.2f}x C's. What `Get` pays over "
+        f"`GetInto` is Go's heap (see the Go binding's section)."
+    )
+
 text = [
     f"Run of {d['date']}, {d['machine']['cpus']} cores, {d['machine']['memory_gib']} GiB, `{d['command']}` "
     f"({d['rounds']} rounds, medians). On this shared 2-core machine the same code moves by up to ~20% "
@@ -182,6 +195,7 @@ text = [
     f"{k(m('batch-1000', 'nexxo-c', 'batch_get_ops_per_s'))}/s against {k(m('batch-1000', 'nexxo-c', 'loop_get_ops_per_s'))}/s "
     f"for a loop of `nexxo_cache_get` ({m('batch-1000', 'nexxo-c', 'batch_get_ops_per_s') / m('batch-1000', 'nexxo-c', 'loop_get_ops_per_s'):.2f}x).",
     "",
+    *([go_text, ""] if go_text else []),
     scale_text,
     *remote_text,
 ]
