@@ -93,6 +93,78 @@ fn reads_race_the_fill_and_overwrites_alone_and_see_only_current_values() {
 }
 
 #[test]
+fn keys_new_to_the_store_written_while_the_table_fills_read_as_written() {
+    // The fill of a table empty when it starts does not ask the table whether it holds
+    // each key it scans (store/warm.rs `scan_into_warm`): keys written meanwhile, new
+    // ones and then overwritten, must still read as last written.
+    const N: usize = 20_000;
+    for round in 0..4 {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("c");
+        {
+            let c = Cache::open(&path, &Config::default()).unwrap();
+            let entries: Vec<(Vec<u8>, Vec<u8>)> = (0..N).map(|i| (key(i), value(i, 0))).collect();
+            for chunk in entries.chunks(1000) {
+                let refs: Vec<(&[u8], &[u8], &[u8])> = chunk.iter().map(|(k, v)| (&b"transform"[..], &k[..], &v[..])).collect();
+                c.batch_set(&refs).unwrap();
+            }
+        }
+        let c = Arc::new(Cache::open(&path, &Config::default()).unwrap());
+        let done = Arc::new(AtomicUsize::new(0));
+        // Batch b writes new keys N + 100b.. at version 0 and the batch before's at 1.
+        let writer = {
+            let (c, done) = (c.clone(), done.clone());
+            std::thread::spawn(move || {
+                for b in 0..50 {
+                    for i in N + b * 100..N + (b + 1) * 100 {
+                        c.set(b"transform", &key(i), &value(i, 0)).unwrap();
+                    }
+                    if b > 0 {
+                        for i in N + (b - 1) * 100..N + b * 100 {
+                            c.set(b"transform", &key(i), &value(i, 1)).unwrap();
+                        }
+                    }
+                    done.store(b + 1, Ordering::Release);
+                }
+            })
+        };
+        // What key i may read once `acked` batches were acknowledged: the last of them's
+        // new keys may be overwritten already by the batch in progress.
+        let expect = |i: usize, acked: usize| -> Vec<Vec<u8>> {
+            if i < N {
+                return vec![value(i, 0)];
+            }
+            match (i - N) / 100 {
+                b if b + 1 < acked => vec![value(i, 1)],
+                b if b + 1 == acked => vec![value(i, 0), value(i, 1)],
+                _ => unreachable!("key {i} of a batch not acknowledged"),
+            }
+        };
+        let read = |i: usize| c.get(b"transform", &key(i)).unwrap().unwrap_or_else(|| panic!("round {round}, key {i}: a miss"));
+        // The fill starts at the 32nd read or 20 ms after the open: the first batches' new
+        // keys are in the store before it, for its scan to meet.
+        while done.load(Ordering::Acquire) < 5 {
+            std::thread::yield_now();
+        }
+        let mut x = 0x9E37_79B9_7F4A_7C15_u64 ^ round as u64;
+        while !writer.is_finished() {
+            let acked = done.load(Ordering::Acquire);
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let i = x as usize % (N + acked * 100);
+            assert!(expect(i, acked).contains(&read(i)), "round {round}, key {i}, {acked} batches acknowledged");
+        }
+        writer.join().unwrap();
+        for i in 0..N + 50 * 100 {
+            let last = if i < N || i >= N + 49 * 100 { 0 } else { 1 };
+            assert_eq!(read(i), value(i, last), "round {round}, key {i}, after the writer");
+        }
+        assert_exact(c.store().unwrap());
+    }
+}
+
+#[test]
 fn a_table_smaller_than_the_store_serves_what_it_holds_and_rocksdb_the_rest() {
     // 4 MiB holds about 15,000 of these 30,000 entries.
     let mut config = Config::default();

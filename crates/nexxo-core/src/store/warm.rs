@@ -259,6 +259,24 @@ impl Index {
         }
     }
 
+    /// Asks the processor for the cache line of `hash`'s first slot, so that lookups of
+    /// many keys in a row (a section of a pack) wait for their slots together instead of
+    /// one after another: a fill's inserts each waited for one (a random slot of a table
+    /// of megabytes is a cache miss), a third of the fill's time.
+    fn prefetch(&self, hash: u64) {
+        if self.slots.is_empty() {
+            return;
+        }
+        let slot = &self.slots[hash as usize & (self.slots.len() - 1)];
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch is a hint; the address is a live slot's.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>((slot as *const Slot).cast());
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        std::hint::black_box(slot.hash);
+    }
+
     /// Points `key`'s slot at `slot`'s bytes, the chunks' bytes given by `bytes_of`.
     fn put_in<'a>(&mut self, bytes_of: impl Fn(u32) -> &'a [u8], slot: Slot, key: &[u8]) {
         self.reserve(1);
@@ -504,6 +522,11 @@ impl WarmTable {
     }
 
     /// Entries held (tests).
+    /// Whether any slot of the index is in use (a key held, or one removed since).
+    fn holds_any(&self) -> bool {
+        self.inner.read().unwrap_or_else(|p| p.into_inner()).cats.iter().any(|c| c.used > 0)
+    }
+
     pub(super) fn held(&self) -> usize {
         let t = self.inner.read().unwrap_or_else(|p| p.into_inner());
         t.cats.iter().map(|c| c.live()).sum()
@@ -634,6 +657,9 @@ impl WarmTable {
             let mut t = self.inner.write().unwrap_or_else(|p| p.into_inner());
             if t.epoch != epoch {
                 return false;
+            }
+            for &(ci, hash, ..) in section {
+                t.cats[ci].prefetch(hash);
             }
             for &(ci, hash, off, klen, flen) in section {
                 let cost = klen as usize + flen as usize + ENTRY_OVERHEAD;
@@ -831,6 +857,11 @@ impl Store {
     /// was held already).
     fn scan_into_warm(&self, epoch: u64, stop: &AtomicBool, counts: &[(u64, u64)]) -> bool {
         let mut pack = Pack::new();
+        // A table empty now holds no key the scan will meet but those written from here
+        // on (before its iterator was made): the few such duplicates go in again with the
+        // same frame (a later overwrite is refused as for any other key, see
+        // `Inner::replaced`), which saves every other key a lookup of the table.
+        let held = self.warm.holds_any();
         for ci in 0..self.cats.len() {
             self.warm.reserve(ci, counts.get(ci).map_or(0, |c| usize::try_from(c.0).unwrap_or(usize::MAX)));
             let mut it = self.db.raw_iterator_cf(self.cf(&self.cats[ci].cf_name));
@@ -843,7 +874,7 @@ impl Store {
                 }
                 // Keys this process wrote since its open are held already (the fill starts
                 // once reads call for it, possibly after writes).
-                if !self.warm.holds(ci, k) && !pack.add(&self.warm, epoch, ci, k, v) {
+                if !(held && self.warm.holds(ci, k)) && !pack.add(&self.warm, epoch, ci, k, v) {
                     return false;
                 }
                 it.next();
