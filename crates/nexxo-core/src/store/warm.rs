@@ -521,12 +521,12 @@ impl WarmTable {
         true
     }
 
-    /// Entries held (tests).
     /// Whether any slot of the index is in use (a key held, or one removed since).
     fn holds_any(&self) -> bool {
         self.inner.read().unwrap_or_else(|p| p.into_inner()).cats.iter().any(|c| c.used > 0)
     }
 
+    /// Entries held (tests).
     pub(super) fn held(&self) -> usize {
         let t = self.inner.read().unwrap_or_else(|p| p.into_inner());
         t.cats.iter().map(|c| c.live()).sum()
