@@ -26,17 +26,29 @@ fn expected(i: usize, batches_done: usize, deletes: bool) -> Option<Vec<u8>> {
     }
 }
 
+/// Sets keys `keys` at `version` in `transform`, 1000 to a batch.
+fn set_in_batches(c: &Cache, keys: std::ops::Range<usize>, version: usize) {
+    for chunk in keys.collect::<Vec<_>>().chunks(1000) {
+        let entries: Vec<(Vec<u8>, Vec<u8>)> = chunk.iter().map(|&i| (key(i), value(i, version))).collect();
+        let refs: Vec<(&[u8], &[u8], &[u8])> = entries.iter().map(|(k, v)| (&b"transform"[..], &k[..], &v[..])).collect();
+        c.batch_set(&refs).unwrap();
+    }
+}
+
+/// The next number of a xorshift sequence (the readers' choice of keys).
+fn xorshift(x: &mut u64) -> u64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    *x
+}
+
 fn race(config: &Config, n: usize, rounds: usize, deletes: bool) {
     for round in 0..rounds {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("c");
         {
-            let c = Cache::open(&path, config).unwrap();
-            for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
-                let entries: Vec<(Vec<u8>, Vec<u8>)> = chunk.iter().map(|&i| (key(i), value(i, 0))).collect();
-                let refs: Vec<(&[u8], &[u8], &[u8])> = entries.iter().map(|(k, v)| (&b"transform"[..], &k[..], &v[..])).collect();
-                c.batch_set(&refs).unwrap();
-            }
+            set_in_batches(&Cache::open(&path, config).unwrap(), 0..n, 0);
         }
         // Reopen: the warm table fills while a writer overwrites and deletes and a reader
         // checks every key the writer has acknowledged.
@@ -61,11 +73,8 @@ fn race(config: &Config, n: usize, rounds: usize, deletes: bool) {
         let mut checked = 0;
         while !writer.is_finished() {
             let acked = done.load(Ordering::Acquire);
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
             // Keys of acknowledged batches must read as written; others may be either.
-            let i = x as usize % (acked * 100).max(1);
+            let i = xorshift(&mut x) as usize % (acked * 100).max(1);
             if acked > 0 {
                 assert_eq!(c.get(b"transform", &key(i)).unwrap(), expected(i, acked, deletes), "round {round}, key {i}, {acked} batches acknowledged");
                 checked += 1;
@@ -102,12 +111,7 @@ fn keys_new_to_the_store_written_while_the_table_fills_read_as_written() {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("c");
         {
-            let c = Cache::open(&path, &Config::default()).unwrap();
-            let entries: Vec<(Vec<u8>, Vec<u8>)> = (0..N).map(|i| (key(i), value(i, 0))).collect();
-            for chunk in entries.chunks(1000) {
-                let refs: Vec<(&[u8], &[u8], &[u8])> = chunk.iter().map(|(k, v)| (&b"transform"[..], &k[..], &v[..])).collect();
-                c.batch_set(&refs).unwrap();
-            }
+            set_in_batches(&Cache::open(&path, &Config::default()).unwrap(), 0..N, 0);
         }
         let c = Arc::new(Cache::open(&path, &Config::default()).unwrap());
         let done = Arc::new(AtomicUsize::new(0));
@@ -149,10 +153,7 @@ fn keys_new_to_the_store_written_while_the_table_fills_read_as_written() {
         let mut x = 0x9E37_79B9_7F4A_7C15_u64 ^ round as u64;
         while !writer.is_finished() {
             let acked = done.load(Ordering::Acquire);
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let i = x as usize % (N + acked * 100);
+            let i = xorshift(&mut x) as usize % (N + acked * 100);
             assert!(expect(i, acked).contains(&read(i)), "round {round}, key {i}, {acked} batches acknowledged");
         }
         writer.join().unwrap();
@@ -218,11 +219,7 @@ fn a_new_caches_table_answers_its_misses_and_never_hides_an_entry() {
         let i = 990 + j;
         assert_eq!(got.unwrap(), (j % 5 != 0 && i < 1000).then(|| value(i, 0)), "batch, key {i}");
     }
-    for chunk in (1000..30_000).collect::<Vec<_>>().chunks(1000) {
-        let entries: Vec<(Vec<u8>, Vec<u8>)> = chunk.iter().map(|&i| (key(i), value(i, 0))).collect();
-        let refs: Vec<(&[u8], &[u8], &[u8])> = entries.iter().map(|(k, v)| (&b"transform"[..], &k[..], &v[..])).collect();
-        c.batch_set(&refs).unwrap();
-    }
+    set_in_batches(&c, 1000..30_000, 0);
     assert!(!c.store().unwrap().debug_warm_complete(), "past its budget the table holds part of the store");
     for i in 0..30_000 {
         assert_eq!(c.get(b"transform", &key(i)).unwrap(), Some(value(i, 0)), "key {i}");
@@ -275,13 +272,7 @@ fn overwritten_keys_never_read_as_missing() {
     let d = tempfile::tempdir().unwrap();
     let c = Arc::new(Cache::open(d.path().join("c"), &Config::default()).unwrap());
     let n = 2000;
-    let batch = |version: usize| {
-        for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
-            let entries: Vec<(Vec<u8>, Vec<u8>)> = chunk.iter().map(|&i| (key(i), value(i, version))).collect();
-            let refs: Vec<(&[u8], &[u8], &[u8])> = entries.iter().map(|(k, v)| (&b"transform"[..], &k[..], &v[..])).collect();
-            c.batch_set(&refs).unwrap();
-        }
-    };
+    let batch = |version: usize| set_in_batches(&c, 0..n, version);
     batch(0);
     assert!(c.store().unwrap().debug_warm_complete());
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -292,10 +283,7 @@ fn overwritten_keys_never_read_as_missing() {
                 let mut x = 0x9E37_79B9_7F4A_7C15_u64 ^ r;
                 let mut reads = 0u64;
                 while !stop.load(Ordering::Relaxed) {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    let i = x as usize % n;
+                    let i = xorshift(&mut x) as usize % n;
                     assert!(c.get(b"transform", &key(i)).unwrap().is_some(), "key {i} read as missing during an overwrite");
                     reads += 1;
                 }
