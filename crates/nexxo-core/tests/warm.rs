@@ -301,3 +301,117 @@ fn overwritten_keys_never_read_as_missing() {
     assert!(c.store().unwrap().debug_warm_complete(), "overwrites keep the table complete");
     assert_exact(c.store().unwrap());
 }
+
+/// The warm table's image (store/warm/image.rs), in the cache directory.
+const IMAGE: &str = "NEXXO_WARM";
+
+/// Opens the cache at `path` and reads keys `0..n` of `transform` until the read-only
+/// instance's table holds all of them (from the image or a scan), each as `want` says,
+/// then all of them once more; returns whether the table was the image's.
+fn reopen_and_read(path: &std::path::Path, n: usize, want: impl Fn(usize) -> Vec<u8>) -> bool {
+    let c = Cache::open(path, &Config::default()).unwrap();
+    let start = std::time::Instant::now();
+    let mut i = 0;
+    while c.debug_interim_warm_entries() < n {
+        assert!(start.elapsed() < std::time::Duration::from_secs(20), "the table did not fill");
+        assert_eq!(c.get(b"transform", &key(i % n)).unwrap(), Some(want(i % n)), "key {}", i % n);
+        i += 1;
+    }
+    for i in 0..n {
+        assert_eq!(c.get(b"transform", &key(i)).unwrap(), Some(want(i)), "key {i}");
+    }
+    // The store opened for writing takes the read-only instance's table as it is.
+    let from_image = c.store().unwrap().debug_warm_from_image();
+    assert_exact(c.store().unwrap());
+    from_image
+}
+
+#[test]
+fn the_next_run_fills_its_table_from_the_image_a_clean_close_left() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("c");
+    set_in_batches(&Cache::open(&path, &Config::default()).unwrap(), 0..3000, 0);
+    assert!(path.join(IMAGE).exists(), "a clean close leaves an image of a table that holds the store");
+    assert!(reopen_and_read(&path, 3000, |i| value(i, 0)), "the table came from the image");
+    // A run that only read leaves the image as it was, and the next uses it again.
+    assert!(reopen_and_read(&path, 3000, |i| value(i, 0)));
+}
+
+/// An image is used only for the state of the very store it was taken from: not after a
+/// write (an older image put back), not in another store in the same state (the same
+/// number of writes, the same sizes, other bytes), not with a byte of it changed. Each
+/// such image is one whose frames would read as values the store does not hold.
+#[test]
+fn an_image_of_another_state_or_store_is_never_used() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, b) = (d.path().join("a"), d.path().join("b"));
+    const N: usize = 2000;
+    set_in_batches(&Cache::open(&a, &Config::default()).unwrap(), 0..N, 0);
+    let before = std::fs::read(a.join(IMAGE)).unwrap();
+    {
+        // value(i, 1) is as long as value(i, 0): the counters do not change.
+        Cache::open(&a, &Config::default()).unwrap().set(b"transform", &key(5), &value(5, 1)).unwrap();
+    }
+    let now_a = |i: usize| value(i, usize::from(i == 5));
+    std::fs::write(a.join(IMAGE), &before).unwrap();
+    assert!(!reopen_and_read(&a, N, now_a), "an image from before a write");
+    // That run's close left an image of the store as it is, which the next one uses.
+    assert!(reopen_and_read(&a, N, now_a));
+    // Another store through the same writes, with other bytes of the same lengths.
+    set_in_batches(&Cache::open(&b, &Config::default()).unwrap(), 0..N, 2);
+    {
+        Cache::open(&b, &Config::default()).unwrap().set(b"transform", &key(5), &value(5, 3)).unwrap();
+    }
+    let now_b = |i: usize| value(i, if i == 5 { 3 } else { 2 });
+    std::fs::copy(a.join(IMAGE), b.join(IMAGE)).unwrap();
+    assert!(!reopen_and_read(&b, N, now_b), "another store's image");
+    // A byte of a frame changed (a value's last byte, "x" to "y", in the middle of the file).
+    let good = std::fs::read(a.join(IMAGE)).unwrap();
+    let mut bad = good.clone();
+    let at = good.len() / 2 + good[good.len() / 2..].iter().position(|&c| c == b'x').unwrap();
+    bad[at] = b'y';
+    std::fs::write(a.join(IMAGE), &bad).unwrap();
+    assert!(!reopen_and_read(&a, N, now_a), "a damaged image");
+    assert!(reopen_and_read(&a, N, now_a));
+}
+
+/// Writes after the table was filled from the image: overwrites and deletes read as
+/// written, in this run and the next.
+#[test]
+fn writes_after_a_fill_from_the_image_read_as_written() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("c");
+    const N: usize = 3000;
+    set_in_batches(&Cache::open(&path, &Config::default()).unwrap(), 0..N, 0);
+    let want = |i: usize| match i {
+        0..100 => Some(value(i, 1)),
+        100..150 => None,
+        _ => Some(value(i, 0)),
+    };
+    {
+        let c = Cache::open(&path, &Config::default()).unwrap();
+        let start = std::time::Instant::now();
+        let mut i = 0;
+        while c.debug_interim_warm_entries() < N {
+            assert!(start.elapsed() < std::time::Duration::from_secs(20), "the table did not fill");
+            assert_eq!(c.get(b"transform", &key(i % N)).unwrap(), Some(value(i % N, 0)));
+            i += 1;
+        }
+        set_in_batches(&c, 0..100, 1);
+        assert!(c.store().unwrap().debug_warm_from_image(), "the store opened for writing took the image's table");
+        for i in 0..N {
+            assert_eq!(c.get(b"transform", &key(i)).unwrap(), want(i).or(Some(value(i, 0))), "key {i}");
+        }
+        for i in 100..150 {
+            c.delete(b"transform", &key(i)).unwrap();
+        }
+        for i in 0..N {
+            assert_eq!(c.get(b"transform", &key(i)).unwrap(), want(i), "key {i}");
+        }
+        assert_exact(c.store().unwrap());
+    }
+    let c = Cache::open(&path, &Config::default()).unwrap();
+    for i in 0..N {
+        assert_eq!(c.get(b"transform", &key(i)).unwrap(), want(i), "key {i}, the next run");
+    }
+}

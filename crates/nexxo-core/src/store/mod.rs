@@ -179,8 +179,9 @@ impl Store {
     }
 
     /// Persists pending recency updates and flushes memtables, so that the next open
-    /// does not replay the write-ahead log, and merges small tables if they piled up
-    /// ([`Store::merge_small_tables`]). Called when the store is dropped.
+    /// does not replay the write-ahead log, merges small tables if they piled up
+    /// ([`Store::merge_small_tables`]) and leaves the warm table's image for the next run
+    /// (`warm/image.rs`). Called when the store is dropped.
     pub(crate) fn shutdown(&self) {
         if self.read_only || self.closed_cleanly.swap(true, Ordering::SeqCst) {
             return;
@@ -189,8 +190,13 @@ impl Store {
             let mut st = self.lock_state();
             let _ = self.apply_touches(&mut st, usize::MAX);
         }
-        let _ = self.db.flush_cfs_opt(&self.all_cfs(), &rocksdb::FlushOptions::default());
+        let flushed = self.db.flush_cfs_opt(&self.all_cfs(), &rocksdb::FlushOptions::default()).is_ok();
         self.merge_small_tables();
+        // Every write is in the tables now: no crash can take the store back before this
+        // sequence number, which the image names.
+        if flushed {
+            self.write_warm_image();
+        }
         dir::write_close_record(&self.path);
     }
 }

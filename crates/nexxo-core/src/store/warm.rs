@@ -48,6 +48,8 @@ use super::layout::{decode_size, lru_prefix, parse_lru_key};
 use super::Store;
 use crate::error::Result;
 
+mod image;
+
 /// Bytes one entry costs besides its key and frame: its slot in the index (24 bytes, at
 /// most half the slots in use) and the arena space it cannot share.
 const ENTRY_OVERHEAD: usize = 64;
@@ -92,7 +94,7 @@ pub(crate) struct WarmTable {
 struct Inner {
     epoch: u64,
     cats: Vec<Index>,
-    chunks: Vec<Vec<u8>>,
+    chunks: Vec<Chunk>,
     /// The chunk a writer's frames are appended to, while it has room.
     open: Option<u32>,
     bytes: usize,
@@ -160,6 +162,35 @@ impl<R> Look<R> {
     }
 }
 
+/// An arena chunk: a fill's pack or a writer's frames in memory, or the image of the last
+/// run's table, mapped from its file ([`image`]). Its bytes never move or change while
+/// it is in the table (a writer appends to a heap chunk only within its capacity).
+enum Chunk {
+    Heap(Vec<u8>),
+    Image(image::Mapped),
+}
+
+impl Chunk {
+    /// Bytes a writer may still append without the chunk moving.
+    fn room(&self) -> usize {
+        match self {
+            Chunk::Heap(v) => v.capacity() - v.len(),
+            Chunk::Image(_) => 0,
+        }
+    }
+}
+
+impl std::ops::Deref for Chunk {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Chunk::Heap(v) => v,
+            Chunk::Image(m) => m.bytes(),
+        }
+    }
+}
+
 /// Where a key's bytes are: `klen` key bytes at `off` in chunk `chunk`, its frame's
 /// `flen` bytes right after them.
 #[derive(Clone, Copy)]
@@ -189,7 +220,7 @@ struct Index {
 impl Index {
     /// The slot holding `key` (live or removed), else the empty slot where it would go.
     /// The table must have at least one empty slot.
-    fn find(&self, chunks: &[Vec<u8>], hash: u64, key: &[u8]) -> (usize, bool) {
+    fn find(&self, chunks: &[Chunk], hash: u64, key: &[u8]) -> (usize, bool) {
         self.find_in(|c| &chunks[c as usize][..], hash, key)
     }
 
@@ -212,7 +243,7 @@ impl Index {
         }
     }
 
-    fn get<'a>(&self, chunks: &'a [Vec<u8>], hash: u64, key: &[u8]) -> Option<&'a [u8]> {
+    fn get<'a>(&self, chunks: &'a [Chunk], hash: u64, key: &[u8]) -> Option<&'a [u8]> {
         if self.slots.is_empty() {
             return None;
         }
@@ -288,7 +319,7 @@ impl Index {
     }
 
     /// Removes `key`; returns its frame's length if it held one.
-    fn remove(&mut self, chunks: &[Vec<u8>], hash: u64, key: &[u8]) -> Option<usize> {
+    fn remove(&mut self, chunks: &[Chunk], hash: u64, key: &[u8]) -> Option<usize> {
         if self.slots.is_empty() {
             return None;
         }
@@ -521,6 +552,47 @@ impl WarmTable {
         true
     }
 
+    /// `f` of every entry held (category, key, frame), in the order of the chunks' bytes
+    /// (as written or scanned), when the table holds every entry of the store: `counts`
+    /// is each category's (entries, stored bytes) as counted in the store, and the table's
+    /// live entries, with their key and frame bytes, must come to the same (a frame held is
+    /// always its key's current frame, so as many as the store holds are all of them).
+    /// None otherwise.
+    fn whole<R>(&self, counts: &[(u64, u64)], f: impl FnOnce(&[(usize, &[u8], &[u8])]) -> R) -> Option<R> {
+        let t = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        if t.replacing || t.cats.len() != counts.len() {
+            return None;
+        }
+        // (chunk, offset, category, key length, frame length)
+        let mut all: Vec<(u32, u32, usize, u32, u32)> = Vec::new();
+        for (ci, index) in t.cats.iter().enumerate() {
+            let (mut n, mut b) = (0u64, 0u64);
+            for s in index.slots.iter().filter(|s| s.chunk != EMPTY && s.flen != REMOVED) {
+                n += 1;
+                b += u64::from(s.klen) + u64::from(s.flen);
+                all.push((s.chunk, s.off, ci, s.klen, s.flen));
+            }
+            if (n, b) != counts[ci] {
+                return None;
+            }
+        }
+        all.sort_unstable_by_key(|e| (e.0, e.1));
+        let records: Vec<(usize, &[u8], &[u8])> = all
+            .iter()
+            .map(|&(c, off, ci, klen, flen)| {
+                let at = off as usize;
+                let key_end = at + klen as usize;
+                (ci, &t.chunks[c as usize][at..key_end], &t.chunks[c as usize][key_end..key_end + flen as usize])
+            })
+            .collect();
+        Some(f(&records))
+    }
+
+    /// Whether the table holds frames mapped from an image.
+    fn from_image(&self) -> bool {
+        self.inner.read().unwrap_or_else(|p| p.into_inner()).chunks.iter().any(|c| matches!(c, Chunk::Image(_)))
+    }
+
     /// Whether any slot of the index is in use (a key held, or one removed since).
     fn holds_any(&self) -> bool {
         self.inner.read().unwrap_or_else(|p| p.into_inner()).cats.iter().any(|c| c.used > 0)
@@ -603,17 +675,14 @@ impl WarmTable {
                 }
                 // The open chunk when the frame fits its spare room, else a new one (of its
                 // own size for a frame larger than a chunk).
-                let room = t.open.map_or(0, |c| {
-                    let c = &t.chunks[c as usize];
-                    c.capacity() - c.len()
-                });
+                let room = t.open.map_or(0, |c| t.chunks[c as usize].room());
                 if room < len {
-                    t.chunks.push(Vec::with_capacity(len.max(CHUNK_BYTES)));
+                    t.chunks.push(Chunk::Heap(Vec::with_capacity(len.max(CHUNK_BYTES))));
                     t.open = Some((t.chunks.len() - 1) as u32);
                 }
                 let Inner { cats, chunks, open, bytes, .. } = &mut *t;
                 let chunk = open.expect("an open chunk");
-                let buf = &mut chunks[chunk as usize];
+                let Chunk::Heap(buf) = &mut chunks[chunk as usize] else { unreachable!("the open chunk is a writer's") };
                 let off = buf.len();
                 buf.extend_from_slice(key);
                 buf.extend_from_slice(frame);
@@ -640,23 +709,46 @@ impl WarmTable {
     }
 
     fn index_pack(&self, epoch: u64, pack: &mut Pack) -> bool {
+        // A fill's packs stop with the fill, between packs.
+        let never = AtomicBool::new(false);
+        let Some((chunk, taken, fits)) = self.index_chunk(epoch, Chunk::Heap(std::mem::take(&mut pack.buf)), &pack.entries, &never) else { return false };
+        let mut t = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        if t.epoch == epoch {
+            let Chunk::Heap(buf) = &mut t.chunks[chunk as usize] else { unreachable!("a pack is a heap chunk") };
+            // The bytes of the entries refused for want of room go (nothing points there).
+            if let Some(&(_, _, off, _, _)) = pack.entries.get(taken) {
+                buf.truncate(off as usize);
+            }
+            // Room the pack reserved and did not use is not kept for the table's life.
+            if buf.capacity() - buf.len() > PACK_BYTES / 16 {
+                buf.shrink_to_fit();
+            }
+        }
+        fits
+    }
+
+    /// Puts `chunk` into the table and indexes `entries` (category, hash, offset in the
+    /// chunk, key length, frame length), [`SECTION`] at a time, each under the lock once,
+    /// the epoch checked each time (a removal in between empties the table, this chunk
+    /// with it). Returns the chunk's number, the entries taken (indexed, or left out as
+    /// overwritten since the fill began) and whether all fit; None once the epoch moved.
+    fn index_chunk(&self, epoch: u64, chunk: Chunk, entries: &[(usize, u64, u32, u32, u32)], stop: &AtomicBool) -> Option<(u32, usize, bool)> {
         if self.budget == 0 {
-            return false;
+            return None;
         }
         let chunk = {
             let mut t = self.inner.write().unwrap_or_else(|p| p.into_inner());
             if t.epoch != epoch || u32::try_from(t.chunks.len()).is_err() {
-                return false;
+                return None;
             }
-            t.chunks.push(std::mem::take(&mut pack.buf));
+            t.chunks.push(chunk);
             (t.chunks.len() - 1) as u32
         };
-        let mut fits = true;
         let mut taken = 0;
-        'sections: for section in pack.entries.chunks(SECTION) {
+        for section in entries.chunks(SECTION) {
             let mut t = self.inner.write().unwrap_or_else(|p| p.into_inner());
-            if t.epoch != epoch {
-                return false;
+            if t.epoch != epoch || stop.load(Ordering::Relaxed) {
+                return None;
             }
             for &(ci, hash, ..) in section {
                 t.cats[ci].prefetch(hash);
@@ -668,8 +760,7 @@ impl WarmTable {
                 if *bytes + cost > self.budget {
                     cats[ci].remove(chunks, hash, key);
                     t.left_out();
-                    fits = false;
-                    break 'sections;
+                    return Some((chunk, taken, false));
                 }
                 if replaced.as_ref().is_some_and(|r| r.contains(&(ci, hash))) {
                     // Overwritten since the fill began: what it read may be the older frame.
@@ -689,19 +780,7 @@ impl WarmTable {
                 taken += 1;
             }
         }
-        let mut t = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        if t.epoch == epoch {
-            let buf = &mut t.chunks[chunk as usize];
-            // The bytes of the entries refused for want of room go (nothing points there).
-            if let Some(&(_, _, off, _, _)) = pack.entries.get(taken) {
-                buf.truncate(off as usize);
-            }
-            // Room the pack reserved and did not use is not kept for the table's life.
-            if buf.capacity() - buf.len() > PACK_BYTES / 16 {
-                buf.shrink_to_fit();
-            }
-        }
-        fits
+        Some((chunk, taken, true))
     }
 }
 
@@ -780,6 +859,12 @@ impl Warmer {
     }
 }
 
+/// RocksDB's identity of the database in `dir` (its `IDENTITY` file: new for every
+/// database created), which an image must name.
+fn identity(dir: &std::path::Path) -> Option<Vec<u8>> {
+    std::fs::read(dir.join("IDENTITY")).ok().filter(|id| !id.is_empty())
+}
+
 impl Drop for Warmer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
@@ -822,6 +907,12 @@ impl Store {
         self.warm.inner.read().unwrap_or_else(|p| p.into_inner()).complete
     }
 
+    /// Whether its warm table holds frames mapped from the last run's image (tests).
+    #[doc(hidden)]
+    pub fn debug_warm_from_image(&self) -> bool {
+        self.warm.from_image()
+    }
+
     /// Whether its warm table holds a frame a read of `key` would find (tests).
     #[doc(hidden)]
     pub fn debug_warm_holds(&self, category: &[u8], key: &[u8]) -> Result<bool> {
@@ -845,10 +936,61 @@ impl Store {
         let counts: Vec<(u64, u64)> = self.lock_state().counters.iter().map(|c| (c.entries, c.stored_bytes)).collect();
         let (entries, stored) = counts.iter().fold((0u64, 0u64), |(n, b), c| (n + c.0, b + c.1));
         if stored.saturating_add(entries.saturating_mul(ENTRY_OVERHEAD as u64)) <= self.warm.budget as u64 {
+            if let Some(whole) = self.warm_from_image(epoch, stop) {
+                return whole;
+            }
             self.scan_into_warm(epoch, stop, &counts)
         } else {
             self.newest_into_warm(epoch, stop);
             false
+        }
+    }
+
+    /// The fill from the image the last run left (see [`image`]): Some(whether every entry
+    /// went in) when it is an image of the store as it is now, None when there is no such
+    /// image (the caller scans the store) or the table holds frames already (adopted, or
+    /// written by this process: the scan skips those).
+    fn warm_from_image(&self, epoch: u64, stop: &AtomicBool) -> Option<bool> {
+        let img = image::load(&self.path.join(image::IMAGE_FILE), |key| self.warm.hash(key))?;
+        let (sequence, counts) = {
+            let st = self.lock_state();
+            (self.db.latest_sequence_number(), st.counters.iter().map(|c| (c.entries, c.stored_bytes)).collect::<Vec<_>>())
+        };
+        let same = img.sequence == sequence
+            && identity(&self.path).is_some_and(|id| id == img.identity)
+            && img.categories.len() == self.cats.len()
+            && img.categories.iter().zip(&self.cats).zip(&counts).all(|((i, c), n)| i.0 == c.name.as_bytes() && (i.1, i.2) == *n);
+        if !same || self.warm.holds_any() {
+            return None;
+        }
+        for (ci, c) in counts.iter().enumerate() {
+            self.warm.reserve(ci, usize::try_from(c.0).unwrap_or(usize::MAX));
+        }
+        let done = self.warm.index_chunk(epoch, Chunk::Image(img.map), &img.records, stop);
+        Some(done.is_some_and(|(_, taken, fits)| fits && taken == img.records.len()))
+    }
+
+    /// At a clean close, after the last write: leaves an image of the warm table for the
+    /// next run (see [`image`]) when the table holds the whole store and no image of this
+    /// very state is there already; removes one that no longer matches otherwise. Best
+    /// effort: without an image the next run scans.
+    pub(super) fn write_warm_image(&self) {
+        let path = self.path.join(image::IMAGE_FILE);
+        let st = self.lock_state();
+        let sequence = self.db.latest_sequence_number();
+        let counts: Vec<(u64, u64)> = st.counters.iter().map(|c| (c.entries, c.stored_bytes)).collect();
+        let written = identity(&self.path).filter(|_| self.warm.enabled() && counts.iter().any(|c| c.0 > 0)).and_then(|identity| {
+            // The table came from the image there, which is of this very state: a run that
+            // wrote nothing. (An image the fill refused, damaged, is replaced.)
+            if self.warm.from_image() && image::taken_from(&path).is_some_and(|(s, id)| s == sequence && id == identity) {
+                return Some(true);
+            }
+            let categories = self.cats.iter().zip(&counts).map(|(c, &(e, b))| (c.name.as_bytes(), e, b)).collect();
+            let taken = image::Taken { sequence, identity: &identity, categories };
+            self.warm.whole(&counts, |records| image::write(&self.path, &taken, records).is_ok())
+        });
+        if written != Some(true) {
+            let _ = std::fs::remove_file(&path);
         }
     }
 
@@ -1126,14 +1268,14 @@ mod tests {
         for i in 2 * SECTION + 3..4 * SECTION {
             assert!(pack.push(&t, i % 2, &keys[i], &frames[i]));
         }
-        let held = t.inner.read().unwrap().chunks.iter().map(Vec::len).sum::<usize>();
+        let held = t.inner.read().unwrap().chunks.iter().map(|c| c.len()).sum::<usize>();
         assert!(!t.insert_pack(t.epoch(), &mut pack), "the budget ran out");
         for i in 2 * SECTION + 3..4 * SECTION {
             let want = (i < fits).then(|| frames[i].clone());
             assert_eq!(t.with(i % 2, &keys[i], |v| v.to_vec()), want, "entry {i}");
         }
         let inner = t.inner.read().unwrap();
-        assert_eq!(inner.chunks.iter().map(Vec::len).sum::<usize>(), held + (fits - (2 * SECTION + 3)) * 17);
+        assert_eq!(inner.chunks.iter().map(|c| c.len()).sum::<usize>(), held + (fits - (2 * SECTION + 3)) * 17);
         assert_eq!(inner.bytes, fits * cost);
     }
 
