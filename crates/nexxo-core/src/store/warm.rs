@@ -991,6 +991,7 @@ impl Store {
         });
         if written != Some(true) {
             let _ = std::fs::remove_file(&path);
+            image::remove_leftovers(&self.path);
         }
     }
 

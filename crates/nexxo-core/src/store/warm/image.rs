@@ -208,12 +208,25 @@ pub(in crate::store) fn load(path: &Path, hash: impl Fn(&[u8]) -> u64) -> Option
 /// Writes an image of `records` (category, key, frame) taken at `taken` to `dir`: into a
 /// temporary file, then renamed over the last one (never written in place).
 pub(in crate::store) fn write(dir: &Path, taken: &Taken<'_>, records: &[(usize, &[u8], &[u8])]) -> std::io::Result<()> {
+    remove_leftovers(dir);
     let tmp = dir.join(format!("{IMAGE_FILE}.tmp.{}", std::process::id()));
     let done = write_to(&tmp, taken, records).and_then(|()| std::fs::rename(&tmp, dir.join(IMAGE_FILE)));
     if done.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     done
+}
+
+/// Removes temporary files of images whose writer was killed before its rename (each as
+/// large as an image). Only the process holding the store open for writing writes an
+/// image, at its close, so no other writer's file is in progress.
+pub(in crate::store) fn remove_leftovers(dir: &Path) {
+    let prefix = format!("{IMAGE_FILE}.tmp.");
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_name().to_str().is_some_and(|n| n.starts_with(&prefix)) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 fn write_to(tmp: &Path, taken: &Taken<'_>, records: &[(usize, &[u8], &[u8])]) -> std::io::Result<()> {
@@ -286,7 +299,10 @@ mod tests {
             .collect();
         assert_eq!(got, vec![(1, &b"k1"[..], &b"f1"[..]), (0, b"a", b"bcde"), (1, b"k2", b"fff")]);
         assert_eq!(taken_from(&d.path().join(IMAGE_FILE)), Some((42, b"id-1".to_vec())));
-        // No temporary file is left behind.
+        // No temporary file is left behind, nor one a killed writer left.
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+        std::fs::write(d.path().join(format!("{IMAGE_FILE}.tmp.1")), b"cut short").unwrap();
+        sample(d.path());
         assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
     }
 
