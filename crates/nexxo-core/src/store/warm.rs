@@ -951,7 +951,14 @@ impl Store {
     /// image (the caller scans the store) or the table holds frames already (adopted, or
     /// written by this process: the scan skips those).
     fn warm_from_image(&self, epoch: u64, stop: &AtomicBool) -> Option<bool> {
-        let img = image::load(&self.path.join(image::IMAGE_FILE), |key| self.warm.hash(key))?;
+        let path = self.path.join(image::IMAGE_FILE);
+        // Its header first: an image of an older state (a run that wrote and could not
+        // leave one) is not read whole.
+        let (taken_at, _) = image::taken_from(&path)?;
+        if taken_at != self.db.latest_sequence_number() {
+            return None;
+        }
+        let img = image::load(&path, |key| self.warm.hash(key))?;
         let (sequence, counts) = {
             let st = self.lock_state();
             (self.db.latest_sequence_number(), st.counters.iter().map(|c| (c.entries, c.stored_bytes)).collect::<Vec<_>>())
