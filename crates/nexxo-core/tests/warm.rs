@@ -335,6 +335,47 @@ fn the_next_run_fills_its_table_from_the_image_a_clean_close_left() {
     assert!(reopen_and_read(&path, 3000, |i| value(i, 0)), "the table came from the image");
     // A run that only read leaves the image as it was, and the next uses it again.
     assert!(reopen_and_read(&path, 3000, |i| value(i, 0)));
+    // So does one that opened the store for writing, wrote nothing and read nothing (its
+    // table empty: no image of its own to leave).
+    {
+        let c = Cache::open(&path, &Config::default()).unwrap();
+        assert_eq!(c.store().unwrap().debug_warm_entries(), 0);
+    }
+    assert!(reopen_and_read(&path, 3000, |i| value(i, 0)));
+}
+
+/// A store larger than the table: the image holds what the table held (the first
+/// 15,000 or so entries written, of 30,000), and the next run's table is that.
+#[test]
+fn a_store_larger_than_the_table_leaves_an_image_of_what_it_held() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("c");
+    // 4 MiB: a table of 2.5 MiB, about 15,000 of these entries.
+    let mut config = Config::default();
+    config.set_memory_budget(4 << 20).unwrap();
+    const N: usize = 30_000;
+    {
+        let c = Cache::open(&path, &config).unwrap();
+        set_in_batches(&c, 0..N, 0);
+        let held = c.store().unwrap().debug_warm_entries();
+        assert!(held > N / 4 && held < N, "the table holds part of the store: {held}");
+    }
+    assert!(path.join(IMAGE).exists());
+    let c = Cache::open(&path, &config).unwrap();
+    let start = std::time::Instant::now();
+    let mut i = 0;
+    while c.debug_interim_warm_entries() < N / 4 {
+        assert!(start.elapsed() < std::time::Duration::from_secs(20), "the table did not fill");
+        assert_eq!(c.get(b"transform", &key(i % N)).unwrap(), Some(value(i % N, 0)));
+        i += 1;
+    }
+    for i in 0..N {
+        assert_eq!(c.get(b"transform", &key(i)).unwrap(), Some(value(i, 0)), "key {i}");
+    }
+    assert!(c.store().unwrap().debug_warm_from_image());
+    assert!(!c.store().unwrap().debug_warm_complete(), "part of the store: a key the table lacks is looked up");
+    assert_eq!(c.get(b"transform", &key(N + 1)).unwrap(), None);
+    assert_exact(c.store().unwrap());
 }
 
 /// An image is used only for the state of the very store it was taken from: not after a

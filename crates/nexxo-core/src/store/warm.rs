@@ -116,6 +116,9 @@ struct Inner {
     /// Since the fill began, a frame of the store was left out (refused for want of room):
     /// the fill's end cannot make the table complete.
     dropped: bool,
+    /// An image of the store's present state was there and failed its checks (damaged):
+    /// the close replaces it.
+    image_refused: bool,
 }
 
 impl Inner {
@@ -131,6 +134,7 @@ impl Inner {
             complete: false,
             replacing: false,
             dropped: false,
+            image_refused: false,
         }
     }
 
@@ -553,18 +557,19 @@ impl WarmTable {
     }
 
     /// `f` of every entry held (category, key, frame), in the order of the chunks' bytes
-    /// (as written or scanned), when the table holds every entry of the store: `counts`
-    /// is each category's (entries, stored bytes) as counted in the store, and the table's
-    /// live entries, with their key and frame bytes, must come to the same (a frame held is
-    /// always its key's current frame, so as many as the store holds are all of them).
-    /// None otherwise.
-    fn whole<R>(&self, counts: &[(u64, u64)], f: impl FnOnce(&[(usize, &[u8], &[u8])]) -> R) -> Option<R> {
+    /// (as written or scanned), and of whether they are all the store's entries: `counts`
+    /// is each category's (entries, stored bytes) as counted in the store, and a frame held
+    /// is always its key's current frame, so as many as the store holds are all of them.
+    /// None when the table holds neither the whole store nor half its budget's worth (not
+    /// worth an image: a process that wrote a few entries and read little).
+    fn for_image<R>(&self, counts: &[(u64, u64)], f: impl FnOnce(&[(usize, &[u8], &[u8])], bool) -> R) -> Option<R> {
         let t = self.inner.read().unwrap_or_else(|p| p.into_inner());
         if t.replacing || t.cats.len() != counts.len() {
             return None;
         }
         // (chunk, offset, category, key length, frame length)
         let mut all: Vec<(u32, u32, usize, u32, u32)> = Vec::new();
+        let mut whole = true;
         for (ci, index) in t.cats.iter().enumerate() {
             let (mut n, mut b) = (0u64, 0u64);
             for s in index.slots.iter().filter(|s| s.chunk != EMPTY && s.flen != REMOVED) {
@@ -572,9 +577,10 @@ impl WarmTable {
                 b += u64::from(s.klen) + u64::from(s.flen);
                 all.push((s.chunk, s.off, ci, s.klen, s.flen));
             }
-            if (n, b) != counts[ci] {
-                return None;
-            }
+            whole &= (n, b) == counts[ci];
+        }
+        if !whole && t.bytes < self.budget / 2 {
+            return None;
         }
         all.sort_unstable_by_key(|e| (e.0, e.1));
         let records: Vec<(usize, &[u8], &[u8])> = all
@@ -585,7 +591,16 @@ impl WarmTable {
                 (ci, &t.chunks[c as usize][at..key_end], &t.chunks[c as usize][key_end..key_end + flen as usize])
             })
             .collect();
-        Some(f(&records))
+        Some(f(&records, whole))
+    }
+
+    /// Notes that an image of the store's present state failed its checks.
+    fn refuse_image(&self) {
+        self.inner.write().unwrap_or_else(|p| p.into_inner()).image_refused = true;
+    }
+
+    fn image_refused(&self) -> bool {
+        self.inner.read().unwrap_or_else(|p| p.into_inner()).image_refused
     }
 
     /// Whether the table holds frames mapped from an image.
@@ -935,66 +950,78 @@ impl Store {
         // Each category's entries and stored bytes.
         let counts: Vec<(u64, u64)> = self.lock_state().counters.iter().map(|c| (c.entries, c.stored_bytes)).collect();
         let (entries, stored) = counts.iter().fold((0u64, 0u64), |(n, b), c| (n + c.0, b + c.1));
+        let image = self.warm_from_image(epoch, stop);
         if stored.saturating_add(entries.saturating_mul(ENTRY_OVERHEAD as u64)) <= self.warm.budget as u64 {
-            if let Some(whole) = self.warm_from_image(epoch, stop) {
-                return whole;
+            match image {
+                Some((true, true)) => true,
+                // Part of the store: the scan adds the rest (skipping what the table holds).
+                Some((true, false)) | None => self.scan_into_warm(epoch, stop, &counts),
+                Some((false, _)) => false,
             }
-            self.scan_into_warm(epoch, stop, &counts)
         } else {
-            self.newest_into_warm(epoch, stop);
+            // The last run's table stands for the newest entries (what that build used).
+            if image.is_none() {
+                self.newest_into_warm(epoch, stop);
+            }
             false
         }
     }
 
-    /// The fill from the image the last run left (see [`image`]): Some(whether every entry
-    /// went in) when it is an image of the store as it is now, None when there is no such
-    /// image (the caller scans the store) or the table holds frames already (adopted, or
-    /// written by this process: the scan skips those).
-    fn warm_from_image(&self, epoch: u64, stop: &AtomicBool) -> Option<bool> {
+    /// The fill from the image the last run left (see [`image`]): Some((whether every
+    /// entry of the image went in, whether the image holds the whole store)) when it is an
+    /// image of the store as it is now; None when there is no such image (the caller fills
+    /// as without one) or the table holds frames already (adopted, or written by this
+    /// process: a scan skips those).
+    fn warm_from_image(&self, epoch: u64, stop: &AtomicBool) -> Option<(bool, bool)> {
         let path = self.path.join(image::IMAGE_FILE);
         // Its header first: an image of an older state (a run that wrote and could not
         // leave one) is not read whole.
-        let (taken_at, _) = image::taken_from(&path)?;
-        if taken_at != self.db.latest_sequence_number() {
+        let (taken_at, taken_id) = image::taken_from(&path)?;
+        if taken_at != self.db.latest_sequence_number() || identity(&self.path).is_none_or(|id| id != taken_id) || self.warm.holds_any() {
             return None;
         }
-        let img = image::load(&path, |key| self.warm.hash(key))?;
+        let Some(img) = image::load(&path, |key| self.warm.hash(key)) else {
+            self.warm.refuse_image();
+            return None;
+        };
         let (sequence, counts) = {
             let st = self.lock_state();
             (self.db.latest_sequence_number(), st.counters.iter().map(|c| (c.entries, c.stored_bytes)).collect::<Vec<_>>())
         };
         let same = img.sequence == sequence
-            && identity(&self.path).is_some_and(|id| id == img.identity)
+            && img.identity == taken_id
             && img.categories.len() == self.cats.len()
             && img.categories.iter().zip(&self.cats).zip(&counts).all(|((i, c), n)| i.0 == c.name.as_bytes() && (i.1, i.2) == *n);
-        if !same || self.warm.holds_any() {
+        if !same {
             return None;
         }
-        for (ci, c) in counts.iter().enumerate() {
+        for (ci, c) in img.held.iter().enumerate() {
             self.warm.reserve(ci, usize::try_from(c.0).unwrap_or(usize::MAX));
         }
+        let whole = img.held.iter().zip(&counts).all(|(h, c)| h == c);
         let done = self.warm.index_chunk(epoch, Chunk::Image(img.map), &img.records, stop);
-        Some(done.is_some_and(|(_, taken, fits)| fits && taken == img.records.len()))
+        Some((done.is_some_and(|(_, taken, fits)| fits && taken == img.records.len()), whole))
     }
 
     /// At a clean close, after the last write: leaves an image of the warm table for the
-    /// next run (see [`image`]) when the table holds the whole store and no image of this
-    /// very state is there already; removes one that no longer matches otherwise. Best
-    /// effort: without an image the next run scans.
+    /// next run (see [`image`]) when the table holds the whole store or at least half its
+    /// budget's worth, unless the image there is of this very state already; removes one
+    /// that no longer matches otherwise. Best effort: without an image the next run fills
+    /// its table as before.
     pub(super) fn write_warm_image(&self) {
         let path = self.path.join(image::IMAGE_FILE);
         let st = self.lock_state();
         let sequence = self.db.latest_sequence_number();
         let counts: Vec<(u64, u64)> = st.counters.iter().map(|c| (c.entries, c.stored_bytes)).collect();
         let written = identity(&self.path).filter(|_| self.warm.enabled() && counts.iter().any(|c| c.0 > 0)).and_then(|identity| {
-            // The table came from the image there, which is of this very state: a run that
-            // wrote nothing. (An image the fill refused, damaged, is replaced.)
-            if self.warm.from_image() && image::taken_from(&path).is_some_and(|(s, id)| s == sequence && id == identity) {
+            // A run that wrote nothing keeps the image there (unless its fill found it
+            // damaged): it is of this very state.
+            if !self.warm.image_refused() && image::taken_from(&path).is_some_and(|(s, id)| s == sequence && id == identity) {
                 return Some(true);
             }
             let categories = self.cats.iter().zip(&counts).map(|(c, &(e, b))| (c.name.as_bytes(), e, b)).collect();
             let taken = image::Taken { sequence, identity: &identity, categories };
-            self.warm.whole(&counts, |records| image::write(&self.path, &taken, records).is_ok())
+            self.warm.for_image(&counts, |records, _| image::write(&self.path, &taken, records).is_ok())
         });
         if written != Some(true) {
             let _ = std::fs::remove_file(&path);

@@ -105,6 +105,9 @@ pub(in crate::store) struct Loaded {
     pub identity: Vec<u8>,
     pub categories: Vec<(Vec<u8>, u64, u64)>,
     pub records: Vec<(usize, u64, u32, u32, u32)>,
+    /// Per category, the entries and key and frame bytes of the records: at most the
+    /// header's counts (all of them when the image holds the whole store).
+    pub held: Vec<(u64, u64)>,
 }
 
 /// Reads little-endian fields off a byte slice, failing past its end.
@@ -170,8 +173,8 @@ pub(in crate::store) fn taken_from(path: &Path) -> Option<(u64, Vec<u8>)> {
 
 /// Maps and checks the image at `path`, each key hashed with `hash`: None when there is
 /// none, or it is not whole (its checksum fails, a record runs past its end or names a
-/// category the header lacks, the records are not the entries and bytes the header
-/// counts). One pass over the file: each record is checksummed and its key hashed while
+/// category the header lacks, the records are more entries or bytes than the header
+/// counts in the store). One pass over the file: each record is checksummed and its key hashed while
 /// its bytes are in the processor's cache (a checksum of the whole file first, then the
 /// records, read tens of megabytes from memory twice).
 pub(in crate::store) fn load(path: &Path, hash: impl Fn(&[u8]) -> u64) -> Option<Loaded> {
@@ -197,12 +200,12 @@ pub(in crate::store) fn load(path: &Path, hash: impl Fn(&[u8]) -> u64) -> Option
         h.1 += u64::from(klen) + u64::from(flen);
         records.push((ci, hash(key), at as u32, klen, flen));
     }
-    if u64::from_le_bytes(bytes[8..16].try_into().ok()?) != sum || held.iter().zip(&taken.categories).any(|(h, c)| *h != (c.1, c.2)) {
+    if u64::from_le_bytes(bytes[8..16].try_into().ok()?) != sum || held.iter().zip(&taken.categories).any(|(h, c)| h.0 > c.1 || h.1 > c.2) {
         return None;
     }
     let (sequence, identity) = (taken.sequence, taken.identity.to_vec());
     let categories = taken.categories.iter().map(|&(n, e, b)| (n.to_vec(), e, b)).collect();
-    Some(Loaded { map, sequence, identity, categories, records })
+    Some(Loaded { map, sequence, identity, categories, records, held })
 }
 
 /// Writes an image of `records` (category, key, frame) taken at `taken` to `dir`: into a
