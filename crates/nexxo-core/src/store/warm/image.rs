@@ -46,6 +46,8 @@ const MAGIC: &[u8; 8] = b"NXWARM\0\x01";
 /// Magic, checksum, sequence number, header length.
 const FIXED: usize = 28;
 const RECORD_HEAD: usize = 12;
+/// Most bytes a header may take (see [`taken_from`]).
+const MAX_HEADER: usize = 1 << 20;
 
 /// A file mapped read-only into memory, unmapped when dropped.
 pub(in crate::store) struct Mapped {
@@ -164,6 +166,11 @@ pub(in crate::store) fn taken_from(path: &Path) -> Option<(u64, Vec<u8>)> {
     let mut fixed = [0u8; FIXED];
     f.read_exact(&mut fixed).ok()?;
     let len = u32::from_le_bytes(fixed[24..28].try_into().ok()?) as usize;
+    // A header names an identity and the categories: far less than this. (A damaged length
+    // must not become an allocation of gigabytes.)
+    if len > MAX_HEADER || FIXED + len > usize::try_from(f.metadata().ok()?.len()).ok()? {
+        return None;
+    }
     let mut all = fixed.to_vec();
     all.resize(FIXED.checked_add(len)?, 0);
     f.read_exact(&mut all[FIXED..]).ok()?;
@@ -329,5 +336,11 @@ mod tests {
         assert!(load(&p, |_| 0).is_none(), "a byte added");
         std::fs::write(&p, &good).unwrap();
         assert!(load(&p, |_| 0).is_some());
+        // A header length past the file: refused (the bound itself, no allocation of
+        // gigabytes, is not observable here).
+        let mut b = good.clone();
+        b[24..28].copy_from_slice(&u32::MAX.to_le_bytes());
+        std::fs::write(&p, &b).unwrap();
+        assert_eq!(taken_from(&p), None);
     }
 }
