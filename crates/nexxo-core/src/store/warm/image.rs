@@ -2,7 +2,7 @@
 //! directory (`NEXXO_WARM`), which the next run's fill maps into memory instead of
 //! scanning RocksDB's tables.
 //!
-//! A new process reading a 100,000-entry cache from C filled its table in 55 ms of CPU
+//! A new process reading a 100,000-entry cache from C filled its table in 55-97 ms of CPU
 //! (`perf` of the fill thread: a third RocksDB's iterator, two fifths page faults of the
 //! new chunks and of the tables' mapping, the rest the index), and its reads meanwhile
 //! went to RocksDB; from Node the first 20,000-30,000 gets of such a process took 4-6 µs
@@ -20,18 +20,20 @@
 //! from this library's version or any other, moves the sequence number; a store a crash
 //! rolled back cannot come back to the same number with other contents, because the image
 //! is written after the close flushed every write of that number to the tables. It is
-//! written only from a table that holds every entry of the store (its entries and bytes
-//! per category equal the counters: a held frame is always its key's current frame), by
-//! the process that holds the store open for writing, at its clean close; a close after
-//! which the image would not match removes it. A kill -9 leaves an image whose number
-//! the next writes move past.
+//! written by the process that holds the store open for writing, at its clean close, from
+//! a table that holds every entry of the store (its entries and bytes per category equal
+//! the counters: a held frame is always its key's current frame) or at least half its
+//! budget's worth of them (an image of part of the store); a close after which the image
+//! would not match, and that has no table worth an image, removes it. A kill -9 leaves an
+//! image whose number the next writes move past.
 //!
 //! The file is replaced by a rename, never written in place, so a mapped image never
 //! changes under its readers. (A file cut short by another program of the same user while
 //! mapped would fault its readers, as RocksDB's memory-mapped tables would.)
 //!
-//! Layout (little-endian): magic (8 bytes), XXH3-64 of everything after the first 16
-//! bytes, the sequence number (8), the header's length (4), the header (the identity's
+//! Layout (little-endian): magic (8 bytes), a checksum (8: XXH3-64 of the bytes from the
+//! sequence number to the header's end, then each record's XXH3-64 seeded with the
+//! checksum so far), the sequence number (8), the header's length (4), the header (the identity's
 //! length (4) and bytes; the category count (4), then per category its name's length (4),
 //! name, entries (8) and stored bytes (8)), then one record per entry: category (4), key
 //! length (4), frame length (4), key, frame.
