@@ -1,6 +1,7 @@
 //! The cache directory around the database: the format marker, what else may be in a
 //! directory that is still "new", the trust check, and where a damaged store is moved.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -120,9 +121,27 @@ pub(super) fn write_format_file(path: &Path) -> Result<()> {
 /// Replaces `dir/name` with `contents` atomically: written to `name.tmp.<pid>` (synced
 /// when `sync`), then renamed over it; the temporary file is removed on failure.
 pub(crate) fn replace_file(dir: &Path, name: &str, contents: &[u8], sync: bool) -> std::io::Result<()> {
+    replace_file_with(dir, name, 0o666, sync, |f| f.write_all(contents))
+}
+
+/// [`replace_file`] with the contents written by `write` into the new file (created with
+/// `mode`, less the umask), for contents too large to build in memory first.
+pub(crate) fn replace_file_with(dir: &Path, name: &str, mode: u32, sync: bool, write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let tmp = dir.join(format!("{name}.tmp.{}", std::process::id()));
-    let done = std::fs::write(&tmp, contents)
-        .and_then(|()| if sync { std::fs::File::open(&tmp)?.sync_all() } else { Ok(()) })
+    let done = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .and_then(|mut f| {
+            write(&mut f)?;
+            if sync {
+                f.sync_all()?;
+            }
+            Ok(())
+        })
         .and_then(|()| std::fs::rename(&tmp, dir.join(name)));
     if done.is_err() {
         let _ = std::fs::remove_file(&tmp);

@@ -221,16 +221,11 @@ pub(in crate::store) fn load(path: &Path, hash: impl Fn(&[u8]) -> u64) -> Option
 /// temporary file, then renamed over the last one (never written in place).
 pub(in crate::store) fn write(dir: &Path, taken: &Taken<'_>, records: &[(usize, &[u8], &[u8])]) -> std::io::Result<()> {
     remove_leftovers(dir);
-    let tmp = dir.join(format!("{IMAGE_FILE}.tmp.{}", std::process::id()));
-    let done = write_to(&tmp, taken, records).and_then(|()| std::fs::rename(&tmp, dir.join(IMAGE_FILE)));
-    if done.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    done
+    crate::store::dir::replace_file_with(dir, IMAGE_FILE, 0o600, false, |f| write_to(f, taken, records))
 }
 
 /// Removes temporary files of images whose writer was killed before its rename (each as
-/// large as an image). Only the process holding the store open for writing writes an
+/// large as an image; named as `replace_file_with` names them). Only the process holding the store open for writing writes an
 /// image, at its close, so no other writer's file is in progress.
 pub(in crate::store) fn remove_leftovers(dir: &Path) {
     let prefix = format!("{IMAGE_FILE}.tmp.");
@@ -241,8 +236,7 @@ pub(in crate::store) fn remove_leftovers(dir: &Path) {
     }
 }
 
-fn write_to(tmp: &Path, taken: &Taken<'_>, records: &[(usize, &[u8], &[u8])]) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
+fn write_to(f: &mut std::fs::File, taken: &Taken<'_>, records: &[(usize, &[u8], &[u8])]) -> std::io::Result<()> {
     let too_large = || std::io::Error::new(std::io::ErrorKind::InvalidInput, "a warm image over 4 GiB");
     let mut head = Vec::new();
     let len32 = |n: usize| u32::try_from(n).map(u32::to_le_bytes).map_err(|_| too_large());
@@ -259,8 +253,7 @@ fn write_to(tmp: &Path, taken: &Taken<'_>, records: &[(usize, &[u8], &[u8])]) ->
     if u32::try_from(total).is_err() {
         return Err(too_large());
     }
-    let f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(tmp)?;
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, &mut *f);
     w.write_all(MAGIC)?;
     w.write_all(&[0u8; 8])?;
     let mut first = taken.sequence.to_le_bytes().to_vec();
@@ -279,7 +272,8 @@ fn write_to(tmp: &Path, taken: &Taken<'_>, records: &[(usize, &[u8], &[u8])]) ->
         sum = xxh3_64_with_seed(&rec, sum);
         w.write_all(&rec)?;
     }
-    let mut f = w.into_inner().map_err(|e| e.into_error())?;
+    w.flush()?;
+    drop(w);
     f.seek(SeekFrom::Start(8))?;
     f.write_all(&sum.to_le_bytes())
 }
