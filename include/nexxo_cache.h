@@ -55,7 +55,7 @@
 /**
  * Patch version.
  */
-#define NEXXO_CACHE_VERSION_PATCH 8
+#define NEXXO_CACHE_VERSION_PATCH 9
 
 /**
  * Longest key in bytes. Keys are 1 to `NEXXO_MAX_KEY_LEN` bytes.

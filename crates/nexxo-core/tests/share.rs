@@ -8,6 +8,7 @@ mod common;
 use common::{artifact, assert_exact, noise, Rng};
 
 use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
@@ -117,9 +118,15 @@ struct Kid {
 }
 
 fn spawn(spec: &str) -> Kid {
+    spawn_with(spec, &[])
+}
+
+/// [`spawn`] with more environment variables for the child.
+fn spawn_with(spec: &str, env: &[(&str, &Path)]) -> Kid {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "share_child_entry", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, spec)
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -864,6 +871,41 @@ fn journals_left_behind_are_taken_in_and_bad_ones_harm_no_one() {
     let c = Cache::open(&dir, &Config::default()).unwrap();
     assert!(!j.join("00000000000000e5.0").exists(), "removed once its process is gone");
     assert_eq!(c.stats().entries, 8);
+}
+
+/// A client killed with SIGKILL leaves nothing in the system's temporary directory (its
+/// RocksDB reader made a directory there until 1.10.9, which only a close removed), and a
+/// reader of another process's store adds no file to the cache directory.
+#[test]
+fn a_killed_client_leaves_nothing_in_the_temporary_directory() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("c");
+    let tmp = d.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let c = Cache::open(&dir, &Config::default()).unwrap();
+    c.set(b"parse", b"k", b"v-k").unwrap();
+    c.flush().unwrap();
+    let names = |p: &Path| {
+        let mut v: Vec<String> = std::fs::read_dir(p).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        v.sort();
+        v
+    };
+    let before = names(&dir);
+    for _ in 0..3 {
+        let mut kid = spawn_with(&format!("echo,{}", dir.display()), &[("TMPDIR", &tmp)]);
+        assert_eq!(kid.line(), "open");
+        assert_eq!(kid.ask("get k"), "v-k");
+        kid.child.kill().unwrap();
+        kid.child.wait().unwrap();
+        assert_eq!(names(&tmp), Vec::<String>::new(), "left in the temporary directory by a killed client");
+    }
+    // A reader of the store (what a client reads through) opens, reads, and makes no file.
+    let reader = nexxo_core::store::Store::open_follower(&dir, &Config::default(), nexxo_core::clock::system_clock()).unwrap();
+    assert_eq!(reader.get(b"parse", b"k").unwrap().as_deref(), Some(&b"v-k"[..]));
+    drop(reader);
+    // (A killed client's journal may still be there until the owner takes it in.)
+    let after: Vec<String> = names(&dir).into_iter().filter(|n| n != "journal").collect();
+    assert_eq!(after, before.into_iter().filter(|n| n != "journal").collect::<Vec<_>>());
 }
 
 /// Clients that journal and close, one after another (one process per compile): each

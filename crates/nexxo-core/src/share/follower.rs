@@ -24,7 +24,7 @@
 //! removed entries empties it (before the read that needed the catch-up goes on), and
 //! a fill that read the store before that is refused by the table's epoch.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -111,27 +111,16 @@ pub(crate) struct Follower {
     reader: Option<Arc<Reader>>,
     stop: Arc<(Mutex<bool>, Condvar)>,
     thread: Option<JoinHandle<()>>,
-    scratch: PathBuf,
 }
 
 impl Follower {
     /// Opens a reader of `dir`; `None` when it cannot (reads then go to the owner).
     pub fn open(dir: &Path, config: &Config, clock: Clock) -> Option<Follower> {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
         let changes = Changes::open(dir).ok()?;
-        let scratch = std::env::temp_dir().join(format!("nexxo-follower-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
-        crate::store::create_dir(&scratch, 0o700).ok()?;
         let seen = changes.load();
         // (The write count is read after the open below: a write made during it may be
         // missing from the reader, and the first read's miss then wakes the catch-up.)
-        let store = match Store::open_follower(dir, &scratch, config, clock) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = std::fs::remove_dir_all(&scratch);
-                return None;
-            }
-        };
-        let store = Arc::new(store);
+        let store = Arc::new(Store::open_follower(dir, config, clock).ok()?);
         let warmer = crate::store::Warmer::start(store.clone());
         let caught = AtomicU64::new(changes.writes());
         let reader = Arc::new(Reader { store, changes, seen: AtomicU64::new(seen), caught, catching: Mutex::new(()), asked: AtomicBool::new(false), woken: AtomicBool::new(false), caught_at: AtomicU64::new(0), epoch: Instant::now() });
@@ -140,7 +129,7 @@ impl Follower {
             let (reader, stop) = (reader.clone(), stop.clone());
             std::thread::Builder::new().name("nexxo-follow".into()).spawn(move || follow(&reader, &stop)).ok()
         };
-        Some(Follower { warmer, reader: Some(reader), stop, thread, scratch })
+        Some(Follower { warmer, reader: Some(reader), stop, thread })
     }
 
     fn reader(&self) -> &Reader {
@@ -237,9 +226,7 @@ impl Drop for Follower {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        // The store closes before its scratch directory goes.
         drop(self.warmer.take());
         drop(self.reader.take());
-        let _ = std::fs::remove_dir_all(&self.scratch);
     }
 }

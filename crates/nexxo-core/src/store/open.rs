@@ -23,6 +23,15 @@ use crate::error::{Error, Result};
 use crate::limits::validate_category_name;
 use crate::stats::Counters;
 
+/// What RocksDB is given as a follower's secondary path. RocksDB writes there only its
+/// info log, when it is given no logger (a follower is always given `warn_logger`), and the
+/// files of remote compactions (never run here): so the path is never made, a name in the
+/// cache directory that no file has. Until 1.10.9 each follower made a directory of its own
+/// for it in the system's temporary directory (`nexxo-follower-PID-N`, empty), which a
+/// process that ended without closing its handle (killed, or Node's `process.exit`) left
+/// behind.
+const SECONDARY_PATH: &str = "NEXXO_SECONDARY_UNUSED";
+
 impl Store {
     /// Opens (or creates) the store at `path`.
     pub fn open(path: &Path, config: &Config, clock: Clock) -> Result<Store> {
@@ -101,10 +110,10 @@ impl Store {
     /// Opens a reader that follows the store another process writes (a RocksDB secondary
     /// instance): reads go straight to the tables and what it has replayed of the
     /// write-ahead log; [`Store::catch_up`] replays what was written since. It never
-    /// writes (a read-only handle); `scratch` is a directory of its own for RocksDB.
-    pub fn open_follower(path: &Path, scratch: &Path, config: &Config, clock: Clock) -> Result<Store> {
+    /// writes (a read-only handle) and makes no file.
+    pub fn open_follower(path: &Path, config: &Config, clock: Clock) -> Result<Store> {
         let config = Config { read_only: true, ..config.clone() };
-        Self::open_db_as(path, &config, clock, Some(scratch))
+        Self::open_db_as(path, &config, clock, true)
     }
 
     /// Makes this read-only instance the stand-in for the writable store until that opens
@@ -224,12 +233,12 @@ impl Store {
     }
 
     pub(super) fn open_db(path: &Path, config: &Config, clock: Clock) -> Result<Store> {
-        Self::open_db_as(path, config, clock, None)
+        Self::open_db_as(path, config, clock, false)
     }
 
     /// Opens RocksDB: read-write, read-only (`config.read_only`), or as a follower of
-    /// another process's store (`follower`: its scratch directory).
-    pub(super) fn open_db_as(path: &Path, config: &Config, clock: Clock, follower: Option<&Path>) -> Result<Store> {
+    /// another process's store (`follower`, with `config.read_only`).
+    pub(super) fn open_db_as(path: &Path, config: &Config, clock: Clock, follower: bool) -> Result<Store> {
         let budget = config.memory_budget as usize;
         // The budget: write buffers 1/4, the block cache (only the recency index and the
         // counters use it: category tables are memory-mapped) 1/8, the warm table 5/8.
@@ -238,7 +247,7 @@ impl Store {
         // A read-only instance (not a follower) runs without a logger: RocksDB then logs
         // nothing, where the callback logger formatted the ~1,100 header lines of every
         // open (its options, per column family) only for the callback to drop them.
-        if !config.read_only || follower.is_some() {
+        if !config.read_only || follower {
             opts.set_info_logger(warn_logger(path));
         }
 
@@ -273,9 +282,10 @@ impl Store {
             names.retain(|n| existing.iter().any(|e| *e == format!("{CATEGORY_CF_PREFIX}{n}")));
             let mut d = descriptors(&names);
             d.retain(|d| existing.iter().any(|e| e == d.name()));
-            match follower {
-                Some(scratch) => Db::open_cf_descriptors_as_secondary(&opts, path, scratch, d)?,
-                None => Db::open_cf_descriptors_read_only(&opts, path, d, false)?,
+            if follower {
+                Db::open_cf_descriptors_as_secondary(&opts, path, &path.join(SECONDARY_PATH), d)?
+            } else {
+                Db::open_cf_descriptors_read_only(&opts, path, d, false)?
             }
         } else {
             // A writable open names the configured categories (missing ones are created);
@@ -345,10 +355,12 @@ impl Store {
             // its share; a read-only handle none (it would need the writer's overwrites).
             warm: WarmTable::new(
                 cats_len,
-                match follower {
-                    Some(_) => warm_budget(config).saturating_sub(config.memory_budget as usize / 4),
-                    None if config.read_only => 0,
-                    None => warm_budget(config),
+                if follower {
+                    warm_budget(config).saturating_sub(config.memory_budget as usize / 4)
+                } else if config.read_only {
+                    0
+                } else {
+                    warm_budget(config)
                 },
             ),
         };
