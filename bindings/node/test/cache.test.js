@@ -2,14 +2,15 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
 
 const { Cache, NexxoCacheError, nativeVersion, CATEGORIES } = require('../lib/index');
 
+const { tmpDir } = require('./tmpdir');
+
 function tmp() {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'nexxo-node-'));
+  return tmpDir('nexxo-node-');
 }
 
 function code(fn) {
@@ -561,7 +562,7 @@ test('set: process exit and close write pending sets; none is lost', async () =>
 });
 
 test('set: a batch that fails rejects its promise (a full disk)', async (t) => {
-  const mnt = fs.mkdtempSync(path.join(os.tmpdir(), 'nexxo-full-'));
+  const mnt = tmpDir('nexxo-full-');
   if (require('node:child_process').spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=24m', 'tmpfs', mnt]).status !== 0) {
     t.skip('cannot mount a tmpfs here (not root)');
     return;

@@ -2,14 +2,15 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
 
 const { getCacheManager, CacheManager, humanSize } = require('../lib/index');
 
+const { tmpDir } = require('./tmpdir');
+
 function tmp() {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'nexxo-mgr-'));
+  return tmpDir('nexxo-mgr-');
 }
 
 function quietLogger() {
@@ -209,7 +210,7 @@ test('worker_threads: every getCacheManager of one root shares the cache', async
 });
 
 test('set: a failing batch (full disk) is one warning and a failure count, never a crash', async (t) => {
-  const mnt = fs.mkdtempSync(path.join(os.tmpdir(), 'nexxo-full-'));
+  const mnt = tmpDir('nexxo-full-');
   if (require('node:child_process').spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=24m', 'tmpfs', mnt]).status !== 0) {
     t.skip('cannot mount a tmpfs here (not root)');
     return;

@@ -4,8 +4,6 @@
 // module). scripts/test.sh runs every test file in both.
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 
@@ -14,8 +12,10 @@ const { Cache } = require('../lib/index');
 
 const KOFFI_ONLY = process.env.NEXXO_CACHE_FFI === 'koffi';
 
+const { tmpDir } = require('./tmpdir');
+
 function tmp() {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'nexxo-native-'));
+  return tmpDir('nexxo-native-');
 }
 
 test('the library is loaded the way the environment asks', () => {

@@ -8,6 +8,7 @@ const { spawnSync } = require('node:child_process');
 
 const cjs = require('../lib/index');
 const pkg = require('../package.json');
+const { tmpDir } = require('./tmpdir');
 
 test('the ES module entry exports what the CommonJS entry does, the same objects', async () => {
   const esm = await import(path.join(__dirname, '..', 'lib', 'index.mjs'));
@@ -39,7 +40,7 @@ test('NEXXO_CACHE_LIB comes before everything but libraryPath; a bad one is name
   // the repository's build is used.
   const r = spawnSync(process.execPath, ['-e', `
     const { getCacheManager } = require(${JSON.stringify(path.join(__dirname, '..', 'lib', 'index.js'))});
-    const m = getCacheManager(require('node:fs').mkdtempSync(require('node:os').tmpdir() + '/nexxo-load-'));
+    const m = getCacheManager(${JSON.stringify(tmpDir('nexxo-load-'))});
     console.log(JSON.stringify({ disabled: m.getStats().disabled }));
   `], { env: { ...process.env, NEXXO_CACHE_LIB: '/nonexistent/libnexxo_cache.so.1' }, encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);

@@ -3,14 +3,14 @@
 // (scripts/servers.sh: NEXXO_TEST_HTTP_URL, NEXXO_TEST_REDIS_URL).
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
 
 const { Cache, CacheManager, NexxoCacheError } = require('../lib/index');
 
+const { tmpDir } = require('./tmpdir');
+
 function tmp() {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'nexxo-node-remote-'));
+  return tmpDir('nexxo-node-remote-');
 }
 
 /** The server's URL; without one the test is skipped, except under CI where it fails. */
