@@ -557,12 +557,12 @@ impl WarmTable {
     }
 
     /// `f` of every entry held (category, key, frame), in the order of the chunks' bytes
-    /// (as written or scanned), and of whether they are all the store's entries: `counts`
-    /// is each category's (entries, stored bytes) as counted in the store, and a frame held
-    /// is always its key's current frame, so as many as the store holds are all of them.
-    /// None when the table holds neither the whole store nor half its budget's worth (not
-    /// worth an image: a process that wrote a few entries and read little).
-    fn for_image<R>(&self, counts: &[(u64, u64)], f: impl FnOnce(&[(usize, &[u8], &[u8])], bool) -> R) -> Option<R> {
+    /// (as written or scanned). None when the table holds neither the whole store nor half
+    /// its budget's worth (not worth an image: a process that wrote a few entries and read
+    /// little): `counts` is each category's (entries, stored bytes) as counted in the
+    /// store, and a frame held is always its key's current frame, so as many as the store
+    /// holds are all of them.
+    fn for_image<R>(&self, counts: &[(u64, u64)], f: impl FnOnce(&[(usize, &[u8], &[u8])]) -> R) -> Option<R> {
         let t = self.inner.read().unwrap_or_else(|p| p.into_inner());
         if t.replacing || t.cats.len() != counts.len() {
             return None;
@@ -591,7 +591,7 @@ impl WarmTable {
                 (ci, &t.chunks[c as usize][at..key_end], &t.chunks[c as usize][key_end..key_end + flen as usize])
             })
             .collect();
-        Some(f(&records, whole))
+        Some(f(&records))
     }
 
     /// Notes that an image of the store's present state failed its checks.
@@ -874,6 +874,11 @@ impl Warmer {
     }
 }
 
+/// Each category's (entries, stored bytes), as the store counts them.
+fn entries_and_bytes(counters: &[crate::stats::Counters]) -> Vec<(u64, u64)> {
+    counters.iter().map(|c| (c.entries, c.stored_bytes)).collect()
+}
+
 /// RocksDB's identity of the database in `dir` (its `IDENTITY` file: new for every
 /// database created), which an image must name.
 fn identity(dir: &std::path::Path) -> Option<Vec<u8>> {
@@ -948,7 +953,7 @@ impl Store {
     /// True when the whole store went in.
     fn fill_warm_table_from(&self, epoch: u64, stop: &AtomicBool) -> bool {
         // Each category's entries and stored bytes.
-        let counts: Vec<(u64, u64)> = self.lock_state().counters.iter().map(|c| (c.entries, c.stored_bytes)).collect();
+        let counts = entries_and_bytes(&self.lock_state().counters);
         let (entries, stored) = counts.iter().fold((0u64, 0u64), |(n, b), c| (n + c.0, b + c.1));
         let image = self.warm_from_image(epoch, stop);
         if stored.saturating_add(entries.saturating_mul(ENTRY_OVERHEAD as u64)) <= self.warm.budget as u64 {
@@ -986,7 +991,7 @@ impl Store {
         };
         let (sequence, counts) = {
             let st = self.lock_state();
-            (self.db.latest_sequence_number(), st.counters.iter().map(|c| (c.entries, c.stored_bytes)).collect::<Vec<_>>())
+            (self.db.latest_sequence_number(), entries_and_bytes(&st.counters))
         };
         let same = img.sequence == sequence
             && img.identity == taken_id
@@ -1012,7 +1017,7 @@ impl Store {
         let path = self.path.join(image::IMAGE_FILE);
         let st = self.lock_state();
         let sequence = self.db.latest_sequence_number();
-        let counts: Vec<(u64, u64)> = st.counters.iter().map(|c| (c.entries, c.stored_bytes)).collect();
+        let counts = entries_and_bytes(&st.counters);
         let written = identity(&self.path).filter(|_| self.warm.enabled() && counts.iter().any(|c| c.0 > 0)).and_then(|identity| {
             // A run that wrote nothing keeps the image there (unless its fill found it
             // damaged): it is of this very state.
@@ -1021,7 +1026,7 @@ impl Store {
             }
             let categories = self.cats.iter().zip(&counts).map(|(c, &(e, b))| (c.name.as_bytes(), e, b)).collect();
             let taken = image::Taken { sequence, identity: &identity, categories };
-            self.warm.for_image(&counts, |records, _| image::write(&self.path, &taken, records).is_ok())
+            self.warm.for_image(&counts, |records| image::write(&self.path, &taken, records).is_ok())
         });
         if written != Some(true) {
             let _ = std::fs::remove_file(&path);
