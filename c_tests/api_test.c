@@ -954,6 +954,17 @@ TEST(environment_variables) {
   nexxo_options_free(o);
   unsetenv("NEXXO_CACHE_MAX_SIZE");
 
+  /* The memory budget: one under the 4 MiB minimum fails the open, as the option's
+   * does; one that can be used opens the cache as before. */
+  setenv("NEXXO_CACHE_MEMORY_BUDGET", "1M", 1);
+  CHECK_ST(nexxo_cache_open(p, NULL, &c), NEXXO_INVALID_ARGUMENT);
+  setenv("NEXXO_CACHE_MEMORY_BUDGET", "256MiB", 1);
+  c = open_or_die(p, NULL);
+  char budget_val[1100];
+  CHECK(get_equals(c, "transform", "k0", budget_val, artifact(budget_val, sizeof budget_val, 0)));
+  nexxo_cache_close(c);
+  unsetenv("NEXXO_CACHE_MEMORY_BUDGET");
+
   setenv("NEXXO_CACHE_READ_ONLY", "1", 1);
   c = open_or_die(p, NULL);
   CHECK_ST(nexxo_cache_set(c, "parse", K("x"), (const uint8_t *)"x", 1), NEXXO_READ_ONLY);

@@ -233,8 +233,8 @@ pub unsafe extern "C" fn nexxo_options_set_allow_untrusted_dir(o: *mut nexxo_opt
 }
 
 /// With `ignore` true, the open leaves the `NEXXO_CACHE_*` environment variables out
-/// (`NEXXO_CACHE_MAX_SIZE`, `NEXXO_CACHE_MAX_AGE`, `NEXXO_CACHE_READ_ONLY`,
-/// `NEXXO_CACHE_DISABLE`, `NEXXO_CACHE_REMOTE` and its companions; README
+/// (`NEXXO_CACHE_MAX_SIZE`, `NEXXO_CACHE_MAX_AGE`, `NEXXO_CACHE_MEMORY_BUDGET`,
+/// `NEXXO_CACHE_READ_ONLY`, `NEXXO_CACHE_DISABLE`, `NEXXO_CACHE_REMOTE` and its companions; README
 /// "Environment"). Default false: an open reads them, a limit or remote the options set
 /// winning over the environment's, and a malformed value fails the open with
 /// `NEXXO_INVALID_ARGUMENT` naming the variable (with `nexxo_options_set_fallback_disabled`,
@@ -269,7 +269,10 @@ pub unsafe extern "C" fn nexxo_options_set_latency(o: *mut nexxo_options, record
 
 /// Memory for the warm table (5/8: recently written and stored values kept in memory for
 /// the reads of a build, in a writable cache), RocksDB's write buffers (1/4) and its block
-/// cache (1/8); default 64 MiB, at least 4 MiB.
+/// cache (1/8); default 64 MiB, at least 4 MiB. Without this call an open takes
+/// `NEXXO_CACHE_MEMORY_BUDGET` from the environment when it is set (since 1.11): a cache
+/// of N entries of S stored bytes stays whole in the warm table with a budget of at
+/// least 1.6 x (S + 64 N) (README "Reads: the warm table").
 ///
 /// `NEXXO_INVALID_ARGUMENT` when `o` is NULL or `bytes` is under 4 MiB.
 #[no_mangle]

@@ -6,9 +6,9 @@ use std::ffi::c_char;
 /// Major version; a change means an incompatible ABI.
 pub const NEXXO_CACHE_VERSION_MAJOR: u32 = 1;
 /// Minor version; a change adds to the ABI without breaking it.
-pub const NEXXO_CACHE_VERSION_MINOR: u32 = 10;
+pub const NEXXO_CACHE_VERSION_MINOR: u32 = 11;
 /// Patch version.
-pub const NEXXO_CACHE_VERSION_PATCH: u32 = 9;
+pub const NEXXO_CACHE_VERSION_PATCH: u32 = 0;
 /// Longest key in bytes. Keys are 1 to `NEXXO_MAX_KEY_LEN` bytes.
 pub const NEXXO_MAX_KEY_LEN: usize = 4096;
 /// Longest value in bytes (256 MiB). Values are 0 to `NEXXO_MAX_VALUE_LEN` bytes.

@@ -133,7 +133,8 @@ type Options struct {
 	// FallbackDisabled opens a disabled cache instead of failing for I/O, lock,
 	// corruption or format reasons.
 	FallbackDisabled bool
-	// MemoryBudget for RocksDB's caches and write buffers; 0 keeps the default (64 MiB).
+	// MemoryBudget for the warm table (5/8), RocksDB's write buffers (1/4) and its block
+	// cache (1/8); 0 keeps NEXXO_CACHE_MEMORY_BUDGET's, else the default (64 MiB).
 	MemoryBudget uint64
 	// DirMode of created directories, and the most an existing one may grant; 0 keeps
 	// the default (0700).
@@ -142,7 +143,8 @@ type Options struct {
 	// read-only instead of failing with ErrInsecure.
 	AllowUntrustedDir bool
 	// IgnoreEnvironment leaves the NEXXO_CACHE_* environment variables (NEXXO_CACHE_MAX_SIZE,
-	// NEXXO_CACHE_MAX_AGE, NEXXO_CACHE_READ_ONLY, NEXXO_CACHE_DISABLE, NEXXO_CACHE_REMOTE
+	// NEXXO_CACHE_MAX_AGE, NEXXO_CACHE_MEMORY_BUDGET, NEXXO_CACHE_READ_ONLY,
+	// NEXXO_CACHE_DISABLE, NEXXO_CACHE_REMOTE
 	// and its companions; the repository's README, "Environment") out of this open. By
 	// default they apply, behind what these options set.
 	IgnoreEnvironment bool

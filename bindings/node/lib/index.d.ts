@@ -110,7 +110,10 @@ export interface OpenOptions {
   readOnly?: boolean;
   /** Open a disabled cache instead of throwing for I/O, lock, corruption or format errors. */
   fallbackDisabled?: boolean;
-  /** Bytes for RocksDB's caches and write buffers; default 64 MiB, at least 4 MiB. */
+  /**
+   * Bytes for the warm table (5/8), RocksDB's write buffers (1/4) and its block cache (1/8);
+   * default NEXXO_CACHE_MEMORY_BUDGET's, else 64 MiB; at least 4 MiB.
+   */
   memoryBudget?: number | bigint;
   /** Mode of created directories, and the most an existing one may grant; default 0o700. */
   dirMode?: number;

@@ -35,8 +35,12 @@ pub struct Config {
     pub read_only: bool,
     /// Give a disabled cache instead of an error when the store cannot be opened.
     pub fallback_disabled: bool,
-    /// Bytes for RocksDB's block cache and write buffers together.
+    /// Bytes for the warm table, RocksDB's write buffers and its block cache together
+    /// (5/8, 1/4 and 1/8 of it).
     pub memory_budget: u64,
+    /// The opener set [`Config::memory_budget`] ([`Config::set_memory_budget`]):
+    /// `NEXXO_CACHE_MEMORY_BUDGET` does not replace it.
+    pub explicit_memory_budget: bool,
     /// Permissions of directories the cache creates; also the most an existing cache
     /// directory may grant (write bits beyond these make it untrusted). Default 0o700.
     pub dir_mode: u32,
@@ -82,6 +86,7 @@ impl Default for Config {
             read_only: false,
             fallback_disabled: false,
             memory_budget: DEFAULT_MEMORY_BUDGET,
+            explicit_memory_budget: false,
             dir_mode: DEFAULT_DIR_MODE,
             allow_untrusted_dir: false,
             remote: RemoteConfig::default(),
@@ -223,6 +228,7 @@ impl Config {
             )));
         }
         self.memory_budget = bytes;
+        self.explicit_memory_budget = true;
         Ok(())
     }
 }

@@ -10,6 +10,7 @@
 //! | `NEXXO_CACHE_READ_ONLY` | `1`/`true`/`yes`/`on` or `0`/`false`/`no`/`off` | open read-only |
 //! | `NEXXO_CACHE_DISABLE` | as above | a disabled cache: every get misses, writes are dropped |
 //! | `NEXXO_CACHE_LATENCY` | as above | `0`: record no latency histograms (`1` leaves the opener's choice) |
+//! | `NEXXO_CACHE_MEMORY_BUDGET` | bytes, or with a binary suffix (as the max size); at least 4 MiB | the memory budget, unless the opener set one |
 //! | `NEXXO_CACHE_REMOTE` | one or more URLs, separated by commas or spaces | the remotes, unless the opener configured some |
 //! | `NEXXO_CACHE_REMOTE_MODE` | `read-write`, `read-only`, `off` | with `NEXXO_CACHE_REMOTE` |
 //! | `NEXXO_CACHE_REMOTE_NAME` | the namespace on the servers | with `NEXXO_CACHE_REMOTE` |
@@ -21,7 +22,7 @@
 //! is unset. A value that cannot be read is an error naming the variable: never a
 //! crash, never a value silently ignored.
 
-use crate::config::Config;
+use crate::config::{Config, MIN_MEMORY_BUDGET};
 use crate::error::{Error, Result};
 use crate::remote::Mode;
 
@@ -30,6 +31,9 @@ pub const MAX_AGE: &str = "NEXXO_CACHE_MAX_AGE";
 pub const READ_ONLY: &str = "NEXXO_CACHE_READ_ONLY";
 pub const DISABLE: &str = "NEXXO_CACHE_DISABLE";
 pub const LATENCY: &str = "NEXXO_CACHE_LATENCY";
+/// The memory budget ([`Config::memory_budget`]): what a user raises so that a large
+/// cache's warm table holds all of it.
+pub const MEMORY_BUDGET: &str = "NEXXO_CACHE_MEMORY_BUDGET";
 pub const REMOTE: &str = "NEXXO_CACHE_REMOTE";
 pub const REMOTE_MODE: &str = "NEXXO_CACHE_REMOTE_MODE";
 pub const REMOTE_NAME: &str = "NEXXO_CACHE_REMOTE_NAME";
@@ -74,6 +78,15 @@ pub fn apply_from(config: &Config, var: &dyn Fn(&str) -> Option<String>) -> Resu
         if !c.explicit.max_age {
             c.max_age_secs = n;
             c.from_environment.max_age = true;
+        }
+    }
+    if let Some(v) = get(MEMORY_BUDGET) {
+        let n = parse_size(&v).map_err(|why| bad(MEMORY_BUDGET, &v, why))?;
+        if n < MIN_MEMORY_BUDGET {
+            return Err(bad(MEMORY_BUDGET, &v, format!("under the minimum of {MIN_MEMORY_BUDGET} bytes (4 MiB)")));
+        }
+        if !c.explicit_memory_budget {
+            c.memory_budget = n;
         }
     }
     if let Some(v) = get(READ_ONLY) {
@@ -244,7 +257,14 @@ mod tests {
         let a = with(&[(MAX_SIZE, "1G")], &set).unwrap();
         assert_eq!(a.config.max_size, 5 << 20, "a limit the opener set wins");
         assert!(!a.config.from_environment.max_size);
+        // The memory budget: the environment's unless the opener set one.
+        assert_eq!(with(&[(MEMORY_BUDGET, "512M")], &Config::default()).unwrap().config.memory_budget, 512 << 20);
+        assert_eq!(with(&[(MEMORY_BUDGET, "4MiB")], &Config::default()).unwrap().config.memory_budget, 4 << 20);
+        let mut own = Config::default();
+        own.set_memory_budget(8 << 20).unwrap();
+        assert_eq!(with(&[(MEMORY_BUDGET, "512M")], &own).unwrap().config.memory_budget, 8 << 20, "a budget the opener set wins");
         let ignoring = Config { ignore_environment: true, ..Config::default() };
+        assert_eq!(with(&[(MEMORY_BUDGET, "512M")], &ignoring).unwrap().config.memory_budget, Config::default().memory_budget);
         assert_eq!(with(&[(MAX_SIZE, "1G"), (DISABLE, "1")], &ignoring).unwrap(), Applied { config: ignoring.clone(), disable: false });
     }
 
@@ -280,6 +300,9 @@ mod tests {
             (vec![(READ_ONLY, "maybe")], READ_ONLY),
             (vec![(DISABLE, "2")], DISABLE),
             (vec![(LATENCY, "fast")], LATENCY),
+            (vec![(MEMORY_BUDGET, "plenty")], MEMORY_BUDGET),
+            (vec![(MEMORY_BUDGET, "1M")], MEMORY_BUDGET),
+            (vec![(MEMORY_BUDGET, "0")], MEMORY_BUDGET),
             (vec![(REMOTE, "ftp://x")], REMOTE),
             (vec![(REMOTE, "gopher://user:short-secret@127.0.0.1/c")], REMOTE),
             (vec![(REMOTE, "http://127.0.0.1:9/c"), (REMOTE_MODE, "sometimes")], REMOTE_MODE),

@@ -459,3 +459,56 @@ fn writes_after_a_fill_from_the_image_read_as_written() {
         assert_eq!(c.get(b"transform", &key(i)).unwrap(), want(i), "key {i}, the next run");
     }
 }
+
+/// Set in a child process of [`the_memory_budget_from_the_environment_sizes_the_table`]:
+/// the cache directory it writes to, then `+` when it sets a budget of its own.
+const BUDGET_CHILD: &str = "NEXXO_WARM_BUDGET_CHILD";
+
+/// How many of 30,000 entries written by a new process (this binary, running
+/// [`warm_budget_child_entry`]) its table holds, with `env` as its
+/// `NEXXO_CACHE_MEMORY_BUDGET` and, when `own`, a budget of 64 MiB set by the opener.
+fn held_by_a_writer(dir: &std::path::Path, env: Option<&str>, own: bool) -> usize {
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", "warm_budget_child_entry", "--nocapture", "--test-threads=1"])
+        .env(BUDGET_CHILD, format!("{}{}", dir.display(), if own { "+" } else { "" }))
+        .env_remove("NEXXO_CACHE_MEMORY_BUDGET");
+    if let Some(v) = env {
+        cmd.env("NEXXO_CACHE_MEMORY_BUDGET", v);
+    }
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "child: {text} {}", String::from_utf8_lossy(&out.stderr));
+    let line = text.lines().find_map(|l| l.split("held ").nth(1)).unwrap_or_else(|| panic!("no count from the child: {text}"));
+    line.trim().parse().unwrap()
+}
+
+/// The entry of [`held_by_a_writer`]'s child; does nothing in a test run.
+#[test]
+fn warm_budget_child_entry() {
+    let Ok(spec) = std::env::var(BUDGET_CHILD) else { return };
+    let (dir, own) = match spec.strip_suffix('+') {
+        Some(d) => (d.to_owned(), true),
+        None => (spec, false),
+    };
+    let mut config = Config::default();
+    if own {
+        config.set_memory_budget(64 << 20).unwrap();
+    }
+    let c = Cache::open(std::path::Path::new(&dir), &config).unwrap();
+    set_in_batches(&c, 0..30_000, 0);
+    println!("held {}", c.store().unwrap().debug_warm_entries());
+}
+
+/// `NEXXO_CACHE_MEMORY_BUDGET` sizes the warm table as the option does, unless the opener
+/// set a budget: 4 MiB (a table of 2.5 MiB) holds part of 30,000 entries, which the
+/// default 64 MiB holds whole.
+#[test]
+fn the_memory_budget_from_the_environment_sizes_the_table() {
+    let d = tempfile::tempdir().unwrap();
+    let held = held_by_a_writer(&d.path().join("default"), None, false);
+    assert_eq!(held, 30_000, "the default budget holds them all");
+    let held = held_by_a_writer(&d.path().join("env"), Some("4M"), false);
+    assert!(held > 30_000 / 4 && held < 30_000, "4 MiB from the environment: {held}");
+    let held = held_by_a_writer(&d.path().join("own"), Some("4M"), true);
+    assert_eq!(held, 30_000, "a budget the opener set wins");
+}
