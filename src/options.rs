@@ -272,7 +272,8 @@ pub unsafe extern "C" fn nexxo_options_set_latency(o: *mut nexxo_options, record
 /// cache (1/8); default 64 MiB, at least 4 MiB. Without this call an open takes
 /// `NEXXO_CACHE_MEMORY_BUDGET` from the environment when it is set (since 1.11): a cache
 /// of N entries of S stored bytes stays whole in the warm table with a budget of at
-/// least 1.6 x (S + 64 N) (README "Reads: the warm table").
+/// least 1.6 x (S + 64 N), 2.7 x in a process that reaches the cache through another
+/// (README "Reads: the warm table").
 ///
 /// `NEXXO_INVALID_ARGUMENT` when `o` is NULL or `bytes` is under 4 MiB.
 #[no_mangle]
