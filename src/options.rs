@@ -234,12 +234,13 @@ pub unsafe extern "C" fn nexxo_options_set_allow_untrusted_dir(o: *mut nexxo_opt
 
 /// With `ignore` true, the open leaves the `NEXXO_CACHE_*` environment variables out
 /// (`NEXXO_CACHE_MAX_SIZE`, `NEXXO_CACHE_MAX_AGE`, `NEXXO_CACHE_MEMORY_BUDGET`,
-/// `NEXXO_CACHE_READ_ONLY`, `NEXXO_CACHE_DISABLE`, `NEXXO_CACHE_REMOTE` and its companions; README
-/// "Environment"). Default false: an open reads them, a limit or remote the options set
-/// winning over the environment's, and a malformed value fails the open with
-/// `NEXXO_INVALID_ARGUMENT` naming the variable (with `nexxo_options_set_fallback_disabled`,
-/// a disabled cache whose reason says so). With `NEXXO_CACHE_DISABLE` set, the open gives
-/// a disabled cache whose `disabled_reason` is `NEXXO_OK`. (Added in 1.4.)
+/// `NEXXO_CACHE_READ_ONLY`, `NEXXO_CACHE_DISABLE`, `NEXXO_CACHE_REMOTE` and its
+/// companions; README "Environment"). Default false: an open reads them, a limit, budget
+/// or remote the options set winning over the environment's, and a malformed value fails
+/// the open with `NEXXO_INVALID_ARGUMENT` naming the variable (with
+/// `nexxo_options_set_fallback_disabled`, a disabled cache whose reason says so). With
+/// `NEXXO_CACHE_DISABLE` set, the open gives a disabled cache whose `disabled_reason` is
+/// `NEXXO_OK`. (Added in 1.4.)
 ///
 /// `NEXXO_INVALID_ARGUMENT` when `o` is NULL.
 #[no_mangle]

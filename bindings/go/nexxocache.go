@@ -144,9 +144,9 @@ type Options struct {
 	AllowUntrustedDir bool
 	// IgnoreEnvironment leaves the NEXXO_CACHE_* environment variables (NEXXO_CACHE_MAX_SIZE,
 	// NEXXO_CACHE_MAX_AGE, NEXXO_CACHE_MEMORY_BUDGET, NEXXO_CACHE_READ_ONLY,
-	// NEXXO_CACHE_DISABLE, NEXXO_CACHE_REMOTE
-	// and its companions; the repository's README, "Environment") out of this open. By
-	// default they apply, behind what these options set.
+	// NEXXO_CACHE_DISABLE, NEXXO_CACHE_REMOTE and its companions; the repository's
+	// README, "Environment") out of this open. By default they apply, behind what these
+	// options set.
 	IgnoreEnvironment bool
 	// NoLatency records no latency histograms (Latency, StatsJSON's "latency"); by
 	// default every call is timed (gets one in 16). NEXXO_CACHE_LATENCY=0 also turns
