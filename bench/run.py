@@ -97,15 +97,13 @@ def run_one(contestant, workload, count, length, directory):
     """Runs one worker; wait4 gives its own peak RSS."""
     if contestant == MANAGER or contestant in NODE or contestant.removesuffix("-batch") in NODE:
         cmd = ["node", NODE_WORKER, contestant.removesuffix("-batch"), workload, str(count), str(length), directory]
-    elif contestant == "nexxo-c":
+    elif contestant in ("nexxo-c", BIG_BUDGET):
         cmd = [C_WORKER, workload, str(count), str(length), directory]
-    elif contestant == BIG_BUDGET:
-        return run_cmd([C_WORKER, workload, str(count), str(length), directory], dict(os.environ, NEXXO_CACHE_MEMORY_BUDGET="512M"))
     elif contestant == "nexxo-go":
         cmd = [GO_WORKER, workload, str(count), str(length), directory]
     else:
         cmd = [RUST_WORKER, contestant.removesuffix("-floor"), workload, str(count), str(length), directory]
-    return run_cmd(cmd)
+    return run_cmd(cmd, dict(os.environ, NEXXO_CACHE_MEMORY_BUDGET="512M") if contestant == BIG_BUDGET else None)
 
 
 def run_cmd(cmd, env=None):

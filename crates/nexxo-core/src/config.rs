@@ -222,15 +222,19 @@ impl Config {
     }
 
     pub fn set_memory_budget(&mut self, bytes: u64) -> Result<()> {
-        if bytes < MIN_MEMORY_BUDGET {
-            return Err(Error::InvalidArgument(format!(
-                "memory budget {bytes} is below the minimum of {MIN_MEMORY_BUDGET} bytes"
-            )));
-        }
-        self.memory_budget = bytes;
+        self.memory_budget = check_memory_budget(bytes).map_err(Error::InvalidArgument)?;
         self.explicit_memory_budget = true;
         Ok(())
     }
+}
+
+/// `bytes` as a memory budget: at least [`MIN_MEMORY_BUDGET`]. The option and
+/// `NEXXO_CACHE_MEMORY_BUDGET` (see [`crate::environment`]) check it alike.
+pub(crate) fn check_memory_budget(bytes: u64) -> std::result::Result<u64, String> {
+    if bytes < MIN_MEMORY_BUDGET {
+        return Err(format!("memory budget {bytes} is below the minimum of {MIN_MEMORY_BUDGET} bytes"));
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]

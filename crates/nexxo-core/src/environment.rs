@@ -22,7 +22,7 @@
 //! is unset. A value that cannot be read is an error naming the variable: never a
 //! crash, never a value silently ignored.
 
-use crate::config::{Config, MIN_MEMORY_BUDGET};
+use crate::config::{check_memory_budget, Config};
 use crate::error::{Error, Result};
 use crate::remote::Mode;
 
@@ -81,10 +81,7 @@ pub fn apply_from(config: &Config, var: &dyn Fn(&str) -> Option<String>) -> Resu
         }
     }
     if let Some(v) = get(MEMORY_BUDGET) {
-        let n = parse_size(&v).map_err(|why| bad(MEMORY_BUDGET, &v, why))?;
-        if n < MIN_MEMORY_BUDGET {
-            return Err(bad(MEMORY_BUDGET, &v, format!("under the minimum of {MIN_MEMORY_BUDGET} bytes (4 MiB)")));
-        }
+        let n = parse_size(&v).and_then(check_memory_budget).map_err(|why| bad(MEMORY_BUDGET, &v, why))?;
         if !c.explicit_memory_budget {
             c.memory_budget = n;
         }
